@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the Debian packages hyperkern's tests and backends use, when they
+# are missing. Needs root (apt-get); prints what is missing otherwise.
+set -euo pipefail
+packages=(
+  qemu-system-x86 qemu-utils   # the QEMU backend and its tests
+  busybox-static cpio          # the tiny Linux test guest's initramfs
+  python3-msgpack              # the non-TypeScript isolated sub-agent in tests
+  sqlite3                      # inspecting the state file by hand
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+  echo "missing Debian packages: ${missing[*]}; install them with: sudo apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"
