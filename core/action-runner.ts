@@ -1,0 +1,187 @@
+/**
+ * The pipeline engine. An action's sync stages run inside the request and
+ * may refuse it; its async stages run later as one job on the guest's
+ * queue. Every guest a stage returns is persisted before the next stage
+ * runs, so a crash mid-job loses at most the stage that was running.
+ */
+import { METRICS_ACTIONS, type LifecycleAction, type MetricsAction } from './actions.js';
+import type { ActionPlans, LifecyclePlan } from './action-plan.js';
+import { Errors, messageOf } from './errors.js';
+import type { GuestRegistry } from './guest-registry.js';
+import { JobLog, isFinished, type JobEnd } from './job-log.js';
+import { JobScheduler } from './job-scheduler.js';
+import type { AgentLogger } from './logger.js';
+import type { Logger } from './plugin-api.js';
+import { runStage } from './stage-runner.js';
+import type { Guest, GuestMetricsResponse, GuestResponse, Job } from './wire-types.js';
+
+export interface Accepted {
+  guest: Guest;
+  job: Job;
+}
+
+export class ActionRunner {
+  private readonly scheduler: JobScheduler;
+  private readonly shutdownController = new AbortController();
+  private stopping = false;
+
+  constructor(
+    private readonly registry: GuestRegistry,
+    private readonly jobs: JobLog,
+    private readonly plans: ActionPlans,
+    private readonly log: AgentLogger,
+    concurrency: number,
+  ) {
+    this.scheduler = new JobScheduler(concurrency, (guestId, jobId) => this.execute(guestId, jobId));
+  }
+
+  /**
+   * After a restart: jobs that were running were cut off mid-stage, so they
+   * end as Error; queued jobs were acknowledged, so they run, in order.
+   */
+  async recover(): Promise<{ resumed: number; interrupted: number }> {
+    const running = this.jobs.withStatus('Running');
+    for (const { job } of running) {
+      await this.jobs.update(job.ID, { Status: 'Error', Message: 'interrupted by agent restart' });
+    }
+    const queued = this.jobs.withStatus('Queued');
+    for (const { job } of queued) this.scheduler.enqueue(job.GuestID, job.ID);
+    return { resumed: queued.length, interrupted: running.length };
+  }
+
+  get stats(): { queued: number; running: number } {
+    return { queued: this.scheduler.queuedCount, running: this.scheduler.runningCount };
+  }
+
+  isConfigured(action: LifecycleAction | MetricsAction): boolean {
+    return this.plans.lifecycle.has(action as LifecycleAction) || this.plans.metrics.has(action as MetricsAction);
+  }
+
+  /** Run `action` on an existing guest: sync stages now, the rest as a job. */
+  async perform(action: LifecycleAction, guestId: string, args: Record<string, unknown>): Promise<Accepted> {
+    const plan = this.lifecyclePlan(action);
+    const guest = this.registry.find(guestId);
+    if (!guest) throw Errors.guestNotFound(guestId);
+    const checked = await this.runSync(plan, guest, args, true);
+    const job = await this.jobs.create(guestId, action, args);
+    this.scheduler.enqueue(guestId, job.ID);
+    return { guest: checked, job };
+  }
+
+  /** Register a new guest and queue its create job. */
+  async create(guest: Guest, args: Record<string, unknown>): Promise<Accepted> {
+    const plan = this.lifecyclePlan('create');
+    const checked = await this.runSync(plan, guest, args, false);
+    await this.registry.save(checked);
+    const job = await this.jobs.create(checked.id, 'create', args);
+    this.scheduler.enqueue(checked.id, job.ID);
+    return { guest: checked, job };
+  }
+
+  /** Metrics are read directly, never queued behind the guest's jobs. */
+  async metrics(action: MetricsAction, guestId: string, args: Record<string, unknown>): Promise<unknown> {
+    const plan = this.plans.metrics.get(action);
+    if (!plan) throw Errors.actionNotConfigured(`this agent's config maps no stage to "${action}"; add actions.${action}.stages to the config`);
+    const guest = this.registry.find(guestId);
+    if (!guest) throw Errors.guestNotFound(guestId);
+    const type = METRICS_ACTIONS[action];
+    const response = await runStage<GuestMetricsResponse | undefined>(
+      plan.stage,
+      { guest, type, args: { ...plan.stage.args, ...args } },
+      { log: this.log as unknown as Logger, shutdown: this.shutdownController.signal },
+    );
+    const metrics = response?.[type];
+    if (metrics === undefined || metrics === null) {
+      throw Errors.stageFailed(`stage ${plan.stage.handle.name} returned no ${type} metrics for guest ${guestId}`);
+    }
+    return metrics;
+  }
+
+  /** Wait up to `timeoutMs` for a job to end; undefined if it is still going. */
+  async waitForJob(jobId: string, timeoutMs: number): Promise<JobEnd | undefined> {
+    const job = this.jobs.get(jobId);
+    if (!job) return undefined;
+    if (isFinished(job.Status)) return { job, guest: this.registry.find(job.GuestID) };
+    return this.jobs.waitForEnd(jobId, timeoutMs);
+  }
+
+  /**
+   * Stop taking jobs, give running ones `graceMs` to finish, then abort
+   * their stages. Queued jobs stay queued in the store and run at the next
+   * start; jobs cut off now are marked interrupted then.
+   */
+  async shutdown(graceMs: number): Promise<void> {
+    this.stopping = true;
+    this.scheduler.pause();
+    let timer: NodeJS.Timeout | undefined;
+    const graceOver = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), graceMs)));
+    const outcome = await Promise.race([this.scheduler.idle().then(() => 'idle' as const), graceOver]);
+    clearTimeout(timer);
+    if (outcome === 'timeout') {
+      this.log.warn({ running: this.scheduler.runningCount }, 'jobs still running at the shutdown deadline; aborting their stages');
+      this.shutdownController.abort(new Error('agent is shutting down'));
+    }
+  }
+
+  private lifecyclePlan(action: LifecycleAction): LifecyclePlan {
+    if (this.stopping) throw Errors.shuttingDown('the agent is shutting down and accepts no new actions; retry when it is back');
+    const plan = this.plans.lifecycle.get(action);
+    if (!plan) throw Errors.actionNotConfigured(`this agent's config maps no stages to "${action}"; add actions.${action} to the config`);
+    return plan;
+  }
+
+  private async runSync(plan: LifecyclePlan, guest: Guest, args: Record<string, unknown>, registered: boolean): Promise<Guest> {
+    let current = guest;
+    for (const stage of plan.sync) {
+      const response = await runStage<GuestResponse | void>(
+        stage,
+        { guest: current, action: plan.action, args: { ...stage.args, ...args } },
+        { log: this.log as unknown as Logger },
+      );
+      if (response?.guest) {
+        current = registered ? await this.registry.applyStageResult(current, response.guest) : { ...response.guest, id: guest.id };
+      }
+    }
+    return current;
+  }
+
+  private async execute(guestId: string, jobId: string): Promise<void> {
+    const job = this.jobs.get(jobId);
+    if (!job || job.Status !== 'Queued') return;
+    const log = this.log.child({ job: jobId, guest: guestId, action: job.Action }) as unknown as Logger;
+    const plan = this.plans.lifecycle.get(job.Action as LifecycleAction);
+    const args = this.jobs.argsOf(jobId);
+    await this.jobs.update(jobId, { Status: 'Running', StartedAt: new Date().toISOString() });
+    let message = '';
+    try {
+      if (!plan) throw new Error(`action "${job.Action}" is no longer configured`);
+      let guest = this.registry.find(guestId);
+      if (!guest) throw new Error(`guest ${guestId} no longer exists`);
+      for (const stage of plan.async) {
+        // The newest guest, not the one the previous stage returned: a
+        // metadata PATCH may have landed in between.
+        const sent: Guest = this.registry.find(guestId) ?? guest;
+        const response = await runStage<GuestResponse | void>(
+          stage,
+          { guest: sent, action: job.Action, args: { ...stage.args, ...args } },
+          { log, jobId, shutdown: this.shutdownController.signal },
+        );
+        if (response?.guest) guest = await this.registry.applyStageResult(sent, response.guest);
+        if (response?.message) message = response.message;
+      }
+      const last = this.registry.find(guestId) ?? guest;
+      if (job.Action === 'delete') await this.registry.remove(guestId);
+      await this.jobs.update(jobId, { Status: 'Complete', Message: message }, last);
+      log.info({ status: 'Complete' }, 'job finished');
+    } catch (error) {
+      const reason = messageOf(error);
+      log.warn({ status: 'Error', error: reason }, 'job failed');
+      try {
+        if (job.Action === 'create') await this.registry.observe(guestId, { state: 'error' }, reason);
+        await this.jobs.update(jobId, { Status: 'Error', Message: reason }, this.registry.find(guestId));
+      } catch (storageError) {
+        log.error({ error: messageOf(storageError) }, 'could not record the job failure');
+      }
+    }
+  }
+}

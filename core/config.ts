@@ -1,0 +1,177 @@
+/**
+ * Agent configuration: the file format, its defaults, and the overrides from
+ * command-line flags and environment variables. Validation errors name the
+ * file, the key and what would be accepted, so an operator can fix the file
+ * without reading code.
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import { Errors } from './errors.js';
+
+const stageRefSchema = z.union([
+  z.string().regex(/^[^.\s]+\..+$/, 'a stage name looks like "plugin.stage"'),
+  z.object({
+    stage: z.string().regex(/^[^.\s]+\..+$/, 'a stage name looks like "plugin.stage"'),
+    args: z.record(z.string(), z.unknown()).optional(),
+    /** seconds */
+    timeout: z.number().positive().max(86400).optional(),
+  }),
+]);
+
+const actionSchema = z
+  .object({
+    /** Stages run inside the request, before the job is queued. */
+    sync: z.array(stageRefSchema).default([]),
+    /** Stages run as one job on the guest's queue. */
+    async: z.array(stageRefSchema).default([]),
+    /** mistify-agent's name: the async stages (or the one metrics stage). */
+    stages: z.array(stageRefSchema).optional(),
+  })
+  .strict();
+
+const pluginSchema = z
+  .object({
+    /** A built-in plugin name ("qemu"), a path ("./my-plugin.js"), or a package name. */
+    module: z.string().min(1),
+    /** Instance id and stage prefix; defaults to the manifest's id. */
+    id: z.string().regex(/^[A-Za-z][A-Za-z0-9_-]*$/).optional(),
+    /** Run the plugin in a child process. */
+    isolate: z.boolean().default(false),
+    /** Calls in flight to an isolated plugin at once. */
+    maxPending: z.number().int().positive().max(10000).default(64),
+    options: z.record(z.string(), z.unknown()).default({}),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    listen: z.string().default('127.0.0.1:8080'),
+    dataDir: z.string().default('./data'),
+    logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    /** Largest request body accepted, e.g. "1mb". */
+    bodyLimit: z.string().regex(/^\d+(b|kb|mb)$/i, 'a size such as "64kb" or "1mb"').default('1mb'),
+    /** Request access logs (one JSON line per request). */
+    accessLog: z.boolean().default(true),
+    auth: z
+      .object({
+        /** Bearer tokens accepted; empty = no authentication. */
+        tokens: z.array(z.string().min(16, 'tokens must be at least 16 characters')).default([]),
+      })
+      .strict()
+      .default({ tokens: [] }),
+    jobs: z
+      .object({
+        /** Jobs running at once across all guests (one per guest at most). */
+        concurrency: z.number().int().positive().max(1024).default(16),
+        /** Finished jobs kept; the oldest are pruned first. */
+        history: z.number().int().positive().max(10_000_000).default(10000),
+        stageTimeoutSeconds: z.number().positive().max(86400).default(60),
+        /** On SIGTERM, how long running jobs may take to finish. */
+        shutdownGraceSeconds: z.number().nonnegative().max(3600).default(20),
+        /** Upper bound of ?wait=SECONDS. */
+        maxWaitSeconds: z.number().positive().max(3600).default(300),
+      })
+      .strict()
+      .default({ concurrency: 16, history: 10000, stageTimeoutSeconds: 60, shutdownGraceSeconds: 20, maxWaitSeconds: 300 }),
+    plugins: z.array(pluginSchema).default([]),
+    actions: z.record(z.string(), actionSchema).default({}),
+  })
+  .strict();
+
+export type AgentConfig = z.infer<typeof configSchema>;
+export type PluginConfig = z.infer<typeof pluginSchema>;
+export type ActionConfig = z.infer<typeof actionSchema>;
+export type StageRefConfig = z.infer<typeof stageRefSchema>;
+
+/** A config as loaded: the parsed content and where it came from. */
+export interface LoadedConfig {
+  file: string;
+  config: AgentConfig;
+}
+
+export interface ConfigOverrides {
+  listen?: string;
+  dataDir?: string;
+  tokens?: string[];
+  logLevel?: string;
+}
+
+/**
+ * Optional translators for other config dialects (e.g. mistify-agent's
+ * `services` + `actions`). A translator returns undefined when the raw
+ * object is not its dialect.
+ */
+export type ConfigDialect = (raw: Record<string, unknown>, file: string) => Record<string, unknown> | undefined;
+const dialects: ConfigDialect[] = [];
+export function registerConfigDialect(dialect: ConfigDialect): void {
+  dialects.push(dialect);
+}
+
+export async function loadConfig(file: string, overrides: ConfigOverrides = {}): Promise<LoadedConfig> {
+  const absolute = path.resolve(file);
+  let text: string;
+  try {
+    text = await readFile(absolute, 'utf8');
+  } catch (error) {
+    throw Errors.config(`cannot read config file ${absolute}: ${(error as NodeJS.ErrnoException).code ?? error}. Pass an existing file with --config FILE or HYPERKERN_CONFIG.`);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (error) {
+    throw Errors.config(`config file ${absolute} is not valid JSON: ${(error as Error).message}`);
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw Errors.config(`config file ${absolute} must hold a JSON object`);
+  }
+  let source = raw as Record<string, unknown>;
+  for (const dialect of dialects) {
+    const translated = dialect(source, absolute);
+    if (translated) {
+      source = translated;
+      break;
+    }
+  }
+  const withOverrides = applyOverrides(source, overrides);
+  return { file: absolute, config: parseConfig(withOverrides, absolute) };
+}
+
+export function parseConfig(raw: unknown, file: string): AgentConfig {
+  const parsed = configSchema.safeParse(raw);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => `  - ${issue.path.length ? issue.path.join('.') : '(top level)'}: ${describeIssue(issue)}`);
+    throw Errors.config(`config file ${file} is invalid:\n${lines.join('\n')}`);
+  }
+  return parsed.data;
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  if (issue.code === 'unrecognized_keys') {
+    return `unknown key(s) ${issue.keys.map((k) => `"${k}"`).join(', ')}; remove them or check their spelling`;
+  }
+  return issue.message;
+}
+
+function applyOverrides(raw: Record<string, unknown>, overrides: ConfigOverrides): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...raw };
+  if (overrides.listen) out.listen = overrides.listen;
+  if (overrides.dataDir) out.dataDir = overrides.dataDir;
+  if (overrides.logLevel) out.logLevel = overrides.logLevel;
+  if (overrides.tokens && overrides.tokens.length > 0) {
+    const auth = (typeof out.auth === 'object' && out.auth) || {};
+    const existing = Array.isArray((auth as { tokens?: unknown }).tokens) ? ((auth as { tokens: string[] }).tokens) : [];
+    out.auth = { ...auth, tokens: [...existing, ...overrides.tokens] };
+  }
+  return out;
+}
+
+/** Splits "host:port" / "[::1]:port"; errors name the flag to fix. */
+export function parseListen(listen: string): { host: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(listen);
+  const port = match ? Number(match[3]) : NaN;
+  if (!match || port > 65535) {
+    throw Errors.config(`listen address "${listen}" is not HOST:PORT (e.g. 127.0.0.1:8080 or [::1]:8080); set it with --listen, HYPERKERN_LISTEN or "listen" in the config`);
+  }
+  return { host: match[1] ?? match[2], port };
+}

@@ -1,0 +1,41 @@
+/**
+ * Query parameters of action requests: `wait` (seconds to hold the answer
+ * until the job ends) is the kernel's; every other parameter is handed to
+ * the action's stages as a string in `args` (e.g. shutdown's `timeout`).
+ */
+import type { Context } from 'koa';
+import { Errors } from '../errors.js';
+
+export interface ActionParams {
+  waitMs: number;
+  args: Record<string, string>;
+}
+
+export function actionParams(ctx: Context, maxWaitSeconds: number): ActionParams {
+  const args: Record<string, string> = {};
+  let waitMs = 0;
+  for (const [key, raw] of Object.entries(ctx.query)) {
+    const value = Array.isArray(raw) ? raw[raw.length - 1] : (raw ?? '');
+    if (key === 'wait') {
+      const seconds = value === '' ? maxWaitSeconds : Number(value);
+      if (!Number.isFinite(seconds) || seconds < 0) throw Errors.badRequest(`wait must be a number of seconds (0 to ${maxWaitSeconds}); got "${value}"`);
+      waitMs = Math.min(seconds, maxWaitSeconds) * 1000;
+    } else if (key === 'timeout') {
+      const seconds = Number(value);
+      if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 86400) throw Errors.badRequest(`timeout must be a number of seconds between 0 and 86400; got "${value}"`);
+      args[key] = value;
+    } else {
+      args[key] = value;
+    }
+  }
+  return { waitMs, args };
+}
+
+/** `?limit=N` for listings. */
+export function limitParam(ctx: Context, fallback: number, max: number): number {
+  const raw = ctx.query.limit;
+  if (raw === undefined) return fallback;
+  const value = Number(Array.isArray(raw) ? raw[0] : raw);
+  if (!Number.isInteger(value) || value < 1) throw Errors.badRequest(`limit must be a whole number from 1 to ${max}; got "${raw}"`);
+  return Math.min(value, max);
+}

@@ -1,0 +1,49 @@
+/**
+ * The Koa application: request context and logging, errors, auth, JSON
+ * bodies, then the routes. 404 and 405 come out as JSON like every error.
+ */
+import Router from '@koa/router';
+import Koa from 'koa';
+import { Errors } from '../errors.js';
+import type { AgentLogger } from '../logger.js';
+import { bearerAuth } from './auth.js';
+import { errorHandler } from './error-handler.js';
+import { guestRoutes, type GuestRouteDeps } from './guest-routes.js';
+import { hostRoutes, type HostRouteDeps } from './host-routes.js';
+import { jsonBody } from './json-body.js';
+import { requestContext } from './request-context.js';
+
+export interface AppOptions {
+  log: AgentLogger;
+  tokens: string[];
+  bodyLimit: string;
+  accessLog: boolean;
+  guests: GuestRouteDeps;
+  host: HostRouteDeps;
+}
+
+export function createApp(options: AppOptions): Koa {
+  const app = new Koa();
+  // Errors are answered by errorHandler; Koa's default handler would print stacks.
+  app.silent = true;
+  const router = new Router();
+  guestRoutes(router, options.guests);
+  hostRoutes(router, options.host);
+
+  app.use(requestContext(options.log, options.accessLog));
+  app.use(errorHandler(options.log));
+  app.use(bearerAuth(options.tokens, new Set(['/health'])));
+  app.use(jsonBody(options.bodyLimit));
+  app.use(router.routes());
+  // Reached only when no route answered: 405 with Allow if the path exists
+  // under other methods, else 404.
+  app.use((ctx) => {
+    const matched = router.match(ctx.path, ctx.method);
+    const allowed = [...new Set(matched.path.flatMap((layer) => layer.methods))].filter((m) => m !== 'HEAD' || matched.path.length > 0);
+    if (matched.path.length > 0 && !matched.route) {
+      throw Errors.methodNotAllowed(`${ctx.method} is not allowed on ${ctx.path}; allowed: ${allowed.join(', ')}`, { details: { allow: allowed.join(', ') } });
+    }
+    throw Errors.routeNotFound(`no route for ${ctx.method} ${ctx.path}; see the API reference in README.md`);
+  });
+  return app;
+}

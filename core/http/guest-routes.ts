@@ -1,0 +1,126 @@
+/**
+ * Guest routes of the mistify API. Routes only map a request to an action
+ * name and shape the answer; the ActionRunner does the work.
+ */
+import type Router from '@koa/router';
+import type { Context } from 'koa';
+import type { LifecycleAction, MetricsAction } from '../actions.js';
+import type { ActionRunner, Accepted } from '../action-runner.js';
+import { Errors } from '../errors.js';
+import type { GuestRegistry } from '../guest-registry.js';
+import { parseNewGuest } from '../guest-factory.js';
+import type { JobLog } from '../job-log.js';
+import { parseMetadataPatch } from '../metadata.js';
+import { actionParams } from './action-params.js';
+import { sendJsonText } from './send-json.js';
+
+export interface GuestRouteDeps {
+  registry: GuestRegistry;
+  runner: ActionRunner;
+  jobs: JobLog;
+  maxWaitSeconds: number;
+}
+
+const POWER_ACTIONS: LifecycleAction[] = ['shutdown', 'reboot', 'restart', 'poweroff', 'start', 'suspend'];
+const METRICS: Record<string, MetricsAction> = { cpu: 'cpuMetrics', nic: 'nicMetrics', disk: 'diskMetrics' };
+
+export function guestRoutes(router: Router, deps: GuestRouteDeps): void {
+  const { registry, runner, jobs, maxWaitSeconds } = deps;
+
+  const guestOr404 = (id: string) => {
+    const guest = registry.find(id);
+    if (!guest) throw Errors.guestNotFound(id);
+    return guest;
+  };
+
+  /** 202 + job id, or with ?wait the job's outcome. */
+  const answer = async (ctx: Context, accepted: Accepted, waitMs: number) => {
+    ctx.set('X-Guest-Job-ID', accepted.job.ID);
+    if (waitMs <= 0) {
+      ctx.status = 202;
+      ctx.body = accepted.guest;
+      return;
+    }
+    const end = await runner.waitForJob(accepted.job.ID, waitMs);
+    if (!end) {
+      ctx.set('X-Guest-Job-Status', jobs.get(accepted.job.ID)?.Status ?? 'Queued');
+      ctx.status = 202;
+      ctx.body = registry.find(accepted.guest.id) ?? accepted.guest;
+      return;
+    }
+    ctx.set('X-Guest-Job-Status', end.job.Status);
+    if (end.job.Status === 'Error') {
+      throw Errors.jobFailed(`${end.job.Action} job ${end.job.ID} failed: ${end.job.Message}`, { details: { job: end.job } });
+    }
+    ctx.status = 200;
+    ctx.body = end.guest ?? registry.find(accepted.guest.id) ?? accepted.guest;
+  };
+
+  router.get('/guests', (ctx) => sendJsonText(ctx, 200, registry.listJson()));
+
+  router.post('/guests', async (ctx) => {
+    const { waitMs, args } = actionParams(ctx, maxWaitSeconds);
+    const { guest, clientId } = parseNewGuest(ctx.request.body ?? {});
+    const existing = clientId ? registry.find(guest.id) : undefined;
+    if (existing) {
+      // An idempotent retry of a create that already happened.
+      const createJob = jobs.forGuest(existing.id, Number.MAX_SAFE_INTEGER).find((j) => j.Action === 'create');
+      if (createJob) ctx.set('X-Guest-Job-ID', createJob.ID);
+      ctx.status = 200;
+      ctx.body = existing;
+      return;
+    }
+    await answer(ctx, await runner.create(guest, args), waitMs);
+  });
+
+  router.get('/guests/:id', (ctx) => {
+    const text = registry.jsonOf(ctx.params.id);
+    if (text === undefined) throw Errors.guestNotFound(ctx.params.id);
+    sendJsonText(ctx, 200, text);
+  });
+
+  router.get('/guests/:id/metadata', (ctx) => {
+    ctx.body = guestOr404(ctx.params.id).metadata;
+  });
+
+  router.patch('/guests/:id/metadata', async (ctx) => {
+    const patch = parseMetadataPatch(ctx.request.body);
+    const updated = await registry.patchMetadata(ctx.params.id, patch);
+    if (!updated) throw Errors.guestNotFound(ctx.params.id);
+    ctx.body = updated.metadata;
+  });
+
+  for (const [type, action] of Object.entries(METRICS)) {
+    router.get(`/guests/:id/metrics/${type}`, async (ctx) => {
+      const { args } = actionParams(ctx, maxWaitSeconds);
+      ctx.body = await runner.metrics(action, ctx.params.id, args);
+    });
+  }
+
+  for (const action of POWER_ACTIONS) {
+    router.post(`/guests/:id/${action}`, async (ctx) => {
+      const { waitMs, args } = actionParams(ctx, maxWaitSeconds);
+      await answer(ctx, await runner.perform(action, ctx.params.id, args), waitMs);
+    });
+  }
+
+  const remove = async (ctx: Context) => {
+    const { waitMs, args } = actionParams(ctx, maxWaitSeconds);
+    await answer(ctx, await runner.perform('delete', ctx.params.id, args), waitMs);
+  };
+  router.delete('/guests/:id', remove);
+  // mistify-agent's alias, for clients that cannot send DELETE.
+  router.post('/guests/:id/delete', remove);
+
+  router.get('/guests/:id/jobs', (ctx) => {
+    guestOr404(ctx.params.id);
+    ctx.body = jobs.forGuest(ctx.params.id, Number.MAX_SAFE_INTEGER);
+  });
+
+  router.get('/guests/:id/jobs/:jobId', (ctx) => {
+    guestOr404(ctx.params.id);
+    const job = jobs.get(ctx.params.jobId);
+    if (!job || job.GuestID !== ctx.params.id) throw Errors.jobNotFound(ctx.params.jobId);
+    ctx.body = job;
+  });
+}

@@ -1,0 +1,54 @@
+/** Host-level routes: metadata, the job log, health. */
+import type Router from '@koa/router';
+import type { ActionRunner } from '../action-runner.js';
+import { Errors } from '../errors.js';
+import type { GuestRegistry } from '../guest-registry.js';
+import type { HostMetadata } from '../host-metadata.js';
+import type { JobLog } from '../job-log.js';
+import { parseMetadataPatch } from '../metadata.js';
+import type { PluginHealth } from '../plugin-api.js';
+import { limitParam } from './action-params.js';
+
+export interface HostRouteDeps {
+  metadata: HostMetadata;
+  jobs: JobLog;
+  registry: GuestRegistry;
+  runner: ActionRunner;
+  pluginHealth: () => Promise<Record<string, PluginHealth>>;
+  version: string;
+  startedAt: number;
+}
+
+export function hostRoutes(router: Router, deps: HostRouteDeps): void {
+  router.get('/metadata', (ctx) => {
+    ctx.body = deps.metadata.get();
+  });
+
+  router.patch('/metadata', async (ctx) => {
+    ctx.body = await deps.metadata.patch(parseMetadataPatch(ctx.request.body));
+  });
+
+  router.get('/jobs', (ctx) => {
+    ctx.body = deps.jobs.list(limitParam(ctx, 100, 100000));
+  });
+
+  router.get('/jobs/:id', (ctx) => {
+    const job = deps.jobs.get(ctx.params.id);
+    if (!job) throw Errors.jobNotFound(ctx.params.id);
+    ctx.body = job;
+  });
+
+  // Liveness plus each plugin's own view; never behind auth.
+  router.get('/health', async (ctx) => {
+    const plugins = await deps.pluginHealth();
+    const healthy = Object.values(plugins).every((p) => p.healthy);
+    ctx.body = {
+      status: healthy ? 'ok' : 'degraded',
+      version: deps.version,
+      uptimeSeconds: Math.round((Date.now() - deps.startedAt) / 1000),
+      guests: deps.registry.size,
+      jobs: deps.runner.stats,
+      plugins,
+    };
+  });
+}

@@ -1,0 +1,176 @@
+/**
+ * The job log: every queued action and what became of it, in mistify's Job
+ * shape. Each job is its own key in the state store, so an update writes
+ * that job alone; the history is bounded and the oldest finished jobs are
+ * pruned first. Queued and running jobs are never pruned.
+ */
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import type { Guest, Job, JobStatus } from './wire-types.js';
+import type { StateStore } from './state-store.js';
+
+const PREFIX = 'job:';
+/** Go's zero time.Time, which mistify clients see for "not yet". */
+export const ZERO_TIME = '0001-01-01T00:00:00Z';
+
+/** A job as stored: the wire shape plus what is needed to run it again. */
+interface StoredJob {
+  seq: number;
+  job: Job;
+  args: Record<string, unknown>;
+}
+
+export interface JobEnd {
+  job: Job;
+  /** The guest as the job left it (the last one seen, for a delete). */
+  guest?: Guest;
+}
+
+export class JobLog {
+  /** Insertion order = queue order (seq ascending). */
+  private readonly jobs = new Map<string, StoredJob>();
+  private readonly byGuest = new Map<string, Set<string>>();
+  private readonly ends = new EventEmitter();
+  private seq = 0;
+  /** Finished job ids in the order they finished: pruning pops the front. */
+  private finishedOrder: string[] = [];
+  private finishedHead = 0;
+
+  constructor(
+    private readonly store: StateStore,
+    private readonly history: number,
+  ) {
+    this.ends.setMaxListeners(0);
+  }
+
+  async load(): Promise<void> {
+    const stored = (await this.store.loadAll<StoredJob>(PREFIX)).map(([, value]) => value);
+    stored.sort((a, b) => a.seq - b.seq);
+    for (const entry of stored) this.index(entry);
+    this.seq = stored.length ? stored[stored.length - 1].seq : 0;
+    this.prune();
+  }
+
+  /** Jobs with the given status, oldest first. */
+  withStatus(status: JobStatus): Array<{ job: Job; args: Record<string, unknown> }> {
+    const out = [];
+    for (const entry of this.jobs.values()) if (entry.job.Status === status) out.push({ job: entry.job, args: entry.args });
+    return out;
+  }
+
+  get(id: string): Job | undefined {
+    return this.jobs.get(id)?.job;
+  }
+
+  argsOf(id: string): Record<string, unknown> {
+    return this.jobs.get(id)?.args ?? {};
+  }
+
+  /** Newest first. */
+  list(limit: number): Job[] {
+    const all = [...this.jobs.values()];
+    const out: Job[] = [];
+    for (let i = all.length - 1; i >= 0 && out.length < limit; i--) out.push(all[i].job);
+    return out;
+  }
+
+  /** A guest's jobs, newest first. */
+  forGuest(guestId: string, limit: number): Job[] {
+    const ids = [...(this.byGuest.get(guestId) ?? [])];
+    const out: Job[] = [];
+    for (let i = ids.length - 1; i >= 0 && out.length < limit; i--) {
+      const entry = this.jobs.get(ids[i]);
+      if (entry) out.push(entry.job);
+    }
+    return out;
+  }
+
+  /** A new Queued job, durable when the promise resolves. */
+  async create(guestId: string, action: string, args: Record<string, unknown>): Promise<Job> {
+    const now = new Date().toISOString();
+    const job: Job = {
+      ID: randomUUID(),
+      GuestID: guestId,
+      Action: action,
+      QueuedAt: now,
+      StartedAt: ZERO_TIME,
+      UpdatedAt: now,
+      Status: 'Queued',
+      Message: '',
+    };
+    const entry: StoredJob = { seq: ++this.seq, job, args };
+    this.index(entry);
+    await this.store.put(PREFIX + job.ID, entry);
+    this.prune();
+    return job;
+  }
+
+  async update(id: string, change: Partial<Pick<Job, 'Status' | 'Message' | 'StartedAt'>>, guest?: Guest): Promise<Job> {
+    const entry = this.jobs.get(id);
+    if (!entry) throw new Error(`job ${id} is not in the log`);
+    const wasFinished = isFinished(entry.job.Status);
+    entry.job = { ...entry.job, ...change, UpdatedAt: new Date().toISOString() };
+    if (!wasFinished && isFinished(entry.job.Status)) this.finishedOrder.push(id);
+    await this.store.put(PREFIX + id, entry);
+    if (isFinished(entry.job.Status)) {
+      this.ends.emit(id, { job: entry.job, guest } satisfies JobEnd);
+      this.prune();
+    }
+    return entry.job;
+  }
+
+  /**
+   * Resolves when the job ends, or with undefined at the deadline.
+   * The caller checks the job's status first; this only waits.
+   */
+  waitForEnd(id: string, timeoutMs: number): Promise<JobEnd | undefined> {
+    return new Promise((resolve) => {
+      const onEnd = (end: JobEnd) => {
+        clearTimeout(timer);
+        resolve(end);
+      };
+      const timer = setTimeout(() => {
+        this.ends.off(id, onEnd);
+        resolve(undefined);
+      }, timeoutMs);
+      this.ends.once(id, onEnd);
+    });
+  }
+
+  get size(): number {
+    return this.jobs.size;
+  }
+
+  private index(entry: StoredJob): void {
+    this.jobs.set(entry.job.ID, entry);
+    if (isFinished(entry.job.Status)) this.finishedOrder.push(entry.job.ID);
+    let set = this.byGuest.get(entry.job.GuestID);
+    if (!set) this.byGuest.set(entry.job.GuestID, (set = new Set()));
+    set.add(entry.job.ID);
+  }
+
+  /** Drop the oldest finished jobs beyond the history bound. */
+  private prune(): void {
+    while (this.jobs.size > this.history && this.finishedHead < this.finishedOrder.length) {
+      const id = this.finishedOrder[this.finishedHead++];
+      const entry = this.jobs.get(id);
+      if (!entry) continue;
+      this.jobs.delete(id);
+      const set = this.byGuest.get(entry.job.GuestID);
+      set?.delete(id);
+      if (set && set.size === 0) this.byGuest.delete(entry.job.GuestID);
+      void this.store.delete(PREFIX + id).catch(() => {
+        /* a failed prune only leaves an extra row, pruned again after the next restart */
+      });
+    }
+    // Compact the consumed front now and then instead of shifting per prune.
+    if (this.finishedHead > 4096 && this.finishedHead * 2 > this.finishedOrder.length) {
+      this.finishedOrder = this.finishedOrder.slice(this.finishedHead);
+      this.finishedHead = 0;
+    }
+  }
+}
+
+export function isFinished(status: JobStatus): boolean {
+  return status === 'Complete' || status === 'Error';
+}

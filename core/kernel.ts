@@ -1,0 +1,159 @@
+/**
+ * The kernel: wires state, plugins, the pipeline engine and the HTTP API
+ * together, and owns their order of start and stop. It knows no hypervisor;
+ * everything hypervisor-specific arrives as plugins named in the config.
+ */
+import 'reflect-metadata';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { container as globalContainer, type DependencyContainer } from 'tsyringe';
+import { buildActionPlans, type ActionPlans } from './action-plan.js';
+import { ActionRunner } from './action-runner.js';
+import { parseListen, type LoadedConfig } from './config.js';
+import { GuestRegistry } from './guest-registry.js';
+import { HostMetadata } from './host-metadata.js';
+import { createApp } from './http/app.js';
+import { JobLog } from './job-log.js';
+import type { AgentLogger } from './logger.js';
+import { Tokens } from './plugin-api.js';
+import { loadPlugins, pluginHealth, stageCatalogue, type LoadedPlugin } from './plugin-loader.js';
+import { StateStore } from './state-store.js';
+
+export const VERSION: string = (() => {
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+    return pkg.version;
+  } catch {
+    return 'unknown';
+  }
+})();
+
+/** Plugins loaded and action plans resolved: what `--check` validates. */
+export async function preparePlugins(
+  loaded: LoadedConfig,
+  log: AgentLogger,
+  container: DependencyContainer,
+  dataDir: string,
+): Promise<{ plugins: LoadedPlugin[]; plans: ActionPlans }> {
+  const plugins = await loadPlugins(loaded.config.plugins, { container, log, dataDir, configFile: loaded.file });
+  try {
+    const plans = buildActionPlans(loaded.config, loaded.file, stageCatalogue(plugins), log);
+    return { plugins, plans };
+  } catch (error) {
+    await Promise.allSettled(plugins.map((p) => p.instance.stop?.()));
+    throw error;
+  }
+}
+
+export class Kernel {
+  private server?: Server;
+  private readonly startedAt = Date.now();
+
+  private constructor(
+    readonly loaded: LoadedConfig,
+    readonly log: AgentLogger,
+    readonly dataDir: string,
+    private readonly store: StateStore,
+    readonly registry: GuestRegistry,
+    private readonly plugins: LoadedPlugin[],
+    readonly runner: ActionRunner,
+    private readonly metadata: HostMetadata,
+    private readonly jobs: JobLog,
+  ) {}
+
+  static async boot(loaded: LoadedConfig, log: AgentLogger): Promise<Kernel> {
+    const { config } = loaded;
+    const dataDir = path.resolve(config.dataDir);
+    const store = await StateStore.open(dataDir);
+    try {
+      const registry = new GuestRegistry(store, log);
+      const metadata = new HostMetadata(store);
+      const jobs = new JobLog(store, config.jobs.history);
+      await Promise.all([registry.load(), metadata.load(), jobs.load()]);
+
+      // A fresh root per kernel: kernel services live here, each plugin gets a child.
+      const root = globalContainer.createChildContainer();
+      root.register(Tokens.Guests, { useValue: registry });
+      const { plugins, plans } = await preparePlugins(loaded, log, root, dataDir);
+      const runner = new ActionRunner(registry, jobs, plans, log, config.jobs.concurrency);
+      const kernel = new Kernel(loaded, log, dataDir, store, registry, plugins, runner, metadata, jobs);
+      for (const plugin of plugins) {
+        await plugin.instance.start?.();
+      }
+      const recovered = await runner.recover();
+      log.info(
+        { guests: registry.size, jobs: jobs.size, ...recovered, plugins: plugins.map((p) => p.id), dataDir, config: loaded.file },
+        'kernel ready',
+      );
+      return kernel;
+    } catch (error) {
+      await store.close().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /** Listen on the configured address; resolves with the URL. */
+  async listen(): Promise<string> {
+    const { host, port } = parseListen(this.loaded.config.listen);
+    const { config } = this.loaded;
+    const app = createApp({
+      log: this.log,
+      tokens: config.auth.tokens,
+      bodyLimit: config.bodyLimit,
+      accessLog: config.accessLog,
+      guests: { registry: this.registry, runner: this.runner, jobs: this.jobs, maxWaitSeconds: config.jobs.maxWaitSeconds },
+      host: {
+        metadata: this.metadata,
+        jobs: this.jobs,
+        registry: this.registry,
+        runner: this.runner,
+        pluginHealth: () => pluginHealth(this.plugins),
+        version: VERSION,
+        startedAt: this.startedAt,
+      },
+    });
+    const server = createServer(app.callback());
+    server.keepAliveTimeout = 65_000;
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    }).catch((error: NodeJS.ErrnoException) => {
+      throw new Error(`cannot listen on ${config.listen}: ${error.code ?? error.message}${error.code === 'EADDRINUSE' ? ' (another process uses that port; pick another with --listen HOST:PORT)' : ''}`);
+    });
+    const address = server.address() as AddressInfo;
+    const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+    const url = `http://${shownHost}:${address.port}`;
+    this.log.info({ url, version: VERSION }, 'listening');
+    return url;
+  }
+
+  /**
+   * Graceful stop: refuse new connections, let running jobs finish up to the
+   * grace period, stop plugins (guests keep running), flush state.
+   */
+  async stop(): Promise<void> {
+    const grace = this.loaded.config.jobs.shutdownGraceSeconds * 1000;
+    const closed = this.server ? new Promise<void>((resolve) => this.server!.close(() => resolve())) : Promise.resolve();
+    this.server?.closeIdleConnections();
+    await this.runner.shutdown(grace);
+    // Requests still open (e.g. ?wait) get a moment to answer, then are cut.
+    const cut = setTimeout(() => this.server?.closeAllConnections(), 2000);
+    await closed;
+    clearTimeout(cut);
+    for (const plugin of [...this.plugins].reverse()) {
+      try {
+        await plugin.instance.stop?.();
+      } catch (error) {
+        this.log.warn({ plugin: plugin.id, error: (error as Error).message }, 'plugin did not stop cleanly');
+      }
+    }
+    await this.store.close();
+    this.log.info('stopped');
+  }
+}

@@ -1,0 +1,129 @@
+#!/usr/bin/env node
+/**
+ * Command line: `hyperkern [--config FILE] [--listen HOST:PORT] [--data-dir DIR] [--check]`.
+ * Every flag has an environment variable (HYPERKERN_CONFIG, HYPERKERN_LISTEN,
+ * HYPERKERN_DATA_DIR); HYPERKERN_TOKENS adds bearer tokens (comma-separated)
+ * and HYPERKERN_LOG_LEVEL sets the log level. Flags win over the
+ * environment, which wins over the config file.
+ */
+import 'reflect-metadata';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { container } from 'tsyringe';
+import { loadConfig } from './config.js';
+import { HyperkernError } from './errors.js';
+import { Kernel, VERSION, preparePlugins } from './kernel.js';
+import { createLogger } from './logger.js';
+import { Tokens, type GuestDirectory } from './plugin-api.js';
+
+/** What plugins see during --check: no guests, nothing recorded. */
+const emptyGuestDirectory: GuestDirectory = {
+  list: async () => [],
+  get: async () => undefined,
+  observe: async () => undefined,
+};
+
+const USAGE = `hyperkern ${VERSION}: REST agent for the guests of this hypervisor host
+
+usage: npm start -- [--config FILE] [--listen HOST:PORT] [--data-dir DIR] [--check]
+
+  --config FILE      config file (env HYPERKERN_CONFIG; default config/agent.json)
+  --listen HOST:PORT address to serve on (env HYPERKERN_LISTEN; default 127.0.0.1:8080)
+  --data-dir DIR     where state lives (env HYPERKERN_DATA_DIR; default ./data)
+  --check            validate the config and its plugins, then exit
+  --help             this text
+environment: HYPERKERN_TOKENS=tok1,tok2 adds bearer tokens; HYPERKERN_LOG_LEVEL=debug`;
+
+async function main(): Promise<number> {
+  let flags;
+  try {
+    flags = parseArgs({
+      options: {
+        config: { type: 'string' },
+        listen: { type: 'string' },
+        'data-dir': { type: 'string' },
+        check: { type: 'boolean', default: false },
+        help: { type: 'boolean', default: false },
+      },
+      strict: true,
+    }).values;
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n\n${USAGE}\n`);
+    return 2;
+  }
+  if (flags.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const env = process.env;
+  const configFile = flags.config ?? env.HYPERKERN_CONFIG ?? 'config/agent.json';
+  const loaded = await loadConfig(configFile, {
+    listen: flags.listen ?? env.HYPERKERN_LISTEN,
+    dataDir: flags['data-dir'] ?? env.HYPERKERN_DATA_DIR,
+    tokens: env.HYPERKERN_TOKENS?.split(',').map((t) => t.trim()).filter(Boolean),
+    logLevel: env.HYPERKERN_LOG_LEVEL,
+  });
+  const log = createLogger(loaded.config.logLevel);
+
+  if (flags.check) {
+    // Plugins are constructed (options, stages, action plans checked) but not
+    // started, against a throwaway data dir so a check changes nothing.
+    const scratch = await mkdtemp(path.join(tmpdir(), 'hyperkern-check-'));
+    try {
+      const checkContainer = container.createChildContainer();
+      checkContainer.register(Tokens.Guests, { useValue: emptyGuestDirectory });
+      const { plugins, plans } = await preparePlugins(loaded, log, checkContainer, scratch);
+      await Promise.allSettled(plugins.map((p) => p.instance.stop?.()));
+      process.stdout.write(
+        `config ${loaded.file} is valid: plugins ${plugins.map((p) => p.id).join(', ') || '(none)'}; ` +
+          `actions ${[...plans.lifecycle.keys(), ...plans.metrics.keys()].join(', ') || '(none)'}\n`,
+      );
+      return 0;
+    } finally {
+      await rm(scratch, { recursive: true, force: true });
+    }
+  }
+
+  const kernel = await Kernel.boot(loaded, log);
+  await kernel.listen();
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) {
+        log.warn({ signal }, 'second signal: exiting now');
+        process.exit(1);
+      }
+      stopping = true;
+      log.info({ signal }, 'stopping: no new requests; running jobs may finish');
+      kernel.stop().then(resolve, (error) => {
+        log.error({ err: error }, 'error while stopping');
+        resolve();
+      });
+    };
+    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  });
+  log.flush?.();
+  return 0;
+}
+
+process.on('unhandledRejection', (reason) => {
+  // A stage that rejects after its timeout already failed its job; keep serving.
+  process.stderr.write(`${JSON.stringify({ level: 'warn', name: 'hyperkern', msg: 'unhandled rejection', error: String((reason as Error)?.message ?? reason) })}\n`);
+});
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+    // Leftover handles (a plugin's socket) must not keep a stopped agent alive.
+    setTimeout(() => process.exit(code), 500).unref();
+  },
+  (error) => {
+    // Boot errors: one clear line for the operator, no stack unless it is a bug.
+    const message = error instanceof HyperkernError ? error.message : `unexpected error: ${(error as Error)?.stack ?? error}`;
+    process.stderr.write(`hyperkern: ${message}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,64 @@
+/**
+ * Runs one stage with its timeout. On timeout the stage's AbortSignal fires
+ * (so a well-behaved plugin stops its work) and the caller gets an error
+ * naming the stage; a stage that ignores the signal cannot hold the job.
+ */
+import { Errors, HyperkernError, messageOf } from './errors.js';
+import { StageRejection, type Logger, type StageContext } from './plugin-api.js';
+import type { StageHandle } from './stage-handle.js';
+import type { GuestMetricsRequest, GuestRequest } from './wire-types.js';
+
+export interface PlannedStage {
+  handle: StageHandle;
+  /** Config args of this stage in this action. */
+  args: Record<string, unknown>;
+  timeoutMs: number;
+}
+
+export interface StageRun {
+  log: Logger;
+  jobId?: string;
+  /** Aborts every running stage (agent shutdown deadline). */
+  shutdown?: AbortSignal;
+}
+
+/** A request's timeout argument (seconds) lengthens the stage's own bound. */
+export function effectiveTimeoutMs(stage: PlannedStage, args: Record<string, unknown>): number {
+  const requested = Number(args.timeout);
+  if (Number.isFinite(requested) && requested > 0) return Math.max(stage.timeoutMs, (requested + 5) * 1000);
+  return stage.timeoutMs;
+}
+
+export async function runStage<R>(stage: PlannedStage, request: GuestRequest | GuestMetricsRequest, run: StageRun): Promise<R> {
+  const timeoutMs = effectiveTimeoutMs(stage, request.args);
+  const controller = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const onShutdown = () => controller.abort(new Error('agent is shutting down'));
+  run.shutdown?.addEventListener('abort', onShutdown, { once: true });
+  const ctx: StageContext = {
+    stage: stage.handle.name,
+    signal: controller.signal,
+    timeoutMs,
+    jobId: run.jobId,
+    log: run.log.child({ stage: stage.handle.name }),
+  };
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const error = Errors.stageTimeout(`stage ${stage.handle.name} did not finish within ${timeoutMs / 1000} s`);
+      controller.abort(error);
+      reject(error);
+    }, timeoutMs);
+  });
+  try {
+    return (await Promise.race([stage.handle.call(request, ctx), timedOut])) as R;
+  } catch (error) {
+    if (error instanceof HyperkernError) throw error;
+    if (error instanceof StageRejection || (error as { name?: string })?.name === 'StageRejection') {
+      throw Errors.stageRejected((error as StageRejection).status, (error as Error).message);
+    }
+    throw Errors.stageFailed(`stage ${stage.handle.name} failed: ${messageOf(error)}`, { cause: error });
+  } finally {
+    clearTimeout(timer);
+    run.shutdown?.removeEventListener('abort', onShutdown);
+  }
+}

@@ -1,0 +1,80 @@
+/**
+ * Durable state: one SQLite file in the data dir, reached through Keyv.
+ * Keys are prefixed by kind ("guest:", "job:", "host:") in one table so that
+ * one connection serialises all writes. WAL with synchronous=NORMAL: a
+ * committed write survives a crash of the agent process (kill -9), which is
+ * the guarantee the API makes; fsync per commit would only add power-loss
+ * safety at a large cost per request.
+ */
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import Keyv from 'keyv';
+import KeyvSqlite from '@keyv/sqlite';
+import { CoalescingWriter } from './coalescing-writer.js';
+import { Errors } from './errors.js';
+
+export const STATE_FILE = 'hyperkern.sqlite';
+
+export class StateStore {
+  private readonly writer: CoalescingWriter<unknown>;
+
+  private constructor(
+    readonly file: string,
+    private readonly sqlite: KeyvSqlite,
+    private readonly keyv: Keyv,
+  ) {
+    this.writer = new CoalescingWriter<unknown>(async (key, value) => {
+      if (value === undefined) await this.keyv.delete(key);
+      else await this.keyv.set(key, value);
+    });
+  }
+
+  static async open(dataDir: string): Promise<StateStore> {
+    try {
+      await mkdir(dataDir, { recursive: true });
+    } catch (error) {
+      throw Errors.storage(`cannot create data dir ${dataDir}: ${(error as NodeJS.ErrnoException).code}; choose another with --data-dir or HYPERKERN_DATA_DIR`, { cause: error });
+    }
+    const file = path.join(dataDir, STATE_FILE);
+    const sqlite = new KeyvSqlite({ uri: `sqlite://${file}`, busyTimeout: 10000, iterationLimit: 1000 } as ConstructorParameters<typeof KeyvSqlite>[0]);
+    const keyv = new Keyv({ store: sqlite, namespace: '', useKeyPrefix: false });
+    try {
+      await sqlite.query('PRAGMA journal_mode=WAL');
+      await sqlite.query('PRAGMA synchronous=NORMAL');
+    } catch (error) {
+      throw Errors.storage(`cannot open state file ${file}: ${(error as Error).message}`, { cause: error });
+    }
+    return new StateStore(file, sqlite, keyv);
+  }
+
+  /** All values whose key starts with `prefix` (loaded once, at startup). */
+  async loadAll<T>(prefix: string): Promise<Array<[string, T]>> {
+    const rows = (await this.sqlite.query(`SELECT key, value FROM keyv WHERE key >= ? AND key < ?`, prefix, prefix + '\uffff')) as Array<{ key: string; value: string }>;
+    const out: Array<[string, T]> = [];
+    for (const row of rows) {
+      const decoded = JSON.parse(row.value) as { value: T };
+      out.push([row.key.slice(prefix.length), decoded.value]);
+    }
+    return out;
+  }
+
+  async get<T>(key: string): Promise<T | undefined> {
+    return (await this.keyv.get(key)) as T | undefined;
+  }
+
+  /** Durable once the promise resolves. */
+  put(key: string, value: unknown): Promise<void> {
+    return this.writer.put(key, value).catch((error) => {
+      throw Errors.storage(`could not write ${key} to ${this.file}: ${(error as Error).message}`, { cause: error });
+    });
+  }
+
+  delete(key: string): Promise<void> {
+    return this.put(key, undefined);
+  }
+
+  async close(): Promise<void> {
+    await this.writer.flush();
+    await this.keyv.disconnect();
+  }
+}

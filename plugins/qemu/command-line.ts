@@ -1,0 +1,137 @@
+/**
+ * The QEMU command line for a guest. Everything comes from the Guest record
+ * and the plugin options, so a restarted agent rebuilds the same machine.
+ */
+import { StageRejection, type Guest } from '../../core/plugin-api.js';
+import type { ResolvedQemuOptions } from './options.js';
+import type { RunDir } from './run-dir.js';
+
+/** Guest metadata keys that boot a kernel from the images folder directly (no bootloader on disk). */
+export const KERNEL_METADATA = { kernel: 'qemu.kernel', initrd: 'qemu.initrd', cmdline: 'qemu.cmdline' } as const;
+
+/** NIC models a guest may ask for; anything else could smuggle QEMU options. */
+const NIC_MODELS: Record<string, string> = {
+  '': 'virtio-net-pci',
+  virtio: 'virtio-net-pci',
+  'virtio-net': 'virtio-net-pci',
+  'virtio-net-pci': 'virtio-net-pci',
+  e1000: 'e1000',
+  e1000e: 'e1000e',
+  rtl8139: 'rtl8139',
+  vmxnet3: 'vmxnet3',
+};
+
+export interface LaunchPlan {
+  /** Absolute paths of the direct-boot files, when the guest names them. */
+  kernel?: string;
+  initrd?: string;
+  /** NIC name -> tap device; NICs not listed use user-mode networking. */
+  taps: Map<string, string>;
+  vncPort: number;
+}
+
+/** QEMU separates sub-options with commas; a literal comma is written twice. */
+function escape(value: string): string {
+  return value.replaceAll(',', ',,');
+}
+
+function accelArgs(options: ResolvedQemuOptions): string[] {
+  // Under auto, QEMU tries the accelerators in order and keeps the first that initialises.
+  if (options.accel === 'auto') return ['-accel', 'kvm', '-accel', 'tcg'];
+  return ['-accel', options.accel];
+}
+
+/** Position of a disk device on its bus: vda -> 0, sdb -> 1, hdc -> 2. */
+function diskIndex(device: string): number {
+  const letters = device.slice(2);
+  let index = 0;
+  for (const ch of letters) index = index * 26 + (ch.charCodeAt(0) - 96);
+  return index - 1;
+}
+
+export function buildCommandLine(guest: Guest, runDir: RunDir, options: ResolvedQemuOptions, plan: LaunchPlan): string[] {
+  const args: string[] = [
+    // The name lets operators (and ps) tell guests apart; process= names the main thread.
+    '-name', `${escape(guest.id)},process=hk-${guest.id.slice(0, 12)}`,
+    '-machine', options.machine,
+    ...accelArgs(options),
+    '-m', String(guest.memory),
+    '-smp', String(guest.cpu),
+    '-nodefaults',
+    '-no-user-config',
+    '-display', 'none',
+    '-daemonize',
+    '-pidfile', runDir.pidFile,
+    '-qmp', `unix:${escape(runDir.qmpSocket)},server=on,wait=off`,
+    '-chardev', `file,id=console,path=${escape(runDir.consoleLog)}`,
+    '-serial', 'chardev:console',
+    '-chardev', `socket,id=serial1,path=${escape(runDir.serialSocket)},server=on,wait=off`,
+    '-serial', 'chardev:serial1',
+  ];
+  if (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(guest.id)) args.push('-uuid', guest.id);
+  const cpuModel = options.cpuModel || (options.accel === 'kvm' ? 'host' : '');
+  if (cpuModel) args.push('-cpu', cpuModel);
+
+  const isQ35 = options.machine.startsWith('q35') || options.machine.includes('-q35');
+  let scsiController = false;
+  let ahciController = false;
+  guest.disks.forEach((disk, position) => {
+    if (!disk.source) throw new Error(`disk ${disk.device} has no source file; was the guest created by this plugin?`);
+    const drive = `drive-${disk.device}`;
+    args.push('-drive', `file=${escape(disk.source)},if=none,id=${drive},format=qcow2,discard=unmap`);
+    const boot = position === 0 ? ',bootindex=1' : '';
+    const index = diskIndex(disk.device);
+    switch (disk.bus || 'virtio') {
+      case 'virtio':
+        args.push('-device', `virtio-blk-pci,drive=${drive},id=${disk.device}${boot}`);
+        break;
+      case 'scsi':
+        if (!scsiController) args.push('-device', 'virtio-scsi-pci,id=scsi0');
+        scsiController = true;
+        args.push('-device', `scsi-hd,drive=${drive},bus=scsi0.0,scsi-id=${index},id=${disk.device}${boot}`);
+        break;
+      case 'sata':
+      case 'ide':
+        if (isQ35) {
+          // q35's built-in AHCI controller exposes its six ports as ide.0 .. ide.5.
+          if (index > 5) throw new StageRejection(400, `disk ${disk.device}: q35 has six SATA/IDE ports`);
+          args.push('-device', `ide-hd,drive=${drive},bus=ide.${index},id=${disk.device}${boot}`);
+        } else if (disk.bus === 'ide') {
+          if (index > 3) throw new StageRejection(400, `disk ${disk.device}: the pc machine has four IDE slots`);
+          args.push('-device', `ide-hd,drive=${drive},bus=ide.${index >> 1},unit=${index & 1},id=${disk.device}${boot}`);
+        } else {
+          if (!ahciController) args.push('-device', 'ahci,id=ahci0');
+          ahciController = true;
+          args.push('-device', `ide-hd,drive=${drive},bus=ahci0.${index},id=${disk.device}${boot}`);
+        }
+        break;
+      default:
+        throw new StageRejection(400, `disk ${disk.device}: unknown bus "${disk.bus}" (ide, scsi, sata or virtio)`);
+    }
+  });
+
+  for (const nic of guest.nics) {
+    const model = NIC_MODELS[nic.model ?? ''];
+    if (!model) throw new StageRejection(400, `nic ${nic.name}: unknown model "${nic.model}" (one of ${Object.keys(NIC_MODELS).filter(Boolean).join(', ')})`);
+    if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(nic.mac)) throw new StageRejection(400, `nic ${nic.name}: bad MAC "${nic.mac}"`);
+    if (!/^[A-Za-z0-9_-]+$/.test(nic.name)) throw new StageRejection(400, `nic name "${nic.name}" must be letters, digits, _ and -`);
+    const tap = plan.taps.get(nic.name);
+    const netdev = `netdev-${nic.name}`;
+    if (tap) args.push('-netdev', `tap,id=${netdev},ifname=${tap},script=no,downscript=no`);
+    else args.push('-netdev', `user,id=${netdev}`);
+    args.push('-device', `${model},netdev=${netdev},mac=${nic.mac},id=${nic.name}`);
+  }
+
+  if (plan.kernel) {
+    args.push('-kernel', plan.kernel);
+    if (plan.initrd) args.push('-initrd', plan.initrd);
+    const cmdline = guest.metadata?.[KERNEL_METADATA.cmdline];
+    if (cmdline) args.push('-append', cmdline);
+  }
+  if (plan.vncPort > 0) {
+    // VNC needs a display adapter; -nodefaults removed the default one.
+    args.push('-device', 'VGA', '-vnc', `${options.vncListen.includes(':') ? `[${options.vncListen}]` : options.vncListen}:${plan.vncPort - 5900}`);
+  }
+  args.push(...options.extraArgs);
+  return args;
+}

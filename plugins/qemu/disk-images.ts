@@ -1,0 +1,92 @@
+/**
+ * Guest disks as qcow2 files in the guest's run dir: blank ones of the
+ * requested size, or copy-on-write overlays of a base image from the images
+ * folder (the base stays untouched and can back many guests).
+ */
+import { access, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { StageRejection, type Disk, type Guest } from '../../core/plugin-api.js';
+import { run } from './exec.js';
+import type { RunDir } from './run-dir.js';
+
+const MIB = 1024 * 1024;
+/** File name endings tried when an image is named without one. */
+const IMAGE_SUFFIXES = ['', '.qcow2', '.img', '.raw'];
+
+/**
+ * Finds a file named by a guest or disk in the images folder. Names are plain
+ * file names: the API must not reach files elsewhere on the host.
+ */
+export async function findImage(imagesDir: string, name: string): Promise<string> {
+  if (name.includes('/') || name === '.' || name === '..' || name.includes('\0')) {
+    throw new StageRejection(400, `image "${name}" must be a file name in the images folder ${imagesDir}, not a path`);
+  }
+  for (const suffix of IMAGE_SUFFIXES) {
+    const candidate = path.join(imagesDir, name + suffix);
+    try {
+      if ((await stat(candidate)).isFile()) return candidate;
+    } catch {
+      /* try the next suffix */
+    }
+  }
+  throw new StageRejection(400, `image "${name}" not found in the images folder ${imagesDir} (tried ${IMAGE_SUFFIXES.map((s) => name + s).join(', ')})`);
+}
+
+interface ImageInfo {
+  format: string;
+  'virtual-size': number;
+}
+
+export async function imageInfo(qemuImg: string, file: string, signal?: AbortSignal): Promise<ImageInfo> {
+  const { stdout } = await run(qemuImg, ['info', '--output=json', '-U', file], { signal });
+  return JSON.parse(stdout) as ImageInfo;
+}
+
+/**
+ * Creates every disk's qcow2 file and returns the disks with `source` (the
+ * file), `volume` (its name under the plugin data dir) and `size` filled in.
+ */
+export async function createDisks(
+  guest: Guest,
+  runDir: RunDir,
+  options: { qemuImg: string; imagesDir: string; dataDir: string },
+  signal?: AbortSignal,
+): Promise<Disk[]> {
+  const disks: Disk[] = [];
+  for (const [index, disk] of guest.disks.entries()) {
+    if (disk.source) {
+      // Attaching arbitrary host files through the API would expose the host.
+      throw new StageRejection(400, `disk ${disk.device}: source is assigned by the agent; name an image or give a size instead`);
+    }
+    // The guest's image backs its first disk unless that disk names its own.
+    const imageName = disk.image || (index === 0 ? guest.image : '');
+    const file = runDir.disk(disk.device);
+    if (await exists(file)) throw new Error(`disk file ${file} already exists; refusing to overwrite it`);
+    let sizeMiB = disk.size ?? 0;
+    if (imageName) {
+      const base = await findImage(options.imagesDir, imageName);
+      const info = await imageInfo(options.qemuImg, base, signal);
+      const baseMiB = Math.ceil(info['virtual-size'] / MIB);
+      const args = ['create', '-q', '-f', 'qcow2', '-F', info.format, '-b', base, file];
+      // An overlay can grow its base (the guest resizes its filesystem) but never shrink it.
+      if (sizeMiB > baseMiB) args.push(`${sizeMiB}M`);
+      else sizeMiB = baseMiB;
+      await run(options.qemuImg, args, { signal });
+      disks.push({ ...disk, image: imageName, size: sizeMiB, source: file, volume: path.relative(options.dataDir, file) });
+    } else {
+      if (!(sizeMiB > 0)) throw new StageRejection(400, `disk ${disk.device} needs a size in MiB or an image`);
+      await run(options.qemuImg, ['create', '-q', '-f', 'qcow2', file, `${sizeMiB}M`], { signal });
+      disks.push({ ...disk, size: sizeMiB, source: file, volume: path.relative(options.dataDir, file) });
+    }
+  }
+  return disks;
+}
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    await access(file);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * Guest metrics from the hypervisor's own counters: vCPU thread times from
+ * /proc, block statistics from QMP, NIC counters from the host tap devices.
+ * These read only; they never take a lifecycle lock, so a metrics request is
+ * answered while a long shutdown job runs.
+ */
+import { execFileSync } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import type { Guest, GuestCpuMetrics, GuestDiskMetrics, GuestNicMetrics } from '../../core/plugin-api.js';
+import type { Machine } from './machine.js';
+import { readTapCounters } from './taps.js';
+
+let clockTicks: number | undefined;
+/** Kernel clock ticks per second, the unit of utime/stime in /proc stat files. */
+function ticksPerSecond(): number {
+  if (clockTicks === undefined) {
+    try {
+      clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+    } catch {
+      clockTicks = 100; // Linux's USER_HZ on every architecture QEMU x86 hosts run.
+    }
+  }
+  return clockTicks;
+}
+
+/** utime + stime of a /proc stat file, in seconds. */
+async function statSeconds(file: string): Promise<number> {
+  const text = await readFile(file, 'utf8');
+  // Fields after the ")" of the command name: state is field 3, utime 14, stime 15.
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond();
+}
+
+/** A thread's on-CPU time in seconds: schedstat has nanoseconds, stat only ticks. */
+async function threadSeconds(pid: number, tid: number): Promise<number> {
+  try {
+    const schedstat = await readFile(`/proc/${pid}/task/${tid}/schedstat`, 'utf8');
+    return Number(schedstat.split(' ')[0]) / 1e9;
+  } catch {
+    return statSeconds(`/proc/${pid}/task/${tid}/stat`);
+  }
+}
+
+interface CpuInfoFast {
+  'cpu-index': number;
+  'thread-id': number;
+}
+
+export async function cpuMetrics(machine: Machine): Promise<GuestCpuMetrics[]> {
+  const cpus = await machine.qmp.execute<CpuInfoFast[]>('query-cpus-fast');
+  const processSeconds = await statSeconds(`/proc/${machine.pid}/stat`);
+  cpus.sort((a, b) => a['cpu-index'] - b['cpu-index']);
+  return Promise.all(
+    cpus.map(async (cpu) => ({ cpu_time: processSeconds, vcpu_time: await threadSeconds(machine.pid, cpu['thread-id']) })),
+  );
+}
+
+interface BlockStats {
+  device: string;
+  qdev?: string;
+  stats: {
+    rd_operations: number;
+    rd_bytes: number;
+    rd_total_time_ns: number;
+    wr_operations: number;
+    wr_bytes: number;
+    wr_total_time_ns: number;
+    flush_operations: number;
+    flush_total_time_ns: number;
+  };
+}
+
+const DRIVE_PREFIX = 'drive-';
+
+export async function diskMetrics(machine: Machine, guest: Guest): Promise<Record<string, GuestDiskMetrics>> {
+  const stats = await machine.qmp.execute<BlockStats[]>('query-blockstats');
+  const known = new Set(guest.disks.map((d) => d.device));
+  const result: Record<string, GuestDiskMetrics> = {};
+  for (const entry of stats) {
+    // Our drives are named drive-<guest device> on the command line.
+    if (!entry.device.startsWith(DRIVE_PREFIX)) continue;
+    const device = entry.device.slice(DRIVE_PREFIX.length);
+    if (!known.has(device)) continue;
+    const s = entry.stats;
+    result[device] = {
+      disk: device,
+      read_ops: s.rd_operations,
+      read_bytes: s.rd_bytes,
+      read_time: s.rd_total_time_ns / 1e9,
+      write_ops: s.wr_operations,
+      write_bytes: s.wr_bytes,
+      write_time: s.wr_total_time_ns / 1e9,
+      flush_ops: s.flush_operations,
+      flush_time: s.flush_total_time_ns / 1e9,
+    };
+  }
+  return result;
+}
+
+/**
+ * Entry for a NIC that has no counters. It carries no numbers on purpose:
+ * zeros would claim the NIC moved no traffic.
+ */
+export interface UnavailableNicMetrics {
+  name: string;
+  counters: string;
+}
+
+export const USER_MODE_COUNTERS = 'unavailable: user-mode networking has no host device to count';
+
+export async function nicMetrics(guest: Guest): Promise<Record<string, GuestNicMetrics | UnavailableNicMetrics>> {
+  const result: Record<string, GuestNicMetrics | UnavailableNicMetrics> = {};
+  for (const nic of guest.nics) {
+    if (!nic.device) {
+      result[nic.name] = { name: nic.name, counters: USER_MODE_COUNTERS };
+      continue;
+    }
+    const tap = await readTapCounters(nic.device);
+    if (!tap) {
+      result[nic.name] = { name: nic.name, counters: `unavailable: tap ${nic.device} does not exist` };
+      continue;
+    }
+    // The tap is the host's end of the wire: what it transmits the guest receives.
+    result[nic.name] = {
+      name: nic.name,
+      rx_bytes: tap.tx_bytes,
+      rx_packets: tap.tx_packets,
+      rx_errors: tap.tx_errors,
+      rx_drops: tap.tx_dropped,
+      tx_bytes: tap.rx_bytes,
+      tx_packets: tap.rx_packets,
+      tx_errors: tap.rx_errors,
+      tx_drops: tap.rx_dropped,
+    };
+  }
+  return result;
+}

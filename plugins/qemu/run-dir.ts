@@ -1,0 +1,38 @@
+/**
+ * Where a guest's files live: one folder per guest under the plugin's data
+ * dir. Everything a restarted agent needs to find the QEMU process again is
+ * here (pidfile, QMP socket), next to the disks and the serial log.
+ */
+import path from 'node:path';
+
+export class RunDir {
+  readonly dir: string;
+  constructor(dataDir: string, readonly guestId: string) {
+    if (!/^[A-Za-z0-9._-]+$/.test(guestId) || guestId === '.' || guestId === '..') {
+      throw new Error(`guest id "${guestId}" cannot name a folder`);
+    }
+    this.dir = path.join(dataDir, guestId);
+  }
+  get pidFile(): string {
+    return path.join(this.dir, 'qemu.pid');
+  }
+  get qmpSocket(): string {
+    return path.join(this.dir, 'qmp.sock');
+  }
+  /** Serial port 0 (the guest console), written to a file. */
+  get consoleLog(): string {
+    return path.join(this.dir, 'console.log');
+  }
+  /** Serial port 1, a unix socket anyone on the host can attach to (e.g. socat). */
+  get serialSocket(): string {
+    return path.join(this.dir, 'serial1.sock');
+  }
+  /** What QEMU printed before daemonizing (errors in its arguments, mostly). */
+  get stderrLog(): string {
+    return path.join(this.dir, 'qemu.stderr.log');
+  }
+  disk(device: string): string {
+    if (!/^[a-z]+$/.test(device)) throw new Error(`disk device "${device}" cannot name a file`);
+    return path.join(this.dir, `${device}.qcow2`);
+  }
+}

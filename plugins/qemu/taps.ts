@@ -1,0 +1,80 @@
+/**
+ * Host tap devices for guest NICs. A NIC gets a persistent tap enslaved to
+ * the Linux bridge named by its `network` when that bridge exists; QEMU then
+ * opens the tap by name. Persistent taps are created by the agent (root) so
+ * QEMU needs no helper or setuid bridge script, and they stay across QEMU
+ * restarts until the guest is deleted.
+ */
+import { access, readFile } from 'node:fs/promises';
+import { run } from './exec.js';
+
+const SYS_NET = '/sys/class/net';
+/** IFNAMSIZ - 1 */
+export const MAX_INTERFACE_NAME = 15;
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    await access(file);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export function isBridge(name: string): Promise<boolean> {
+  if (!name || name.includes('/') || name.startsWith('.')) return Promise.resolve(false);
+  return exists(`${SYS_NET}/${name}/bridge`);
+}
+
+export function interfaceExists(name: string): Promise<boolean> {
+  return exists(`${SYS_NET}/${name}`);
+}
+
+function checkName(tap: string): void {
+  if (!/^[A-Za-z0-9_.-]+$/.test(tap) || tap.length > MAX_INTERFACE_NAME) {
+    throw new Error(`tap name "${tap}" is not a valid interface name (letters, digits, _.-, at most ${MAX_INTERFACE_NAME})`);
+  }
+}
+
+/** Creates the tap if missing (e.g. after a host reboot) and plugs it into the bridge. */
+export async function ensureTap(tap: string, bridge: string, signal?: AbortSignal): Promise<void> {
+  checkName(tap);
+  if (!(await isBridge(bridge))) {
+    throw new Error(`bridge "${bridge}" for tap ${tap} does not exist; create it (see docs/qemu.md) or recreate the guest`);
+  }
+  if (!(await interfaceExists(tap))) {
+    await run('ip', ['tuntap', 'add', 'dev', tap, 'mode', 'tap', 'vnet_hdr'], { signal });
+  }
+  await run('ip', ['link', 'set', 'dev', tap, 'master', bridge], { signal });
+  await run('ip', ['link', 'set', 'dev', tap, 'up'], { signal });
+}
+
+export async function removeTap(tap: string, signal?: AbortSignal): Promise<void> {
+  checkName(tap);
+  if (await interfaceExists(tap)) await run('ip', ['link', 'del', 'dev', tap], { signal });
+}
+
+export interface TapCounters {
+  rx_bytes: number;
+  rx_packets: number;
+  rx_errors: number;
+  rx_dropped: number;
+  tx_bytes: number;
+  tx_packets: number;
+  tx_errors: number;
+  tx_dropped: number;
+}
+
+const COUNTERS: (keyof TapCounters)[] = ['rx_bytes', 'rx_packets', 'rx_errors', 'rx_dropped', 'tx_bytes', 'tx_packets', 'tx_errors', 'tx_dropped'];
+
+/** The tap's own counters (host side); undefined when the tap is gone. */
+export async function readTapCounters(tap: string): Promise<TapCounters | undefined> {
+  checkName(tap);
+  try {
+    const values = await Promise.all(COUNTERS.map((c) => readFile(`${SYS_NET}/${tap}/statistics/${c}`, 'utf8')));
+    return Object.fromEntries(COUNTERS.map((c, i) => [c, Number(values[i].trim())])) as unknown as TapCounters;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw error;
+  }
+}

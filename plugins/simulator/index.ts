@@ -1,0 +1,168 @@
+/**
+ * The simulator: an in-memory hypervisor implementing every lifecycle and
+ * metrics stage with real state transitions, optional delays and failure
+ * injection. It manages no real machine. It lets the whole API run on any
+ * host, and it is the backend of the kernel's tests and benchmarks.
+ *
+ * Per-guest test hooks, through guest metadata:
+ *   simulator.acpi = "ignore"   the guest ignores the power button (shutdown times out)
+ *   simulator.fail = "<action>" that action's stage fails for this guest
+ *   simulator.delay.<action> = "<ms>"  that action's stage takes this long
+ */
+import { inject, injectable } from 'tsyringe';
+import {
+  PLUGIN_API_VERSION,
+  Tokens,
+  definePlugin,
+  type ActionStage,
+  type Guest,
+  type GuestDirectory,
+  type GuestRequest,
+  type Logger,
+  type MetricsStage,
+  type PluginInstance,
+  type StageContext,
+} from '../../core/plugin-api.js';
+import { simulatorOptions, type SimulatedAction, type SimulatorOptions } from './options.js';
+import { SimulatedMachine } from './simulated-machine.js';
+
+@injectable()
+export class SimulatorPlugin implements PluginInstance {
+  private readonly machines = new Map<string, SimulatedMachine>();
+
+  constructor(
+    @inject(Tokens.Options) private readonly options: SimulatorOptions,
+    @inject(Tokens.Guests) private readonly guests: GuestDirectory,
+    @inject(Tokens.Logger) private readonly log: Logger,
+  ) {}
+
+  /** The simulated hypervisor "kept running" while the agent was down. */
+  async start(): Promise<void> {
+    for (const guest of await this.guests.list()) {
+      if (guest.state !== 'creating') this.machines.set(guest.id, new SimulatedMachine(guest.state));
+    }
+    this.log.info({ guests: this.machines.size }, 'simulator ready (no real machines are managed)');
+  }
+
+  readonly stages: Record<string, ActionStage | MetricsStage> = {
+    create: this.lifecycle('create', (guest) => {
+      this.machines.set(guest.id, new SimulatedMachine('off'));
+      const disks = guest.disks.map((d) => ({ ...d, source: d.source || `sim://${guest.id}/${d.device}`, size: d.size || 1024 }));
+      return { ...guest, disks, state: 'off' };
+    }),
+    start: this.lifecycle('start', (guest, m) => {
+      this.expect(m, 'start', ['off', 'shutdown', 'suspended']);
+      m.transition('running');
+      return { ...guest, state: 'running' };
+    }),
+    shutdown: this.lifecycle('shutdown', async (guest, m, request, ctx) => {
+      this.expect(m, 'shutdown', ['running']);
+      if (guest.metadata['simulator.acpi'] === 'ignore') {
+        const seconds = Number(request.args.timeout) || this.options.shutdownTimeoutSeconds;
+        await sleep(seconds * 1000, ctx.signal);
+        throw new Error(`guest did not power off within ${seconds} s (does it handle ACPI?)`);
+      }
+      m.transition('shutdown');
+      return { ...guest, state: 'shutdown' };
+    }),
+    reboot: this.lifecycle('reboot', (guest, m) => {
+      this.expect(m, 'reboot', ['running']);
+      return { ...guest, state: 'running' };
+    }),
+    restart: this.lifecycle('restart', (guest, m) => {
+      this.expect(m, 'restart', ['running', 'suspended']);
+      m.transition('running');
+      return { ...guest, state: 'running' };
+    }),
+    poweroff: this.lifecycle('poweroff', (guest, m) => {
+      this.expect(m, 'poweroff', ['running', 'suspended', 'shutdown', 'off']);
+      m.transition('off');
+      return { ...guest, state: 'off' };
+    }),
+    suspend: this.lifecycle('suspend', (guest, m) => {
+      this.expect(m, 'suspend', ['running']);
+      m.transition('suspended');
+      return { ...guest, state: 'suspended' };
+    }),
+    delete: this.lifecycle('delete', (guest, m) => {
+      m.transition('off');
+      this.machines.delete(guest.id);
+      return { ...guest, state: 'deleted' };
+    }),
+    cpuMetrics: this.metrics('cpuMetrics', (guest, m) => ({ guest, type: 'cpu', cpu: m.cpu(guest) })),
+    nicMetrics: this.metrics('nicMetrics', (guest, m) => ({ guest, type: 'nic', nic: m.nic(guest) })),
+    diskMetrics: this.metrics('diskMetrics', (guest, m) => ({ guest, type: 'disk', disk: m.disk(guest) })),
+  };
+
+  health() {
+    return { healthy: true, message: 'simulated hypervisor', details: { machines: this.machines.size } };
+  }
+
+  private machine(guest: Guest): SimulatedMachine {
+    let m = this.machines.get(guest.id);
+    if (!m) {
+      // A guest created before this plugin knew it (e.g. from another backend).
+      m = new SimulatedMachine(guest.state === 'creating' ? 'off' : guest.state);
+      this.machines.set(guest.id, m);
+    }
+    return m;
+  }
+
+  private expect(m: SimulatedMachine, action: string, states: string[]): void {
+    if (!states.includes(m.state)) throw new Error(`cannot ${action} a guest that is ${m.state}`);
+  }
+
+  /** Delay and failure injection around a transition. */
+  private async inject(action: SimulatedAction, guest: Guest, ctx: StageContext): Promise<void> {
+    const delay = Number(guest.metadata[`simulator.delay.${action}`] ?? this.options.delays[action] ?? 0);
+    if (delay > 0) await sleep(delay, ctx.signal);
+    const failure = guest.metadata['simulator.fail'] === action ? `simulated failure of ${action}` : this.options.failures[action];
+    if (failure) throw new Error(failure);
+  }
+
+  private lifecycle(
+    action: SimulatedAction,
+    transition: (guest: Guest, machine: SimulatedMachine, request: GuestRequest, ctx: StageContext) => Guest | Promise<Guest>,
+  ): ActionStage {
+    return async (request, ctx) => {
+      await this.inject(action, request.guest, ctx);
+      return { guest: await transition(request.guest, this.machine(request.guest), request, ctx) };
+    };
+  }
+
+  private metrics(action: SimulatedAction, read: (guest: Guest, machine: SimulatedMachine) => ReturnType<MetricsStage>): MetricsStage {
+    return async (request, ctx) => {
+      await this.inject(action, request.guest, ctx);
+      return read(request.guest, this.machine(request.guest));
+    };
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal.reason);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+export default definePlugin({
+  id: 'simulator',
+  version: '0.1.0',
+  pluginApi: PLUGIN_API_VERSION,
+  description: 'In-memory simulated hypervisor (no real guests)',
+  options: simulatorOptions,
+  stages: {
+    create: 'action', start: 'action', shutdown: 'action', reboot: 'action', restart: 'action',
+    poweroff: 'action', suspend: 'action', delete: 'action',
+    cpuMetrics: 'metrics', nicMetrics: 'metrics', diskMetrics: 'metrics',
+  },
+  create: SimulatorPlugin,
+});

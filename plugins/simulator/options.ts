@@ -1,0 +1,17 @@
+import { z } from 'zod';
+
+const actions = z.enum(['create', 'delete', 'start', 'shutdown', 'reboot', 'restart', 'poweroff', 'suspend', 'cpuMetrics', 'nicMetrics', 'diskMetrics']);
+
+export const simulatorOptions = z
+  .object({
+    /** Milliseconds each action's stage takes, e.g. { "start": 2000 }. */
+    delays: z.partialRecord(actions, z.number().int().nonnegative().max(3_600_000)).default({}),
+    /** Failure injection: the stage of these actions fails with this message. */
+    failures: z.partialRecord(actions, z.string().min(1)).default({}),
+    /** Seconds a shutdown waits for a guest that ignores ACPI (metadata simulator.acpi = "ignore"). */
+    shutdownTimeoutSeconds: z.number().positive().max(3600).default(30),
+  })
+  .strict();
+
+export type SimulatorOptions = z.infer<typeof simulatorOptions>;
+export type SimulatedAction = z.infer<typeof actions>;
