@@ -33,7 +33,13 @@ const actionSchema = z
 const pluginSchema = z
   .object({
     /** A built-in plugin name ("qemu"), a path ("./my-plugin.js"), or a package name. */
-    module: z.string().min(1),
+    module: z.string().min(1).optional(),
+    /**
+     * An external sub-agent instead of a module: the program and its
+     * arguments, run isolated from the config file's folder; its manifest
+     * comes from its handshake (docs/isolation-protocol.md).
+     */
+    command: z.array(z.string().min(1)).min(1).optional(),
     /** Instance id and stage prefix; defaults to the manifest's id. */
     id: z.string().regex(/^[A-Za-z][A-Za-z0-9_-]*$/).optional(),
     /** Run the plugin in a child process. */
@@ -42,7 +48,12 @@ const pluginSchema = z
     maxPending: z.number().int().positive().max(10000).default(64),
     options: z.record(z.string(), z.unknown()).default({}),
   })
-  .strict();
+  .strict()
+  .refine((entry) => (entry.module === undefined) !== (entry.command === undefined), {
+    message: 'a plugin needs exactly one of "module" (a plugin module) or "command" (an external sub-agent program)',
+  })
+  // An external program can only run out of process.
+  .transform((entry) => (entry.command ? { ...entry, isolate: true } : entry));
 
 export const configSchema = z
   .object({

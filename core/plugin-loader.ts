@@ -53,6 +53,22 @@ export function registerIsolatedPluginFactory(factory: IsolatedPluginFactory): v
   isolatedFactory = factory;
 }
 
+/**
+ * Reads the manifest of an external sub-agent (a config entry with
+ * `command` instead of `module`) from its handshake. Provided by the
+ * isolation module, like the factory above.
+ */
+export type ExternalManifestReader = (entry: PluginConfig, where: string, services: KernelServices) => Promise<PluginManifest>;
+let externalManifestReader: ExternalManifestReader | undefined;
+export function registerExternalManifestReader(reader: ExternalManifestReader): void {
+  externalManifestReader = reader;
+}
+
+/** How an entry is named in messages: its module, or its command line. */
+export function describePluginEntry(entry: PluginConfig): string {
+  return entry.module ?? entry.command?.join(' ') ?? '(no module)';
+}
+
 export interface KernelServices {
   container: DependencyContainer;
   log: AgentLogger;
@@ -89,17 +105,22 @@ export async function loadPlugins(entries: PluginConfig[], services: KernelServi
 }
 
 async function readSlot(entry: PluginConfig, index: number, services: KernelServices): Promise<PluginSlot> {
-  const where = `${services.configFile}: plugins[${index}] ("${entry.module}")`;
-  const specifier = resolvePluginModule(entry.module, services.configFile);
+  const where = `${services.configFile}: plugins[${index}] ("${describePluginEntry(entry)}")`;
   let module: { default?: unknown };
-  try {
-    module = await import(specifier);
-  } catch (error) {
-    const hint =
-      (error as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND'
-        ? ` (built-in plugins: ${await builtinPluginNames()}; a path is relative to the config file; did you run "npm run build"?)`
-        : '';
-    throw Errors.pluginLoad(`${where}: cannot load module ${specifier}: ${messageOf(error)}${hint}`, { cause: error });
+  if (entry.command) {
+    if (!externalManifestReader) throw Errors.config(`${where}: "command" needs isolation support, which this build lacks; use "module"`);
+    module = { default: await externalManifestReader(entry, where, services) };
+  } else {
+    const specifier = resolvePluginModule(entry.module!, services.configFile);
+    try {
+      module = await import(specifier);
+    } catch (error) {
+      const hint =
+        (error as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND'
+          ? ` (built-in plugins: ${await builtinPluginNames()}; a path is relative to the config file; did you run "npm run build"?)`
+          : '';
+      throw Errors.pluginLoad(`${where}: cannot load module ${specifier}: ${messageOf(error)}${hint}`, { cause: error });
+    }
   }
   const manifest = module.default as PluginManifest | undefined;
   const problem = manifestProblem(manifest);
@@ -134,9 +155,9 @@ function checkUniqueness(slots: PluginSlot[], file: string): void {
   for (const slot of slots) {
     const previous = seen.get(slot.id);
     if (previous) {
-      throw Errors.config(`${file}: two plugins use the id "${slot.id}" (modules "${previous}" and "${slot.config.module}"); give one of them another "id"`);
+      throw Errors.config(`${file}: two plugins use the id "${slot.id}" (modules "${previous}" and "${describePluginEntry(slot.config)}"); give one of them another "id"`);
     }
-    seen.set(slot.id, slot.config.module);
+    seen.set(slot.id, describePluginEntry(slot.config));
   }
 }
 
