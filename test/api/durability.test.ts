@@ -1,0 +1,130 @@
+/**
+ * Nothing acknowledged is lost: what got a 2xx survives kill -9 of the
+ * agent; queued jobs run after a restart, in order; jobs cut off mid-stage
+ * are marked interrupted; SIGTERM lets running stages finish.
+ */
+import { expect } from 'chai';
+import { readFile } from 'node:fs/promises';
+import { removeDir, startAgent, waitFor, type RunningAgent } from '../support/agent.js';
+import { simulatorConfig } from '../support/configs.js';
+
+describe('durability and recovery', function () {
+  this.timeout(60000);
+  const agents: RunningAgent[] = [];
+  const dirs = new Set<string>();
+
+  async function start(config: object, dataDir?: string): Promise<RunningAgent> {
+    const agent = await startAgent({ config, dataDir });
+    agents.push(agent);
+    dirs.add(agent.dataDir);
+    return agent;
+  }
+  afterEach(async () => {
+    for (const agent of agents.splice(0)) await agent.kill9();
+    for (const dir of dirs) await removeDir(dir);
+    dirs.clear();
+  });
+
+  it('keeps every acknowledged guest, metadata patch and job through kill -9', async () => {
+    const config = simulatorConfig();
+    const first = await start(config);
+    const ids: string[] = [];
+    const jobIds: string[] = [];
+    // Fire writes concurrently and kill the agent as soon as the last is acknowledged.
+    const creates = await Promise.all(Array.from({ length: 50 }, (_, i) => first.request('POST', '/guests', { memory: 128 + i, metadata: { n: String(i) } })));
+    for (const res of creates) {
+      expect(res.status).to.equal(202);
+      ids.push(res.body.id);
+      jobIds.push(res.headers.get('x-guest-job-id')!);
+    }
+    const patches = await Promise.all(ids.slice(0, 20).map((id, i) => first.request('PATCH', `/guests/${id}/metadata`, { patched: String(i) })));
+    expect(patches.every((p) => p.status === 200)).to.equal(true);
+    const host = await first.request('PATCH', '/metadata', { site: 'lab' });
+    expect(host.status).to.equal(200);
+    await first.kill9();
+
+    const second = await start(config, first.dataDir);
+    const guests = (await second.request('GET', '/guests')).body as Array<{ id: string; memory: number; metadata: Record<string, string> }>;
+    const byId = new Map(guests.map((g) => [g.id, g]));
+    for (const [i, id] of ids.entries()) {
+      const guest = byId.get(id);
+      expect(guest, `guest ${i} survived`).to.not.equal(undefined);
+      expect(guest!.memory).to.equal(128 + i);
+      if (i < 20) expect(guest!.metadata.patched, `patch of guest ${i} survived`).to.equal(String(i));
+    }
+    for (const jobId of jobIds) {
+      const job = await second.request('GET', `/jobs/${jobId}`);
+      expect(job.status, `job ${jobId} survived`).to.equal(200);
+    }
+    expect((await second.request('GET', '/metadata')).body.site).to.equal('lab');
+  });
+
+  it('after kill -9: queued jobs run again in order, running ones end as "interrupted by agent restart"', async () => {
+    // One job slot, so the second guest's job stays queued behind the first.
+    const config = simulatorConfig({ jobs: { concurrency: 1 } });
+    const first = await start(config);
+    const slow = (await first.request('POST', '/guests?wait=5', { metadata: { 'simulator.delay.start': '30000' } })).body.id;
+    const other = (await first.request('POST', '/guests?wait=5', {})).body.id;
+    const running = await first.request('POST', `/guests/${slow}/start`);
+    const queuedDelete = await first.request('DELETE', `/guests/${slow}`);
+    const queuedStart = await first.request('POST', `/guests/${other}/start`);
+    const runningId = running.headers.get('x-guest-job-id')!;
+    await waitFor(async () => (await first.request('GET', `/jobs/${runningId}`)).body.Status === 'Running', 5000, 'start job running');
+    expect((await first.request('GET', `/jobs/${queuedStart.headers.get('x-guest-job-id')}`)).body.Status).to.equal('Queued');
+    await first.kill9();
+
+    const second = await start(config, first.dataDir);
+    const interrupted = (await second.request('GET', `/jobs/${runningId}`)).body;
+    expect(interrupted).to.include({ Status: 'Error', Message: 'interrupted by agent restart' });
+    const deleteJob = await waitFor(async () => {
+      const j = (await second.request('GET', `/jobs/${queuedDelete.headers.get('x-guest-job-id')}`)).body;
+      return j.Status === 'Complete' ? j : undefined;
+    }, 10000, 'the queued delete to run after restart');
+    const startJob = await waitFor(async () => {
+      const j = (await second.request('GET', `/jobs/${queuedStart.headers.get('x-guest-job-id')}`)).body;
+      return j.Status === 'Complete' ? j : undefined;
+    }, 10000, 'the queued start to run after restart');
+    expect(Date.parse(startJob.StartedAt), 'queued jobs ran in the order they were queued').to.be.at.least(Date.parse(deleteJob.StartedAt));
+    expect((await second.request('GET', `/guests/${slow}`)).status).to.equal(404);
+    expect((await second.request('GET', `/guests/${other}`)).body.state).to.equal('running');
+  });
+
+  it('SIGTERM lets a running stage finish, then exits 0 with its result stored', async () => {
+    const config = simulatorConfig();
+    const first = await start(config);
+    const id = (await first.request('POST', '/guests?wait=5', { metadata: { 'simulator.delay.start': '1500' } })).body.id;
+    const res = await first.request('POST', `/guests/${id}/start`);
+    const jobId = res.headers.get('x-guest-job-id')!;
+    await waitFor(async () => (await first.request('GET', `/jobs/${jobId}`)).body.Status === 'Running', 5000, 'start running');
+    const code = await first.stop();
+    expect(code, 'clean exit').to.equal(0);
+    const logs = first.logs.map((l) => JSON.parse(l));
+    expect(logs.some((e) => e.msg === 'stopped')).to.equal(true);
+
+    const second = await start(config, first.dataDir);
+    const job = (await second.request('GET', `/jobs/${jobId}`)).body;
+    expect(job.Status, 'the stage finished during the grace period').to.equal('Complete');
+    expect((await second.request('GET', `/guests/${id}`)).body.state).to.equal('running');
+  });
+
+  it('keeps the SQLite state file in the data dir', async () => {
+    const agent = await start(simulatorConfig());
+    await agent.request('PATCH', '/metadata', { k: 'v' });
+    const header = (await readFile(`${agent.dataDir}/hyperkern.sqlite`)).subarray(0, 16).toString('latin1');
+    expect(header).to.equal('SQLite format 3\u0000');
+  });
+
+  it('prunes the job history to its bound, oldest first', async () => {
+    const agent = await start(simulatorConfig({ jobs: { history: 5 } }));
+    const id = (await agent.request('POST', '/guests?wait=5', {})).body.id;
+    const jobIds: string[] = [];
+    for (let i = 0; i < 4; i++) {
+      jobIds.push((await agent.request('POST', `/guests/${id}/start?wait=5`)).headers.get('x-guest-job-id')!);
+      jobIds.push((await agent.request('POST', `/guests/${id}/poweroff?wait=5`)).headers.get('x-guest-job-id')!);
+    }
+    const jobs = (await agent.request('GET', '/jobs?limit=100')).body;
+    expect(jobs).to.have.length(5);
+    expect(jobs.map((j: { ID: string }) => j.ID)).to.deep.equal(jobIds.slice(-5).reverse());
+    expect((await agent.request('GET', `/jobs/${jobIds[0]}`)).status, 'the oldest job was pruned').to.equal(404);
+  });
+});
