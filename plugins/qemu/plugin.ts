@@ -1,0 +1,406 @@
+/**
+ * The QEMU backend: guests as qemu-system-x86_64 processes driven over QMP,
+ * with no libvirt in between. Stages map the mistify lifecycle onto QMP
+ * (see docs/qemu.md); QMP events and process exits keep each guest's state
+ * true to the hypervisor; guests outlive the agent and are found again at
+ * start.
+ */
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { inject, injectable } from 'tsyringe';
+import {
+  StageRejection,
+  Tokens,
+  type Guest,
+  type GuestDirectory,
+  type GuestMetricsRequest,
+  type GuestMetricsResponse,
+  type GuestNicMetrics,
+  type GuestRequest,
+  type GuestResponse,
+  type Logger,
+  type PluginHealth,
+  type PluginInstance,
+  type StageContext,
+} from '../../core/plugin-api.js';
+import { buildCommandLine, KERNEL_METADATA, type LaunchPlan } from './command-line.js';
+import { createDisks, findImage } from './disk-images.js';
+import { run } from './exec.js';
+import { Machine, WaitTimeout, type MachineListener, type ShutdownInfo } from './machine.js';
+import { cpuMetrics, diskMetrics, nicMetrics } from './metrics.js';
+import { resolveOptions, type QemuOptions, type ResolvedQemuOptions } from './options.js';
+import { findGuestProcess, launchQemu, terminate } from './qemu-process.js';
+import { MAX_UNIX_SOCKET_PATH, type QmpEvent } from './qmp-client.js';
+import { RunDir } from './run-dir.js';
+import { ensureTap, isBridge, MAX_INTERFACE_NAME, removeTap } from './taps.js';
+import { allocateVncPort } from './vnc-ports.js';
+
+/** States in which a QEMU process should exist. */
+const RUNNING_STATES = new Set(['running', 'suspended']);
+
+@injectable()
+export class QemuPlugin implements PluginInstance {
+  private readonly options: ResolvedQemuOptions;
+  /** Attached QEMU processes by guest id. */
+  private readonly machines = new Map<string, Machine>();
+  /** Keeps observe() calls in event order. */
+  private observations: Promise<void> = Promise.resolve();
+  private version = 'unknown';
+
+  readonly stages = {
+    create: (request: GuestRequest, ctx: StageContext) => this.create(request, ctx),
+    start: (request: GuestRequest, ctx: StageContext) => this.startGuest(request, ctx),
+    shutdown: (request: GuestRequest, ctx: StageContext) => this.shutdown(request, ctx),
+    reboot: (request: GuestRequest, ctx: StageContext) => this.reboot(request, ctx),
+    restart: (request: GuestRequest, ctx: StageContext) => this.restart(request),
+    poweroff: (request: GuestRequest, ctx: StageContext) => this.poweroff(request),
+    suspend: (request: GuestRequest, ctx: StageContext) => this.suspend(request),
+    delete: (request: GuestRequest, ctx: StageContext) => this.delete(request, ctx),
+    cpuMetrics: (request: GuestMetricsRequest) => this.cpuMetrics(request),
+    diskMetrics: (request: GuestMetricsRequest) => this.diskMetrics(request),
+    nicMetrics: (request: GuestMetricsRequest) => this.nicMetrics(request),
+  };
+
+  constructor(
+    @inject(Tokens.Options) options: QemuOptions,
+    @inject(Tokens.Logger) private readonly log: Logger,
+    @inject(Tokens.DataDir) private readonly dataDir: string,
+    @inject(Tokens.Guests) private readonly guests: GuestDirectory,
+    @inject(Tokens.PluginId) private readonly id: string,
+  ) {
+    this.options = resolveOptions(options);
+  }
+
+  // ---- plugin lifecycle ----------------------------------------------------
+
+  /** Checks QEMU is installed and reattaches to the guests that still run. */
+  async start(): Promise<void> {
+    const { stdout } = await run(this.options.binary, ['--version']).catch((error: Error) => {
+      throw new Error(`QEMU plugin "${this.id}": ${error.message}`);
+    });
+    this.version = stdout.split('\n')[0]?.trim() ?? 'unknown';
+    this.log.info(
+      { qemu: this.version, accel: this.options.accel, accelSource: this.options.accelSource, dataDir: this.dataDir, imagesDir: this.options.imagesDir },
+      'QEMU backend ready',
+    );
+    const guests = await this.guests.list();
+    await Promise.all(guests.map((guest) => this.reattach(guest)));
+  }
+
+  /** Lets go of the QEMU processes without stopping them: guests outlive the agent. */
+  async stop(): Promise<void> {
+    for (const machine of this.machines.values()) machine.detach();
+    this.machines.clear();
+    await this.observations;
+  }
+
+  health(): PluginHealth {
+    return {
+      healthy: true,
+      details: { qemu: this.version, accel: this.options.accel, accelSource: this.options.accelSource, attachedGuests: this.machines.size },
+    };
+  }
+
+  private async reattach(guest: Guest): Promise<void> {
+    const runDir = new RunDir(this.dataDir, guest.id);
+    if (!(await isDirectory(runDir.dir))) return; // not one of ours (or never created)
+    const pid = await findGuestProcess(runDir);
+    if (pid) {
+      try {
+        const machine = await Machine.attach(guest.id, runDir, pid, this.listener);
+        this.machines.set(guest.id, machine);
+        const state = (await machine.status()) === 'paused' ? 'suspended' : 'running';
+        this.log.info({ guest: guest.id, pid, state }, 'reattached to running QEMU');
+        if (guest.state !== state) this.observe(guest.id, { state }, `QEMU process ${pid} found ${state} at agent start`);
+        return;
+      } catch (error) {
+        this.log.error({ guest: guest.id, pid, err: (error as Error).message }, 'QEMU process runs but its QMP socket does not answer');
+        this.observe(guest.id, { state: 'error' }, `QEMU process ${pid} runs but QMP does not answer: ${(error as Error).message}`);
+        return;
+      }
+    }
+    if (RUNNING_STATES.has(guest.state)) {
+      this.log.warn({ guest: guest.id, state: guest.state }, 'QEMU process is gone; marking the guest off');
+      this.observe(guest.id, { state: 'off' }, 'QEMU process gone when the agent started');
+    }
+  }
+
+  // ---- events from QEMU ----------------------------------------------------
+
+  private readonly listener: MachineListener = {
+    onEvent: (machine: Machine, event: QmpEvent) => {
+      if (this.machines.get(machine.guestId) !== machine) return;
+      const log = { guest: machine.guestId, event: event.event, data: event.data };
+      switch (event.event) {
+        case 'STOP':
+          this.log.info(log, 'QEMU paused the guest');
+          this.observe(machine.guestId, { state: 'suspended' }, 'QEMU event STOP');
+          break;
+        case 'RESUME':
+          this.log.info(log, 'QEMU resumed the guest');
+          this.observe(machine.guestId, { state: 'running' }, 'QEMU event RESUME');
+          break;
+        case 'SHUTDOWN':
+        case 'RESET':
+        case 'POWERDOWN':
+          // SHUTDOWN is followed by the process's exit, which sets the state.
+          this.log.info(log, `QEMU event ${event.event}`);
+          break;
+        default:
+          this.log.debug(log, 'QEMU event');
+      }
+    },
+    onExit: async (machine: Machine, shutdown: ShutdownInfo | undefined) => {
+      if (this.machines.get(machine.guestId) !== machine) return;
+      this.machines.delete(machine.guestId);
+      const state = shutdown?.guest ? 'shutdown' : 'off';
+      const reason = shutdown ? `QEMU exited after SHUTDOWN (${shutdown.reason})` : 'QEMU process exited without a SHUTDOWN event (killed or crashed)';
+      this.log.info({ guest: machine.guestId, pid: machine.pid, state, reason }, 'QEMU exited');
+      this.observe(machine.guestId, { state }, reason);
+      await this.observations;
+    },
+  };
+
+  private observe(id: string, change: Partial<Omit<Guest, 'id'>>, reason: string): void {
+    this.observations = this.observations
+      .then(() => this.guests.observe(id, change, reason))
+      .catch((error: Error) => this.log.error({ guest: id, change, err: error.message }, 'could not record a state change QEMU reported'));
+  }
+
+  // ---- lifecycle stages ----------------------------------------------------
+
+  private async create({ guest }: GuestRequest, ctx: StageContext): Promise<GuestResponse> {
+    const runDir = new RunDir(this.dataDir, guest.id);
+    for (const socket of [runDir.qmpSocket, runDir.serialSocket]) {
+      if (Buffer.byteLength(socket) > MAX_UNIX_SOCKET_PATH) {
+        throw new Error(`socket path ${socket} is longer than the ${MAX_UNIX_SOCKET_PATH} bytes unix sockets allow; configure a shorter dataDir`);
+      }
+    }
+    await mkdir(runDir.dir, { recursive: true });
+    const createdTaps: string[] = [];
+    try {
+      const disks = await createDisks(guest, runDir, { qemuImg: this.options.qemuImg, imagesDir: this.options.imagesDir, dataDir: this.dataDir }, ctx.signal);
+      const nics = [];
+      for (const [index, nic] of guest.nics.entries()) {
+        if (await isBridge(nic.network)) {
+          const device = nic.device || `hk${guest.id.replaceAll('-', '').slice(0, 8)}n${index}`;
+          if (device.length > MAX_INTERFACE_NAME) throw new StageRejection(400, `nic ${nic.name}: device name ${device} is longer than ${MAX_INTERFACE_NAME}`);
+          await ensureTap(device, nic.network, ctx.signal);
+          createdTaps.push(device);
+          nics.push({ ...nic, device });
+        } else {
+          // No bridge: QEMU's user-mode network (NAT, no host device). An
+          // empty device records that choice for start, metrics and delete.
+          ctx.log.info({ guest: guest.id, nic: nic.name, network: nic.network }, 'no such bridge; this NIC uses user-mode networking');
+          nics.push({ ...nic, device: '' });
+        }
+      }
+      let vnc = 0;
+      if (this.options.vnc) {
+        const taken = (await this.guests.list()).filter((g) => g.id !== guest.id).map((g) => g.vnc);
+        vnc = await allocateVncPort(this.options.vncListen, this.options.vncPortMin, this.options.vncPortMax, taken);
+      }
+      return { guest: { ...guest, disks, nics, vnc, state: 'off' } };
+    } catch (error) {
+      // Leave nothing behind: a failed create must not hold disk space or taps.
+      await Promise.all(createdTaps.map((tap) => removeTap(tap).catch(() => {})));
+      await rm(runDir.dir, { recursive: true, force: true });
+      throw error;
+    }
+  }
+
+  private async startGuest({ guest }: GuestRequest, ctx: StageContext): Promise<GuestResponse> {
+    const machine = this.machines.get(guest.id);
+    if (machine) {
+      const status = await machine.status();
+      if (status === 'paused') {
+        await machine.qmp.execute('cont');
+        return { guest: { ...guest, state: 'running' }, message: 'resumed' };
+      }
+      if (status === 'running') return { guest: { ...guest, state: 'running' }, message: 'already running' };
+      throw new Error(`QEMU of guest ${guest.id} is in run state "${status}"; power it off, then start it`);
+    }
+    const runDir = new RunDir(this.dataDir, guest.id);
+    if (!(await isDirectory(runDir.dir))) {
+      throw new StageRejection(409, `guest ${guest.id} has no files under ${runDir.dir}; it was not created by QEMU plugin "${this.id}"`);
+    }
+    // A QEMU we lost track of (e.g. attach failed at agent start) must not be doubled.
+    const stray = await findGuestProcess(runDir);
+    if (stray) throw new Error(`a QEMU process (${stray}) for guest ${guest.id} already runs but is not attached; power the guest off first`);
+
+    const plan = await this.launchPlan(guest, ctx);
+    const args = buildCommandLine(guest, runDir, this.options, plan);
+    ctx.signal.throwIfAborted();
+    // Keep the previous boot's console for post-mortems; QEMU truncates the file.
+    await rename(runDir.consoleLog, `${runDir.consoleLog}.1`).catch(() => {});
+    ctx.log.debug({ guest: guest.id, argv: [this.options.binary, ...args] }, 'launching QEMU');
+    const pid = await launchQemu(this.options.binary, args, runDir);
+    let attached: Machine;
+    try {
+      attached = await Machine.attach(guest.id, runDir, pid, this.listener);
+    } catch (error) {
+      await terminate(pid, this.options.poweroffGraceSeconds * 1000).catch(() => {});
+      throw new Error(`QEMU started (pid ${pid}) but its QMP socket did not answer, so it was stopped: ${(error as Error).message}`);
+    }
+    this.machines.set(guest.id, attached);
+    const kvm = await attached.qmp.execute<{ enabled: boolean }>('query-kvm').catch(() => ({ enabled: false }));
+    ctx.log.info(
+      { guest: guest.id, pid, accel: kvm.enabled ? 'kvm' : 'tcg', configured: this.options.accel, accelSource: this.options.accelSource },
+      `QEMU started with ${kvm.enabled ? 'KVM' : 'TCG (software emulation)'}`,
+    );
+    return { guest: { ...guest, state: 'running' }, message: `QEMU pid ${pid}, accel ${kvm.enabled ? 'kvm' : 'tcg'}` };
+  }
+
+  /** Taps, direct-boot kernel and VNC port for a launch, checked against the host as it is now. */
+  private async launchPlan(guest: Guest, ctx: StageContext): Promise<LaunchPlan> {
+    const taps = new Map<string, string>();
+    for (const nic of guest.nics) {
+      if (!nic.device) continue;
+      // After a host reboot the persistent taps are gone; recreate them.
+      await ensureTap(nic.device, nic.network, ctx.signal);
+      taps.set(nic.name, nic.device);
+    }
+    const plan: LaunchPlan = { taps, vncPort: this.options.vnc ? guest.vnc : 0 };
+    const kernel = guest.metadata?.[KERNEL_METADATA.kernel];
+    if (kernel) {
+      plan.kernel = await findImage(this.options.imagesDir, kernel);
+      const initrd = guest.metadata?.[KERNEL_METADATA.initrd];
+      if (initrd) plan.initrd = await findImage(this.options.imagesDir, initrd);
+    }
+    return plan;
+  }
+
+  private async shutdown({ guest, args }: GuestRequest, ctx: StageContext): Promise<GuestResponse> {
+    const machine = this.machines.get(guest.id);
+    if (!machine) return { guest: { ...guest, state: offState(guest) }, message: 'guest was not running' };
+    const seconds = timeoutArg(args, this.options.shutdownTimeoutSeconds);
+    // A paused guest cannot see the power button.
+    if ((await machine.status()) === 'paused') await machine.qmp.execute('cont');
+    await machine.qmp.execute('system_powerdown');
+    if (!(await machine.waitForExit(seconds * 1000, ctx.signal))) {
+      throw new Error(`guest did not power off within ${seconds} s (does it handle ACPI?)`);
+    }
+    return { guest: { ...guest, state: 'shutdown' }, message: 'guest powered off' };
+  }
+
+  private async reboot({ guest, args }: GuestRequest, ctx: StageContext): Promise<GuestResponse> {
+    const machine = this.requireMachine(guest, 'reboot');
+    const seconds = timeoutArg(args, this.options.rebootTimeoutSeconds);
+    if ((await machine.status()) === 'paused') await machine.qmp.execute('cont');
+    const reset = machine.waitForEvent(['RESET'], seconds * 1000, ctx.signal);
+    reset.catch(() => {}); // awaited below; avoid an unhandled rejection if send-key fails first
+    // ctrl-alt-delete asks the guest OS to reboot itself (Linux: SIGINT to init,
+    // systemd: ctrl-alt-del.target); QEMU reports RESET when it does.
+    await machine.qmp.execute('send-key', {
+      keys: [
+        { type: 'qcode', data: 'ctrl' },
+        { type: 'qcode', data: 'alt' },
+        { type: 'qcode', data: 'delete' },
+      ],
+    });
+    try {
+      await reset;
+    } catch (error) {
+      if (error instanceof WaitTimeout) {
+        throw new Error(`guest did not reboot within ${seconds} s after ctrl-alt-delete (does its OS reboot on ctrl-alt-del?); use restart for a hard reset`);
+      }
+      throw error;
+    }
+    return { guest: { ...guest, state: 'running' }, message: 'guest rebooted' };
+  }
+
+  private async restart({ guest }: GuestRequest): Promise<GuestResponse> {
+    const machine = this.requireMachine(guest, 'restart');
+    await machine.qmp.execute('system_reset');
+    // A hard reset of a paused guest should leave it booting, not frozen.
+    if ((await machine.status()) === 'paused') await machine.qmp.execute('cont');
+    return { guest: { ...guest, state: 'running' }, message: 'guest reset' };
+  }
+
+  private async poweroff({ guest }: GuestRequest): Promise<GuestResponse> {
+    const stopped = await this.stopProcess(guest);
+    return { guest: { ...guest, state: stopped ? 'off' : offState(guest) }, message: stopped ? 'QEMU stopped' : 'guest was not running' };
+  }
+
+  private async suspend({ guest }: GuestRequest): Promise<GuestResponse> {
+    const machine = this.requireMachine(guest, 'suspend');
+    await machine.qmp.execute('stop');
+    return { guest: { ...guest, state: 'suspended' }, message: 'vCPUs paused' };
+  }
+
+  private async delete({ guest }: GuestRequest, ctx: StageContext): Promise<GuestResponse> {
+    await this.stopProcess(guest);
+    for (const nic of guest.nics) if (nic.device) await removeTap(nic.device, ctx.signal);
+    // Disks live in the run dir (create refuses outside files), so this removes them too.
+    await rm(new RunDir(this.dataDir, guest.id).dir, { recursive: true, force: true });
+    return { guest: { ...guest, state: 'deleted' }, message: 'QEMU guest, disks and taps removed' };
+  }
+
+  /** QMP quit, then SIGTERM/SIGKILL. Returns false when no process ran. */
+  private async stopProcess(guest: Guest): Promise<boolean> {
+    const graceMs = this.options.poweroffGraceSeconds * 1000;
+    const machine = this.machines.get(guest.id);
+    if (machine) {
+      await machine.qmp.execute('quit').catch(() => {}); // QEMU may close the socket before replying
+      if (!(await machine.waitForExit(graceMs))) {
+        await terminate(machine.pid, graceMs);
+        await machine.waitForExit(graceMs);
+      }
+      return true;
+    }
+    const stray = await findGuestProcess(new RunDir(this.dataDir, guest.id));
+    if (stray) {
+      await terminate(stray, graceMs);
+      return true;
+    }
+    return false;
+  }
+
+  private requireMachine(guest: Guest, action: string): Machine {
+    const machine = this.machines.get(guest.id);
+    if (!machine) throw new StageRejection(409, `guest ${guest.id} is not running (state "${guest.state}"); ${action} needs a running guest`);
+    return machine;
+  }
+
+  // ---- metrics: never behind a lifecycle job --------------------------------
+
+  private metricsMachine(guest: Guest, type: string): Machine {
+    const machine = this.machines.get(guest.id);
+    if (!machine) throw new StageRejection(409, `guest ${guest.id} is not running (state "${guest.state}"); ${type} metrics need a running QEMU`);
+    return machine;
+  }
+
+  private async cpuMetrics({ guest }: GuestMetricsRequest): Promise<GuestMetricsResponse> {
+    return { guest, type: 'cpu', cpu: await cpuMetrics(this.metricsMachine(guest, 'cpu')) };
+  }
+
+  private async diskMetrics({ guest }: GuestMetricsRequest): Promise<GuestMetricsResponse> {
+    return { guest, type: 'disk', disk: await diskMetrics(this.metricsMachine(guest, 'disk'), guest) };
+  }
+
+  private async nicMetrics({ guest }: GuestMetricsRequest): Promise<GuestMetricsResponse> {
+    // Entries for user-mode NICs deliberately carry no numbers (see metrics.ts).
+    return { guest, type: 'nic', nic: (await nicMetrics(guest)) as Record<string, GuestNicMetrics> };
+  }
+}
+
+/** A guest that is not running: keep "shutdown" if that is how it stopped. */
+function offState(guest: Guest): string {
+  return guest.state === 'shutdown' ? 'shutdown' : 'off';
+}
+
+/** `timeout` from the request's args (query strings arrive as strings), in seconds. */
+function timeoutArg(args: Record<string, unknown>, fallback: number): number {
+  const raw = args?.timeout;
+  if (raw === undefined || raw === null || raw === '') return fallback;
+  const seconds = typeof raw === 'number' ? raw : Number(raw);
+  if (!Number.isFinite(seconds) || seconds <= 0) throw new StageRejection(400, `timeout must be a positive number of seconds, got "${String(raw)}"`);
+  return seconds;
+}
+
+async function isDirectory(dir: string): Promise<boolean> {
+  try {
+    return (await stat(dir)).isDirectory();
+  } catch {
+    return false;
+  }
+}
