@@ -318,7 +318,7 @@ export class QemuPlugin implements PluginInstance {
 
   private async poweroff({ guest }: GuestRequest): Promise<GuestResponse> {
     const stopped = await this.stopProcess(guest);
-    return { guest: { ...guest, state: stopped ? 'off' : offState(guest) }, message: stopped ? 'QEMU stopped' : 'guest was not running' };
+    return { guest: { ...guest, state: 'off' }, message: stopped ? 'QEMU stopped' : 'guest was not running' };
   }
 
   private async suspend({ guest }: GuestRequest): Promise<GuestResponse> {

@@ -1,0 +1,207 @@
+/**
+ * The QEMU backend through the real agent (config/qemu.json, HTTP, SQLite,
+ * jobs) with real QEMU under TCG: the lifecycle as a client sees it, a shutdown
+ * that times out, a guest acting alone, metrics during a job, and guests that
+ * survive kill -9 of the agent.
+ */
+import { expect } from 'chai';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { removeDir, startAgent, waitFor, type RunningAgent } from '../support/agent.js';
+import { shippedConfig } from '../support/configs.js';
+import { INIT_REACHED } from '../fixtures/tiny-guest/index.js';
+import { GuestShell, killTestQemus, sleep, waitForConsole } from './helpers.js';
+import { QemuWorld } from './world.js';
+
+function qemuConfig(imagesDir: string): any {
+  const config = shippedConfig('qemu.json');
+  const entry = config.plugins.find((p: { module: string }) => p.module === 'qemu');
+  entry.options = { ...entry.options, accel: 'tcg', imagesDir, shutdownTimeoutSeconds: 20, rebootTimeoutSeconds: 20 };
+  return { ...config, logLevel: 'info' };
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ');
+  } catch {
+    return false;
+  }
+}
+
+describe('QEMU backend through the agent (real QEMU under TCG)', function () {
+  this.timeout(120000);
+  let world: QemuWorld;
+  let agent: RunningAgent | undefined;
+  const dataDirs: string[] = [];
+
+  before(async function () {
+    this.timeout(300000);
+    world = await QemuWorld.create();
+  });
+  afterEach(async () => {
+    await agent?.stop();
+    agent = undefined;
+  });
+  after(async () => {
+    for (const dir of dataDirs) {
+      await killTestQemus(path.join(dir, 'plugins', 'qemu'));
+      await removeDir(dir);
+    }
+    await world?.dispose();
+  });
+
+  async function start(dataDir?: string): Promise<RunningAgent> {
+    agent = await startAgent({ config: qemuConfig(world.imagesDir), dataDir, env: { HYPERKERN_QEMU_ACCEL: 'tcg' } });
+    if (!dataDirs.includes(agent.dataDir)) dataDirs.push(agent.dataDir);
+    return agent;
+  }
+  const runDir = (a: RunningAgent, id: string) => path.join(a.dataDir, 'plugins', 'qemu', id);
+  const consoleLog = (a: RunningAgent, id: string) => path.join(runDir(a, id), 'console.log');
+  const pidOf = (a: RunningAgent, id: string) => Number(readFileSync(path.join(runDir(a, id), 'qemu.pid'), 'utf8'));
+  async function create(a: RunningAgent, body: object): Promise<any> {
+    const res = await a.request('POST', '/guests?wait=30', { memory: 256, cpu: 1, disks: [{ size: 32 }], ...body });
+    expect(res.status, res.text).to.equal(200);
+    expect(res.body.state).to.equal('off');
+    return res.body;
+  }
+  async function act(a: RunningAgent, id: string, action: string, query = ''): Promise<any> {
+    const res = await a.request('POST', `/guests/${id}/${action}?wait=60${query}`);
+    expect(res.status, `${action}: ${res.text}`).to.equal(200);
+    expect(res.headers.get('x-guest-job-status'), `${action} job`).to.equal('Complete');
+    return res.body;
+  }
+  async function stateOf(a: RunningAgent, id: string): Promise<string> {
+    return (await a.request('GET', `/guests/${id}`)).body.state;
+  }
+
+  it('creates, starts, meters, suspends, resumes, reboots, restarts, shuts down, starts, powers off and deletes a guest', async () => {
+    const a = await start();
+    const guest = await create(a, { nics: [{}], metadata: world.tinyBoot });
+    const disk = guest.disks[0].source as string;
+    expect(existsSync(disk), 'qcow2 created').to.equal(true);
+    expect(guest.nics[0].device, 'no bridge named: user-mode NIC').to.equal('');
+
+    const t0 = Date.now();
+    const res = await a.request('POST', `/guests/${guest.id}/start`);
+    expect(res.status, res.text).to.equal(202);
+    const initMs = (await waitForConsole(consoleLog(a, guest.id), INIT_REACHED, 30000)) - t0;
+    console.log(`      POST start -> guest init (TCG, through the agent): ${initMs} ms`);
+    await waitFor(async () => (await stateOf(a, guest.id)) === 'running', 10000, 'running');
+    expect(a.logs.some((l) => l.includes('QEMU started with TCG')), 'agent log names the accelerator').to.equal(true);
+
+    const cpu = await a.request('GET', `/guests/${guest.id}/metrics/cpu`);
+    expect(cpu.status, cpu.text).to.equal(200);
+    expect(cpu.body).to.have.length(1);
+    expect(cpu.body[0].vcpu_time).to.be.greaterThan(0);
+    const shell = await GuestShell.connect(path.join(runDir(a, guest.id), 'serial1.sock'));
+    await shell.run('dd if=/dev/zero of=/dev/vda bs=64k count=16 conv=fsync 2>/dev/null');
+    shell.close();
+    const disks = await a.request('GET', `/guests/${guest.id}/metrics/disk`);
+    expect(disks.status, disks.text).to.equal(200);
+    expect(disks.body.vda.write_bytes).to.be.at.least(16 * 65536);
+    const nics = await a.request('GET', `/guests/${guest.id}/metrics/nic`);
+    expect(nics.status, nics.text).to.equal(200);
+    expect(nics.body.net0.counters, 'user-mode NIC says it has no counters').to.match(/^unavailable: user-mode networking/);
+    expect(nics.body.net0).to.not.have.property('rx_bytes');
+
+    const consoleSize = () => readFileSync(consoleLog(a, guest.id)).length;
+    for (const [action, expected, reboots] of [
+      ['suspend', 'suspended', false],
+      ['start', 'running', false],
+      ['reboot', 'running', true],
+      ['restart', 'running', true],
+    ] as const) {
+      const offset = consoleSize();
+      expect((await act(a, guest.id, action)).state, `state after ${action}`).to.equal(expected);
+      // A guest still booting would miss the next action's power button.
+      if (reboots) await waitForConsole(consoleLog(a, guest.id), INIT_REACHED, 30000, offset);
+    }
+    await sleep(500); // acpid must be up to hear the power button
+    const pid = pidOf(a, guest.id);
+    expect((await act(a, guest.id, 'shutdown', '&timeout=20')).state).to.equal('shutdown');
+    expect(alive(pid)).to.equal(false);
+    expect((await act(a, guest.id, 'start')).state).to.equal('running');
+    const pid2 = pidOf(a, guest.id);
+    expect((await act(a, guest.id, 'poweroff')).state).to.equal('off');
+    expect(alive(pid2)).to.equal(false);
+    const del = await a.request('DELETE', `/guests/${guest.id}?wait=30`);
+    expect(del.status, del.text).to.equal(200);
+    expect((await a.request('GET', `/guests/${guest.id}`)).status).to.equal(404);
+    expect(existsSync(disk), 'disk file removed').to.equal(false);
+    expect(existsSync(runDir(a, guest.id)), 'run dir removed').to.equal(false);
+  });
+
+  it('ends a shutdown of a guest without an OS as an Error job after ?timeout, keeps it running, and answers metrics meanwhile', async () => {
+    const a = await start();
+    const guest = await create(a, {});
+    await act(a, guest.id, 'start');
+    const res = await a.request('POST', `/guests/${guest.id}/shutdown?timeout=3`);
+    expect(res.status, res.text).to.equal(202);
+    const jobId = res.headers.get('x-guest-job-id')!;
+    await sleep(300);
+    const t = Date.now();
+    const cpu = await a.request('GET', `/guests/${guest.id}/metrics/cpu`);
+    expect(cpu.status, cpu.text).to.equal(200);
+    expect(Date.now() - t, 'metrics do not wait for the shutdown job').to.be.lessThan(1000);
+    expect((await a.request('GET', `/jobs/${jobId}`)).body.Status, 'the shutdown job still runs').to.equal('Running');
+    const job = await waitFor(async () => {
+      const j = (await a.request('GET', `/jobs/${jobId}`)).body;
+      return j.Status === 'Error' || j.Status === 'Complete' ? j : undefined;
+    }, 15000, 'shutdown job to end');
+    expect(job.Status).to.equal('Error');
+    expect(job.Message).to.include('guest did not power off within 3 s (does it handle ACPI?)');
+    expect(await stateOf(a, guest.id)).to.equal('running');
+    expect(alive(pidOf(a, guest.id))).to.equal(true);
+    await act(a, guest.id, 'poweroff');
+    expect((await a.request('DELETE', `/guests/${guest.id}?wait=30`)).status).to.equal(200);
+  });
+
+  it('reports a guest that powers itself off as shutdown without any API call', async () => {
+    const a = await start();
+    const guest = await create(a, { metadata: world.tinyBoot });
+    await act(a, guest.id, 'start');
+    const shell = await GuestShell.connect(path.join(runDir(a, guest.id), 'serial1.sock'));
+    shell.send('poweroff -f');
+    shell.close();
+    await waitFor(async () => (await stateOf(a, guest.id)) === 'shutdown', 20000, 'state shutdown');
+    expect((await act(a, guest.id, 'start')).state, 'starts again').to.equal('running');
+    await act(a, guest.id, 'poweroff');
+    expect((await a.request('DELETE', `/guests/${guest.id}?wait=30`)).status).to.equal(200);
+  });
+
+  it('keeps guests running through kill -9 of the agent; the restarted agent finds them and can stop them', async () => {
+    const a = await start();
+    const one = await create(a, { metadata: world.tinyBoot });
+    const two = await create(a, {});
+    const off = await create(a, {});
+    await act(a, one.id, 'start');
+    await act(a, two.id, 'start');
+    await act(a, two.id, 'suspend');
+    const pids = [pidOf(a, one.id), pidOf(a, two.id)];
+    await a.kill9();
+    agent = undefined;
+    await sleep(300);
+    expect(pids.map(alive), 'QEMU processes outlive the agent').to.deep.equal([true, true]);
+
+    const b = await start(a.dataDir);
+    expect(await stateOf(b, one.id)).to.equal('running');
+    expect(await stateOf(b, two.id)).to.equal('suspended');
+    expect(await stateOf(b, off.id)).to.equal('off');
+    expect((await b.request('GET', `/guests/${one.id}/metrics/cpu`)).status).to.equal(200);
+    // The reattached QMP connection carries events again.
+    await waitForConsole(consoleLog(b, one.id), INIT_REACHED, 30000);
+    await sleep(500);
+    expect((await act(b, one.id, 'shutdown', '&timeout=20')).state).to.equal('shutdown');
+    expect((await act(b, two.id, 'start')).state).to.equal('running');
+    // A clean agent stop (SIGTERM) leaves guests running too.
+    await b.stop();
+    agent = undefined;
+    expect(alive(pids[1]), 'QEMU outlives a clean agent stop').to.equal(true);
+    const c = await start(a.dataDir);
+    expect(await stateOf(c, two.id)).to.equal('running');
+    expect((await act(c, two.id, 'poweroff')).state).to.equal('off');
+    expect(pids.map(alive)).to.deep.equal([false, false]);
+    for (const g of [one, two, off]) expect((await c.request('DELETE', `/guests/${g.id}?wait=30`)).status).to.equal(200);
+  });
+});
