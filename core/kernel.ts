@@ -20,6 +20,8 @@ import type { AgentLogger } from './logger.js';
 import { Tokens } from './plugin-api.js';
 import { loadPlugins, pluginHealth, stageCatalogue, type LoadedPlugin } from './plugin-loader.js';
 import { StateStore } from './state-store.js';
+// Process isolation for "isolate": true and "command" plugin entries.
+import './isolation/index.js';
 
 export const VERSION: string = (() => {
   try {
