@@ -24,6 +24,8 @@ export class ActionRunner {
   private readonly scheduler: JobScheduler;
   private readonly shutdownController = new AbortController();
   private stopping = false;
+  /** Ids whose create is between its checks and its first write. */
+  private readonly creating = new Set<string>();
 
   constructor(
     private readonly registry: GuestRegistry,
@@ -71,11 +73,20 @@ export class ActionRunner {
   /** Register a new guest and queue its create job. */
   async create(guest: Guest, args: Record<string, unknown>): Promise<Accepted> {
     const plan = this.lifecyclePlan('create');
-    const checked = await this.runSync(plan, guest, args, false);
-    await this.registry.save(checked);
-    const job = await this.jobs.create(checked.id, 'create', args);
-    this.scheduler.enqueue(checked.id, job.ID);
-    return { guest: checked, job };
+    // Two concurrent retries with the same client-chosen id must not both create.
+    if (this.creating.has(guest.id) || this.registry.find(guest.id)) {
+      throw Errors.conflict(`guest ${guest.id} already exists or is being created; GET /guests/${guest.id} shows it`);
+    }
+    this.creating.add(guest.id);
+    try {
+      const checked = await this.runSync(plan, guest, args, false);
+      await this.registry.save(checked);
+      const job = await this.jobs.create(checked.id, 'create', args);
+      this.scheduler.enqueue(checked.id, job.ID);
+      return { guest: checked, job };
+    } finally {
+      this.creating.delete(guest.id);
+    }
   }
 
   /** Metrics are read directly, never queued behind the guest's jobs. */

@@ -74,6 +74,19 @@ describe('API: guests, metadata and jobs', function () {
       expect(all).to.have.length(1);
     });
 
+    it('creates one guest when two requests with the same new id race', async () => {
+      const id = randomUUID();
+      const answers = await Promise.all([agent.request('POST', '/guests', { id }), agent.request('POST', '/guests', { id })]);
+      const statuses = answers.map((a) => a.status);
+      expect(statuses.filter((s) => s === 202), `exactly one create accepted (statuses ${statuses})`).to.have.length(1);
+      const other = statuses.find((s) => s !== 202);
+      expect([200, 409], 'the other request is told the guest exists').to.include(other);
+      const all = (await agent.request('GET', '/guests')).body.filter((g: { id: string }) => g.id === id);
+      expect(all).to.have.length(1);
+      const jobs = (await agent.request('GET', `/guests/${id}/jobs`)).body;
+      expect(jobs.filter((j: { Action: string }) => j.Action === 'create'), 'one create job').to.have.length(1);
+    });
+
     it('refuses an id that is not a UUID', async () => {
       const res = await agent.request('POST', '/guests', { id: 'my-vm' });
       expect(res.status).to.equal(400);
