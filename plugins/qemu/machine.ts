@@ -21,7 +21,10 @@ export interface MachineListener {
 }
 
 export class Machine {
-  /** Resolves after the process exited and onExit ran. Never rejects. */
+  /**
+   * Resolves after the process exited and onExit ran, or when the agent
+   * detached (see detach()). Never rejects.
+   */
   readonly exited: Promise<void>;
   private resolveExited!: () => void;
   private lastShutdown?: ShutdownInfo;
@@ -51,11 +54,6 @@ export class Machine {
     return status.status;
   }
 
-  /** True once QEMU exited (or we lost it). */
-  get isGone(): boolean {
-    return this.qmp.isClosed && !this.detached;
-  }
-
   /**
    * Resolves with the first of the named events after this call, or rejects
    * after timeoutMs, on abort, or when QEMU exits first.
@@ -79,7 +77,7 @@ export class Machine {
       };
       const onExit = () => {
         cleanup();
-        reject(new Error(`QEMU exited before ${names.join('/')}`));
+        reject(new Error(this.detached ? `the agent let go of QEMU (it is stopping) before ${names.join('/')}` : `QEMU exited before ${names.join('/')}`));
       };
       const cleanup = () => {
         clearTimeout(timer);
@@ -102,7 +100,10 @@ export class Machine {
     let onAbort: (() => void) | undefined;
     try {
       return await Promise.race([
-        this.exited.then(() => true),
+        this.exited.then(() => {
+          if (this.detached) throw new Error('the agent let go of QEMU (it is stopping) before QEMU exited; the guest may still run');
+          return true;
+        }),
         new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), timeoutMs))),
         new Promise<boolean>((_, reject) => {
           onAbort = () => reject(new Error('stopped waiting for QEMU to exit: the stage was aborted (timeout or agent stopping)'));

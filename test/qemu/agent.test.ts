@@ -5,6 +5,7 @@
  * survive kill -9 of the agent.
  */
 import { expect } from 'chai';
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { removeDir, startAgent, waitFor, type RunningAgent } from '../support/agent.js';
@@ -203,5 +204,20 @@ describe('QEMU backend through the agent (real QEMU under TCG)', function () {
     expect((await act(c, two.id, 'poweroff')).state).to.equal('off');
     expect(pids.map(alive)).to.deep.equal([false, false]);
     for (const g of [one, two, off]) expect((await c.request('DELETE', `/guests/${g.id}?wait=30`)).status).to.equal(200);
+  });
+
+  it('creates disks as overlays of an image from the images dir, and fails the create job clearly when the image is missing', async () => {
+    const a = await start();
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', path.join(world.imagesDir, 'base.qcow2'), '48M']);
+    const guest = await create(a, { disks: [{ image: 'base' }] });
+    const info = JSON.parse(execFileSync('qemu-img', ['info', '--output=json', guest.disks[0].source], { encoding: 'utf8' }));
+    expect(info['backing-filename']).to.equal(path.join(world.imagesDir, 'base.qcow2'));
+    expect(guest.disks[0].size).to.equal(48);
+    expect((await a.request('DELETE', `/guests/${guest.id}?wait=30`)).status).to.equal(200);
+
+    const res = await a.request('POST', '/guests?wait=30', { memory: 128, disks: [{ image: 'no-such-image' }] });
+    const job = (await a.request('GET', `/jobs/${res.headers.get('x-guest-job-id')}`)).body;
+    expect(job.Status, res.text).to.equal('Error');
+    expect(job.Message).to.include(`image "no-such-image" not found in the images folder ${world.imagesDir}`);
   });
 });

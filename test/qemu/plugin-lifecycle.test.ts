@@ -6,6 +6,7 @@
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import type { Guest, GuestMetricsResponse, GuestResponse } from '../../core/plugin-api.js';
 import type { QemuPlugin } from '../../plugins/qemu/plugin.js';
@@ -221,5 +222,28 @@ describe('QEMU plugin (real QEMU under TCG)', function () {
     expect(alive(pids[0])).to.equal(false);
     for (const g of [running, paused, lost]) await action(world, second, 'delete', g.id);
     expect(pids.map(alive)).to.deep.equal([false, false, false]);
+  });
+
+  it('gives each guest its own VNC port when VNC is enabled, and QEMU serves RFB there', async () => {
+    const plugin = await world.plugin({ vnc: true, vncPortMin: 25900, vncPortMax: 25999 });
+    const [a, b] = [kernelShapedGuest({ diskSizes: [8] }), kernelShapedGuest({ diskSizes: [8] })];
+    for (const g of [a, b]) {
+      world.guests.put(g);
+      await action(world, plugin, 'create', g.id);
+    }
+    const ports = [a, b].map((g) => world.guests.guests.get(g.id)!.vnc);
+    expect(ports[0]).to.be.within(25900, 25999);
+    expect(ports[1], 'distinct ports').to.not.equal(ports[0]);
+    await action(world, plugin, 'start', a.id);
+    const greeting = await new Promise<string>((resolve, reject) => {
+      const socket = net.connect({ host: '127.0.0.1', port: ports[0] });
+      socket.once('data', (d) => {
+        socket.destroy();
+        resolve(d.toString());
+      });
+      socket.once('error', reject);
+    });
+    expect(greeting).to.match(/^RFB 003\.008/);
+    for (const g of [a, b]) await action(world, plugin, 'delete', g.id);
   });
 });
