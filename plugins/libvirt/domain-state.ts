@@ -1,0 +1,47 @@
+/**
+ * libvirt's domain states as hyperkern guest states. `virsh domstate
+ * --reason` prints e.g. "running (booted)", "paused (user)",
+ * "shut off (shutdown)", "shut off (destroyed)".
+ */
+
+export interface DomainState {
+  /** libvirt's state words, e.g. "shut off". */
+  state: string;
+  /** libvirt's reason, e.g. "shutdown", "destroyed". */
+  reason: string;
+}
+
+export function parseDomState(output: string): DomainState {
+  const line = output.trim().split('\n')[0] ?? '';
+  const match = /^(.*?)\s*\(([^)]*)\)\s*$/.exec(line);
+  return match ? { state: match[1].trim(), reason: match[2].trim() } : { state: line.trim(), reason: '' };
+}
+
+/**
+ * The guest state for a domain state. A guest that powered itself off (or
+ * was shut down through ACPI) is "shutdown"; one whose plug was pulled, that
+ * crashed or never ran is "off".
+ */
+export function guestStateOf({ state, reason }: DomainState): string {
+  switch (state) {
+    case 'running':
+    case 'idle':
+    case 'blocked':
+    case 'in shutdown':
+      return 'running';
+    case 'paused':
+    case 'pmsuspended':
+      return 'suspended';
+    case 'shut off':
+      return reason === 'shutdown' ? 'shutdown' : 'off';
+    case 'crashed':
+      return 'error';
+    default:
+      return 'error';
+  }
+}
+
+/** States in which the domain has a running QEMU. */
+export function isActive({ state }: DomainState): boolean {
+  return state !== 'shut off' && state !== '';
+}

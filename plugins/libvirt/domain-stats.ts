@@ -1,0 +1,197 @@
+/**
+ * Guest metrics from libvirt's bulk domain statistics (virDomainListGetStats,
+ * `virsh domstats`): one call returns cpu, vcpu, block and interface counters
+ * of every running domain, so a host with hundreds of guests costs one
+ * command per refresh, not several per guest. Concurrent metrics requests
+ * share the call in flight, and a result is reused for `maxAgeMs`.
+ *
+ * Drivers without bulk statistics (the test driver returns only the state
+ * group) are read per device instead, with domblkstat, domifstat and
+ * vcpuinfo.
+ */
+import type { GuestCpuMetrics, GuestDiskMetrics, GuestNicMetrics } from '../../core/plugin-api.js';
+import type { VirshShell } from './virsh-shell.js';
+
+/** One domain's statistics: "block.0.rd.bytes" -> "512". */
+export type DomainStats = Map<string, string>;
+
+/** Parses `virsh domstats` output into domain name -> statistics. */
+export function parseDomStats(output: string): Map<string, DomainStats> {
+  const domains = new Map<string, DomainStats>();
+  let current: DomainStats | undefined;
+  for (const line of output.split('\n')) {
+    const header = /^Domain: '(.*)'\s*$/.exec(line);
+    if (header) {
+      current = new Map();
+      domains.set(header[1], current);
+      continue;
+    }
+    const eq = line.indexOf('=');
+    if (current && eq > 0) current.set(line.slice(0, eq).trim(), line.slice(eq + 1).trim());
+  }
+  return domains;
+}
+
+const NS = 1e9;
+function num(stats: DomainStats, key: string): number {
+  const value = Number(stats.get(key));
+  return Number.isFinite(value) ? value : 0;
+}
+
+/**
+ * One entry per vCPU. vcpu_time is the vCPU thread's own time; cpu_time is
+ * the whole domain's CPU time (vCPUs plus QEMU's I/O and emulation threads),
+ * the same on every entry, as the QEMU backend reports it.
+ */
+export function cpuMetricsOf(stats: DomainStats): GuestCpuMetrics[] | undefined {
+  if (!stats.has('vcpu.current')) return undefined;
+  const count = num(stats, 'vcpu.current');
+  const vcpuTimes = Array.from({ length: count }, (_, i) => num(stats, `vcpu.${i}.time`) / NS);
+  const total = stats.has('cpu.time') ? num(stats, 'cpu.time') / NS : vcpuTimes.reduce((a, b) => a + b, 0);
+  return vcpuTimes.map((vcpu_time) => ({ cpu_time: total, vcpu_time }));
+}
+
+/** Keyed by guest device (libvirt's target dev, e.g. vda). */
+export function diskMetricsOf(stats: DomainStats): Record<string, GuestDiskMetrics> | undefined {
+  if (!stats.has('block.count')) return undefined;
+  const out: Record<string, GuestDiskMetrics> = {};
+  for (let i = 0; i < num(stats, 'block.count'); i++) {
+    const name = stats.get(`block.${i}.name`);
+    // Backing-chain entries repeat a device name with a backingIndex; the first is the active layer.
+    if (!name || out[name]) continue;
+    const b = `block.${i}.`;
+    out[name] = {
+      disk: name,
+      read_ops: num(stats, `${b}rd.reqs`),
+      read_bytes: num(stats, `${b}rd.bytes`),
+      read_time: num(stats, `${b}rd.times`) / NS,
+      write_ops: num(stats, `${b}wr.reqs`),
+      write_bytes: num(stats, `${b}wr.bytes`),
+      write_time: num(stats, `${b}wr.times`) / NS,
+      flush_ops: num(stats, `${b}fl.reqs`),
+      flush_time: num(stats, `${b}fl.times`) / NS,
+    };
+  }
+  return out;
+}
+
+/**
+ * Keyed by host device (libvirt's target dev). libvirt already reports these
+ * from the guest's side (it swaps the tap's rx and tx), so they map as they are.
+ */
+export function nicCountersOf(stats: DomainStats): Map<string, Omit<GuestNicMetrics, 'name'>> | undefined {
+  if (!stats.has('net.count')) return undefined;
+  const out = new Map<string, Omit<GuestNicMetrics, 'name'>>();
+  for (let i = 0; i < num(stats, 'net.count'); i++) {
+    const device = stats.get(`net.${i}.name`);
+    if (!device) continue;
+    const n = `net.${i}.`;
+    out.set(device, {
+      rx_bytes: num(stats, `${n}rx.bytes`),
+      rx_packets: num(stats, `${n}rx.pkts`),
+      rx_errors: num(stats, `${n}rx.errs`),
+      rx_drops: num(stats, `${n}rx.drop`),
+      tx_bytes: num(stats, `${n}tx.bytes`),
+      tx_packets: num(stats, `${n}tx.pkts`),
+      tx_errors: num(stats, `${n}tx.errs`),
+      tx_drops: num(stats, `${n}tx.drop`),
+    });
+  }
+  return out;
+}
+
+/**
+ * Reads the statistics of all running domains in one call, shares a call in
+ * flight between concurrent callers, and reuses its result for `maxAgeMs`.
+ */
+export class BulkStats {
+  private cached: { at: number; domains: Map<string, DomainStats> } | undefined;
+  private inFlight: Promise<Map<string, DomainStats>> | undefined;
+  /** Bulk reads done so far (for health and tests). */
+  reads = 0;
+
+  constructor(
+    private readonly virsh: VirshShell,
+    private readonly maxAgeMs: number,
+  ) {}
+
+  /** Statistics of one domain; undefined when it does not run. */
+  async of(domain: string): Promise<DomainStats | undefined> {
+    const cached = this.cached;
+    if (cached && Date.now() - cached.at <= this.maxAgeMs && cached.domains.has(domain)) return cached.domains.get(domain);
+    return (await this.refresh()).get(domain);
+  }
+
+  /** Forget the cached result (a domain started or stopped). */
+  invalidate(): void {
+    this.cached = undefined;
+  }
+
+  private refresh(): Promise<Map<string, DomainStats>> {
+    this.inFlight ??= (async () => {
+      try {
+        const started = Date.now();
+        const output = await this.virsh.run(['domstats', '--list-active', '--state', '--cpu-total', '--vcpu', '--block', '--interface'], { readOnly: true });
+        const domains = parseDomStats(output);
+        this.reads += 1;
+        this.cached = { at: started, domains };
+        return domains;
+      } finally {
+        this.inFlight = undefined;
+      }
+    })();
+    return this.inFlight;
+  }
+}
+
+// ---- per-device reads, for drivers without bulk statistics -----------------
+
+/** `domblkstat DOM DEV` prints "vda rd_req 12" lines. */
+export async function readBlockStat(virsh: VirshShell, domain: string, device: string): Promise<GuestDiskMetrics> {
+  const fields = deviceFields(await virsh.run(['domblkstat', domain, device], { readOnly: true }));
+  const get = (key: string) => fields.get(key) ?? 0;
+  return {
+    disk: device,
+    read_ops: get('rd_req'),
+    read_bytes: get('rd_bytes'),
+    read_time: get('rd_total_times') / NS,
+    write_ops: get('wr_req'),
+    write_bytes: get('wr_bytes'),
+    write_time: get('wr_total_times') / NS,
+    flush_ops: get('flush_operations'),
+    flush_time: get('flush_total_times') / NS,
+  };
+}
+
+/** `domifstat DOM DEV` prints "vnet0 rx_bytes 12" lines. */
+export async function readIfStat(virsh: VirshShell, domain: string, device: string): Promise<Omit<GuestNicMetrics, 'name'>> {
+  const fields = deviceFields(await virsh.run(['domifstat', domain, device], { readOnly: true }));
+  const get = (key: string) => fields.get(key) ?? 0;
+  return {
+    rx_bytes: get('rx_bytes'),
+    rx_packets: get('rx_packets'),
+    rx_errors: get('rx_errs'),
+    rx_drops: get('rx_drop'),
+    tx_bytes: get('tx_bytes'),
+    tx_packets: get('tx_packets'),
+    tx_errors: get('tx_errs'),
+    tx_drops: get('tx_drop'),
+  };
+}
+
+/** `vcpuinfo DOM` prints a "CPU time: 1.5s" line per vCPU. */
+export async function readVcpuInfo(virsh: VirshShell, domain: string): Promise<GuestCpuMetrics[]> {
+  const output = await virsh.run(['vcpuinfo', domain], { readOnly: true });
+  const times = [...output.matchAll(/^CPU time:\s+([\d.]+)s/gm)].map((m) => Number(m[1]));
+  const total = times.reduce((a, b) => a + b, 0);
+  return times.map((vcpu_time) => ({ cpu_time: total, vcpu_time }));
+}
+
+function deviceFields(output: string): Map<string, number> {
+  const fields = new Map<string, number>();
+  for (const line of output.split('\n')) {
+    const parts = line.trim().split(/\s+/);
+    if (parts.length === 3) fields.set(parts[1], Number(parts[2]));
+  }
+  return fields;
+}
