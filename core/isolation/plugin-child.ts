@@ -232,15 +232,16 @@ export class PluginChild {
 
   private forwardStderr(): void {
     const lines = createInterface({ input: this.process.stderr!, crlfDelay: Infinity });
-    const log = this.spec.log.child({ plugin: this.spec.label, childPid: this.process.pid });
+    const log = this.spec.log.child({ childPid: this.process.pid });
     lines.on('line', (line) => {
       if (!line.trim()) return;
       const entry = parseLogLine(line);
       if (entry) {
         const { level, msg, fields } = entry;
+        fields.plugin ??= this.spec.label;
         (log as unknown as Record<string, (o: object, m: string) => void>)[level](fields, msg);
       } else {
-        log.warn({ stderr: line.length > 4000 ? `${line.slice(0, 4000)}...` : line }, 'isolated plugin wrote to stderr');
+        log.warn({ plugin: this.spec.label, stderr: line.length > 4000 ? `${line.slice(0, 4000)}...` : line }, 'isolated plugin wrote to stderr');
       }
     });
   }
