@@ -20,7 +20,8 @@ export class GuestRegistry implements GuestDirectory {
   private readonly guests = new Map<string, Guest>();
   /** Serialized guests, so reads do not re-serialize unchanged guests. */
   private readonly json = new Map<string, string>();
-  private listJsonCache: string | undefined;
+  /** The whole list as UTF-8 bytes: sent as is, never re-encoded per request. */
+  private listJsonCache: Buffer | undefined;
 
   constructor(
     private readonly store: StateStore,
@@ -48,9 +49,9 @@ export class GuestRegistry implements GuestDirectory {
     return this.json.get(id);
   }
 
-  /** All guests as a JSON array text (cached until any guest changes). */
-  listJson(): string {
-    this.listJsonCache ??= `[${[...this.json.values()].join(',')}]`;
+  /** All guests as JSON array bytes (cached until any guest changes). */
+  listJson(): Buffer {
+    this.listJsonCache ??= Buffer.from(`[${[...this.json.values()].join(',')}]`);
     return this.listJsonCache;
   }
 
