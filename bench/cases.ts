@@ -1,0 +1,426 @@
+/**
+ * The bench cases of issue 6. Each case measures the agent and a reference
+ * under the same load in the same run, interleaved (agent, reference,
+ * agent, reference, ...) because the machine is shared and noisy, and
+ * reports medians over the rounds.
+ */
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
+import { AUTH, startAgent, waitIdle, type BenchAgent } from './support/agent.js';
+import { runLoad, type Load, type LoadResult } from './support/autocannon.js';
+import { postGuests, seed, snapshot, startAll, type Fleet } from './support/fleet.js';
+import { startReference, type Reference } from './support/references.js';
+import { fmt, median, MiB } from './support/stats.js';
+
+export interface Row {
+  metric: string;
+  value: string;
+  reference: string;
+  ratio: string;
+  target: string;
+  /** undefined: reported, no target. */
+  met?: boolean;
+}
+
+export interface CaseResult {
+  name: string;
+  title: string;
+  rows: Row[];
+  notes: string[];
+}
+
+export interface BenchContext {
+  workDir: string;
+  rounds: number;
+  /** Seconds per duration-bounded load run. */
+  duration: number;
+  /** Extra node flags for agents (profiling). */
+  agentNodeArgs: string[];
+  log(message: string): void;
+  /** Processes and state shared between cases, created on first use. */
+  shared: Shared;
+}
+
+export interface Case {
+  name: string;
+  title: string;
+  run(ctx: BenchContext): Promise<CaseResult>;
+}
+
+/** An agent holding 1,000 guests, shared by the read cases. */
+export class Shared {
+  private fleet1k?: Promise<{ agent: BenchAgent; fleet: Fleet }>;
+  /** Data dir holding 10,000 created guests (left by the create case). */
+  tenKDataDir?: string;
+  private readonly toStop: Array<() => Promise<void>> = [];
+
+  constructor(private readonly ctx: () => BenchContext) {}
+
+  fleetOf1k(): Promise<{ agent: BenchAgent; fleet: Fleet }> {
+    this.fleet1k ??= (async () => {
+      const ctx = this.ctx();
+      ctx.log('seeding 1,000 guests for the read cases');
+      const agent = await startAgent({ dataDir: path.join(ctx.workDir, 'fleet-1k'), workDir: ctx.workDir, label: 'agent-fleet-1k', nodeArgs: ctx.agentNodeArgs });
+      this.toStop.push(() => agent.stop());
+      await seed(agent, 1000);
+      return { agent, fleet: await snapshot(agent, ctx.workDir, 'fleet-1k') };
+    })();
+    return this.fleet1k;
+  }
+
+  async stopAll(): Promise<void> {
+    for (const stop of this.toStop.splice(0).reverse()) await stop().catch(() => undefined);
+  }
+}
+
+const ratio = (a: number, b: number) => a / b;
+const WARMUP_REBOOTS = 5000;
+const x = (r: number) => `${fmt(r, 2)}×`;
+
+interface Side {
+  label: string;
+  load: Omit<Load, 'duration'>;
+}
+
+/**
+ * A B A B: a short warm-up of each side, then `rounds` alternating runs;
+ * medians of each side's req/s and latencies.
+ */
+async function interleaved(ctx: BenchContext, a: Side, b: Side): Promise<{ a: Summary; b: Summary }> {
+  const runs: { a: LoadResult[]; b: LoadResult[] } = { a: [], b: [] };
+  await runLoad({ ...a.load, duration: 1 });
+  await runLoad({ ...b.load, duration: 1 });
+  for (let round = 0; round < ctx.rounds; round++) {
+    runs.a.push(await runLoad({ ...a.load, duration: ctx.duration }));
+    runs.b.push(await runLoad({ ...b.load, duration: ctx.duration }));
+    ctx.log(`  round ${round + 1}: ${a.label} ${fmt(runs.a.at(-1)!.rps)} req/s, ${b.label} ${fmt(runs.b.at(-1)!.rps)} req/s`);
+  }
+  return { a: summarize(runs.a), b: summarize(runs.b) };
+}
+
+interface Summary {
+  rps: number;
+  p50: number;
+  p99: number;
+  errors: number;
+  non2xx: number;
+  all: LoadResult[];
+}
+
+function summarize(results: LoadResult[]): Summary {
+  return {
+    rps: median(results.map((r) => r.rps)),
+    p50: median(results.map((r) => r.p50)),
+    p99: median(results.map((r) => r.p99)),
+    errors: results.reduce((n, r) => n + r.errors + r.timeouts, 0),
+    non2xx: results.reduce((n, r) => n + r.non2xx, 0),
+    all: results,
+  };
+}
+
+function assertClean(label: string, s: Summary): void {
+  if (s.errors || s.non2xx) {
+    const codes = s.all.map((r) => JSON.stringify(r.statusCodes)).join(' ');
+    throw new Error(`${label}: ${s.errors} errors, ${s.non2xx} non-2xx responses (${codes})`);
+  }
+}
+
+const getLoad = (url: string, connections = 10): Omit<Load, 'duration'> => ({ url, connections, headers: AUTH });
+
+async function withReference<T>(ref: Promise<Reference>, body: (ref: Reference) => Promise<T>): Promise<T> {
+  const r = await ref;
+  try {
+    return await body(r);
+  } finally {
+    await r.stop();
+  }
+}
+
+export const cases: Case[] = [
+  {
+    name: 'get-guest',
+    title: 'GET /guests/{id}, auth and request logging on',
+    async run(ctx) {
+      const { agent, fleet } = await ctx.shared.fleetOf1k();
+      const id = fleet.ids[0];
+      return withReference(startReference('koa', fleet.guestsFile, ctx.workDir, `/guests/${id}`), async (ref) => {
+        const m = await interleaved(ctx, { label: 'agent', load: getLoad(`${agent.url}/guests/${id}`) }, { label: 'bare Koa', load: getLoad(`${ref.url}/guests/${id}`) });
+        assertClean('agent', m.a);
+        const r = ratio(m.a.rps, m.b.rps);
+        return {
+          name: 'get-guest',
+          title: this.title,
+          rows: [
+            { metric: 'req/s', value: fmt(m.a.rps), reference: `${fmt(m.b.rps)} (bare Koa + @koa/router)`, ratio: x(r), target: '≥ 0.80× bare Koa', met: r >= 0.8 },
+            { metric: 'p50 / p99 latency', value: `${m.a.p50} / ${m.a.p99} ms`, reference: `${m.b.p50} / ${m.b.p99} ms`, ratio: '', target: '' },
+          ],
+          notes: [`10 connections, ${ctx.duration} s per run, one guest id; every request carries the bearer token and is logged by the agent.`],
+        };
+      });
+    },
+  },
+  {
+    name: 'list-1k',
+    title: 'GET /guests with 1,000 guests',
+    async run(ctx) {
+      const { agent, fleet } = await ctx.shared.fleetOf1k();
+      const bytes = Buffer.byteLength(fleet.listText);
+      return withReference(startReference('http', fleet.listFile, ctx.workDir, '/guests'), async (ref) => {
+        const m = await interleaved(ctx, { label: 'agent', load: getLoad(`${agent.url}/guests`) }, { label: 'node:http', load: getLoad(`${ref.url}/guests`) });
+        assertClean('agent', m.a);
+        const r = ratio(m.a.rps, m.b.rps);
+        return {
+          name: 'list-1k',
+          title: this.title,
+          rows: [
+            { metric: 'req/s', value: fmt(m.a.rps), reference: `${fmt(m.b.rps)} (node:http, same bytes)`, ratio: x(r), target: '≥ 0.50× node:http', met: r >= 0.5 },
+            { metric: 'p99 latency', value: `${m.a.p99} ms`, reference: `${m.b.p99} ms`, ratio: '', target: '≤ 100 ms', met: m.a.p99 <= 100 },
+          ],
+          notes: [`${fleet.ids.length} guests, ${fmt(bytes)} bytes per answer (${fmt(bytes / fleet.ids.length)} B per guest); 10 connections, ${ctx.duration} s per run.`],
+        };
+      });
+    },
+  },
+  {
+    name: 'create',
+    title: '10,000 POST /guests, 50 concurrent',
+    async run(ctx) {
+      const agentRuns: LoadResult[] = [];
+      const refRuns: LoadResult[] = [];
+      const checks: string[] = [];
+      let lastDir = '';
+      const emptyGuests = path.join(ctx.workDir, 'empty.guests.json');
+      await (await import('node:fs/promises')).writeFile(emptyGuests, '[]');
+      for (let round = 0; round < ctx.rounds; round++) {
+        const dataDir = path.join(ctx.workDir, `create-${round}`);
+        const agent = await startAgent({ dataDir, workDir: ctx.workDir, label: `agent-create-${round}`, nodeArgs: ctx.agentNodeArgs });
+        try {
+          const result = await postGuests(agent, 10_000);
+          agentRuns.push(result);
+          await waitIdle(agent, 120_000);
+          const guests = (await agent.get('/guests')) as Array<{ state: string }>;
+          const off = guests.filter((g) => g.state === 'off').length;
+          const jobs = (await agent.get('/jobs?limit=100000')) as Array<{ Action: string; Status: string }>;
+          const complete = jobs.filter((j) => j.Action === 'create' && j.Status === 'Complete').length;
+          checks.push(`round ${round + 1}: ${result.ok} accepted, ${guests.length} guests listed (${off} off), ${complete} create jobs Complete`);
+          if (guests.length !== 10_000 || complete !== 10_000) throw new Error(`create round ${round + 1}: ${checks.at(-1)}`);
+        } finally {
+          await agent.stop();
+        }
+        lastDir = dataDir;
+        await withReference(startReference('koa', emptyGuests, ctx.workDir, '/guests'), async (ref) => {
+          refRuns.push(await postGuests(ref, 10_000));
+        });
+        ctx.log(`  round ${round + 1}: agent ${fmt(agentRuns.at(-1)!.rps)} creates/s, bare Koa ${fmt(refRuns.at(-1)!.rps)}/s`);
+      }
+      ctx.shared.tenKDataDir = lastDir;
+      const a = summarize(agentRuns);
+      const b = summarize(refRuns);
+      const failed = a.errors + a.non2xx;
+      return {
+        name: 'create',
+        title: this.title,
+        rows: [
+          { metric: 'errors + non-2xx', value: fmt(failed), reference: fmt(b.errors + b.non2xx), ratio: '', target: '0', met: failed === 0 },
+          { metric: 'creates/s', value: fmt(a.rps), reference: `${fmt(b.rps)} (bare Koa + koa-body, Map)`, ratio: x(ratio(a.rps, b.rps)), target: '≥ 1,000/s', met: a.rps >= 1000 },
+          { metric: 'p50 / p99 latency', value: `${a.p50} / ${a.p99} ms`, reference: `${b.p50} / ${b.p99} ms`, ratio: '', target: '' },
+        ],
+        notes: [
+          `${ctx.rounds} rounds, each on a freshly started agent and an empty data dir (no warm-up: the guest count stays exactly 10,000), exactly 10,000 POSTs on 50 connections; every create is durable in SQLite before its 202.`,
+          ...checks,
+        ],
+      };
+    },
+  },
+  {
+    name: 'list-10k',
+    title: 'GET /guests with 10,000 guests',
+    async run(ctx) {
+      let dataDir = ctx.shared.tenKDataDir;
+      const notes: string[] = [];
+      if (!dataDir) {
+        dataDir = path.join(ctx.workDir, 'fleet-10k');
+        const seeder = await startAgent({ dataDir, workDir: ctx.workDir, label: 'agent-seed-10k' });
+        try {
+          ctx.log('seeding 10,000 guests');
+          await seed(seeder, 10_000);
+        } finally {
+          await seeder.stop();
+        }
+      } else {
+        notes.push('Uses the data dir the create case left: its guests and their create jobs.');
+      }
+      // Start-up: spawn to the first 200 on GET /guests, on the data dir holding the guests.
+      const startups: number[] = [];
+      let agent: BenchAgent | undefined;
+      for (let i = 0; i < ctx.rounds; i++) {
+        agent = await startAgent({ dataDir, workDir: ctx.workDir, label: `agent-10k-${i}`, nodeArgs: ctx.agentNodeArgs });
+        startups.push(agent.startupMs);
+        if (i < ctx.rounds - 1) await agent.stop();
+      }
+      try {
+        const fleet = await snapshot(agent!, ctx.workDir, 'fleet-10k');
+        const bytes = Buffer.byteLength(fleet.listText);
+        let peak = 0;
+        const sampler = setInterval(() => {
+          void agent!.rss().then((m) => {
+            if (m && m.rss > peak) peak = m.rss;
+          });
+        }, 100);
+        let m;
+        try {
+          m = await withReference(startReference('http', fleet.listFile, ctx.workDir, '/guests'), (ref) =>
+            interleaved(ctx, { label: 'agent', load: getLoad(`${agent!.url}/guests`) }, { label: 'node:http', load: getLoad(`${ref.url}/guests`) }),
+          );
+        } finally {
+          clearInterval(sampler);
+        }
+        assertClean('agent', m.a);
+        const hwm = (await agent!.rss())?.hwm ?? NaN;
+        const startup = median(startups);
+        return {
+          name: 'list-10k',
+          title: this.title,
+          rows: [
+            { metric: 'p50 latency', value: `${m.a.p50} ms`, reference: `${m.b.p50} ms (node:http, same bytes)`, ratio: '', target: '≤ 50 ms', met: m.a.p50 <= 50 },
+            { metric: 'req/s', value: fmt(m.a.rps, 1), reference: fmt(m.b.rps, 1), ratio: x(ratio(m.a.rps, m.b.rps)), target: '' },
+            { metric: 'agent RSS, peak under load', value: `${fmt(peak / MiB, 1)} MiB`, reference: '', ratio: '', target: '≤ 150 MiB', met: peak <= 150 * MiB },
+            { metric: 'start-up to first 200 on GET /guests', value: `${fmt(startup)} ms`, reference: '', ratio: '', target: '≤ 2,000 ms', met: startup <= 2000 },
+          ],
+          notes: [
+            ...notes,
+            `${fleet.ids.length} guests, ${fmt(bytes)} bytes per answer; 10 connections, ${ctx.duration} s per run.`,
+            `RSS sampled every 100 ms from /proc during the agent's runs; VmHWM (peak over the process's life) ${fmt(hwm / MiB, 1)} MiB.`,
+            `Start-up: ${ctx.rounds} restarts on that data dir, spawn to first 200 on GET /guests (median; each: ${startups.map((s) => fmt(s)).join(', ')} ms).`,
+          ],
+        };
+      } finally {
+        await agent!.stop();
+      }
+    },
+  },
+  {
+    name: 'reboot',
+    title: 'POST …/reboot spread over 1,000 guests, 100,000 actions',
+    async run(ctx) {
+      const agent = await startAgent({ dataDir: path.join(ctx.workDir, 'reboot'), workDir: ctx.workDir, label: 'agent-reboot', nodeArgs: ctx.agentNodeArgs });
+      try {
+        ctx.log('  seeding and starting 1,000 guests');
+        await seed(agent, 1000);
+        const fleet = await snapshot(agent, ctx.workDir, 'reboot');
+        await startAll(agent, fleet.ids);
+        const running = ((await agent.get('/guests')) as Array<{ state: string }>).filter((g) => g.state === 'running').length;
+        if (running !== 1000) throw new Error(`only ${running} of 1,000 guests running before the reboots`);
+        const requests = fleet.ids.map((id) => ({ method: 'POST', path: `/guests/${id}/reboot` }));
+        const load: Load = { url: agent.url, connections: 50, headers: AUTH, requests, harFile: path.join(ctx.workDir, 'reboot.har.json') };
+        const refSnapshot = await snapshot(agent, ctx.workDir, 'reboot-ref');
+        const refHar = path.join(ctx.workDir, 'reboot-ref.har.json');
+        const ref = await withReference(startReference('koa', refSnapshot.guestsFile, ctx.workDir, '/guests'), async (r) => {
+          await runLoad({ ...load, url: r.url, harFile: refHar, amount: WARMUP_REBOOTS, timeoutMs: 60_000 });
+          return runLoad({ ...load, url: r.url, harFile: refHar, amount: 100_000, timeoutMs: 120_000 });
+        });
+        ctx.log(`  bare Koa: ${fmt(ref.rps)} accepted/s`);
+        const warm = await runLoad({ ...load, amount: WARMUP_REBOOTS, timeoutMs: 60_000 });
+        await waitIdle(agent, 60_000);
+        const result = await runLoad({ ...load, amount: 100_000, timeoutMs: 240_000 });
+        ctx.log(`  agent: ${fmt(result.rps)} accepted/s (${JSON.stringify(result.statusCodes)}); waiting for the jobs`);
+        const drainMs = await waitIdle(agent, 240_000);
+        // Every job of every guest, through GET /guests/{id}/jobs (the bench
+        // config sets jobs.history to 500,000, so none has been pruned).
+        const all: Array<{ Action: string; Status: string; QueuedAt: string }> = [];
+        for (const id of fleet.ids) all.push(...((await agent.get(`/guests/${id}/jobs`)) as typeof all));
+        const reboots = all.filter((j) => j.Action === 'reboot');
+        const notComplete = all.filter((j) => j.Status !== 'Complete');
+        const expected = warm.ok + result.ok;
+        // The measured run's jobs are the newest 100,000 reboots.
+        const queuedAt = reboots.map((j) => Date.parse(j.QueuedAt)).sort((p, q) => p - q).slice(-result.ok);
+        const tenth = Math.floor(queuedAt.length / 10);
+        const rateOf = (from: number, to: number) => ((to - from) / Math.max(1, queuedAt[to - 1] - queuedAt[from])) * 1000;
+        const first = rateOf(0, tenth);
+        const last = rateOf(queuedAt.length - tenth, queuedAt.length);
+        const drift = last / first;
+        const complete = reboots.length - notComplete.filter((j) => j.Action === 'reboot').length;
+        return {
+          name: 'reboot',
+          title: this.title,
+          rows: [
+            { metric: 'accepted/s', value: fmt(result.rps), reference: `${fmt(ref.rps)} (bare Koa, Map lookup + 202)`, ratio: x(ratio(result.rps, ref.rps)), target: '≥ 2,000/s', met: result.rps >= 2000 && result.ok === 100_000 },
+            { metric: 'reboot jobs Complete', value: `${fmt(complete)} of ${fmt(expected)} accepted`, reference: '', ratio: '', target: 'every job', met: complete === expected && reboots.length === expected && notComplete.length === 0 && result.ok === 100_000 },
+            { metric: 'acceptance rate, last 10 % vs first 10 %', value: `${fmt(last)} vs ${fmt(first)}/s`, reference: '', ratio: x(drift), target: '0.80× – 1.20×', met: drift >= 0.8 && drift <= 1.2 },
+            { metric: 'p50 / p99 latency', value: `${result.p50} / ${result.p99} ms`, reference: `${ref.p50} / ${ref.p99} ms`, ratio: '', target: '' },
+          ],
+          notes: [
+            `1,000 guests created and started first (state running, as the guard requires); then exactly 100,000 POST /guests/{id}/reboot on 50 connections, each connection cycling through the 1,000 guests (autocannon --har). Status codes: ${JSON.stringify(result.statusCodes)}.`,
+            `Every job of every guest checked through GET /guests/{id}/jobs (the bench config sets jobs.history to 500,000 so none is pruned): ${fmt(all.length)} jobs (creates, starts, ${fmt(WARMUP_REBOOTS)} warm-up and 100,000 measured reboots), ${notComplete.length} not Complete. The queue drained ${fmt(drainMs / 1000, 1)} s after the last request.`,
+            `Rates over time come from the jobs' own QueuedAt stamps: the first and the last 10,000 accepted reboots.`,
+            `One measured agent run (100,000 actions is the case) after ${fmt(WARMUP_REBOOTS)} warm-up reboots; the reference took the same ${fmt(WARMUP_REBOOTS)} + 100,000 requests just before.`,
+          ],
+        };
+      } finally {
+        await agent.stop();
+      }
+    },
+  },
+  {
+    name: 'metrics-cpu',
+    title: 'GET …/metrics/cpu through an in-process plugin',
+    async run(ctx) {
+      const { agent, fleet } = await ctx.shared.fleetOf1k();
+      const id = fleet.ids[0];
+      const m = await interleaved(ctx, { label: 'metrics', load: getLoad(`${agent.url}/guests/${id}/metrics/cpu`) }, { label: 'GET guest', load: getLoad(`${agent.url}/guests/${id}`) });
+      assertClean('metrics', m.a);
+      const r = ratio(m.a.rps, m.b.rps);
+      return {
+        name: 'metrics-cpu',
+        title: this.title,
+        rows: [
+          { metric: 'req/s', value: fmt(m.a.rps), reference: `${fmt(m.b.rps)} (GET /guests/{id}, same agent)`, ratio: x(r), target: '≥ 0.60× GET /guests/{id}', met: r >= 0.6 },
+          { metric: 'p50 / p99 latency', value: `${m.a.p50} / ${m.a.p99} ms`, reference: `${m.b.p50} / ${m.b.p99} ms`, ratio: '', target: '' },
+        ],
+        notes: [`The simulator plugin in the agent's process; 10 connections, ${ctx.duration} s per run.`],
+      };
+    },
+  },
+  {
+    name: 'metrics-cpu-isolated',
+    title: 'GET …/metrics/cpu through an isolated plugin',
+    async run(ctx) {
+      const { agent: inProcess, fleet } = await ctx.shared.fleetOf1k();
+      let isolated: BenchAgent;
+      const dataDir = path.join(ctx.workDir, 'isolated');
+      await mkdir(dataDir, { recursive: true });
+      try {
+        isolated = await startAgent({ dataDir, workDir: ctx.workDir, label: 'agent-isolated', isolateSimulator: true, nodeArgs: ctx.agentNodeArgs });
+      } catch (error) {
+        return {
+          name: 'metrics-cpu-isolated',
+          title: this.title,
+          rows: [{ metric: 'req/s', value: 'not measured', reference: '', ratio: '', target: 'report p50/p99 and ratio' }],
+          notes: [`An agent with "isolate": true on the simulator plugin did not start: ${(error as Error).message.split('\n')[0]}`],
+        };
+      }
+      try {
+        await seed(isolated, 10);
+        const ids = (await snapshot(isolated, ctx.workDir, 'isolated')).ids;
+        const m = await interleaved(
+          ctx,
+          { label: 'isolated', load: getLoad(`${isolated.url}/guests/${ids[0]}/metrics/cpu`) },
+          { label: 'in-process', load: getLoad(`${inProcess.url}/guests/${fleet.ids[0]}/metrics/cpu`) },
+        );
+        assertClean('isolated', m.a);
+        const r = ratio(m.a.rps, m.b.rps);
+        return {
+          name: 'metrics-cpu-isolated',
+          title: this.title,
+          rows: [
+            { metric: 'req/s', value: fmt(m.a.rps), reference: `${fmt(m.b.rps)} (same request, in-process plugin)`, ratio: x(r), target: 'reported' },
+            { metric: 'p50 / p99 latency', value: `${m.a.p50} / ${m.a.p99} ms`, reference: `${m.b.p50} / ${m.b.p99} ms`, ratio: '', target: 'reported' },
+          ],
+          notes: [`The simulator plugin in a child process ("isolate": true), the guard plugin in-process; 10 connections, ${ctx.duration} s per run.`],
+        };
+      } finally {
+        await isolated.stop();
+      }
+    },
+  },
+];
