@@ -114,7 +114,8 @@ export class PluginChild {
       return child;
     } catch (error) {
       child.kill('its handshake failed');
-      await Promise.race([child.exited, sleep(2000)]);
+      // A program that could not be spawned has no exit to wait for.
+      if (processHandle.pid !== undefined) await Promise.race([child.exited, sleep(2000)]);
       throw new Error(`${spec.label}: handshake failed: ${child.exit ? `${messageOf(error)} (${child.describeExit()})` : messageOf(error)}`, { cause: error });
     }
   }
