@@ -18,12 +18,17 @@ export const ACTION_ALIASES: Record<string, LifecycleAction> = { run: 'start' };
 /**
  * Actions mistify-agent accepted that hyperkern has no route for yet: a
  * config naming them loads, with a warning, so existing configs keep working.
+ * The union over mistify-agent's history (config/config.go ValidActions):
+ * older releases named container actions `listContainers`..., later ones
+ * `containerCreate`... (as its shipped cmd/mistify-agent/agent.json does).
  */
 export const UNROUTED_MISTIFY_ACTIONS = [
   'listImages', 'getImage', 'deleteImage', 'fetchImage',
   'listSnapshots', 'getSnapshot', 'createSnapshot', 'deleteSnapshot', 'rollbackSnapshot', 'downloadSnapshot',
   'listContainerImage', 'getContainerImage', 'deleteContainerImage', 'pullContainerImage',
   'listContainers', 'getContainer', 'createContainer', 'startContainer', 'stopContainer', 'deleteContainer',
+  'containerCreate', 'containerDelete', 'containerStart', 'containerReboot', 'containerRestart', 'containerPoweroff',
+  'containerShutdown', 'containerListImages', 'containerGetImage', 'containerDeleteImage', 'containerFetchImage',
 ] as const;
 
 export function isLifecycleAction(name: string): name is LifecycleAction {
