@@ -3,7 +3,7 @@
 # are missing. Needs root (apt-get); prints what is missing otherwise.
 set -euo pipefail
 packages=(
-  qemu-system-x86 qemu-utils   # the QEMU backend and its tests
+  qemu-system-x86 qemu-utils iproute2   # the QEMU backend (ip: taps) and its tests
   busybox-static cpio          # the tiny Linux test guest's initramfs
   python3-msgpack              # the non-TypeScript isolated sub-agent in tests
   sqlite3                      # inspecting the state file by hand
