@@ -13,6 +13,8 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { container } from 'tsyringe';
 import { loadConfig } from './config.js';
+// mistify-agent config files (services + actions + dbpath) load as is.
+import './mistify-config-dialect.js';
 import { HyperkernError } from './errors.js';
 import { Kernel, VERSION, preparePlugins } from './kernel.js';
 import { createLogger } from './logger.js';

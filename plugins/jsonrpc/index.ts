@@ -1,0 +1,98 @@
+/**
+ * The bridge to sub-agents written for the Go mistify-agent: each instance
+ * is one mistify "service" (a JSON-RPC 1.0 server on 127.0.0.1), and each
+ * configured method is a stage named after it, e.g. `libvirt.Libvirt.Start`.
+ * A lifecycle stage sends mistify's GuestRequest and takes its
+ * GuestResponse; a metrics stage sends GuestMetricsRequest and takes
+ * GuestMetricsResponse. docs/jsonrpc.md has the config mapping.
+ */
+import { inject, injectable } from 'tsyringe';
+import {
+  PLUGIN_API_VERSION,
+  Tokens,
+  definePlugin,
+  type ActionStage,
+  type GuestMetricsRequest,
+  type GuestRequest,
+  type Logger,
+  type MetricsStage,
+  type PluginHealth,
+  type PluginInstance,
+  type StageContext,
+  type StageKind,
+} from '../../core/plugin-api.js';
+import { JsonRpcClient, JsonRpcError } from './json-rpc-client.js';
+import { jsonRpcOptions, type JsonRpcOptions } from './options.js';
+
+@injectable()
+export class JsonRpcPlugin implements PluginInstance {
+  readonly stages: Record<string, ActionStage | MetricsStage> = {};
+  private readonly client: JsonRpcClient;
+  private calls = 0;
+  private failures = 0;
+  /** Set while the sub-agent cannot be reached; cleared by any answer. */
+  private unreachable: string | undefined;
+
+  constructor(
+    @inject(Tokens.Options) options: JsonRpcOptions,
+    @inject(Tokens.PluginId) private readonly id: string,
+    @inject(Tokens.Logger) private readonly log: Logger,
+  ) {
+    this.client = new JsonRpcClient({ port: options.port, path: options.path, maxPending: options.max_pending });
+    for (const [method, kind] of Object.entries(options.methods)) {
+      this.stages[method] = ((request: GuestRequest | GuestMetricsRequest, ctx: StageContext) => this.call(method, kind, request, ctx)) as ActionStage;
+    }
+  }
+
+  health(): PluginHealth {
+    const details = { url: this.client.url, calls: this.calls, failures: this.failures, ...this.client.stats };
+    if (this.unreachable) return { healthy: false, message: `sub-agent "${this.id}" unreachable: ${this.unreachable}`, details };
+    return { healthy: true, message: `mistify sub-agent at ${this.client.url}`, details };
+  }
+
+  async stop(): Promise<void> {
+    await this.client.close();
+  }
+
+  private async call(method: string, kind: StageKind, request: GuestRequest | GuestMetricsRequest, ctx: StageContext): Promise<unknown> {
+    this.calls += 1;
+    try {
+      const result = await this.client.call(method, toMistifyRequest(request), ctx.signal, ctx.timeoutMs);
+      this.unreachable = undefined;
+      if (kind === 'metrics') {
+        if (typeof result !== 'object' || result === null) throw new JsonRpcError(`${method} at ${this.client.url} answered ${JSON.stringify(result)} where a GuestMetricsResponse belongs`);
+        return result;
+      }
+      if (result === null) return undefined; // nothing changed
+      if (typeof result !== 'object' || Array.isArray(result)) throw new JsonRpcError(`${method} at ${this.client.url} answered ${JSON.stringify(result)} where a GuestResponse belongs`);
+      return result;
+    } catch (error) {
+      this.failures += 1;
+      if (error instanceof JsonRpcError && /connection refused|closed the connection/.test(error.message)) this.unreachable = error.message;
+      if (!ctx.signal.aborted) this.log.warn({ method, error: (error as Error).message }, 'sub-agent call failed');
+      throw error;
+    }
+  }
+}
+
+/**
+ * mistify's requests carry `args` as map[string]string; a Go sub-agent
+ * cannot decode a number there, so every value goes as a string.
+ */
+function toMistifyRequest(request: GuestRequest | GuestMetricsRequest): GuestRequest | GuestMetricsRequest {
+  const args: Record<string, string> = {};
+  for (const [key, value] of Object.entries(request.args ?? {})) {
+    if (value !== undefined && value !== null) args[key] = typeof value === 'string' ? value : JSON.stringify(value);
+  }
+  return { ...request, args };
+}
+
+export default definePlugin({
+  id: 'jsonrpc',
+  version: '0.1.0',
+  pluginApi: PLUGIN_API_VERSION,
+  description: "Bridge to mistify-agent sub-agents (JSON-RPC 1.0 over HTTP)",
+  options: jsonRpcOptions,
+  stages: (options: JsonRpcOptions) => options.methods as Record<string, StageKind>,
+  create: JsonRpcPlugin,
+});

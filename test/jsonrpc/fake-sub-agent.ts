@@ -1,0 +1,104 @@
+/**
+ * A mistify sub-agent written for the tests straight from the wire format
+ * (JSON-RPC 1.0 over HTTP, as gorilla/rpc's json codec serves it): POST
+ * `{"method":"Service.Method","params":[REQUEST],"id":N}` to its path,
+ * answer `{"result":RESPONSE,"error":null,"id":N}` or `{"result":null,
+ * "error":"text","id":N}`; an unknown method is HTTP 400 with a plain-text
+ * body. It keeps guests' power states in memory and misbehaves when a
+ * guest's metadata says so:
+ *   fake.error = METHOD    answer that method with an error string
+ *   fake.slow = METHOD:MS  answer that method after MS milliseconds
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+
+export interface ReceivedCall {
+  method: string;
+  params: any[];
+  id: unknown;
+  contentType: string | undefined;
+  path: string;
+}
+
+const TRANSITIONS: Record<string, string> = {
+  Create: 'off', Run: 'running', Shutdown: 'shutdown', Reboot: 'running', Restart: 'running',
+  Poweroff: 'off', Suspend: 'suspended', Delete: 'deleted',
+};
+
+export class FakeSubAgent {
+  readonly calls: ReceivedCall[] = [];
+  connections = 0;
+  inFlight = 0;
+  maxInFlight = 0;
+  private server!: Server;
+  private readonly sockets = new Set<Socket>();
+  port = 0;
+
+  constructor(
+    readonly service: string,
+    readonly path = '/_mistify_RPC_',
+  ) {}
+
+  async start(port = 0): Promise<this> {
+    this.server = createServer((req, res) => void this.handle(req, res));
+    this.server.on('connection', (socket) => {
+      this.connections += 1;
+      this.sockets.add(socket);
+      socket.on('close', () => this.sockets.delete(socket));
+    });
+    await new Promise<void>((resolve) => this.server.listen(port, '127.0.0.1', resolve));
+    this.port = (this.server.address() as AddressInfo).port;
+    return this;
+  }
+
+  async stop(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  callsTo(method: string): ReceivedCall[] {
+    return this.calls.filter((c) => c.method === method);
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    if (req.method !== 'POST' || req.url !== this.path) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end(`no RPC endpoint at ${req.method} ${req.url}`);
+      return;
+    }
+    const body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    const call: ReceivedCall = { method: body.method, params: body.params, id: body.id, contentType: req.headers['content-type'], path: req.url! };
+    this.calls.push(call);
+    this.inFlight += 1;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    try {
+      const [service, name] = String(body.method).split('.');
+      const request = body.params?.[0];
+      const metadata: Record<string, string> = request?.guest?.metadata ?? {};
+      const slow = metadata['fake.slow']?.split(':');
+      if (slow && slow[0] === body.method) await new Promise((r) => setTimeout(r, Number(slow[1])));
+      if (service !== this.service || !(name in TRANSITIONS || name.endsWith('Metrics'))) {
+        res.writeHead(400, { 'content-type': 'text/plain; charset=utf-8' }).end(`rpc: can't find method "${body.method}"`);
+        return;
+      }
+      const reply = (result: unknown, error: string | null) => {
+        if (!res.destroyed) res.writeHead(200, { 'content-type': 'application/json; charset=utf-8' }).end(JSON.stringify({ result, error, id: body.id }) + '\n');
+      };
+      if (metadata['fake.error'] === body.method) return reply(null, `${body.method} failed: the fake sub-agent was told to fail`);
+      if (name.endsWith('Metrics')) {
+        // mistify sub-agents fill one part; this one fills all three so the test sees the agent pick.
+        return reply({
+          guest: request.guest,
+          type: request.type,
+          cpu: [{ cpu_time: 2.5, vcpu_time: 2 }],
+          nic: { eth0: { name: 'eth0', rx_bytes: 10, rx_packets: 1, rx_errors: 0, rx_drops: 0, tx_bytes: 20, tx_packets: 2, tx_errors: 0, tx_drops: 0 } },
+          disk: { vda: { disk: 'vda', read_ops: 1, read_bytes: 512, read_time: 0.1, write_ops: 2, write_bytes: 1024, write_time: 0.2, flush_ops: 0, flush_time: 0 } },
+        }, null);
+      }
+      return reply({ guest: { ...request.guest, state: TRANSITIONS[name] }, message: `fake ${name} done` }, null);
+    } finally {
+      this.inFlight -= 1;
+    }
+  }
+}
