@@ -42,6 +42,9 @@ export class QemuPlugin implements PluginInstance {
   private readonly options: ResolvedQemuOptions;
   /** Attached QEMU processes by guest id. */
   private readonly machines = new Map<string, Machine>();
+  /** VNC ports handed out by creates that may not be persisted yet (creates of different guests run in parallel). */
+  private readonly vncReserved = new Set<number>();
+  private vncAllocation: Promise<unknown> = Promise.resolve();
   /** Keeps observe() calls in event order. */
   private observations: Promise<void> = Promise.resolve();
   private version = 'unknown';
@@ -196,8 +199,7 @@ export class QemuPlugin implements PluginInstance {
       }
       let vnc = 0;
       if (this.options.vnc) {
-        const taken = (await this.guests.list()).filter((g) => g.id !== guest.id).map((g) => g.vnc);
-        vnc = await allocateVncPort(this.options.vncListen, this.options.vncPortMin, this.options.vncPortMax, taken);
+        vnc = await this.allocateVnc(guest.id);
       }
       return { guest: { ...guest, disks, nics, vnc, state: 'off' } };
     } catch (error) {
@@ -206,6 +208,18 @@ export class QemuPlugin implements PluginInstance {
       await rm(runDir.dir, { recursive: true, force: true });
       throw error;
     }
+  }
+
+  /** One allocation at a time, so parallel creates cannot pick the same port. */
+  private allocateVnc(guestId: string): Promise<number> {
+    const allocation = this.vncAllocation.then(async () => {
+      const taken = (await this.guests.list()).filter((g) => g.id !== guestId).map((g) => g.vnc);
+      const port = await allocateVncPort(this.options.vncListen, this.options.vncPortMin, this.options.vncPortMax, [...taken, ...this.vncReserved]);
+      this.vncReserved.add(port);
+      return port;
+    });
+    this.vncAllocation = allocation.catch(() => {});
+    return allocation;
   }
 
   private async startGuest({ guest }: GuestRequest, ctx: StageContext): Promise<GuestResponse> {
@@ -332,6 +346,7 @@ export class QemuPlugin implements PluginInstance {
     for (const nic of guest.nics) if (nic.device) await removeTap(nic.device, ctx.signal);
     // Disks live in the run dir (create refuses outside files), so this removes them too.
     await rm(new RunDir(this.dataDir, guest.id).dir, { recursive: true, force: true });
+    this.vncReserved.delete(guest.vnc);
     return { guest: { ...guest, state: 'deleted' }, message: 'QEMU guest, disks and taps removed' };
   }
 

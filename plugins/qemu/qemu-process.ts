@@ -5,7 +5,8 @@
  * command line, and stopped with signals when QMP cannot do it.
  */
 import { spawn } from 'node:child_process';
-import { open, readFile, rm } from 'node:fs/promises';
+import { open, readFile, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
 import type { RunDir } from './run-dir.js';
 
 /** Starts QEMU with -daemonize and returns the daemon's pid once it is set up. */
@@ -63,7 +64,13 @@ export async function isAlive(pid: number): Promise<boolean> {
 export async function isGuestProcess(pid: number, runDir: RunDir): Promise<boolean> {
   try {
     const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
-    return argv.includes(runDir.pidFile) && (await isAlive(pid));
+    const pidFileArg = argv[argv.indexOf('-pidfile') + 1];
+    if (!pidFileArg || !(await isAlive(pid))) return false;
+    if (pidFileArg === runDir.pidFile) return true;
+    // The data dir may be reached by another path now (symlink, bind mount):
+    // the same pidfile is the same inode. Relative paths are QEMU's cwd, the run dir.
+    const [theirs, ours] = await Promise.all([stat(path.resolve(runDir.dir, pidFileArg)), stat(runDir.pidFile)]);
+    return theirs.dev === ours.dev && theirs.ino === ours.ino;
   } catch {
     return false;
   }
