@@ -132,6 +132,8 @@ export function buildCommandLine(guest: Guest, runDir: RunDir, options: Resolved
     // VNC needs a display adapter; -nodefaults removed the default one.
     args.push('-device', 'VGA', '-vnc', `${options.vncListen.includes(':') ? `[${options.vncListen}]` : options.vncListen}:${plan.vncPort - 5900}`);
   }
+  if (options.sandbox) args.push('-sandbox', 'on,obsolete=deny,resourcecontrol=deny');
+  if (options.runAs) args.push('-runas', options.runAs);
   args.push(...options.extraArgs);
   return args;
 }

@@ -38,6 +38,17 @@ export const qemuOptionsSchema = z
     rebootTimeoutSeconds: z.number().positive().default(30),
     /** Seconds poweroff waits after QMP quit, and again after SIGTERM, before SIGKILL. */
     poweroffGraceSeconds: z.number().positive().default(5),
+    /**
+     * Confine QEMU with its seccomp filter (-sandbox on, obsolete and
+     * resource-control syscalls denied). The stricter elevateprivileges and
+     * spawn switches would stop -daemonize, so they stay off.
+     */
+    sandbox: z.boolean().default(true),
+    /**
+     * Unprivileged user QEMU switches to once it has opened its disks, taps
+     * and sockets (-runas). Empty keeps the agent's user.
+     */
+    runAs: z.string().regex(/^[a-z_][a-z0-9_-]*$/, 'a user name').or(z.literal('')).default(''),
     /** Extra arguments appended to every QEMU command line (operator escape hatch). */
     extraArgs: z.array(z.string()).default([]),
   })

@@ -246,4 +246,26 @@ describe('QEMU plugin (real QEMU under TCG)', function () {
     expect(greeting).to.match(/^RFB 003\.008/);
     for (const g of [a, b]) await action(world, plugin, 'delete', g.id);
   });
+
+  it('runs QEMU confined: seccomp filter on, and as an unprivileged user when runAs is set', async () => {
+    const plugin = await world.plugin({ runAs: 'nobody' });
+    const guest = kernelShapedGuest({ diskSizes: [16], metadata: world.tinyBoot });
+    world.guests.put(guest);
+    await action(world, plugin, 'create', guest.id);
+    await action(world, plugin, 'start', guest.id);
+    const status = readFileSync(`/proc/${pidOf(world, guest.id)}/status`, 'utf8');
+    const nobody = execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).trim();
+    expect(status, 'QEMU dropped to nobody').to.match(new RegExp(`^Uid:\\s+${nobody}\\s`, 'm'));
+    expect(status, 'seccomp filter mode').to.match(/^Seccomp:\s+2$/m);
+    await waitForConsole(path.join(world.runDir(guest.id), 'console.log'), INIT_REACHED, 30000);
+    const shell = await GuestShell.connect(path.join(world.runDir(guest.id), 'serial1.sock'));
+    await shell.run('dd if=/dev/zero of=/dev/vda bs=64k count=4 conv=fsync 2>/dev/null');
+    shell.close();
+    expect((await metrics(world, plugin, 'disk', guest.id)).disk!.vda.write_bytes).to.be.at.least(4 * 65536);
+    expect((await action(world, plugin, 'poweroff', guest.id)).state).to.equal('off');
+    // The pidfile QEMU (as nobody) could not remove must not pass for a live guest.
+    expect((await action(world, plugin, 'start', guest.id)).state, 'starts again over its stale pidfile').to.equal('running');
+    await action(world, plugin, 'delete', guest.id);
+    expect(existsSync(world.runDir(guest.id))).to.equal(false);
+  });
 });
