@@ -5,6 +5,7 @@ set -euo pipefail
 packages=(
   qemu-system-x86 qemu-utils iproute2   # the QEMU backend (ip: taps) and its tests
   busybox-static cpio          # the tiny Linux test guest's initramfs
+  libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients   # the libvirt backend (virsh) and its tests
   python3-msgpack              # the non-TypeScript isolated sub-agent in tests
   sqlite3                      # inspecting the state file by hand
 )
