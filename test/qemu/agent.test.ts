@@ -176,19 +176,25 @@ describe('QEMU backend through the agent (real QEMU under TCG)', function () {
     const one = await create(a, { metadata: world.tinyBoot });
     const two = await create(a, {});
     const off = await create(a, {});
+    const lost = await create(a, {});
     await act(a, one.id, 'start');
     await act(a, two.id, 'start');
     await act(a, two.id, 'suspend');
+    await act(a, lost.id, 'start');
     const pids = [pidOf(a, one.id), pidOf(a, two.id)];
     await a.kill9();
     agent = undefined;
     await sleep(300);
     expect(pids.map(alive), 'QEMU processes outlive the agent').to.deep.equal([true, true]);
+    // This one dies while no agent watches.
+    process.kill(pidOf(a, lost.id), 'SIGKILL');
+    await sleep(300);
 
     const b = await start(a.dataDir);
     expect(await stateOf(b, one.id)).to.equal('running');
     expect(await stateOf(b, two.id)).to.equal('suspended');
     expect(await stateOf(b, off.id)).to.equal('off');
+    expect(await stateOf(b, lost.id), 'QEMU gone while the agent was down').to.equal('off');
     expect((await b.request('GET', `/guests/${one.id}/metrics/cpu`)).status).to.equal(200);
     // The reattached QMP connection carries events again.
     await waitForConsole(consoleLog(b, one.id), INIT_REACHED, 30000);
@@ -203,7 +209,7 @@ describe('QEMU backend through the agent (real QEMU under TCG)', function () {
     expect(await stateOf(c, two.id)).to.equal('running');
     expect((await act(c, two.id, 'poweroff')).state).to.equal('off');
     expect(pids.map(alive)).to.deep.equal([false, false]);
-    for (const g of [one, two, off]) expect((await c.request('DELETE', `/guests/${g.id}?wait=30`)).status).to.equal(200);
+    for (const g of [one, two, off, lost]) expect((await c.request('DELETE', `/guests/${g.id}?wait=30`)).status).to.equal(200);
   });
 
   it('creates disks as overlays of an image from the images dir, and fails the create job clearly when the image is missing', async () => {
@@ -213,6 +219,9 @@ describe('QEMU backend through the agent (real QEMU under TCG)', function () {
     const info = JSON.parse(execFileSync('qemu-img', ['info', '--output=json', guest.disks[0].source], { encoding: 'utf8' }));
     expect(info['backing-filename']).to.equal(path.join(world.imagesDir, 'base.qcow2'));
     expect(guest.disks[0].size).to.equal(48);
+    const metrics = await a.request('GET', `/guests/${guest.id}/metrics/cpu`);
+    expect(metrics.status, 'cpu metrics of a guest that is off').to.equal(409);
+    expect(metrics.body.message).to.match(/is not running \(state "off"\); cpu metrics need a running QEMU/);
     expect((await a.request('DELETE', `/guests/${guest.id}?wait=30`)).status).to.equal(200);
 
     const res = await a.request('POST', '/guests?wait=30', { memory: 128, disks: [{ image: 'no-such-image' }] });
