@@ -108,14 +108,16 @@ export class QemuPlugin implements PluginInstance {
     if (!(await isDirectory(runDir.dir))) return; // not one of ours (or never created)
     const pid = await findGuestProcess(runDir);
     if (pid) {
+      let machine: Machine | undefined;
       try {
-        const machine = await Machine.attach(guest.id, runDir, pid, this.listener);
-        this.machines.set(guest.id, machine);
+        machine = await Machine.attach(guest.id, runDir, pid, this.listener);
         const state = (await machine.status()) === 'paused' ? 'suspended' : 'running';
+        this.machines.set(guest.id, machine);
         this.log.info({ guest: guest.id, pid, state }, 'reattached to running QEMU');
         if (guest.state !== state) this.observe(guest.id, { state }, `QEMU process ${pid} found ${state} at agent start`);
         return;
       } catch (error) {
+        machine?.detach();
         this.log.error({ guest: guest.id, pid, err: (error as Error).message }, 'QEMU process runs but its QMP socket does not answer');
         this.observe(guest.id, { state: 'error' }, `QEMU process ${pid} runs but QMP does not answer: ${(error as Error).message}`);
         return;
@@ -178,7 +180,14 @@ export class QemuPlugin implements PluginInstance {
         throw new Error(`socket path ${socket} is longer than the ${MAX_UNIX_SOCKET_PATH} bytes unix sockets allow; configure a shorter dataDir`);
       }
     }
-    await mkdir(runDir.dir, { recursive: true });
+    await mkdir(this.dataDir, { recursive: true });
+    try {
+      await mkdir(runDir.dir);
+    } catch (error) {
+      // Never build over (and on failure remove) files of an existing guest.
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw new Error(`guest ${guest.id} already has files in ${runDir.dir}; refusing to create it again`);
+      throw error;
+    }
     const createdTaps: string[] = [];
     try {
       const disks = await createDisks(guest, runDir, { qemuImg: this.options.qemuImg, imagesDir: this.options.imagesDir, dataDir: this.dataDir }, ctx.signal);
@@ -256,6 +265,8 @@ export class QemuPlugin implements PluginInstance {
       throw new Error(`QEMU started (pid ${pid}) but its QMP socket did not answer, so it was stopped: ${(error as Error).message}`);
     }
     this.machines.set(guest.id, attached);
+    // The kernel drops a result that comes after its stage timeout; the guest runs anyway, so say so.
+    if (ctx.signal.aborted) this.observe(guest.id, { state: 'running' }, `QEMU started (pid ${pid}) after the start stage timed out`);
     const kvm = await attached.qmp.execute<{ enabled: boolean }>('query-kvm').catch(() => ({ enabled: false }));
     ctx.log.info(
       { guest: guest.id, pid, accel: kvm.enabled ? 'kvm' : 'tcg', configured: this.options.accel, accelSource: this.options.accelSource },
