@@ -12,6 +12,7 @@ import Keyv from 'keyv';
 import KeyvSqlite from '@keyv/sqlite';
 import { CoalescingWriter } from './coalescing-writer.js';
 import { Errors } from './errors.js';
+import { GroupCommit, type Commit } from './group-commit.js';
 
 export const STATE_FILE = 'hyperkern.sqlite';
 
@@ -23,10 +24,26 @@ export class StateStore {
     private readonly sqlite: KeyvSqlite,
     private readonly keyv: Keyv,
   ) {
-    this.writer = new CoalescingWriter<unknown>(async (key, value) => {
-      if (value === undefined) await this.keyv.delete(key);
-      else await this.keyv.set(key, value);
-    });
+    // Rows keep Keyv's format ({"value":…} through Keyv's serializer), so
+    // keyv.get and loadAll read them as before; only the commits are grouped.
+    const serialize = keyv.serialize ?? JSON.stringify;
+    const group = new GroupCommit((batch) => this.commit(batch));
+    this.writer = new CoalescingWriter<unknown>(async (key, value) =>
+      group.write(key, value === undefined ? undefined : await serialize({ value, expires: undefined })),
+    );
+  }
+
+  /** One statement per kind of change, each its own transaction. */
+  private async commit({ upserts, deletes }: Commit): Promise<void> {
+    if (upserts.length > 0) {
+      await this.sqlite.query(
+        `INSERT INTO keyv (key, value) VALUES ${upserts.map(() => '(?, ?)').join(', ')} ON CONFLICT(key) DO UPDATE SET value = excluded.value`,
+        ...upserts.flat(),
+      );
+    }
+    if (deletes.length > 0) {
+      await this.sqlite.query(`DELETE FROM keyv WHERE key IN (${deletes.map(() => '?').join(', ')})`, ...deletes);
+    }
   }
 
   static async open(dataDir: string): Promise<StateStore> {
