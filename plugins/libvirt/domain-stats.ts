@@ -100,9 +100,19 @@ export function nicCountersOf(stats: DomainStats): Map<string, Omit<GuestNicMetr
   return out;
 }
 
+/** The statistics groups each metrics type needs: reading fewer groups asks QEMU less. */
+export const STATS_GROUPS = {
+  cpu: ['--cpu-total', '--vcpu'],
+  disk: ['--block'],
+  nic: ['--interface'],
+} as const;
+
 /**
- * Reads the statistics of all running domains in one call, shares a call in
- * flight between concurrent callers, and reuses its result for `maxAgeMs`.
+ * Reads some statistics groups of all of this plugin's running domains in
+ * one call, shares a call in flight between concurrent callers, and reuses
+ * its result for `maxAgeMs`. Only the plugin's own domains are read: on a
+ * shared host, other domains' statistics would cost QEMU round trips for
+ * nothing.
  */
 export class BulkStats {
   private cached: { at: number; domains: Map<string, DomainStats> } | undefined;
@@ -113,13 +123,16 @@ export class BulkStats {
   constructor(
     private readonly virsh: VirshShell,
     private readonly maxAgeMs: number,
+    private readonly groups: readonly string[],
+    /** The domains to read; undefined reads every running domain. */
+    private readonly domains: () => Promise<string[] | undefined> = async () => undefined,
   ) {}
 
   /** Statistics of one domain; undefined when it does not run. */
   async of(domain: string): Promise<DomainStats | undefined> {
     const cached = this.cached;
     if (cached && Date.now() - cached.at <= this.maxAgeMs && cached.domains.has(domain)) return cached.domains.get(domain);
-    return (await this.refresh()).get(domain);
+    return (await this.refresh(domain)).get(domain);
   }
 
   /** Forget the cached result (a domain started or stopped). */
@@ -127,12 +140,26 @@ export class BulkStats {
     this.cached = undefined;
   }
 
-  private refresh(): Promise<Map<string, DomainStats>> {
+  private refresh(wanted: string): Promise<Map<string, DomainStats>> {
     this.inFlight ??= (async () => {
       try {
         const started = Date.now();
-        const output = await this.virsh.run(['domstats', '--list-active', '--state', '--cpu-total', '--vcpu', '--block', '--interface'], { readOnly: true });
+        const names = await this.domains();
+        // --nowait: a domain busy with a job (e.g. a shutdown) answers with what it has instead of blocking the rest.
+        const base = ['domstats', '--state', ...this.groups, '--nowait'];
+        let output: string;
+        if (names && names.length > 0) {
+          if (!names.includes(wanted)) names.push(wanted);
+          // Named domains that are not running report only their state, which `of` treats as not running.
+          output = await this.virsh.run([...base, ...names], { readOnly: true }).catch(() =>
+            // A domain removed meanwhile fails the named call; fall back to every running domain.
+            this.virsh.run([...base, '--list-active'], { readOnly: true }),
+          );
+        } else {
+          output = await this.virsh.run([...base, '--list-active'], { readOnly: true });
+        }
         const domains = parseDomStats(output);
+        for (const [name, stats] of domains) if (!isRunningState(stats)) domains.delete(name);
         this.reads += 1;
         this.cached = { at: started, domains };
         return domains;
@@ -142,6 +169,11 @@ export class BulkStats {
     })();
     return this.inFlight;
   }
+}
+
+/** state.state 1 (running), 2 (blocked), 3 (paused), 4 (shutting down), 7 (pmsuspended) have a QEMU. */
+function isRunningState(stats: DomainStats): boolean {
+  return ['1', '2', '3', '4', '7'].includes(stats.get('state.state') ?? '');
 }
 
 // ---- per-device reads, for drivers without bulk statistics -----------------

@@ -30,7 +30,7 @@ import {
   type PluginInstance,
   type StageContext,
 } from '../../core/plugin-api.js';
-import { BulkStats, cpuMetricsOf, diskMetricsOf, nicCountersOf, readBlockStat, readIfStat, readVcpuInfo } from './domain-stats.js';
+import { BulkStats, STATS_GROUPS, cpuMetricsOf, diskMetricsOf, nicCountersOf, readBlockStat, readIfStat, readVcpuInfo } from './domain-stats.js';
 import { guestStateOf, isActive, parseDomState, type DomainState } from './domain-state.js';
 import { DomainEventStream, type DomainEvent } from './domain-events.js';
 import { buildDomainXml, type NicAttachment } from './domain-xml.js';
@@ -59,7 +59,8 @@ const POLL_MS = 200;
 export class LibvirtPlugin implements PluginInstance {
   private readonly options: ResolvedLibvirtOptions;
   private readonly virsh: VirshShell;
-  private readonly stats: BulkStats;
+  /** One bulk reader per metrics type, each asking libvirt only for its groups. */
+  private readonly stats: Record<'cpu' | 'disk' | 'nic', BulkStats>;
   private events: DomainEventStream | undefined;
   private domainType: 'kvm' | 'qemu' | 'test' = 'qemu';
   private libvirtVersion = 'unknown';
@@ -91,7 +92,12 @@ export class LibvirtPlugin implements PluginInstance {
   ) {
     this.options = resolveOptions(options);
     this.virsh = new VirshShell(this.options.virsh, this.options.uri, log, this.options.commandTimeoutSeconds * 1000);
-    this.stats = new BulkStats(this.virsh, this.options.statsMaxAgeMs);
+    const ours = () => this.runningDomains();
+    this.stats = {
+      cpu: new BulkStats(this.virsh, this.options.statsMaxAgeMs, STATS_GROUPS.cpu, ours),
+      disk: new BulkStats(this.virsh, this.options.statsMaxAgeMs, STATS_GROUPS.disk, ours),
+      nic: new BulkStats(this.virsh, this.options.statsMaxAgeMs, STATS_GROUPS.nic, ours),
+    };
   }
 
   // ---- plugin lifecycle ----------------------------------------------------
@@ -144,7 +150,7 @@ export class LibvirtPlugin implements PluginInstance {
         virshStarts: this.virsh.spawned,
         eventStreamPid: this.events?.pid,
         eventStreamStarts: this.events?.starts,
-        bulkStatsReads: this.stats.reads,
+        bulkStatsReads: { cpu: this.stats.cpu.reads, disk: this.stats.disk.reads, nic: this.stats.nic.reads },
       },
     };
   }
@@ -197,7 +203,7 @@ export class LibvirtPlugin implements PluginInstance {
 
   private onDomainEvent(event: DomainEvent): void {
     if (event.kind !== 'lifecycle') return;
-    this.stats.invalidate();
+    this.invalidateStats();
     this.enqueue(async () => {
       const guest = await this.guestOfDomain(event.domain);
       if (guest) await this.refreshState(guest, `libvirt event: ${event.detail}`);
@@ -378,7 +384,7 @@ export class LibvirtPlugin implements PluginInstance {
     if (isActive(state)) return { guest: { ...guest, state: guestStateOf(state) }, message: 'already running' };
     ctx.signal.throwIfAborted();
     await this.virsh.run(['start', domain]);
-    this.stats.invalidate();
+    this.invalidateStats();
     const vnc = this.options.vnc ? await this.vncPort(domain) : guest.vnc;
     return { guest: { ...guest, state: 'running', vnc }, message: `libvirt domain ${domain} started (${this.domainType})` };
   }
@@ -433,7 +439,7 @@ export class LibvirtPlugin implements PluginInstance {
     const state = await this.mustExist(guest, domain);
     if (!isActive(state)) return { guest: { ...guest, state: guestStateOf(state) }, message: 'guest was not running' };
     await this.virsh.run(['destroy', domain]);
-    this.stats.invalidate();
+    this.invalidateStats();
     return { guest: { ...guest, state: 'off' }, message: `libvirt domain ${domain} destroyed` };
   }
 
@@ -458,7 +464,7 @@ export class LibvirtPlugin implements PluginInstance {
       // Only storage hyperkern created; an adopted domain's disks are the operator's.
       if (guest.metadata?.[LIBVIRT_METADATA.adopted] !== 'true') await deleteVolumes(this.virsh, guest.disks);
       await rm(path.join(this.dataDir, guest.id), { recursive: true, force: true });
-      this.stats.invalidate();
+      this.invalidateStats();
       return { guest: { ...guest, state: 'deleted' }, message: domain ? `libvirt domain ${domain} and its storage removed` : 'no libvirt domain to remove' };
     } finally {
       // Late events about the domain find no guest, or a deleted one.
@@ -512,10 +518,22 @@ export class LibvirtPlugin implements PluginInstance {
 
   // ---- metrics: never behind a lifecycle job ---------------------------------
 
+  private invalidateStats(): void {
+    for (const reader of Object.values(this.stats)) reader.invalidate();
+  }
+
+  /** Domains of this plugin's guests that the registry believes have a QEMU. */
+  private async runningDomains(): Promise<string[]> {
+    return (await this.guests.list())
+      .filter((g) => g.state === 'running' || g.state === 'suspended')
+      .map((g) => this.domainOf(g))
+      .filter((d): d is string => !!d);
+  }
+
   /** Bulk statistics of a running guest's domain, or a 409 when it is not running. */
-  private async domainStats(guest: Guest, type: string) {
+  private async domainStats(guest: Guest, type: 'cpu' | 'disk' | 'nic') {
     const domain = this.requireDomain(guest);
-    const stats = await this.stats.of(domain);
+    const stats = await this.stats[type].of(domain);
     if (!stats) throw new StageRejection(409, `guest ${guest.id} is not running (state "${guest.state}"); ${type} metrics need a running domain`);
     return { domain, stats };
   }

@@ -174,7 +174,7 @@ describe('libvirt plugin pieces', () => {
     it('shares one bulk statistics call among concurrent readers', async () => {
       const shell = new VirshShell('virsh', 'test:///default', new MemoryLogger(), 10000);
       try {
-        const stats = new BulkStats(shell, 0);
+        const stats = new BulkStats(shell, 0, ['--block']);
         const results = await Promise.all(Array.from({ length: 20 }, () => stats.of('test')));
         expect(stats.reads, 'one domstats call for 20 concurrent readers').to.equal(1);
         for (const r of results) expect(r?.get('state.state')).to.equal('1');
