@@ -32,6 +32,12 @@ export function createMessageEncoder(): Transform {
   return stream;
 }
 
+/**
+ * Bytes held while waiting for the rest of one message. A peer announcing a
+ * huge string and never sending it would otherwise grow this without end.
+ */
+export const MAX_MESSAGE_BYTES = 64 * 1024 * 1024;
+
 /** Bytes in, decoded MessagePack values out; undecodable bytes end in 'error'. */
 export function createMessageDecoder(): Transform {
   const stream = msgpack.createDecodeStream() as unknown as FlexStream;
@@ -43,6 +49,10 @@ export function createMessageDecoder(): Transform {
     try {
       stream.decoder!.write(chunk);
       stream.decoder!.flush();
+      const held = stream.decoder as unknown as { buffer?: Buffer; offset: number };
+      if (held.buffer && held.buffer.length - held.offset > MAX_MESSAGE_BYTES) {
+        throw new Error(`a message larger than ${MAX_MESSAGE_BYTES / 1024 / 1024} MiB`);
+      }
     } catch (error) {
       callback(error as Error);
       return;

@@ -87,7 +87,9 @@ describe('isolated plugins: a Python sub-agent over MessagePack-RPC', function (
       const res = await agent.request('POST', '/guests?wait=10', { memory: 64, cpu: 1 });
       expect(res.status, res.text).to.equal(200);
     }
-    await agent.stop();
+    expect(await agent.stop()).to.equal(0);
+    // A clean stop reached the sub-agent as a "stop" call before its stdin closed.
+    expect(agent.logs.some((l) => l.includes('"python sub-agent stopping"'))).to.equal(true);
     // Same data dir: the new sub-agent process learns the two guests from the kernel.
     agent = await startAgent({ config: CONFIG, dataDir });
     const health = await agent.request('GET', '/health');
