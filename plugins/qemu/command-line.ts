@@ -67,6 +67,8 @@ export function buildCommandLine(guest: Guest, runDir: RunDir, options: Resolved
     '-serial', 'chardev:console',
     '-chardev', `socket,id=serial1,path=${escape(runDir.serialSocket)},server=on,wait=off`,
     '-serial', 'chardev:serial1',
+    // Lets a guest kernel report a panic (GUEST_PANICKED), so a crash is not mistaken for a power-off.
+    '-device', 'pvpanic',
   ];
   if (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(guest.id)) args.push('-uuid', guest.id);
   const cpuModel = options.cpuModel || (options.accel === 'kvm' ? 'host' : '');

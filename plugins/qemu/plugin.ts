@@ -144,6 +144,9 @@ export class QemuPlugin implements PluginInstance {
           this.log.info(log, 'QEMU resumed the guest');
           this.observe(machine.guestId, { state: 'running' }, 'QEMU event RESUME');
           break;
+        case 'GUEST_PANICKED':
+          this.log.error(log, 'the guest OS panicked');
+          break;
         case 'SHUTDOWN':
         case 'RESET':
         case 'POWERDOWN':
@@ -157,7 +160,8 @@ export class QemuPlugin implements PluginInstance {
     onExit: async (machine: Machine, shutdown: ShutdownInfo | undefined) => {
       if (this.machines.get(machine.guestId) !== machine) return;
       this.machines.delete(machine.guestId);
-      const state = shutdown?.guest ? 'shutdown' : 'off';
+      // guest-panic comes from the pvpanic device: the guest kernel crashed.
+      const state = shutdown?.reason === 'guest-panic' ? 'crashed' : shutdown?.guest ? 'shutdown' : 'off';
       const reason = shutdown ? `QEMU exited after SHUTDOWN (${shutdown.reason})` : 'QEMU process exited without a SHUTDOWN event (killed or crashed)';
       this.log.info({ guest: machine.guestId, pid: machine.pid, state, reason }, 'QEMU exited');
       this.observe(machine.guestId, { state }, reason);

@@ -158,7 +158,7 @@ describe('QEMU backend through the agent (real QEMU under TCG)', function () {
     expect((await a.request('DELETE', `/guests/${guest.id}?wait=30`)).status).to.equal(200);
   });
 
-  it('reports a guest that powers itself off as shutdown without any API call', async () => {
+  it('reports a guest that powers itself off as shutdown, and one that panics as crashed, without any API call', async () => {
     const a = await start();
     const guest = await create(a, { metadata: world.tinyBoot });
     await act(a, guest.id, 'start');
@@ -167,6 +167,11 @@ describe('QEMU backend through the agent (real QEMU under TCG)', function () {
     shell.close();
     await waitFor(async () => (await stateOf(a, guest.id)) === 'shutdown', 20000, 'state shutdown');
     expect((await act(a, guest.id, 'start')).state, 'starts again').to.equal('running');
+    const again = await GuestShell.connect(path.join(runDir(a, guest.id), 'serial1.sock'));
+    again.send('echo c > /proc/sysrq-trigger');
+    again.close();
+    await waitFor(async () => (await stateOf(a, guest.id)) === 'crashed', 20000, 'state crashed after a kernel panic');
+    expect((await act(a, guest.id, 'start')).state, 'a crashed guest starts again').to.equal('running');
     await act(a, guest.id, 'poweroff');
     expect((await a.request('DELETE', `/guests/${guest.id}?wait=30`)).status).to.equal(200);
   });

@@ -170,11 +170,12 @@ describe('QEMU plugin (real QEMU under TCG)', function () {
     await action(world, plugin, 'delete', guest.id);
   });
 
-  it('sees a guest that powers itself off, and one whose QEMU is killed, without any API call', async () => {
+  it('sees a guest that powers itself off, one that panics and one whose QEMU is killed, without any API call', async () => {
     const plugin = await world.plugin();
     const a = kernelShapedGuest({ diskSizes: [16], metadata: world.tinyBoot });
     const b = kernelShapedGuest({ diskSizes: [16] });
-    for (const g of [a, b]) {
+    const c = kernelShapedGuest({ diskSizes: [16], metadata: world.tinyBoot });
+    for (const g of [a, b, c]) {
       world.guests.put(g);
       await action(world, plugin, 'create', g.id);
       await action(world, plugin, 'start', g.id);
@@ -190,7 +191,14 @@ describe('QEMU plugin (real QEMU under TCG)', function () {
     await world.guests.waitForState(b.id, 'off', 15000);
     expect(world.guests.observed.filter((o) => o.id === b.id).at(-1)?.reason).to.match(/without a SHUTDOWN event/);
 
-    for (const g of [a, b]) await action(world, plugin, 'delete', g.id);
+    await waitForConsole(path.join(world.runDir(c.id), 'console.log'), INIT_REACHED, 30000);
+    const panicking = await GuestShell.connect(path.join(world.runDir(c.id), 'serial1.sock'));
+    panicking.send('echo c > /proc/sysrq-trigger');
+    panicking.close();
+    await world.guests.waitForState(c.id, 'crashed', 15000);
+    expect(world.guests.observed.filter((o) => o.id === c.id).at(-1)?.reason).to.match(/SHUTDOWN \(guest-panic\)/);
+
+    for (const g of [a, b, c]) await action(world, plugin, 'delete', g.id);
   });
 
   it('leaves guests running when the plugin stops, and a new instance finds them running, suspended or gone', async () => {
