@@ -38,7 +38,7 @@ describe('QEMU backend through the agent (real QEMU under TCG)', function () {
 
   before(async function () {
     this.timeout(300000);
-    world = await QemuWorld.create();
+    world = await QemuWorld.create({ bridge: true });
   });
   afterEach(async () => {
     await agent?.stop();
@@ -233,5 +233,23 @@ describe('QEMU backend through the agent (real QEMU under TCG)', function () {
     const job = (await a.request('GET', `/jobs/${res.headers.get('x-guest-job-id')}`)).body;
     expect(job.Status, res.text).to.equal('Error');
     expect(job.Message).to.include(`image "no-such-image" not found in the images folder ${world.imagesDir}`);
+  });
+
+  it('puts a NIC whose network is a bridge on a tap in that bridge, counts its traffic, and removes the tap on delete', async () => {
+    const a = await start();
+    const bridge = world.bridge!;
+    const guest = await create(a, { nics: [{ network: bridge.name }], metadata: world.tinyBoot });
+    const tap = guest.nics[0].device as string;
+    expect(tap).to.match(/^hk[0-9a-f]{8}n0$/);
+    expect(readFileSync(`/sys/class/net/${tap}/master/uevent`, 'utf8')).to.include(`INTERFACE=${bridge.name}`);
+    await act(a, guest.id, 'start');
+    const shell = await GuestShell.connect(path.join(runDir(a, guest.id), 'serial1.sock'));
+    await shell.run(`ip link set eth0 up && ip addr add ${bridge.guestAddress(3)}/24 dev eth0 && ping -c 2 -W 2 ${bridge.hostAddress}`, 30000);
+    shell.close();
+    const nic = (await a.request('GET', `/guests/${guest.id}/metrics/nic`)).body.net0;
+    expect(nic.tx_packets, 'pings the guest sent').to.be.at.least(2);
+    expect(nic.rx_packets, 'replies the guest received').to.be.at.least(2);
+    expect((await a.request('DELETE', `/guests/${guest.id}?wait=30`)).status).to.equal(200);
+    expect(existsSync(`/sys/class/net/${tap}`), 'tap removed').to.equal(false);
   });
 });
