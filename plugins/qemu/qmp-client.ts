@@ -71,7 +71,7 @@ export class QmpClient extends EventEmitter<QmpClientEvents> {
     const socket = net.connect({ path: socketPath });
     const greeting = await new Promise<unknown>((resolve, reject) => {
       let text = '';
-      const timer = setTimeout(() => fail(new Error(`no QMP greeting on ${socketPath} within ${timeoutMs} ms`)), timeoutMs);
+      const timer = setTimeout(() => fail(new Error(`no QMP greeting on ${socketPath} within ${timeoutMs} ms (QEMU serves one QMP client at a time: is another agent attached?)`)), timeoutMs);
       const fail = (error: Error) => {
         clearTimeout(timer);
         socket.removeListener('data', onData);
