@@ -1,9 +1,8 @@
 /**
  * Guest metrics from libvirt's bulk domain statistics (virDomainListGetStats,
- * `virsh domstats`): one call returns cpu, vcpu, block and interface counters
- * of every running domain, so a host with hundreds of guests costs one
- * command per refresh, not several per guest. Concurrent metrics requests
- * share the call in flight, and a result is reused for `maxAgeMs`.
+ * `virsh domstats`): one call returns the cpu, vcpu, block or interface
+ * counters of any number of domains, so concurrent requests for many guests
+ * cost one command, not one per guest (see BulkStats).
  *
  * Drivers without bulk statistics (the test driver returns only the state
  * group) are read per device instead, with domblkstat, domifstat and
@@ -108,67 +107,106 @@ export const STATS_GROUPS = {
 } as const;
 
 /**
- * Reads some statistics groups of all of this plugin's running domains in
- * one call, shares a call in flight between concurrent callers, and reuses
- * its result for `maxAgeMs`. Only the plugin's own domains are read: on a
- * shared host, other domains' statistics would cost QEMU round trips for
- * nothing.
+ * Reads statistics groups of domains with `virsh domstats`, batching: a
+ * request for one domain is read at once, and requests that arrive while a
+ * read is in flight are read together in the next call, however many guests
+ * they are for. libvirt's cost is per domain (a QEMU round trip each for
+ * block and vcpu statistics), so reading only the domains asked for keeps a
+ * single request fast, and batching keeps a sweep over hundreds of guests to
+ * a few calls.
+ *
+ * With `maxAgeMs` > 0 a read covers every running domain of this plugin and
+ * its result is reused for that long: for monitors that sweep all guests
+ * often, at the price of staler numbers and a slower first request.
  */
 export class BulkStats {
-  private cached: { at: number; domains: Map<string, DomainStats> } | undefined;
-  private inFlight: Promise<Map<string, DomainStats>> | undefined;
-  /** Bulk reads done so far (for health and tests). */
+  private readonly cache = new Map<string, { at: number; stats: DomainStats | undefined }>();
+  private waiting = new Map<string, { resolve: (s: DomainStats | undefined) => void; reject: (e: Error) => void }[]>();
+  private reading = false;
+  /** domstats calls made so far (for health and tests). */
   reads = 0;
 
   constructor(
     private readonly virsh: VirshShell,
     private readonly maxAgeMs: number,
     private readonly groups: readonly string[],
-    /** The domains to read; undefined reads every running domain. */
-    private readonly domains: () => Promise<string[] | undefined> = async () => undefined,
+    /** This plugin's running domains, read along when results are reused (maxAgeMs > 0). */
+    private readonly domains: () => Promise<string[]> = async () => [],
   ) {}
 
   /** Statistics of one domain; undefined when it does not run. */
-  async of(domain: string): Promise<DomainStats | undefined> {
-    const cached = this.cached;
-    if (cached && Date.now() - cached.at <= this.maxAgeMs && cached.domains.has(domain)) return cached.domains.get(domain);
-    return (await this.refresh(domain)).get(domain);
+  of(domain: string): Promise<DomainStats | undefined> {
+    if (this.maxAgeMs > 0) {
+      const cached = this.cache.get(domain);
+      if (cached && Date.now() - cached.at <= this.maxAgeMs) return Promise.resolve(cached.stats);
+    }
+    return new Promise((resolve, reject) => {
+      const list = this.waiting.get(domain) ?? [];
+      list.push({ resolve, reject });
+      this.waiting.set(domain, list);
+      this.pump();
+    });
   }
 
-  /** Forget the cached result (a domain started or stopped). */
+  /** Forget cached results (a domain started or stopped). */
   invalidate(): void {
-    this.cached = undefined;
+    this.cache.clear();
   }
 
-  private refresh(wanted: string): Promise<Map<string, DomainStats>> {
-    this.inFlight ??= (async () => {
-      try {
-        const started = Date.now();
-        const names = await this.domains();
-        // --nowait: a domain busy with a job (e.g. a shutdown) answers with what it has instead of blocking the rest.
-        const base = ['domstats', '--state', ...this.groups, '--nowait'];
-        let output: string;
-        if (names && names.length > 0) {
-          if (!names.includes(wanted)) names.push(wanted);
-          // Named domains that are not running report only their state, which `of` treats as not running.
-          output = await this.virsh.run([...base, ...names], { readOnly: true }).catch(() =>
-            // A domain removed meanwhile fails the named call; fall back to every running domain.
-            this.virsh.run([...base, '--list-active'], { readOnly: true }),
-          );
-        } else {
-          output = await this.virsh.run([...base, '--list-active'], { readOnly: true });
+  private pump(): void {
+    if (this.reading || this.waiting.size === 0) return;
+    const batch = this.waiting;
+    this.waiting = new Map();
+    this.reading = true;
+    this.read([...batch.keys()])
+      .then((results) => {
+        for (const [domain, waiters] of batch) {
+          const result = results.get(domain);
+          for (const w of waiters) result instanceof Error ? w.reject(result) : w.resolve(result);
         }
-        const domains = parseDomStats(output);
-        for (const [name, stats] of domains) if (!isRunningState(stats)) domains.delete(name);
-        this.reads += 1;
-        this.cached = { at: started, domains };
-        return domains;
-      } finally {
-        this.inFlight = undefined;
-      }
-    })();
-    return this.inFlight;
+      })
+      .catch((error: Error) => {
+        for (const waiters of batch.values()) for (const w of waiters) w.reject(error);
+      })
+      .finally(() => {
+        this.reading = false;
+        this.pump();
+      });
   }
+
+  /** Domain -> its statistics, undefined (not running) or the error reading it. */
+  private async read(wanted: string[]): Promise<Map<string, DomainStats | undefined | Error>> {
+    const started = Date.now();
+    const names = new Set(wanted);
+    if (this.maxAgeMs > 0) for (const d of await this.domains()) names.add(d);
+    // --nowait: a domain busy with a job (e.g. a shutdown) answers with what it has instead of holding up the batch.
+    const args = ['domstats', '--state', ...this.groups, '--nowait'];
+    const results = new Map<string, DomainStats | undefined | Error>();
+    try {
+      this.reads += 1;
+      const parsed = parseDomStats(await this.virsh.run([...args, ...names], { readOnly: true }));
+      for (const name of names) results.set(name, runningOnly(parsed.get(name)));
+    } catch (error) {
+      if (names.size === 1) throw error;
+      // One domain gone (undefined outside hyperkern) fails the whole call: read them one by one.
+      for (const name of names) {
+        try {
+          this.reads += 1;
+          results.set(name, runningOnly(parseDomStats(await this.virsh.run([...args, name], { readOnly: true })).get(name)));
+        } catch (one) {
+          results.set(name, one as Error);
+        }
+      }
+    }
+    if (this.maxAgeMs > 0) {
+      for (const [name, stats] of results) if (!(stats instanceof Error)) this.cache.set(name, { at: started, stats });
+    }
+    return results;
+  }
+}
+
+function runningOnly(stats: DomainStats | undefined): DomainStats | undefined {
+  return stats && isRunningState(stats) ? stats : undefined;
 }
 
 /** state.state 1 (running), 2 (blocked), 3 (paused), 4 (shutting down), 7 (pmsuspended) have a QEMU. */

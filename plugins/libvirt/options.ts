@@ -49,11 +49,12 @@ export const libvirtOptionsSchema = z
     /** Seconds reboot waits for libvirt to report the guest's reboot. */
     rebootTimeoutSeconds: z.number().positive().default(30),
     /**
-     * Metrics of all of this plugin's running guests are read with one bulk
-     * `domstats` call and reused for this many milliseconds; 0 reads afresh
-     * for each request (concurrent requests still share one call).
+     * 0 (default): every metrics request reads libvirt afresh, for its own
+     * domain; requests that arrive together are read in one call. Above 0: a
+     * read covers all of this plugin's running domains and is reused for this
+     * many milliseconds (for monitors that sweep every guest often).
      */
-    statsMaxAgeMs: z.number().int().nonnegative().max(60_000).default(1000),
+    statsMaxAgeMs: z.number().int().nonnegative().max(60_000).default(0),
     /** Seconds one virsh command may take before the shell is restarted. */
     commandTimeoutSeconds: z.number().positive().max(3600).default(120),
   })
