@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages hyperkern's tests and backends use, when they
 # are missing. Needs root (apt-get); prints what is missing otherwise.
+#   install-host-deps.sh          everything the test suite uses (npm test, CI)
+#   install-host-deps.sh runtime  what the default config (QEMU backend) needs (npm start)
 set -euo pipefail
+runtime=(qemu-system-x86 qemu-utils iproute2)
 packages=(
   qemu-system-x86 qemu-utils iproute2   # the QEMU backend (ip: taps) and its tests
   busybox-static cpio          # the tiny Linux test guest's initramfs
@@ -9,6 +12,7 @@ packages=(
   python3-msgpack              # the non-TypeScript isolated sub-agent in tests
   sqlite3                      # inspecting the state file by hand
 )
+[ "${1:-all}" = runtime ] && packages=("${runtime[@]}")
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
