@@ -103,9 +103,10 @@ export class IsolatedPlugin implements PluginInstance {
     switch (this.state) {
       case 'failed':
         return { healthy: false, message: this.failedMessage(), details };
-      case 'restarting':
       case 'starting':
-        return { healthy: false, message: `${this.label} is restarting${this.lastFailure ? ` after: ${this.lastFailure}` : ''}`, details };
+        return { healthy: false, message: `${this.label} is starting`, details };
+      case 'restarting':
+        return { healthy: false, message: `${this.label} is restarting after: ${this.lastFailure}`, details };
       case 'stopped':
         return { healthy: false, message: `${this.label} is stopped`, details };
     }
