@@ -62,6 +62,8 @@ describe('isolated plugins: a Python sub-agent over MessagePack-RPC', function (
     await step('suspend', 'suspended'); // the sub-agent asks the kernel (guests.get) before answering
     await step('start', 'running');
     await step('reboot', 'running');
+    // The sub-agent's guests.observe call landed, and the stage's own answer did not undo it.
+    expect((await a.request('GET', `/guests/${id}/metadata`)).body).to.include({ 'pysim.rebooted': 'yes', 'pysim.last': 'reboot' });
     await step('restart', 'running');
 
     // A refusal in Python ({message, status: 409}) ends the job with its message.
