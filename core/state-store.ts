@@ -15,6 +15,7 @@ import { Errors } from './errors.js';
 import { GroupCommit, type Commit } from './group-commit.js';
 
 export const STATE_FILE = 'hyperkern.sqlite';
+const LOAD_PAGE_ROWS = 500;
 
 export class StateStore {
   private readonly writer: CoalescingWriter<unknown>;
@@ -66,13 +67,23 @@ export class StateStore {
 
   /** All values whose key starts with `prefix` (loaded once, at startup). */
   async loadAll<T>(prefix: string): Promise<Array<[string, T]>> {
-    const rows = (await this.sqlite.query(`SELECT key, value FROM keyv WHERE key >= ? AND key < ?`, prefix, prefix + '\uffff')) as Array<{ key: string; value: string }>;
+    // In pages, by key: one query for every row made the SQLite driver hold
+    // them all natively at once, and the process kept that memory for good.
     const out: Array<[string, T]> = [];
-    for (const row of rows) {
-      const decoded = JSON.parse(row.value) as { value: T };
-      out.push([row.key.slice(prefix.length), decoded.value]);
+    let after = prefix;
+    for (;;) {
+      const rows = (await this.sqlite.query(
+        `SELECT key, value FROM keyv WHERE key > ? AND key < ? ORDER BY key LIMIT ${LOAD_PAGE_ROWS}`,
+        after,
+        prefix + '\uffff',
+      )) as Array<{ key: string; value: string }>;
+      for (const row of rows) {
+        const decoded = JSON.parse(row.value) as { value: T };
+        out.push([row.key.slice(prefix.length), decoded.value]);
+      }
+      if (rows.length < LOAD_PAGE_ROWS) return out;
+      after = rows[rows.length - 1].key;
     }
-    return out;
   }
 
   async get<T>(key: string): Promise<T | undefined> {
