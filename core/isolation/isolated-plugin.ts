@@ -123,8 +123,8 @@ export class IsolatedPlugin implements PluginInstance {
   async stop(): Promise<void> {
     this.state = 'stopped';
     clearTimeout(this.restartTimer);
+    // Calls still queued then find the plugin stopped and fail with that, rather than being dropped unanswered.
     this.rejectWaiters(new Error(`${this.label} is stopping`));
-    this.queue.clear();
     const child = this.child;
     this.child = undefined;
     await child?.stop(STOP_GRACE_MS);

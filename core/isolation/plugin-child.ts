@@ -54,6 +54,7 @@ export class PluginChild {
   private killReason: string | undefined;
   private failureListeners: Array<(reason: string) => void> = [];
   private failed = false;
+  private failureReason: string | undefined;
   manifest!: HelloResult;
 
   private constructor(
@@ -128,9 +129,10 @@ export class PluginChild {
     return this.peer.inFlight;
   }
 
-  /** Called once when the child exits or its channel breaks. */
+  /** Called once when the child exits or its channel breaks (at once if that already happened). */
   onFailure(listener: (reason: string) => void): void {
-    this.failureListeners.push(listener);
+    if (this.failureReason !== undefined) queueMicrotask(() => listener(this.failureReason!));
+    else this.failureListeners.push(listener);
   }
 
   async init(params: InitParams): Promise<InitResult> {
@@ -214,6 +216,7 @@ export class PluginChild {
   private fail(reason: string): void {
     if (this.failed) return;
     this.failed = true;
+    this.failureReason = reason;
     for (const listener of this.failureListeners) listener(reason);
   }
 
