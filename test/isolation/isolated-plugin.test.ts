@@ -6,6 +6,7 @@
  * naming the plugin, keep serving other guests, and bring the child back.
  */
 import { expect } from 'chai';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { distRoot, removeDir, startAgent, waitFor, type RunningAgent } from '../support/agent.js';
 
@@ -27,10 +28,11 @@ function flakyConfig(entry: Record<string, unknown> = {}) {
   };
 }
 
+/** Running (a zombie nobody reaped yet counts as gone). */
 function processAlive(pid: number): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
   } catch {
     return false;
   }
@@ -175,6 +177,12 @@ describe('isolated plugins: failures stay in the child', function () {
     expect(answers.map((a) => a.status)).to.deep.equal([200, 200, 200]);
     // One at a time: three 400 ms calls take at least 1.2 s.
     expect(Date.now() - started).to.be.at.least(1150);
+  });
+
+  it('a child does not outlive an agent killed with SIGKILL (its channel closes)', async () => {
+    const pid = (await flakyHealth()).details!.pid;
+    await agent.kill9();
+    await waitFor(async () => !processAlive(pid), 5000, `child ${pid} to exit after the agent died`);
   });
 
   it('SIGTERM stops the child cleanly with the agent', async () => {
