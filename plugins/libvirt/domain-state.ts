@@ -41,6 +41,13 @@ export function guestStateOf({ state, reason }: DomainState): string {
   }
 }
 
+const KNOWN = new Set(['running', 'idle', 'blocked', 'in shutdown', 'paused', 'pmsuspended', 'shut off', 'crashed', 'no state']);
+
+/** Whether virsh printed a state at all (and not, say, a stray line of other output). */
+export function isKnownState({ state }: DomainState): boolean {
+  return KNOWN.has(state);
+}
+
 /** States in which the domain has a running QEMU. */
 export function isActive({ state }: DomainState): boolean {
   return state !== 'shut off' && state !== '';

@@ -31,7 +31,7 @@ import {
   type StageContext,
 } from '../../core/plugin-api.js';
 import { BulkStats, STATS_GROUPS, cpuMetricsOf, diskMetricsOf, nicCountersOf, readBlockStat, readIfStat, readVcpuInfo } from './domain-stats.js';
-import { guestStateOf, isActive, parseDomState, type DomainState } from './domain-state.js';
+import { guestStateOf, isActive, isKnownState, parseDomState, type DomainState } from './domain-state.js';
 import { DomainEventStream, type DomainEvent } from './domain-events.js';
 import { buildDomainXml, type NicAttachment } from './domain-xml.js';
 import { BOOT_METADATA, findBootFile } from './images.js';
@@ -229,6 +229,9 @@ export class LibvirtPlugin implements PluginInstance {
     if (!state) {
       next = 'error';
       why = `libvirt domain ${domain} no longer exists (undefined outside hyperkern)`;
+    } else if (!isKnownState(state)) {
+      this.log.warn({ guest: guest.id, domain, said: state }, 'virsh domstate printed no state I know; leaving the guest state as it is');
+      return;
     } else {
       next = guestStateOf(state);
       why = `${reason}; libvirt says ${state.state}${state.reason ? ` (${state.reason})` : ''}`;

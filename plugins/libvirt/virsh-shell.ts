@@ -37,6 +37,8 @@ export class VirshError extends Error {
 const CONNECTION_LOST =
   /Disconnected from .* due to|Failed to reconnect|no valid connection|client socket is closed|Cannot recv data|Cannot write data|failed to connect to the hypervisor|End of file while reading data/i;
 
+const RECONNECTED = /^error: Reconnected to the hypervisor\s*$/;
+
 /** virsh's prompt ("virsh # " as root, "virsh $ " otherwise) and the input line it echoes. */
 const PROMPT_LINE = /virsh [#$] [^\n]*\n?/g;
 
@@ -130,7 +132,7 @@ export class VirshShell {
         .split('\n')
         .filter((line) => line.startsWith('error: '))
         .map((line) => line.slice('error: '.length).trim())
-        .filter((line) => line && !/^Reconnected to the hypervisor$/.test(line));
+        .filter(Boolean);
       if (errors.length > 0) {
         const error = new VirshError(command, errors.join('; '), output);
         if (CONNECTION_LOST.test(error.detail)) this.kill('connection lost');
@@ -174,7 +176,16 @@ export class VirshShell {
     this.buffer = this.buffer.slice(end + pending.marker.length);
     this.pending = undefined;
     clearTimeout(pending.timer);
-    pending.resolve(raw.replace(PROMPT_LINE, '').replace(/virsh [#$] $/, ''));
+    // The input line comes back after the prompt, or bare when virsh has no
+    // prompt yet (it started while libvirtd was coming up): drop both.
+    const output = raw
+      .replace(PROMPT_LINE, '')
+      .replace(/virsh [#$] $/, '')
+      .split('\n')
+      // virsh's own notice after it reconnected by itself is not the command's output.
+      .filter((line) => line.trim() !== pending.command && line.trim() !== `echo ${pending.marker}` && !RECONNECTED.test(line))
+      .join('\n');
+    pending.resolve(output);
   }
 
   private onExit(child: ChildProcess, reason: string): void {

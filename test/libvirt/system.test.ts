@@ -225,4 +225,29 @@ describe('libvirt backend on qemu:///system (real libvirtd, tiny guest under TCG
     expect(await world.domains()).to.deep.equal([]);
     await sleep(0);
   });
+
+  it('reconnects after libvirtd restarts, and catches up on what changed meanwhile', async function () {
+    // Restarting the host's libvirtd is only for a daemon this run started (CI), or when asked.
+    if (!world.ownsDaemon && process.env.HK_TEST_RESTART_LIBVIRTD !== '1') {
+      console.log('      (skipped: libvirtd was already running; set HK_TEST_RESTART_LIBVIRTD=1 to restart it anyway)');
+      this.skip();
+    }
+    const a = await start();
+    const { id } = await create(a);
+    await act(a, id, 'start');
+    const health0 = (await a.request('GET', '/health')).body;
+    await world.restartDaemon();
+    // Behind the agent's back while its event stream was down or reconnecting.
+    await virsh(SYSTEM_URI, 'suspend', domainOf(id));
+    await waitForState(a, id, 'suspended', 30000).catch((e) => {
+      console.log(a.logs.filter((l) => l.includes('"plugin":"libvirt"') || l.includes('outside a job')).join('\n'));
+      throw e;
+    });
+    await waitFor(async () => (await a.request('GET', `/guests/${id}/metrics/disk`)).status === 200, 20000, 'metrics to answer again after the restart');
+    await act(a, id, 'start');
+    expect((await virsh(SYSTEM_URI, 'domstate', domainOf(id))).trim()).to.equal('running');
+    expect(a.logs.some((l) => l.includes('libvirt event stream ended; reconnecting')), 'the event stream noticed').to.equal(true);
+    expect(JSON.stringify(health0)).to.contain('virshStarts');
+    expect((await a.request('DELETE', `/guests/${id}?wait=60`)).status).to.equal(200);
+  });
 });

@@ -131,6 +131,29 @@ export class LibvirtWorld {
     await removeDir(this.root);
   }
 
+  /** Whether this run started libvirtd (and so may restart and must stop it). */
+  get ownsDaemon(): boolean {
+    return this.startedDaemons.length > 0;
+  }
+
+  /**
+   * Stops libvirtd (SIGTERM to the PID in /run/libvirtd.pid, checked to be
+   * libvirtd) and starts it again with scripts/start-libvirtd.sh. Domains keep
+   * running: libvirtd reconnects to their QEMU processes.
+   */
+  async restartDaemon(): Promise<void> {
+    const pid = Number((await readFile('/run/libvirtd.pid', 'utf8')).trim());
+    if ((await readFile(`/proc/${pid}/comm`, 'utf8')).trim() !== 'libvirtd') throw new Error(`PID ${pid} in /run/libvirtd.pid is not libvirtd`);
+    process.kill(pid, 'SIGTERM');
+    for (let i = 0; i < 100; i++) {
+      if (!(await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => ''))) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const before = this.startedDaemons.filter((p) => p !== pid);
+    await this.startDaemon();
+    this.startedDaemons = [...before, ...this.startedDaemons];
+  }
+
   private async startDaemon(): Promise<void> {
     let stdout: string;
     try {
