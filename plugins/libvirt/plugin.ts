@@ -139,20 +139,27 @@ export class LibvirtPlugin implements PluginInstance {
     await this.virsh.close();
   }
 
-  health(): PluginHealth {
-    return {
-      healthy: true,
-      details: {
-        uri: this.options.uri,
-        libvirt: this.libvirtVersion,
-        domainType: this.domainType,
-        virshPid: this.virsh.pid,
-        virshStarts: this.virsh.spawned,
-        eventStreamPid: this.events?.pid,
-        eventStreamStarts: this.events?.starts,
-        bulkStatsReads: { cpu: this.stats.cpu.reads, disk: this.stats.disk.reads, nic: this.stats.nic.reads },
-      },
+  /** Healthy when libvirt answers now; details say how the connection has fared. */
+  async health(): Promise<PluginHealth> {
+    const details = {
+      uri: this.options.uri,
+      libvirt: this.libvirtVersion,
+      domainType: this.domainType,
+      virshPid: this.virsh.pid,
+      virshStarts: this.virsh.spawned,
+      eventStreamPid: this.events?.pid,
+      eventStreamStarts: this.events?.starts,
+      statsReads: { cpu: this.stats.cpu.reads, disk: this.stats.disk.reads, nic: this.stats.nic.reads },
     };
+    try {
+      await this.virsh.run(['uri'], { readOnly: true, timeoutMs: 5000 });
+    } catch (error) {
+      return { healthy: false, message: `libvirt at ${this.options.uri} does not answer: ${(error as Error).message}`, details };
+    }
+    if (this.events && !this.events.pid) {
+      return { healthy: false, message: 'the libvirt event stream is reconnecting; guest states may lag until it is back', details };
+    }
+    return { healthy: true, details };
   }
 
   private async chooseDomainType(): Promise<'kvm' | 'qemu' | 'test'> {

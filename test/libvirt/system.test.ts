@@ -83,6 +83,19 @@ describe('libvirt backend on qemu:///system (real libvirtd, tiny guest under TCG
     await waitForConsole(consoleLog(a, id), INIT_REACHED, 60000, from);
     return GuestShell.connect(path.join(guestDir(a, id), 'serial1.sock'));
   }
+  /** The first bytes a VNC server sends: "RFB 003.008\n". */
+  async function rfbBanner(port: number): Promise<string> {
+    const net = await import('node:net');
+    return new Promise((resolve, reject) => {
+      const socket = net.connect({ host: '127.0.0.1', port }, () => undefined);
+      socket.setTimeout(5000, () => socket.destroy(new Error(`no VNC banner on port ${port}`)));
+      socket.once('data', (data) => {
+        socket.destroy();
+        resolve(data.toString('latin1'));
+      });
+      socket.once('error', reject);
+    });
+  }
   async function consoleSize(a: RunningAgent, id: string): Promise<number> {
     const { stat } = await import('node:fs/promises');
     return (await stat(consoleLog(a, id)).catch(() => ({ size: 0 }))).size;
@@ -97,8 +110,10 @@ describe('libvirt backend on qemu:///system (real libvirtd, tiny guest under TCG
     expect(guest.disks[0].volume).to.equal(`${world.pool}/${domainOf(id)}-vda.qcow2`);
     expect((await virsh(SYSTEM_URI, 'domuuid', domainOf(id))).trim()).to.equal(id);
 
-    await act(a, id, 'start');
+    const started = await act(a, id, 'start');
     expect(await stateOf(a, id)).to.equal('running');
+    expect(started.vnc, 'the VNC port libvirt chose').to.be.at.least(5900);
+    expect(await rfbBanner(started.vnc), 'a VNC server answers there').to.match(/^RFB \d{3}\.\d{3}/);
     const shell = await bootAndShell(a, id);
 
     const cpu = await metrics(a, id, 'cpu');
@@ -236,6 +251,7 @@ describe('libvirt backend on qemu:///system (real libvirtd, tiny guest under TCG
     const { id } = await create(a);
     await act(a, id, 'start');
     const health0 = (await a.request('GET', '/health')).body;
+    expect(JSON.stringify(health0), 'healthy before the restart').to.not.contain('does not answer');
     await world.restartDaemon();
     // Behind the agent's back while its event stream was down or reconnecting.
     await virsh(SYSTEM_URI, 'suspend', domainOf(id));

@@ -77,6 +77,7 @@ export class LibvirtWorld {
       shutdownTimeoutSeconds: 20,
       rebootTimeoutSeconds: 30,
       statsMaxAgeMs: 0,
+      vnc: true,
       ...extra,
     };
   }
