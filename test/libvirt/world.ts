@@ -150,9 +150,11 @@ export class LibvirtWorld {
       if (!(await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => ''))) break;
       await new Promise((r) => setTimeout(r, 100));
     }
+    const owned = this.ownsDaemon;
     const before = this.startedDaemons.filter((p) => p !== pid);
     await this.startDaemon();
-    this.startedDaemons = [...before, ...this.startedDaemons];
+    // A libvirtd the host already ran is replaced, not taken over: leave the new one running afterwards.
+    this.startedDaemons = owned ? [...before, ...this.startedDaemons] : before;
   }
 
   private async startDaemon(): Promise<void> {
