@@ -266,4 +266,26 @@ describe('libvirt backend on qemu:///system (real libvirtd, tiny guest under TCG
     expect(JSON.stringify(health0)).to.contain('virshStarts');
     expect((await a.request('DELETE', `/guests/${id}?wait=60`)).status).to.equal(200);
   });
+
+  it('makes disks that name an image copy-on-write overlays of that pool volume, and says which image is missing', async () => {
+    const a = await start();
+    const base = `${world.prefix}base.qcow2`;
+    await virsh(SYSTEM_URI, 'vol-create-as', world.pool, base, '32M', '--format', 'qcow2');
+    try {
+      const guest = await create(a, { metadata: {}, disks: [{ image: base }, { image: base, size: 48 }] });
+      expect(guest.disks.map((d: any) => d.size), 'an overlay is as large as its base unless asked larger').to.deep.equal([32, 48]);
+      const xml = await virsh(SYSTEM_URI, 'vol-dumpxml', '--pool', world.pool, `${domainOf(guest.id)}-vda.qcow2`);
+      expect(xml, 'the overlay is backed by the base volume').to.match(new RegExp(`<backingStore>\\s*<path>[^<]*${base}</path>`));
+      expect((await a.request('DELETE', `/guests/${guest.id}?wait=60`)).status).to.equal(200);
+      expect(await world.volumes(), 'the base stays, the overlays go').to.deep.equal([base]);
+
+      const res = await a.request('POST', '/guests?wait=30', { disks: [{ image: 'no-such-image' }] });
+      const job = (await a.request('GET', `/jobs/${res.headers.get('x-guest-job-id')}`)).body;
+      expect(job.Status).to.equal('Error');
+      expect(job.Message).to.contain(`image "no-such-image" is not a volume of storage pool "${world.pool}"`);
+      expect((await a.request('DELETE', `/guests/${job.GuestID}?wait=60`)).status).to.equal(200);
+    } finally {
+      await virsh(SYSTEM_URI, 'vol-delete', '--pool', world.pool, base).catch(() => undefined);
+    }
+  });
 });
