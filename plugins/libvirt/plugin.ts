@@ -58,7 +58,14 @@ const POLL_MS = 200;
 @injectable()
 export class LibvirtPlugin implements PluginInstance {
   private readonly options: ResolvedLibvirtOptions;
+  /** The connection for lifecycle commands. */
   private readonly virsh: VirshShell;
+  /**
+   * A second connection for metrics and state reads, so they never wait
+   * behind a slow lifecycle command (a start takes about a second). The test
+   * driver keeps its world per connection, so there both are the same.
+   */
+  private readonly reader: VirshShell;
   /** One bulk reader per metrics type, each asking libvirt only for its groups. */
   private readonly stats: Record<'cpu' | 'disk' | 'nic', BulkStats>;
   private events: DomainEventStream | undefined;
@@ -91,12 +98,14 @@ export class LibvirtPlugin implements PluginInstance {
     @inject(Tokens.PluginId) private readonly id: string,
   ) {
     this.options = resolveOptions(options);
-    this.virsh = new VirshShell(this.options.virsh, this.options.uri, log, this.options.commandTimeoutSeconds * 1000);
+    const timeoutMs = this.options.commandTimeoutSeconds * 1000;
+    this.virsh = new VirshShell(this.options.virsh, this.options.uri, log.child({ connection: 'control' }), timeoutMs);
+    this.reader = isTestDriver(this.options.uri) ? this.virsh : new VirshShell(this.options.virsh, this.options.uri, log.child({ connection: 'reader' }), timeoutMs);
     const ours = () => this.runningDomains();
     this.stats = {
-      cpu: new BulkStats(this.virsh, this.options.statsMaxAgeMs, STATS_GROUPS.cpu, ours),
-      disk: new BulkStats(this.virsh, this.options.statsMaxAgeMs, STATS_GROUPS.disk, ours),
-      nic: new BulkStats(this.virsh, this.options.statsMaxAgeMs, STATS_GROUPS.nic, ours),
+      cpu: new BulkStats(this.reader, this.options.statsMaxAgeMs, STATS_GROUPS.cpu, ours),
+      disk: new BulkStats(this.reader, this.options.statsMaxAgeMs, STATS_GROUPS.disk, ours),
+      nic: new BulkStats(this.reader, this.options.statsMaxAgeMs, STATS_GROUPS.nic, ours),
     };
   }
 
@@ -137,6 +146,7 @@ export class LibvirtPlugin implements PluginInstance {
     this.events?.stop();
     await this.observations;
     await this.virsh.close();
+    if (this.reader !== this.virsh) await this.reader.close();
   }
 
   /** Healthy when libvirt answers now; details say how the connection has fared. */
@@ -147,12 +157,14 @@ export class LibvirtPlugin implements PluginInstance {
       domainType: this.domainType,
       virshPid: this.virsh.pid,
       virshStarts: this.virsh.spawned,
+      readerPid: this.reader.pid,
+      readerStarts: this.reader.spawned,
       eventStreamPid: this.events?.pid,
       eventStreamStarts: this.events?.starts,
       statsReads: { cpu: this.stats.cpu.reads, disk: this.stats.disk.reads, nic: this.stats.nic.reads },
     };
     try {
-      await this.virsh.run(['uri'], { readOnly: true, timeoutMs: 5000 });
+      await Promise.all([this.virsh, this.reader].map((shell) => shell.run(['uri'], { readOnly: true, timeoutMs: 5000 })));
     } catch (error) {
       return { healthy: false, message: `libvirt at ${this.options.uri} does not answer: ${(error as Error).message}`, details };
     }
@@ -197,9 +209,9 @@ export class LibvirtPlugin implements PluginInstance {
   }
 
   /** The domain's state; undefined when libvirt has no such domain. */
-  private async domainState(domain: string): Promise<DomainState | undefined> {
+  private async domainState(domain: string, shell: VirshShell = this.virsh): Promise<DomainState | undefined> {
     try {
-      return parseDomState(await this.virsh.run(['domstate', '--reason', domain], { readOnly: true }));
+      return parseDomState(await shell.run(['domstate', '--reason', domain], { readOnly: true }));
     } catch (error) {
       if (error instanceof VirshError && /failed to get domain|Domain not found/i.test(error.detail)) return undefined;
       throw error;
@@ -230,7 +242,7 @@ export class LibvirtPlugin implements PluginInstance {
     // Jobs own these transitions; the job's result sets the state.
     if (guest.state === 'creating' || this.deleting.has(guest.id)) return;
     const domain = this.domainOf(guest)!;
-    const state = await this.domainState(domain);
+    const state = await this.domainState(domain, this.reader);
     let next: string;
     let why: string;
     if (!state) {
@@ -550,7 +562,7 @@ export class LibvirtPlugin implements PluginInstance {
 
   private async cpuMetrics({ guest }: GuestMetricsRequest): Promise<GuestMetricsResponse> {
     const { domain, stats } = await this.domainStats(guest, 'cpu');
-    return { guest, type: 'cpu', cpu: cpuMetricsOf(stats) ?? (await readVcpuInfo(this.virsh, domain)) };
+    return { guest, type: 'cpu', cpu: cpuMetricsOf(stats) ?? (await readVcpuInfo(this.reader, domain)) };
   }
 
   private async diskMetrics({ guest }: GuestMetricsRequest): Promise<GuestMetricsResponse> {
@@ -558,7 +570,7 @@ export class LibvirtPlugin implements PluginInstance {
     let disk = diskMetricsOf(stats);
     if (!disk) {
       disk = {};
-      for (const d of guest.disks) disk[d.device] = await readBlockStat(this.virsh, domain, d.device);
+      for (const d of guest.disks) disk[d.device] = await readBlockStat(this.reader, domain, d.device);
     }
     // Only the guest's own disks, keyed by device, as the API promises.
     const known = new Set(guest.disks.map((d) => d.device));
@@ -578,7 +590,7 @@ export class LibvirtPlugin implements PluginInstance {
         device = devices.get(n.mac.toLowerCase()) ?? device;
       }
       if (!device) continue; // user-mode networking: no host device, no counters
-      const values = counters?.get(device) ?? (counters ? undefined : await readIfStat(this.virsh, domain, device));
+      const values = counters?.get(device) ?? (counters ? undefined : await readIfStat(this.reader, domain, device));
       if (values) nic[n.name] = { name: n.name, ...values };
     }
     return { guest, type: 'nic', nic };
@@ -586,7 +598,7 @@ export class LibvirtPlugin implements PluginInstance {
 
   private async hostDevicesByMac(domain: string): Promise<Map<string, string>> {
     const map = new Map<string, string>();
-    for (const line of (await this.virsh.run(['domiflist', domain], { readOnly: true })).split('\n')) {
+    for (const line of (await this.reader.run(['domiflist', domain], { readOnly: true })).split('\n')) {
       const parts = line.trim().split(/\s+/);
       if (parts.length >= 5 && parts[0] !== '-') map.set(parts[4].toLowerCase(), parts[0]);
     }
