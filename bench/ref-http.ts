@@ -21,3 +21,6 @@ createServer((req, res) => {
     res.end('{"message":"not found","code":404}');
   }
 }).listen(Number(port), '127.0.0.1');
+
+// Exit cleanly on SIGTERM (lets --cpu-prof write its profile).
+process.on('SIGTERM', () => process.exit(0));

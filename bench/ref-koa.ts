@@ -39,13 +39,28 @@ router.post('/guests', koaBody(), (ctx) => {
   ctx.body = guest;
 });
 
+/** When each reboot was accepted (ms), so the bench can see this server's own drift. */
+const acceptedAt: number[] = [];
+
 router.post('/guests/:id/reboot', (ctx) => {
   const guest = guests.get(ctx.params.id);
   if (!guest) ctx.throw(404);
+  acceptedAt.push(Date.now());
   ctx.set('X-Guest-Job-ID', randomUUID());
   ctx.status = 202;
   ctx.body = guest;
 });
 
+router.get('/_accepted', (ctx) => {
+  ctx.body = acceptedAt;
+});
+router.delete('/_accepted', (ctx) => {
+  acceptedAt.length = 0;
+  ctx.status = 204;
+});
+
 app.use(router.routes());
 createServer(app.callback()).listen(Number(port), '127.0.0.1');
+
+// Exit cleanly on SIGTERM (lets --cpu-prof write its profile).
+process.on('SIGTERM', () => process.exit(0));

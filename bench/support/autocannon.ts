@@ -44,6 +44,8 @@ export interface LoadResult {
   maxMs: number;
   bytesPerS: number;
   statusCodes: Record<string, number>;
+  /** Filled in by the caller when it measured the server's CPU time. */
+  cpuUsPerRequest?: number;
 }
 
 export async function runLoad(load: Load): Promise<LoadResult> {

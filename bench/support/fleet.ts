@@ -29,7 +29,7 @@ export function postGuests(agent: { url: string }, count: number, connections = 
     method: 'POST',
     body: GUEST_BODY,
     headers: { ...AUTH, 'content-type': 'application/json' },
-    connections,
+    connections: Math.min(connections, count),
     amount: count,
     timeoutMs: 120_000,
   });

@@ -127,3 +127,15 @@ export async function rssOf(pid: number): Promise<{ rss: number; hwm: number } |
     return undefined;
   }
 }
+
+/** CPU time (user + system) a process has used so far, in ms (Linux /proc). */
+export async function cpuMsOf(pid: number): Promise<number | undefined> {
+  const { readFile } = await import('node:fs/promises');
+  try {
+    const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1].split(' ');
+    // utime and stime are fields 14 and 15 of stat, in clock ticks (100 per second on Linux).
+    return (Number(fields[11]) + Number(fields[12])) * 10;
+  } catch {
+    return undefined;
+  }
+}
