@@ -192,7 +192,7 @@ export const cases: Case[] = [
       const { agent, fleet } = await ctx.shared.fleetOf1k();
       const bytes = Buffer.byteLength(fleet.listText);
       return withReference(startReference('http', fleet.listFile, ctx.workDir, '/guests'), async (ref) => {
-        const m = await interleaved(ctx, { label: 'agent', load: getLoad(`${agent.url}/guests`) }, { label: 'node:http', load: getLoad(`${ref.url}/guests`) });
+        const m = await interleaved(ctx, { label: 'agent', load: getLoad(`${agent.url}/guests`), pid: agent.pid }, { label: 'node:http', load: getLoad(`${ref.url}/guests`), pid: ref.proc.pid });
         assertClean('agent', m.a);
         const r = ratio(m.a.rps, m.b.rps);
         return {
@@ -201,6 +201,7 @@ export const cases: Case[] = [
           rows: [
             { metric: 'req/s', value: fmt(m.a.rps), reference: `${fmt(m.b.rps)} (node:http, same bytes)`, ratio: x(r), target: '≥ 0.50× node:http', met: r >= 0.5 },
             { metric: 'p99 latency', value: `${m.a.p99} ms`, reference: `${m.b.p99} ms`, ratio: '', target: '≤ 100 ms', met: m.a.p99 <= 100 },
+            { metric: 'server CPU per request', value: `${fmt(m.a.cpuUs)} µs`, reference: `${fmt(m.b.cpuUs)} µs`, ratio: x(ratio(m.a.cpuUs, m.b.cpuUs)), target: '' },
           ],
           notes: [`${fleet.ids.length} guests, ${fmt(bytes)} bytes per answer (${fmt(bytes / fleet.ids.length)} B per guest); 10 connections, ${ctx.duration} s per run.`],
         };
@@ -396,7 +397,7 @@ export const cases: Case[] = [
     async run(ctx) {
       const { agent, fleet } = await ctx.shared.fleetOf1k();
       const id = fleet.ids[0];
-      const m = await interleaved(ctx, { label: 'metrics', load: getLoad(`${agent.url}/guests/${id}/metrics/cpu`) }, { label: 'GET guest', load: getLoad(`${agent.url}/guests/${id}`) });
+      const m = await interleaved(ctx, { label: 'metrics', load: getLoad(`${agent.url}/guests/${id}/metrics/cpu`), pid: agent.pid }, { label: 'GET guest', load: getLoad(`${agent.url}/guests/${id}`), pid: agent.pid });
       assertClean('metrics', m.a);
       const r = ratio(m.a.rps, m.b.rps);
       return {
@@ -405,6 +406,7 @@ export const cases: Case[] = [
         rows: [
           { metric: 'req/s', value: fmt(m.a.rps), reference: `${fmt(m.b.rps)} (GET /guests/{id}, same agent)`, ratio: x(r), target: '≥ 0.60× GET /guests/{id}', met: r >= 0.6 },
           { metric: 'p50 / p99 latency', value: `${m.a.p50} / ${m.a.p99} ms`, reference: `${m.b.p50} / ${m.b.p99} ms`, ratio: '', target: '' },
+          { metric: 'agent CPU per request', value: `${fmt(m.a.cpuUs)} µs`, reference: `${fmt(m.b.cpuUs)} µs`, ratio: x(ratio(m.a.cpuUs, m.b.cpuUs)), target: '' },
         ],
         notes: [`The simulator plugin in the agent's process; 10 connections, ${ctx.duration} s per run.`],
       };
