@@ -32,7 +32,7 @@ export interface DomainPlan {
   type: 'kvm' | 'qemu' | 'test';
   /** QEMU machine type; empty lets libvirt choose. */
   machine: string;
-  /** Storage pool of the disks' volumes (volume names are in each disk's `volume`, "pool/name"). */
+  /** How each NIC (by name) is attached; disks' volumes are in each disk's `volume` ("pool/name"). */
   nics: Map<string, NicAttachment>;
   kernel?: string;
   initrd?: string;

@@ -1,6 +1,6 @@
 /**
- * The libvirt backend: guests as libvirt domains, driven through one
- * long-lived virsh shell (see virsh-shell.ts and docs/libvirt.md for why).
+ * The libvirt backend: guests as libvirt domains, driven through
+ * long-lived virsh shells (see virsh-shell.ts and docs/libvirt.md for why).
  * Stages map the mistify lifecycle onto libvirt's API; libvirt's domain
  * events keep guest states true when something outside hyperkern changes a
  * domain; guests run on in libvirtd while the agent is down and are read
@@ -25,7 +25,6 @@ import {
   type GuestRequest,
   type GuestResponse,
   type Logger,
-  type Nic,
   type PluginHealth,
   type PluginInstance,
   type StageContext,
@@ -34,6 +33,7 @@ import { BulkStats, STATS_GROUPS, cpuMetricsOf, diskMetricsOf, nicCountersOf, re
 import { guestStateOf, isActive, isKnownState, parseDomState, type DomainState } from './domain-state.js';
 import { DomainEventStream, type DomainEvent } from './domain-events.js';
 import { buildDomainXml, type NicAttachment } from './domain-xml.js';
+import { readExistingDomain } from './existing-domain.js';
 import { BOOT_METADATA, findBootFile } from './images.js';
 import { isTestDriver, resolveOptions, type LibvirtOptions, type ResolvedLibvirtOptions } from './options.js';
 import { checkPool, createVolumes, deleteVolumes } from './storage.js';
@@ -351,42 +351,7 @@ export class LibvirtPlugin implements PluginInstance {
   private async adopt(guest: Guest, domain: string): Promise<GuestResponse> {
     const owner = (await this.guests.list()).find((g) => g.id !== guest.id && this.domainOf(g) === domain);
     if (owner) throw new StageRejection(409, `libvirt domain ${domain} is already managed as guest ${owner.id}`);
-    let info: string;
-    try {
-      info = await this.virsh.run(['dominfo', domain], { readOnly: true });
-    } catch (error) {
-      if (error instanceof VirshError) throw new StageRejection(404, `cannot adopt libvirt domain "${domain}": ${error.detail}`);
-      throw error;
-    }
-    const field = (label: string) => new RegExp(`^${label}:\\s*(.*)$`, 'm').exec(info)?.[1]?.trim() ?? '';
-    const uuid = field('UUID');
-    const cpu = Number(field('CPU\\(s\\)')) || guest.cpu;
-    const memory = Math.round(Number(field('Max memory').replace(/\s*KiB$/, '')) / 1024) || guest.memory;
-
-    const disks: Disk[] = [];
-    for (const line of (await this.virsh.run(['domblklist', domain, '--details'], { readOnly: true })).split('\n')) {
-      const [, device, target, ...source] = line.trim().split(/\s+/);
-      if (device !== 'disk' || !target) continue;
-      const bus = target.startsWith('vd') ? 'virtio' : target.startsWith('hd') ? 'ide' : target.startsWith('sd') ? 'scsi' : 'virtio';
-      disks.push({ bus, device: target, size: 0, volume: '', image: '', source: source.join(' ') === '-' ? '' : source.join(' ') });
-    }
-    const nics: Nic[] = [];
-    for (const line of (await this.virsh.run(['domiflist', domain], { readOnly: true })).split('\n')) {
-      const parts = line.trim().split(/\s+/);
-      if (parts.length < 5) continue;
-      const [device, , source, model, mac] = parts;
-      nics.push({
-        name: `net${nics.length}`,
-        network: source === '-' ? '' : source,
-        model: model === '-' ? '' : model,
-        mac,
-        address: '',
-        netmask: '',
-        gateway: '',
-        device: device === '-' ? '' : device,
-        vlans: [],
-      });
-    }
+    const { uuid, cpu = guest.cpu, memory = guest.memory, disks, nics } = await readExistingDomain(this.virsh, domain);
     const state = await this.domainState(domain);
     const metadata = { ...guest.metadata, [LIBVIRT_METADATA.domain]: domain, [LIBVIRT_METADATA.uuid]: uuid, [LIBVIRT_METADATA.adopted]: 'true' };
     const vnc = state && isActive(state) ? await this.vncPort(domain) : 0;

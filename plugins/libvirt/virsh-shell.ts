@@ -1,6 +1,6 @@
 /**
- * One long-lived `virsh` process, fed commands on stdin: the plugin's single
- * connection to libvirt. Spawning virsh per call costs 20-30 ms (it connects
+ * One long-lived `virsh` process, fed commands on stdin: a connection to
+ * libvirt. Spawning virsh per call costs 20-30 ms (it connects
  * every time); a shell that stays connected answers in 0.2-5 ms, and needs no
  * native module. Commands run one at a time, in order.
  *

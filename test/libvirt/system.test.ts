@@ -36,6 +36,7 @@ describe('libvirt backend on qemu:///system (real libvirtd, tiny guest under TCG
     await world.dispose();
     for (const dir of dataDirs) await removeDir(dir);
     expect(leftByTests, 'domains the tests left behind').to.deep.equal([]);
+    expect(await world.domains(), 'domains cleanup left behind').to.deep.equal([]);
     expect(await world.qemuPids(), 'QEMU processes left behind').to.deep.equal([]);
   });
 
