@@ -205,7 +205,7 @@ export const cases: Case[] = [
             { metric: 'p99 latency', value: `${m.a.p99} ms`, reference: `${m.b.p99} ms`, ratio: '', target: '≤ 100 ms', met: m.a.p99 <= 100 },
             { metric: 'server CPU per request', value: `${fmt(m.a.cpuUs)} µs`, reference: `${fmt(m.b.cpuUs)} µs`, ratio: x(ratio(m.a.cpuUs, m.b.cpuUs)), target: '' },
           ],
-          notes: [`${fleet.ids.length} guests, ${fmt(bytes)} bytes per answer (${fmt(bytes / fleet.ids.length)} B per guest); 10 connections, ${ctx.duration} s per run.`],
+          notes: [`${fmt(fleet.ids.length)} guests, ${fmt(bytes)} bytes per answer (${fmt(bytes / fleet.ids.length)} B per guest); 10 connections, ${ctx.duration} s per run.`],
         };
       });
     },
@@ -231,7 +231,7 @@ export const cases: Case[] = [
           const off = guests.filter((g) => g.state === 'off').length;
           const jobs = (await agent.get('/jobs?limit=100000')) as Array<{ Action: string; Status: string }>;
           const complete = jobs.filter((j) => j.Action === 'create' && j.Status === 'Complete').length;
-          checks.push(`round ${round + 1}: ${result.ok} accepted, ${guests.length} guests listed (${off} off), ${complete} create jobs Complete`);
+          checks.push(`round ${round + 1}: ${fmt(result.ok)} accepted, ${fmt(guests.length)} guests listed (${fmt(off)} off), ${fmt(complete)} create jobs Complete; ${fmt(result.rps)} creates/s, p99 ${result.p99} ms`);
           if (guests.length !== 10_000 || complete !== 10_000) throw new Error(`create round ${round + 1}: ${checks.at(-1)}`);
         } finally {
           await agent.stop();
@@ -323,7 +323,7 @@ export const cases: Case[] = [
           ],
           notes: [
             ...notes,
-            `${fleet.ids.length} guests, ${fmt(bytes)} bytes per answer; ${ctx.duration} s per run. The p50 target is read at 1 connection (one client listing, as monitoring does). At 10 connections the load generator, not the server, is the limit: autocannon takes in 10 answers of ${fmt(bytes / MiB, 1)} MiB at once and even bare node:http sending fixed bytes is over 50 ms there, so that row is context, measured against the same ceiling.`,
+            `${fmt(fleet.ids.length)} guests, ${fmt(bytes)} bytes per answer; ${ctx.duration} s per run. The p50 target is read at 1 connection (one client listing, as monitoring does). At 10 connections the load generator, not the server, is the limit: autocannon takes in 10 answers of ${fmt(bytes / MiB, 1)} MiB at once and even bare node:http sending fixed bytes is over 50 ms there, so that row is context, measured against the same ceiling.`,
             `RSS sampled every 100 ms from /proc during the agent's runs; VmHWM (peak over the process's life) ${fmt(hwm / MiB, 1)} MiB.`,
             `Start-up: ${ctx.rounds} restarts on that data dir, spawn to first 200 on GET /guests (median; each: ${startups.map((s) => fmt(s)).join(', ')} ms).`,
           ],

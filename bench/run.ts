@@ -120,6 +120,11 @@ function table(results: CaseResult[]): string {
   return lines.join('\n');
 }
 
+function missedLine(results: CaseResult[]): string {
+  const missed = results.flatMap((r) => r.rows.filter((row) => row.met === false).map((row) => `\`${r.name}\` ${row.metric}`));
+  return missed.length ? `**Targets missed in this run:** ${missed.join('; ')} (see the notes of each case).` : '**Every target was met in this run.**';
+}
+
 function render(results: CaseResult[], run: { rounds: number; duration: number; elapsed: number; full: boolean; selected: string[] }): string {
   const cpus = os.cpus();
   const history = path.resolve('bench/HISTORY.md');
@@ -136,6 +141,8 @@ function render(results: CaseResult[], run: { rounds: number; duration: number; 
     '- reference servers run as their own processes, measured interleaved with the agent (agent, reference, agent, reference, …), medians over the rounds',
     '',
     table(results),
+    '',
+    missedLine(results),
     '',
     '## Notes per case',
     '',
