@@ -11,6 +11,7 @@
  * Removes every domain, volume, pool and daemon it made (see world.ts).
  */
 import { execFileSync } from 'node:child_process';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { VirshShell } from '../../plugins/libvirt/virsh-shell.js';
 import { INIT_REACHED } from '../fixtures/tiny-guest/index.js';
@@ -133,7 +134,7 @@ async function main() {
   } finally {
     await agent?.stop();
     await world.dispose();
-    for (const dir of dataDirs) await removeDir(dir);
+    for (const dir of dataDirs) await Promise.all([removeDir(dir), rm(`${dir}.config.json`, { force: true })]);
   }
 }
 

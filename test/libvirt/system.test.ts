@@ -7,6 +7,7 @@
  * keep running while the agent restarts.
  */
 import { expect } from 'chai';
+import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { INIT_REACHED } from '../fixtures/tiny-guest/index.js';
 import { GuestShell, sleep, waitForConsole } from '../qemu/helpers.js';
@@ -34,7 +35,8 @@ describe('libvirt backend on qemu:///system (real libvirtd, tiny guest under TCG
     // What the tests themselves left (each deletes its guests), then what dispose left.
     const leftByTests = await world.domains();
     await world.dispose();
-    for (const dir of dataDirs) await removeDir(dir);
+    // startAgent writes the config next to the data dir; remove both.
+    for (const dir of dataDirs) await Promise.all([removeDir(dir), rm(`${dir}.config.json`, { force: true })]);
     expect(leftByTests, 'domains the tests left behind').to.deep.equal([]);
     expect(await world.domains(), 'domains cleanup left behind').to.deep.equal([]);
     expect(await world.qemuPids(), 'QEMU processes left behind').to.deep.equal([]);

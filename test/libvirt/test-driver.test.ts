@@ -6,6 +6,7 @@
  * domain, "test", which must be left alone unless adopted.
  */
 import { expect } from 'chai';
+import { rm } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import { startAgent, type RunningAgent } from '../support/agent.js';
 import { shippedConfig } from '../support/configs.js';
@@ -20,7 +21,8 @@ describe('libvirt backend on the test driver (test:///default)', function () {
   after(async () => {
     await agent?.stop();
     const { removeDir } = await import('../support/agent.js');
-    if (agent) await removeDir(agent.dataDir);
+    // startAgent writes the config next to the data dir; remove both.
+    if (agent) await Promise.all([removeDir(agent.dataDir), rm(`${agent.dataDir}.config.json`, { force: true })]);
   });
 
   async function create(body: object): Promise<{ status: number; guest: any; job: any }> {
