@@ -291,4 +291,30 @@ describe('libvirt backend on qemu:///system (real libvirtd, tiny guest under TCG
       await virsh(SYSTEM_URI, 'vol-delete', '--pool', world.pool, base).catch(() => undefined);
     }
   });
+
+  it('puts a NIC on a libvirt network, a bridge or user-mode networking as its network names, and refuses an unknown one', async () => {
+    const a = await start();
+    const guest = await create(a, { nics: [{ network: world.network }, { network: world.bridge }, { network: '' }] });
+    await act(a, guest.id, 'start');
+    // domiflist: INTERFACE TYPE SOURCE MODEL MAC; --inactive shows the definition (a running
+    // network interface is listed by what it resolved to, a bridge).
+    const rows = (await virsh(SYSTEM_URI, 'domiflist', '--inactive', domainOf(guest.id))).trim().split('\n').map((l) => l.trim().split(/\s+/));
+    expect(rows.map((r) => [r[1], r[2]])).to.deep.equal([
+      ['network', world.network],
+      ['bridge', world.bridge],
+      ['user', '-'],
+    ]);
+    expect(rows[0][0], 'the agent-assigned host device').to.equal(guest.nics[0].device);
+    expect(rows.map((r) => r[4])).to.deep.equal(guest.nics.map((n: any) => n.mac));
+    const nic = await metrics(a, guest.id, 'nic');
+    expect(Object.keys(nic).sort(), 'user-mode NICs have no host device to count').to.deep.equal(['net0', 'net1']);
+    await act(a, guest.id, 'poweroff');
+    expect((await a.request('DELETE', `/guests/${guest.id}?wait=60`)).status).to.equal(200);
+
+    const res = await a.request('POST', '/guests?wait=30', { nics: [{ network: 'no-such-net' }] });
+    const job = (await a.request('GET', `/jobs/${res.headers.get('x-guest-job-id')}`)).body;
+    expect(job.Status).to.equal('Error');
+    expect(job.Message).to.contain('"no-such-net" is neither a libvirt network').and.contain(world.network);
+    expect((await a.request('DELETE', `/guests/${job.GuestID}?wait=60`)).status).to.equal(200);
+  });
 });

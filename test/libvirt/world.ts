@@ -8,7 +8,7 @@
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, readdir, readFile, symlink } from 'node:fs/promises';
+import { mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { tinyGuest, TINY_GUEST_CMDLINE } from '../fixtures/tiny-guest/index.js';
@@ -28,6 +28,8 @@ export class LibvirtWorld {
   readonly prefix: string;
   readonly pool: string;
   readonly bridge: string;
+  /** A transient libvirt network over `bridge`. */
+  readonly network: string;
   readonly imagesDir: string;
   private startedDaemons: number[] = [];
   private bridgeCreated = false;
@@ -36,6 +38,7 @@ export class LibvirtWorld {
     this.prefix = `hkt${token}-`;
     this.pool = `hkt${token}-pool`;
     this.bridge = `hkt${token}br`;
+    this.network = `hkt${token}-net`;
     this.imagesDir = path.join(root, 'images');
   }
 
@@ -61,6 +64,10 @@ export class LibvirtWorld {
       execFileSync('ip', ['link', 'add', world.bridge, 'type', 'bridge']);
       world.bridgeCreated = true;
       execFileSync('ip', ['link', 'set', world.bridge, 'up']);
+      const netXml = path.join(world.root, 'network.xml');
+      // Forward mode "bridge" over this run's bridge: libvirt adds no firewall rules and runs no dnsmasq.
+      await writeFile(netXml, `<network><name>${world.network}</name><forward mode='bridge'/><bridge name='${world.bridge}'/></network>\n`);
+      await virsh(SYSTEM_URI, 'net-create', netXml);
       return world;
     } catch (error) {
       await world.dispose();
@@ -128,6 +135,7 @@ export class LibvirtWorld {
     }
     for (const volume of await this.volumes()) await virsh(SYSTEM_URI, 'vol-delete', '--pool', this.pool, volume).catch(() => undefined);
     await virsh(SYSTEM_URI, 'pool-destroy', this.pool).catch(() => undefined);
+    await virsh(SYSTEM_URI, 'net-destroy', this.network).catch(() => undefined);
     if (this.bridgeCreated) {
       try {
         execFileSync('ip', ['link', 'del', this.bridge]);
