@@ -89,6 +89,24 @@ export type MetricsStage = (
 /** `action` stages take a GuestRequest; `metrics` stages a GuestMetricsRequest. */
 export type StageKind = 'action' | 'metrics';
 
+/**
+ * The stages of a complete hypervisor backend: every lifecycle action and
+ * every metrics type. A backend manifest can declare `stages: HYPERVISOR_BACKEND_STAGES`.
+ */
+export const HYPERVISOR_BACKEND_STAGES = {
+  create: 'action',
+  start: 'action',
+  shutdown: 'action',
+  reboot: 'action',
+  restart: 'action',
+  poweroff: 'action',
+  suspend: 'action',
+  delete: 'action',
+  cpuMetrics: 'metrics',
+  nicMetrics: 'metrics',
+  diskMetrics: 'metrics',
+} as const satisfies Record<string, StageKind>;
+
 export interface PluginHealth {
   healthy: boolean;
   message?: string;

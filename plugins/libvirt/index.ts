@@ -2,7 +2,7 @@
  * Manifest of the libvirt backend. Importing this module only declares the
  * plugin; nothing connects until the kernel constructs and starts it.
  */
-import { definePlugin, PLUGIN_API_VERSION } from '../../core/plugin-api.js';
+import { definePlugin, HYPERVISOR_BACKEND_STAGES, PLUGIN_API_VERSION } from '../../core/plugin-api.js';
 import { libvirtOptionsSchema } from './options.js';
 import { LibvirtPlugin } from './plugin.js';
 
@@ -12,18 +12,6 @@ export default definePlugin({
   pluginApi: PLUGIN_API_VERSION,
   description: 'Virtual machines as libvirt domains (qemu:///system, or test:///default to try it out)',
   options: libvirtOptionsSchema,
-  stages: {
-    create: 'action',
-    start: 'action',
-    shutdown: 'action',
-    reboot: 'action',
-    restart: 'action',
-    poweroff: 'action',
-    suspend: 'action',
-    delete: 'action',
-    cpuMetrics: 'metrics',
-    nicMetrics: 'metrics',
-    diskMetrics: 'metrics',
-  },
+  stages: HYPERVISOR_BACKEND_STAGES,
   create: LibvirtPlugin,
 });

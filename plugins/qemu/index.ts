@@ -2,7 +2,7 @@
  * Manifest of the QEMU backend. Importing this module only declares the
  * plugin; nothing runs until the kernel constructs and starts it.
  */
-import { definePlugin, PLUGIN_API_VERSION } from '../../core/plugin-api.js';
+import { definePlugin, HYPERVISOR_BACKEND_STAGES, PLUGIN_API_VERSION } from '../../core/plugin-api.js';
 import { qemuOptionsSchema } from './options.js';
 import { QemuPlugin } from './plugin.js';
 
@@ -12,18 +12,6 @@ export default definePlugin({
   pluginApi: PLUGIN_API_VERSION,
   description: 'Virtual machines as qemu-system-x86_64 processes driven over QMP (no libvirt)',
   options: qemuOptionsSchema,
-  stages: {
-    create: 'action',
-    start: 'action',
-    shutdown: 'action',
-    reboot: 'action',
-    restart: 'action',
-    poweroff: 'action',
-    suspend: 'action',
-    delete: 'action',
-    cpuMetrics: 'metrics',
-    nicMetrics: 'metrics',
-    diskMetrics: 'metrics',
-  },
+  stages: HYPERVISOR_BACKEND_STAGES,
   create: QemuPlugin,
 });

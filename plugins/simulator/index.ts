@@ -11,7 +11,7 @@
  */
 import { inject, injectable } from 'tsyringe';
 import {
-  PLUGIN_API_VERSION,
+  HYPERVISOR_BACKEND_STAGES, PLUGIN_API_VERSION,
   Tokens,
   definePlugin,
   type ActionStage,
@@ -159,10 +159,6 @@ export default definePlugin({
   pluginApi: PLUGIN_API_VERSION,
   description: 'In-memory simulated hypervisor (no real guests)',
   options: simulatorOptions,
-  stages: {
-    create: 'action', start: 'action', shutdown: 'action', reboot: 'action', restart: 'action',
-    poweroff: 'action', suspend: 'action', delete: 'action',
-    cpuMetrics: 'metrics', nicMetrics: 'metrics', diskMetrics: 'metrics',
-  },
+  stages: HYPERVISOR_BACKEND_STAGES,
   create: SimulatorPlugin,
 });

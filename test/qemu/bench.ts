@@ -17,19 +17,11 @@ import { removeDir, startAgent, type RunningAgent } from '../support/agent.js';
 import { shippedConfig } from '../support/configs.js';
 import { killTestQemus, waitForConsole } from './helpers.js';
 import { QemuWorld } from './world.js';
+import { summarize as summary } from '../support/latency.js';
 
 const GUESTS = Number(process.env.HK_BENCH_GUESTS ?? 10);
 const REQUESTS = Number(process.env.HK_BENCH_REQUESTS ?? 1000);
 const ROUNDS = Number(process.env.HK_BENCH_ROUNDS ?? 5);
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
-}
-function summary(samples: number[]) {
-  const sorted = [...samples].sort((a, b) => a - b);
-  const r = (v: number) => Math.round(v * 100) / 100;
-  return { n: sorted.length, p50_ms: r(percentile(sorted, 50)), p99_ms: r(percentile(sorted, 99)), max_ms: r(sorted.at(-1)!) };
-}
 
 async function main() {
   const world = await QemuWorld.create();

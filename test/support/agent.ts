@@ -61,10 +61,13 @@ export async function removeDir(dir: string): Promise<void> {
 export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const dataDir = options.dataDir ?? (await makeTempDir());
   let configPath: string;
+  // A config object is written to a temp file the agent reads once at boot;
+  // the file is removed as soon as the agent listens (or fails to).
+  let writtenConfig: string | undefined;
   if (typeof options.config === 'string') {
     configPath = options.config;
   } else {
-    configPath = path.join(dataDir, '..', `${path.basename(dataDir)}.config.json`);
+    configPath = writtenConfig = path.join(dataDir, '..', `${path.basename(dataDir)}.config.json`);
     await writeFile(configPath, JSON.stringify(options.config, null, 2));
   }
   const child = spawn(
@@ -97,7 +100,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       clearTimeout(timer);
       reject(new Error(`agent exited with code ${code} before listening; logs:\n${logs.join('\n')}`));
     });
-  });
+  }).finally(() => (writtenConfig ? rm(writtenConfig, { force: true }) : undefined));
   const agent: RunningAgent = {
     url,
     pid: child.pid!,
