@@ -65,6 +65,10 @@ export class StateStore {
     return new StateStore(file, sqlite, keyv);
   }
 
+  private deserialize(text: string): unknown {
+    return this.keyv.deserialize ? this.keyv.deserialize(text) : JSON.parse(text);
+  }
+
   /** All values whose key starts with `prefix` (loaded once, at startup). */
   async loadAll<T>(prefix: string): Promise<Array<[string, T]>> {
     // In pages, by key: one query for every row made the SQLite driver hold
@@ -78,8 +82,10 @@ export class StateStore {
         prefix + '\uffff',
       )) as Array<{ key: string; value: string }>;
       for (const row of rows) {
-        const decoded = JSON.parse(row.value) as { value: T };
-        out.push([row.key.slice(prefix.length), decoded.value]);
+        // Keyv's own deserializer: its serializer escapes strings that start
+        // with ':', which plain JSON.parse would hand back escaped.
+        const decoded = (await this.deserialize(row.value)) as { value: T } | undefined;
+        if (decoded) out.push([row.key.slice(prefix.length), decoded.value]);
       }
       if (rows.length < LOAD_PAGE_ROWS) return out;
       after = rows[rows.length - 1].key;

@@ -31,7 +31,7 @@ describe('durability and recovery', function () {
     const ids: string[] = [];
     const jobIds: string[] = [];
     // Fire writes concurrently and kill the agent as soon as the last is acknowledged.
-    const creates = await Promise.all(Array.from({ length: 50 }, (_, i) => first.request('POST', '/guests', { memory: 128 + i, metadata: { n: String(i) } })));
+    const creates = await Promise.all(Array.from({ length: 50 }, (_, i) => first.request('POST', '/guests', { memory: 128 + i, metadata: { n: String(i), colon: ':' + i } })));
     for (const res of creates) {
       expect(res.status).to.equal(202);
       ids.push(res.body.id);
@@ -39,7 +39,7 @@ describe('durability and recovery', function () {
     }
     const patches = await Promise.all(ids.slice(0, 20).map((id, i) => first.request('PATCH', `/guests/${id}/metadata`, { patched: String(i) })));
     expect(patches.every((p) => p.status === 200)).to.equal(true);
-    const host = await first.request('PATCH', '/metadata', { site: 'lab' });
+    const host = await first.request('PATCH', '/metadata', { site: 'lab', tricky: ':colon', json: '{"a":1}' });
     expect(host.status).to.equal(200);
     await first.kill9();
 
@@ -50,13 +50,16 @@ describe('durability and recovery', function () {
       const guest = byId.get(id);
       expect(guest, `guest ${i} survived`).to.not.equal(undefined);
       expect(guest!.memory).to.equal(128 + i);
+      expect(guest!.metadata.colon, 'a value starting with ":" reloads unchanged').to.equal(`:${i}`);
       if (i < 20) expect(guest!.metadata.patched, `patch of guest ${i} survived`).to.equal(String(i));
     }
     for (const jobId of jobIds) {
       const job = await second.request('GET', `/jobs/${jobId}`);
       expect(job.status, `job ${jobId} survived`).to.equal(200);
     }
-    expect((await second.request('GET', '/metadata')).body.site).to.equal('lab');
+    expect((await second.request('GET', '/metadata')).body).to.include({ site: 'lab', tricky: ':colon', json: '{"a":1}' });
+    const reloaded = await second.request('PATCH', `/guests/${ids[0]}/metadata`, { note: '::two' });
+    expect(reloaded.status).to.equal(200);
   });
 
   it('after kill -9: queued jobs run again in order, running ones end as "interrupted by agent restart"', async () => {
