@@ -35,12 +35,17 @@ export async function runStage<R>(stage: PlannedStage, request: GuestRequest | G
   let timer: NodeJS.Timeout | undefined;
   const onShutdown = () => controller.abort(new Error('agent is shutting down'));
   run.shutdown?.addEventListener('abort', onShutdown, { once: true });
+  let log: StageContext['log'] | undefined;
   const ctx: StageContext = {
     stage: stage.handle.name,
     signal: controller.signal,
     timeoutMs,
     jobId: run.jobId,
-    log: run.log.child({ stage: stage.handle.name }),
+    // Made on first use: most stage calls (metrics reads) never log, and a
+    // child logger per call is a measurable share of a metrics request.
+    get log() {
+      return (log ??= run.log.child({ stage: stage.handle.name }));
+    },
   };
   const timedOut = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {

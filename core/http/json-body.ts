@@ -10,6 +10,8 @@ import { HyperkernError } from '../errors.js';
 export function jsonBody(limit: string) {
   const parse = koaBody({ json: true, urlencoded: false, text: false, multipart: false, jsonLimit: limit, jsonStrict: true });
   return async function readJson(ctx: Context, next: Next): Promise<void> {
+    // Reads carry no body: skip the header checks on the hottest routes.
+    if (ctx.method === 'GET' || ctx.method === 'HEAD') return next();
     const type = ctx.get('content-type');
     if (ctx.request.length === 0 || (!ctx.request.length && !ctx.get('transfer-encoding'))) {
       ctx.request.body = undefined;
