@@ -100,7 +100,14 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       clearTimeout(timer);
       reject(new Error(`agent exited with code ${code} before listening; logs:\n${logs.join('\n')}`));
     });
-  }).finally(() => (writtenConfig ? rm(writtenConfig, { force: true }) : undefined));
+  })
+    .catch(async (error) => {
+      // An agent that never listened hands no data dir back: remove the one made for it.
+      child.kill('SIGKILL');
+      if (!options.dataDir) await removeDir(dataDir);
+      throw error;
+    })
+    .finally(() => (writtenConfig ? rm(writtenConfig, { force: true }) : undefined));
   const agent: RunningAgent = {
     url,
     pid: child.pid!,
