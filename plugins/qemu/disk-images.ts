@@ -3,7 +3,8 @@
  * requested size, or copy-on-write overlays of a base image from the images
  * folder (the base stays untouched and can back many guests).
  */
-import { access, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
+import { pathExists as exists } from './path-exists.js';
 import path from 'node:path';
 import { StageRejection, type Disk, type Guest } from '../../core/plugin-api.js';
 import { run } from './exec.js';
@@ -82,11 +83,3 @@ export async function createDisks(
   return disks;
 }
 
-async function exists(file: string): Promise<boolean> {
-  try {
-    await access(file);
-    return true;
-  } catch {
-    return false;
-  }
-}

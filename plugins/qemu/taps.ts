@@ -5,21 +5,13 @@
  * QEMU needs no helper or setuid bridge script, and they stay across QEMU
  * restarts until the guest is deleted.
  */
-import { access, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
+import { pathExists as exists } from './path-exists.js';
 import { run } from './exec.js';
 
 const SYS_NET = '/sys/class/net';
 /** IFNAMSIZ - 1 */
 export const MAX_INTERFACE_NAME = 15;
-
-async function exists(file: string): Promise<boolean> {
-  try {
-    await access(file);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 export function isBridge(name: string): Promise<boolean> {
   if (!name || name.includes('/') || name.startsWith('.')) return Promise.resolve(false);
