@@ -15,7 +15,7 @@ import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { VirshShell } from '../../plugins/libvirt/virsh-shell.js';
 import { INIT_REACHED } from '../fixtures/tiny-guest/index.js';
-import { waitForConsole, MemoryLogger } from '../qemu/helpers.js';
+import { waitForConsole, MemoryLogger } from '../support/backend-testing.js';
 import { removeDir, startAgent, type RunningAgent } from '../support/agent.js';
 import { shippedConfig } from '../support/configs.js';
 import { LibvirtWorld, SYSTEM_URI } from './world.js';

@@ -10,7 +10,7 @@ import { parseEventLine } from '../../plugins/libvirt/domain-events.js';
 import { buildDomainXml } from '../../plugins/libvirt/domain-xml.js';
 import { libvirtOptionsSchema, resolveOptions } from '../../plugins/libvirt/options.js';
 import { quoteArg, VirshError, VirshShell } from '../../plugins/libvirt/virsh-shell.js';
-import { kernelShapedGuest, MemoryLogger } from '../qemu/helpers.js';
+import { kernelShapedGuest, MemoryLogger } from '../support/backend-testing.js';
 
 const DOMSTATS = `Domain: 'hk-a'
   state.state=1

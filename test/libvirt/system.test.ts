@@ -10,7 +10,7 @@ import { expect } from 'chai';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { INIT_REACHED } from '../fixtures/tiny-guest/index.js';
-import { GuestShell, sleep, waitForConsole } from '../qemu/helpers.js';
+import { GuestShell, sleep, waitForConsole } from '../support/backend-testing.js';
 import { removeDir, startAgent, waitFor, type RunningAgent } from '../support/agent.js';
 import { shippedConfig } from '../support/configs.js';
 import { LibvirtWorld, SYSTEM_URI, virsh } from './world.js';

@@ -11,7 +11,8 @@ import path from 'node:path';
 import { removeDir, startAgent, waitFor, type RunningAgent } from '../support/agent.js';
 import { shippedConfig } from '../support/configs.js';
 import { INIT_REACHED } from '../fixtures/tiny-guest/index.js';
-import { GuestShell, killTestQemus, sleep, waitForConsole } from './helpers.js';
+import { GuestShell, sleep, waitForConsole } from '../support/backend-testing.js';
+import { killTestQemus } from './kill-test-qemus.js';
 import { QemuWorld } from './world.js';
 
 function qemuConfig(imagesDir: string): any {

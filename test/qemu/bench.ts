@@ -15,7 +15,8 @@ import { QmpClient } from '../../plugins/qemu/qmp-client.js';
 import { INIT_REACHED } from '../fixtures/tiny-guest/index.js';
 import { removeDir, startAgent, type RunningAgent } from '../support/agent.js';
 import { shippedConfig } from '../support/configs.js';
-import { killTestQemus, waitForConsole } from './helpers.js';
+import { waitForConsole } from '../support/backend-testing.js';
+import { killTestQemus } from './kill-test-qemus.js';
 import { QemuWorld } from './world.js';
 import { summarize as summary } from '../support/latency.js';
 

@@ -16,7 +16,7 @@ import { qemuOptionsSchema, resolveOptions } from '../../plugins/qemu/options.js
 import { findGuestProcess, launchQemu, terminate } from '../../plugins/qemu/qemu-process.js';
 import { QmpClient, QmpCommandError } from '../../plugins/qemu/qmp-client.js';
 import { RunDir } from '../../plugins/qemu/run-dir.js';
-import { kernelShapedGuest } from './helpers.js';
+import { kernelShapedGuest } from '../support/backend-testing.js';
 
 describe('QEMU plugin pieces', function () {
   this.timeout(30000);

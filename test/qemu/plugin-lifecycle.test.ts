@@ -11,7 +11,7 @@ import path from 'node:path';
 import type { Guest, GuestMetricsResponse, GuestResponse } from '../../core/plugin-api.js';
 import type { QemuPlugin } from '../../plugins/qemu/plugin.js';
 import { INIT_REACHED } from '../fixtures/tiny-guest/index.js';
-import { GuestShell, kernelShapedGuest, sleep, stageContext, waitForConsole } from './helpers.js';
+import { GuestShell, kernelShapedGuest, sleep, stageContext, waitForConsole } from '../support/backend-testing.js';
 import { QemuWorld } from './world.js';
 
 type Stage = (request: unknown, ctx: unknown) => Promise<GuestResponse | GuestMetricsResponse>;

@@ -15,7 +15,8 @@ import { KERNEL_METADATA } from '../../plugins/qemu/command-line.js';
 import { qemuOptionsSchema, type QemuOptions } from '../../plugins/qemu/options.js';
 import { QemuPlugin } from '../../plugins/qemu/plugin.js';
 import { tinyGuest, type TinyGuest } from '../fixtures/tiny-guest/index.js';
-import { killTestQemus, MemoryLogger, RecordingGuests } from './helpers.js';
+import { MemoryLogger, RecordingGuests } from '../support/backend-testing.js';
+import { killTestQemus } from './kill-test-qemus.js';
 
 export interface Bridge {
   name: string;

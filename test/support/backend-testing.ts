@@ -1,13 +1,12 @@
 /**
- * Test support for the QEMU backend: a guest directory standing in for the
- * kernel's registry when the plugin is driven directly, guests shaped the way
- * the kernel shapes them, a client for the tiny guest's serial shell, and
- * cleanup that kills only the QEMU processes a test started (by pid).
+ * Test support shared by the hypervisor backends' tests (QEMU, libvirt): a
+ * guest directory standing in for the kernel's registry when a plugin is
+ * driven directly, guests shaped the way the kernel shapes them, a logger
+ * that keeps lines, and a client for the tiny guest's serial shell.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { readFile, readdir } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import net from 'node:net';
-import path from 'node:path';
 import type { Guest, GuestDirectory, Logger, StageContext } from '../../core/plugin-api.js';
 
 /** The kernel's registry as a plugin sees it, in memory, recording what the plugin observed. */
@@ -182,27 +181,4 @@ export async function waitForConsole(file: string, text: string, timeoutMs: numb
     if (Date.now() > deadline) throw new Error(`"${text}" not on the console ${file} within ${timeoutMs} ms; it holds:\n${content.slice(-2000)}`);
     await sleep(25);
   }
-}
-
-/**
- * Kills, by pid, every QEMU whose pidfile is under `dataDir` (the test's
- * own guests only; other people's QEMU on this host are left alone).
- */
-export async function killTestQemus(dataDir: string): Promise<number[]> {
-  const killed: number[] = [];
-  const dirs = await readdir(dataDir).catch(() => [] as string[]);
-  for (const dir of dirs) {
-    const pidFile = path.join(dataDir, dir, 'qemu.pid');
-    const pid = Number.parseInt(await readFile(pidFile, 'utf8').catch(() => ''), 10);
-    if (!Number.isInteger(pid) || pid <= 1) continue;
-    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
-    if (!cmdline.split('\0').includes(pidFile)) continue;
-    try {
-      process.kill(pid, 'SIGKILL');
-      killed.push(pid);
-    } catch {
-      /* already gone */
-    }
-  }
-  return killed;
 }
