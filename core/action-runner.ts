@@ -10,8 +10,7 @@ import { Errors, messageOf } from './errors.js';
 import type { GuestRegistry } from './guest-registry.js';
 import { JobLog, isFinished, type JobEnd } from './job-log.js';
 import { JobScheduler } from './job-scheduler.js';
-import type { AgentLogger } from './logger.js';
-import type { Logger } from './plugin-api.js';
+import { asPluginLogger, type AgentLogger } from './logger.js';
 import { runStage } from './stage-runner.js';
 import type { Guest, GuestMetricsResponse, GuestResponse, Job } from './wire-types.js';
 
@@ -99,7 +98,7 @@ export class ActionRunner {
     const response = await runStage<GuestMetricsResponse | undefined>(
       plan.stage,
       { guest, type, args: { ...plan.stage.args, ...args } },
-      { log: this.log as unknown as Logger, shutdown: this.shutdownController.signal },
+      { log: asPluginLogger(this.log), shutdown: this.shutdownController.signal },
     );
     const metrics = response?.[type];
     if (metrics === undefined || metrics === null) {
@@ -147,7 +146,7 @@ export class ActionRunner {
       const response = await runStage<GuestResponse | void>(
         stage,
         { guest: current, action: plan.action, args: { ...stage.args, ...args } },
-        { log: this.log as unknown as Logger },
+        { log: asPluginLogger(this.log) },
       );
       if (response?.guest) {
         current = registered ? await this.registry.applyStageResult(current, response.guest) : { ...response.guest, id: guest.id };
@@ -159,7 +158,7 @@ export class ActionRunner {
   private async execute(guestId: string, jobId: string): Promise<void> {
     const job = this.jobs.get(jobId);
     if (!job || job.Status !== 'Queued') return;
-    const log = this.log.child({ job: jobId, guest: guestId, action: job.Action }) as unknown as Logger;
+    const log = asPluginLogger(this.log.child({ job: jobId, guest: guestId, action: job.Action }));
     const plan = this.plans.lifecycle.get(job.Action as LifecycleAction);
     const args = this.jobs.argsOf(jobId);
     await this.jobs.update(jobId, { Status: 'Running', StartedAt: new Date().toISOString() });

@@ -6,9 +6,9 @@
  * naming the plugin, keep serving other guests, and bring the child back.
  */
 import { expect } from 'chai';
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { distRoot, removeDir, startAgent, waitFor, type RunningAgent } from '../support/agent.js';
+import { processAlive } from '../support/process-alive.js';
 
 const FLAKY = path.join(distRoot, 'test/fixtures/flaky-plugin/index.js');
 
@@ -26,16 +26,6 @@ function flakyConfig(entry: Record<string, unknown> = {}) {
       cpuMetrics: { stages: ['flaky.cpuMetrics'] },
     },
   };
-}
-
-/** Running (a zombie nobody reaped yet counts as gone). */
-function processAlive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
 }
 
 describe('isolated plugins: failures stay in the child', function () {

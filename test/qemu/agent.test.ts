@@ -14,21 +14,13 @@ import { INIT_REACHED } from '../fixtures/tiny-guest/index.js';
 import { GuestShell, sleep, waitForConsole } from '../support/backend-testing.js';
 import { killTestQemus } from './kill-test-qemus.js';
 import { QemuWorld } from './world.js';
+import { processAlive as alive } from '../support/process-alive.js';
 
 function qemuConfig(imagesDir: string): any {
   const config = shippedConfig('qemu.json');
   const entry = config.plugins.find((p: { module: string }) => p.module === 'qemu');
   entry.options = { ...entry.options, accel: 'tcg', imagesDir, shutdownTimeoutSeconds: 20, rebootTimeoutSeconds: 20 };
   return { ...config, logLevel: 'info' };
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ');
-  } catch {
-    return false;
-  }
 }
 
 describe('QEMU backend through the agent (real QEMU under TCG)', function () {

@@ -13,6 +13,7 @@ import type { QemuPlugin } from '../../plugins/qemu/plugin.js';
 import { INIT_REACHED } from '../fixtures/tiny-guest/index.js';
 import { GuestShell, kernelShapedGuest, sleep, stageContext, waitForConsole } from '../support/backend-testing.js';
 import { QemuWorld } from './world.js';
+import { processAlive as alive } from '../support/process-alive.js';
 
 type Stage = (request: unknown, ctx: unknown) => Promise<GuestResponse | GuestMetricsResponse>;
 
@@ -32,15 +33,6 @@ async function metrics(world: QemuWorld, plugin: QemuPlugin, type: 'cpu' | 'disk
 
 function pidOf(world: QemuWorld, id: string): number {
   return Number(readFileSync(path.join(world.runDir(id), 'qemu.pid'), 'utf8'));
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ');
-  } catch {
-    return false;
-  }
 }
 
 function consoleLength(world: QemuWorld, id: string): number {
