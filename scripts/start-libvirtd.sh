@@ -56,21 +56,19 @@ grep -qE '^[[:space:]]*security_driver[[:space:]]*=' "$conf" || echo 'security_d
 
 alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
-if ! alive /run/virtlogd.pid; then
-  rm -f /run/virtlogd.pid
-  virtlogd -d
-  for _ in $(seq 50); do alive /run/virtlogd.pid && break; sleep 0.1; done
-  alive /run/virtlogd.pid || { say "virtlogd did not start"; exit 1; }
-  echo "started virtlogd $(cat /run/virtlogd.pid)"
-fi
+# start_daemon NAME TENTHS_OF_SECONDS HINT: start NAME -d unless its pidfile names a live process.
+start_daemon() {
+  local name=$1 pidfile=/run/$1.pid
+  alive "$pidfile" && return 0
+  rm -f "$pidfile"
+  "$name" -d
+  for _ in $(seq "$2"); do alive "$pidfile" && break; sleep 0.1; done
+  alive "$pidfile" || { say "$name did not start$3"; exit 1; }
+  echo "started $name $(cat "$pidfile")"
+}
 
-if ! alive /run/libvirtd.pid; then
-  rm -f /run/libvirtd.pid
-  libvirtd -d
-  for _ in $(seq 100); do alive /run/libvirtd.pid && break; sleep 0.1; done
-  alive /run/libvirtd.pid || { say "libvirtd did not start; see /var/log/libvirt"; exit 1; }
-  echo "started libvirtd $(cat /run/libvirtd.pid)"
-fi
+start_daemon virtlogd 50 ""
+start_daemon libvirtd 100 "; see /var/log/libvirt"
 
 # The first connection probes QEMU's capabilities (several seconds).
 for _ in $(seq 60); do
