@@ -9,17 +9,17 @@ import type { AddressInfo } from 'node:net';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { container as globalContainer, type DependencyContainer } from 'tsyringe';
-import { buildActionPlans, type ActionPlans } from './action-plan.js';
-import { ActionRunner } from './action-runner.js';
-import { parseListen, type LoadedConfig } from './config.js';
-import { GuestRegistry } from './guest-registry.js';
-import { HostMetadata } from './host-metadata.js';
+import { buildActionPlans, type ActionPlans } from './jobs/action-plan.js';
+import { ActionRunner } from './jobs/action-runner.js';
+import { parseListen, type LoadedConfig } from './config/config.js';
+import { GuestRegistry } from './guests/guest-registry.js';
+import { HostMetadata } from './guests/host-metadata.js';
 import { createApp } from './http/app.js';
-import { JobLog } from './job-log.js';
+import { JobLog } from './jobs/job-log.js';
 import type { AgentLogger } from './logger.js';
-import { Tokens } from './plugin-api.js';
-import { loadPlugins, pluginHealth, stageCatalogue, type LoadedPlugin } from './plugin-loader.js';
-import { StateStore } from './state-store.js';
+import { Tokens } from './contract/plugin-api.js';
+import { loadPlugins, pluginHealth, stageCatalogue, type LoadedPlugin } from './plugins/plugin-loader.js';
+import { StateStore } from './state/state-store.js';
 // Process isolation for "isolate": true and "command" plugin entries.
 import './isolation/index.js';
 

@@ -3,7 +3,7 @@
  * asynchronous so that logging never blocks a request; pino flushes on exit.
  */
 import { pino } from 'pino';
-import type { Logger } from './plugin-api.js';
+import type { Logger } from './contract/plugin-api.js';
 
 export type AgentLogger = pino.Logger;
 

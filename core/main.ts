@@ -12,13 +12,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { container } from 'tsyringe';
-import { loadConfig } from './config.js';
+import { loadConfig } from './config/config.js';
 // mistify-agent config files (services + actions + dbpath) load as is.
-import './mistify-config-dialect.js';
+import './config/mistify-config-dialect.js';
 import { HyperkernError } from './errors.js';
 import { Kernel, VERSION, preparePlugins } from './kernel.js';
 import { createLogger } from './logger.js';
-import { Tokens, type GuestDirectory } from './plugin-api.js';
+import { Tokens, type GuestDirectory } from './contract/plugin-api.js';
 
 /** What plugins see during --check: no guests, nothing recorded. */
 const emptyGuestDirectory: GuestDirectory = {

@@ -4,13 +4,13 @@
  */
 import type Router from '@koa/router';
 import type { Context } from 'koa';
-import type { LifecycleAction, MetricsAction } from '../actions.js';
-import type { ActionRunner, Accepted } from '../action-runner.js';
+import type { LifecycleAction, MetricsAction } from '../jobs/actions.js';
+import type { ActionRunner, Accepted } from '../jobs/action-runner.js';
 import { Errors } from '../errors.js';
-import type { GuestRegistry } from '../guest-registry.js';
-import { parseNewGuest } from '../guest-factory.js';
-import type { JobLog } from '../job-log.js';
-import { parseMetadataPatch } from '../metadata.js';
+import type { GuestRegistry } from '../guests/guest-registry.js';
+import { parseNewGuest } from '../guests/guest-factory.js';
+import type { JobLog } from '../jobs/job-log.js';
+import { parseMetadataPatch } from '../guests/metadata.js';
 import { actionParams } from './action-params.js';
 import { sendJsonText } from './send-json.js';
 

@@ -1,12 +1,12 @@
 /** Host-level routes: metadata, the job log, health. */
 import type Router from '@koa/router';
-import type { ActionRunner } from '../action-runner.js';
+import type { ActionRunner } from '../jobs/action-runner.js';
 import { Errors } from '../errors.js';
-import type { GuestRegistry } from '../guest-registry.js';
-import type { HostMetadata } from '../host-metadata.js';
-import type { JobLog } from '../job-log.js';
-import { parseMetadataPatch } from '../metadata.js';
-import type { PluginHealth } from '../plugin-api.js';
+import type { GuestRegistry } from '../guests/guest-registry.js';
+import type { HostMetadata } from '../guests/host-metadata.js';
+import type { JobLog } from '../jobs/job-log.js';
+import { parseMetadataPatch } from '../guests/metadata.js';
+import type { PluginHealth } from '../contract/plugin-api.js';
 import { limitParam } from './action-params.js';
 
 export interface HostRouteDeps {

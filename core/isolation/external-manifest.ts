@@ -5,9 +5,9 @@
  * construct, because such a plugin only ever runs out of process.
  */
 import { Errors, messageOf } from '../errors.js';
-import { Tokens, type GuestDirectory, type PluginInstance, type PluginManifest } from '../plugin-api.js';
-import type { PluginConfig } from '../config.js';
-import { describePluginEntry, type KernelServices } from '../plugin-loader.js';
+import { Tokens, type GuestDirectory, type PluginInstance, type PluginManifest } from '../contract/plugin-api.js';
+import type { PluginConfig } from '../config/config.js';
+import { describePluginEntry, type KernelServices } from '../plugins/plugin-loader.js';
 import { childProgram } from './isolated-plugin.js';
 import { PluginChild } from './plugin-child.js';
 

@@ -3,7 +3,7 @@
  * `command` entries (external sub-agents) run in child processes. The
  * kernel imports this module once; the loader itself knows no processes.
  */
-import { registerExternalManifestReader, registerIsolatedPluginFactory } from '../plugin-loader.js';
+import { registerExternalManifestReader, registerIsolatedPluginFactory } from '../plugins/plugin-loader.js';
 import { readExternalManifest } from './external-manifest.js';
 import { IsolatedPlugin } from './isolated-plugin.js';
 

@@ -25,8 +25,8 @@ import {
   type PluginInstance,
   type StageContext,
   type StageKind,
-} from '../plugin-api.js';
-import { resolvePluginModule, type KernelServices, type PluginSlot } from '../plugin-loader.js';
+} from '../contract/plugin-api.js';
+import { resolvePluginModule, type KernelServices, type PluginSlot } from '../plugins/plugin-loader.js';
 import { PluginChild, type ChildSpec } from './plugin-child.js';
 import { RemoteError, describe } from './rpc-peer.js';
 

@@ -15,8 +15,8 @@ import { pino } from 'pino';
 import { container as globalContainer } from 'tsyringe';
 import { messageOf } from '../errors.js';
 import type { AgentLogger } from '../logger.js';
-import { Tokens, type ActionStage, type Guest, type GuestDirectory, type PluginInstance, type PluginManifest, type StageKind } from '../plugin-api.js';
-import { constructInProcess, type PluginSlot } from '../plugin-loader.js';
+import { Tokens, type ActionStage, type Guest, type GuestDirectory, type PluginInstance, type PluginManifest, type StageKind } from '../contract/plugin-api.js';
+import { constructInProcess, type PluginSlot } from '../plugins/plugin-loader.js';
 import {
   ChildMethods,
   ChildNotifications,

@@ -10,7 +10,7 @@ import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { messageOf } from '../errors.js';
 import type { AgentLogger } from '../logger.js';
-import type { GuestDirectory, PluginHealth } from '../plugin-api.js';
+import type { GuestDirectory, PluginHealth } from '../contract/plugin-api.js';
 import {
   ChildMethods,
   ChildNotifications,

@@ -6,7 +6,7 @@
  * is the reference for authors of sub-agents in other languages; the names
  * and shapes here are that document's, in code.
  */
-import type { GuestMetricsRequest, GuestRequest, PluginHealth, StageKind } from '../plugin-api.js';
+import type { GuestMetricsRequest, GuestRequest, PluginHealth, StageKind } from '../contract/plugin-api.js';
 
 /** Bumped when a change would break an existing sub-agent. */
 export const ISOLATION_PROTOCOL_VERSION = 1;

@@ -5,7 +5,7 @@
  * inside the request instead of as a failed job later.
  */
 import { injectable } from 'tsyringe';
-import { PLUGIN_API_VERSION, StageRejection, definePlugin, type ActionStage, type PluginInstance } from '../../core/plugin-api.js';
+import { PLUGIN_API_VERSION, StageRejection, definePlugin, type ActionStage, type PluginInstance } from '../../core/contract/index.js';
 
 @injectable()
 export class GuardPlugin implements PluginInstance {

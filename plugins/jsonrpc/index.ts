@@ -20,7 +20,7 @@ import {
   type PluginInstance,
   type StageContext,
   type StageKind,
-} from '../../core/plugin-api.js';
+} from '../../core/contract/index.js';
 import { JsonRpcClient, JsonRpcError } from './json-rpc-client.js';
 import { jsonRpcOptions, type JsonRpcOptions } from './options.js';
 

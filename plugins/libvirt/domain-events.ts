@@ -10,7 +10,7 @@
  * sees none of the plugin's test domains; the plugin does not start it there.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import type { Logger } from '../../core/plugin-api.js';
+import type { Logger } from '../../core/contract/index.js';
 
 export interface DomainEvent {
   /** "lifecycle", "reboot", ... */

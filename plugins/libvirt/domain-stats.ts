@@ -8,7 +8,7 @@
  * group) are read per device instead, with domblkstat, domifstat and
  * vcpuinfo.
  */
-import type { GuestCpuMetrics, GuestDiskMetrics, GuestNicMetrics } from '../../core/plugin-api.js';
+import type { GuestCpuMetrics, GuestDiskMetrics, GuestNicMetrics } from '../../core/contract/index.js';
 import type { VirshShell } from './virsh-shell.js';
 
 /** One domain's statistics: "block.0.rd.bytes" -> "512". */

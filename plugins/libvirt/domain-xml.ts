@@ -4,7 +4,7 @@
  * bridge or a libvirt network, where the disks' volumes are), so a restarted
  * agent would define the same machine again.
  */
-import { StageRejection, type Guest } from '../../core/plugin-api.js';
+import { StageRejection, type Guest } from '../../core/contract/index.js';
 
 /** NIC models a guest may ask for (libvirt's names); anything else is refused early. */
 const NIC_MODELS: Record<string, string> = {

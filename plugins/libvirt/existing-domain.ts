@@ -3,7 +3,7 @@
  * for adoption: vCPUs, memory, disks and NICs (with their MACs and current
  * host devices). Only reads; nothing in libvirt changes.
  */
-import { StageRejection, type Disk, type Nic } from '../../core/plugin-api.js';
+import { StageRejection, type Disk, type Nic } from '../../core/contract/index.js';
 import { VirshError, type VirshShell } from './virsh-shell.js';
 
 export interface ExistingDomain {

@@ -5,7 +5,7 @@
  */
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { StageRejection } from '../../core/plugin-api.js';
+import { StageRejection } from '../../core/contract/index.js';
 
 /** Guest metadata keys that boot a kernel directly (no bootloader on disk). */
 export const BOOT_METADATA = { kernel: 'libvirt.kernel', initrd: 'libvirt.initrd', cmdline: 'libvirt.cmdline' } as const;

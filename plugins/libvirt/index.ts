@@ -2,7 +2,7 @@
  * Manifest of the libvirt backend. Importing this module only declares the
  * plugin; nothing connects until the kernel constructs and starts it.
  */
-import { definePlugin, HYPERVISOR_BACKEND_STAGES, PLUGIN_API_VERSION } from '../../core/plugin-api.js';
+import { definePlugin, HYPERVISOR_BACKEND_STAGES, PLUGIN_API_VERSION } from '../../core/contract/index.js';
 import { libvirtOptionsSchema } from './options.js';
 import { LibvirtPlugin } from './plugin.js';
 

@@ -28,7 +28,7 @@ import {
   type PluginHealth,
   type PluginInstance,
   type StageContext,
-} from '../../core/plugin-api.js';
+} from '../../core/contract/index.js';
 import { BulkStats, STATS_GROUPS, cpuMetricsOf, diskMetricsOf, nicCountersOf, readBlockStat, readIfStat, readVcpuInfo } from './domain-stats.js';
 import { guestStateOf, isActive, isKnownState, parseDomState, type DomainState } from './domain-state.js';
 import { DomainEventStream, type DomainEvent } from './domain-events.js';

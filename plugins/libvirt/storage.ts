@@ -5,7 +5,7 @@
  * Going through the pool rather than writing files keeps libvirt's view of
  * the host's storage true, and works on remote and test connections alike.
  */
-import { StageRejection, type Disk, type Guest } from '../../core/plugin-api.js';
+import { StageRejection, type Disk, type Guest } from '../../core/contract/index.js';
 import { splitVolume } from './domain-xml.js';
 import { VirshError, type VirshShell } from './virsh-shell.js';
 

@@ -17,7 +17,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import type { Logger } from '../../core/plugin-api.js';
+import type { Logger } from '../../core/contract/index.js';
 
 /** A command virsh answered with `error: ...`. */
 export class VirshError extends Error {

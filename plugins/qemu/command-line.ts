@@ -2,7 +2,7 @@
  * The QEMU command line for a guest. Everything comes from the Guest record
  * and the plugin options, so a restarted agent rebuilds the same machine.
  */
-import { StageRejection, type Guest } from '../../core/plugin-api.js';
+import { StageRejection, type Guest } from '../../core/contract/index.js';
 import type { ResolvedQemuOptions } from './options.js';
 import type { RunDir } from './run-dir.js';
 

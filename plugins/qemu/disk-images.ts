@@ -6,7 +6,7 @@
 import { stat } from 'node:fs/promises';
 import { pathExists as exists } from './path-exists.js';
 import path from 'node:path';
-import { StageRejection, type Disk, type Guest } from '../../core/plugin-api.js';
+import { StageRejection, type Disk, type Guest } from '../../core/contract/index.js';
 import { run } from './exec.js';
 import type { RunDir } from './run-dir.js';
 

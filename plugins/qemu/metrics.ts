@@ -6,7 +6,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import type { Guest, GuestCpuMetrics, GuestDiskMetrics, GuestNicMetrics } from '../../core/plugin-api.js';
+import type { Guest, GuestCpuMetrics, GuestDiskMetrics, GuestNicMetrics } from '../../core/contract/index.js';
 import type { Machine } from './machine.js';
 import { readTapCounters } from './taps.js';
 

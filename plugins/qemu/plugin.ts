@@ -21,7 +21,7 @@ import {
   type PluginHealth,
   type PluginInstance,
   type StageContext,
-} from '../../core/plugin-api.js';
+} from '../../core/contract/index.js';
 import { buildCommandLine, KERNEL_METADATA, type LaunchPlan } from './command-line.js';
 import { createDisks, findImage } from './disk-images.js';
 import { run } from './exec.js';

@@ -22,7 +22,7 @@ import {
   type MetricsStage,
   type PluginInstance,
   type StageContext,
-} from '../../core/plugin-api.js';
+} from '../../core/contract/index.js';
 import { simulatorOptions, type SimulatedAction, type SimulatorOptions } from './options.js';
 import { SimulatedMachine } from './simulated-machine.js';
 

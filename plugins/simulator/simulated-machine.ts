@@ -3,7 +3,7 @@
  * running time, so metrics behave like a real guest's (monotonic, standing
  * still while the guest is off or paused).
  */
-import type { Guest, GuestCpuMetrics, GuestDiskMetrics, GuestNicMetrics } from '../../core/plugin-api.js';
+import type { Guest, GuestCpuMetrics, GuestDiskMetrics, GuestNicMetrics } from '../../core/contract/index.js';
 
 /** Rates per second of running time, loosely those of a mostly idle VM. */
 const RATES = {

@@ -1,6 +1,6 @@
 /** Writes of one key never overlap or reorder, bursts coalesce, and every caller learns of its write. */
 import { expect } from 'chai';
-import { CoalescingWriter } from '../../core/coalescing-writer.js';
+import { CoalescingWriter } from '../../core/state/coalescing-writer.js';
 
 describe('CoalescingWriter', () => {
   it('writes a burst of updates to one key as the first value then the last, in order', async () => {

@@ -1,6 +1,6 @@
 /** Writes arriving during a commit go out together; every caller settles with its own statement. */
 import { expect } from 'chai';
-import { GroupCommit, type Commit } from '../../core/group-commit.js';
+import { GroupCommit, type Commit } from '../../core/state/group-commit.js';
 
 describe('GroupCommit', () => {
   it('commits a lone write at once, then everything that queued meanwhile as one batch', async () => {

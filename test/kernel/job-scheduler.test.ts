@@ -1,6 +1,6 @@
 /** The scheduler's two promises: one job per guest at a time, in order; a global bound across guests. */
 import { expect } from 'chai';
-import { JobScheduler } from '../../core/job-scheduler.js';
+import { JobScheduler } from '../../core/jobs/job-scheduler.js';
 
 const tick = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

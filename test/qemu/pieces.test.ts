@@ -9,7 +9,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { StageRejection } from '../../core/plugin-api.js';
+import { StageRejection } from '../../core/contract/index.js';
 import { buildCommandLine } from '../../plugins/qemu/command-line.js';
 import { createDisks, findImage } from '../../plugins/qemu/disk-images.js';
 import { qemuOptionsSchema, resolveOptions } from '../../plugins/qemu/options.js';

@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import type { Guest, GuestMetricsResponse, GuestResponse } from '../../core/plugin-api.js';
+import type { Guest, GuestMetricsResponse, GuestResponse } from '../../core/contract/index.js';
 import type { QemuPlugin } from '../../plugins/qemu/plugin.js';
 import { INIT_REACHED } from '../fixtures/tiny-guest/index.js';
 import { GuestShell, kernelShapedGuest, sleep, stageContext, waitForConsole } from '../support/backend-testing.js';

@@ -10,7 +10,7 @@ import { mkdtemp, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import 'reflect-metadata';
-import type { Guest } from '../../core/plugin-api.js';
+import type { Guest } from '../../core/contract/index.js';
 import { KERNEL_METADATA } from '../../plugins/qemu/command-line.js';
 import { qemuOptionsSchema, type QemuOptions } from '../../plugins/qemu/options.js';
 import { QemuPlugin } from '../../plugins/qemu/plugin.js';

@@ -7,7 +7,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import net from 'node:net';
-import type { Guest, GuestDirectory, Logger, StageContext } from '../../core/plugin-api.js';
+import type { Guest, GuestDirectory, Logger, StageContext } from '../../core/contract/index.js';
 
 /** The kernel's registry as a plugin sees it, in memory, recording what the plugin observed. */
 export class RecordingGuests implements GuestDirectory {

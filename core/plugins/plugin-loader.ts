@@ -10,9 +10,9 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { DependencyContainer } from 'tsyringe';
-import type { PluginConfig } from './config.js';
-import { Errors, messageOf } from './errors.js';
-import type { AgentLogger } from './logger.js';
+import type { PluginConfig } from '../config/config.js';
+import { Errors, messageOf } from '../errors.js';
+import type { AgentLogger } from '../logger.js';
 import {
   PLUGIN_API_VERSION,
   Tokens,
@@ -22,11 +22,11 @@ import {
   type PluginInstance,
   type PluginManifest,
   type StageKind,
-} from './plugin-api.js';
+} from '../contract/plugin-api.js';
 import type { StageHandle } from './stage-handle.js';
 
 /** dist/plugins, where built-in plugins are compiled to. */
-const BUILTIN_PLUGINS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../plugins');
+const BUILTIN_PLUGINS = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../plugins');
 
 export interface PluginSlot {
   /** Instance id (stage prefix). */

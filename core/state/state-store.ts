@@ -11,7 +11,7 @@ import path from 'node:path';
 import Keyv from 'keyv';
 import KeyvSqlite from '@keyv/sqlite';
 import { CoalescingWriter } from './coalescing-writer.js';
-import { Errors } from './errors.js';
+import { Errors } from '../errors.js';
 import { GroupCommit, type Commit } from './group-commit.js';
 
 export const STATE_FILE = 'hyperkern.sqlite';

@@ -6,13 +6,13 @@
  */
 import { METRICS_ACTIONS, type LifecycleAction, type MetricsAction } from './actions.js';
 import type { ActionPlans, LifecyclePlan } from './action-plan.js';
-import { Errors, messageOf } from './errors.js';
-import type { GuestRegistry } from './guest-registry.js';
+import { Errors, messageOf } from '../errors.js';
+import type { GuestRegistry } from '../guests/guest-registry.js';
 import { JobLog, isFinished, type JobEnd } from './job-log.js';
 import { JobScheduler } from './job-scheduler.js';
-import { asPluginLogger, type AgentLogger } from './logger.js';
-import { runStage } from './stage-runner.js';
-import type { Guest, GuestMetricsResponse, GuestResponse, Job } from './wire-types.js';
+import { asPluginLogger, type AgentLogger } from '../logger.js';
+import { runStage } from '../plugins/stage-runner.js';
+import type { Guest, GuestMetricsResponse, GuestResponse, Job } from '../contract/wire-types.js';
 
 export interface Accepted {
   guest: Guest;

@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { Errors } from './errors.js';
+import { Errors } from '../errors.js';
 
 const stageRefSchema = z.union([
   z.string().regex(/^[^.\s]+\..+$/, 'a stage name looks like "plugin.stage"'),

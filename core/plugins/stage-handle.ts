@@ -3,8 +3,8 @@
  * isolated plugin in a child process, or an external sub-agent. The kernel
  * only ever calls stages through this shape.
  */
-import type { StageContext, StageKind } from './plugin-api.js';
-import type { GuestMetricsRequest, GuestMetricsResponse, GuestRequest, GuestResponse } from './wire-types.js';
+import type { StageContext, StageKind } from '../contract/plugin-api.js';
+import type { GuestMetricsRequest, GuestMetricsResponse, GuestRequest, GuestResponse } from '../contract/wire-types.js';
 
 export interface StageHandle {
   /** Full name, e.g. `qemu.start`. */

@@ -8,11 +8,11 @@
  * read-modify-write happens synchronously in memory, so concurrent changes
  * (two PATCHes, a PATCH during a job) never lose each other.
  */
-import type { GuestDirectory } from './plugin-api.js';
-import type { Guest } from './wire-types.js';
+import type { GuestDirectory } from '../contract/plugin-api.js';
+import type { Guest } from '../contract/wire-types.js';
 import { applyMetadataPatch, metadataDiff, type MetadataPatch } from './metadata.js';
-import type { StateStore } from './state-store.js';
-import type { AgentLogger } from './logger.js';
+import type { StateStore } from '../state/state-store.js';
+import type { AgentLogger } from '../logger.js';
 
 const PREFIX = 'guest:';
 

@@ -4,7 +4,7 @@
  * concurrent PATCHes never lose each other's keys.
  */
 import { applyMetadataPatch, type MetadataPatch } from './metadata.js';
-import type { StateStore } from './state-store.js';
+import type { StateStore } from '../state/state-store.js';
 
 const KEY = 'host:metadata';
 

@@ -7,8 +7,8 @@
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { z } from 'zod';
-import { Errors } from './errors.js';
-import type { Disk, Guest, Nic } from './wire-types.js';
+import { Errors } from '../errors.js';
+import type { Disk, Guest, Nic } from '../contract/wire-types.js';
 
 const MAX_MEMORY_MIB = 4 * 1024 * 1024; // 4 TiB
 const MAX_DISK_MIB = 64 * 1024 * 1024; // 64 TiB

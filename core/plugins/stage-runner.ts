@@ -3,10 +3,10 @@
  * (so a well-behaved plugin stops its work) and the caller gets an error
  * naming the stage; a stage that ignores the signal cannot hold the job.
  */
-import { Errors, HyperkernError, messageOf } from './errors.js';
-import { StageRejection, type Logger, type StageContext } from './plugin-api.js';
+import { Errors, HyperkernError, messageOf } from '../errors.js';
+import { StageRejection, type Logger, type StageContext } from '../contract/plugin-api.js';
 import type { StageHandle } from './stage-handle.js';
-import type { GuestMetricsRequest, GuestRequest } from './wire-types.js';
+import type { GuestMetricsRequest, GuestRequest } from '../contract/wire-types.js';
 
 export interface PlannedStage {
   handle: StageHandle;

@@ -14,9 +14,9 @@
  * two never touch. Other top-level keys (listen, jobs, auth...) pass through
  * to hyperkern's own schema. docs/jsonrpc.md describes the mapping.
  */
-import { isMetricsAction, UNROUTED_MISTIFY_ACTIONS } from './actions.js';
+import { isMetricsAction, UNROUTED_MISTIFY_ACTIONS } from '../jobs/actions.js';
 import { registerConfigDialect } from './config.js';
-import { Errors } from './errors.js';
+import { Errors } from '../errors.js';
 
 type Raw = Record<string, unknown>;
 

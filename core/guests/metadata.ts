@@ -2,7 +2,7 @@
  * Metadata patches, as mistify defines them for host and guest metadata:
  * string values set a key, null removes it, anything else is refused.
  */
-import { Errors } from './errors.js';
+import { Errors } from '../errors.js';
 
 export type MetadataPatch = Record<string, string | null>;
 

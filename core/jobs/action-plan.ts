@@ -14,12 +14,12 @@ import {
   type LifecycleAction,
   type MetricsAction,
 } from './actions.js';
-import type { AgentConfig, StageRefConfig } from './config.js';
-import { Errors } from './errors.js';
-import type { AgentLogger } from './logger.js';
-import type { StageKind } from './plugin-api.js';
-import type { StageHandle } from './stage-handle.js';
-import type { PlannedStage } from './stage-runner.js';
+import type { AgentConfig, StageRefConfig } from '../config/config.js';
+import { Errors } from '../errors.js';
+import type { AgentLogger } from '../logger.js';
+import type { StageKind } from '../contract/plugin-api.js';
+import type { StageHandle } from '../plugins/stage-handle.js';
+import type { PlannedStage } from '../plugins/stage-runner.js';
 
 export interface LifecyclePlan {
   action: LifecycleAction;

@@ -6,8 +6,8 @@
  */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import type { Guest, Job, JobStatus } from './wire-types.js';
-import type { StateStore } from './state-store.js';
+import type { Guest, Job, JobStatus } from '../contract/wire-types.js';
+import type { StateStore } from '../state/state-store.js';
 
 const PREFIX = 'job:';
 /** Go's zero time.Time, which mistify clients see for "not yet". */

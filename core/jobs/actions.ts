@@ -2,7 +2,7 @@
  * The actions the API knows. A config maps each to stages; the router maps
  * routes to these names and nothing else (it never names a plugin).
  */
-import type { MetricsType } from './wire-types.js';
+import type { MetricsType } from '../contract/wire-types.js';
 
 /** Actions with a synchronous part and a job on the guest's queue. */
 export const LIFECYCLE_ACTIONS = ['create', 'delete', 'start', 'shutdown', 'reboot', 'restart', 'poweroff', 'suspend'] as const;
