@@ -20,6 +20,8 @@ import type { AgentLogger } from './logger.js';
 import { Tokens } from './contract/plugin-api.js';
 import { loadPlugins, pluginHealth, stageCatalogue, type LoadedPlugin } from './plugins/plugin-loader.js';
 import { StateStore } from './state/state-store.js';
+import { HealthWatch } from './events/health-watch.js';
+import type { SseStream } from './events/sse-stream.js';
 // Process isolation for "isolate": true and "command" plugin entries.
 import './isolation/index.js';
 
@@ -52,6 +54,8 @@ export async function preparePlugins(
 export class Kernel {
   private server?: Server;
   private readonly startedAt = Date.now();
+  private readonly eventStreams = new Set<SseStream>();
+  private healthWatch?: HealthWatch;
 
   private constructor(
     readonly loaded: LoadedConfig,
@@ -65,10 +69,15 @@ export class Kernel {
     private readonly jobs: JobLog,
   ) {}
 
+  /** The change feed (docs/events.md): every committed change, in order. */
+  get feed(): StateStore['feed'] {
+    return this.store.feed;
+  }
+
   static async boot(loaded: LoadedConfig, log: AgentLogger): Promise<Kernel> {
     const { config } = loaded;
     const dataDir = path.resolve(config.dataDir);
-    const store = await StateStore.open(dataDir);
+    const store = await StateStore.open(dataDir, { eventRetention: config.events.retention });
     try {
       const registry = new GuestRegistry(store, log);
       const metadata = new HostMetadata(store);
@@ -84,6 +93,8 @@ export class Kernel {
       for (const plugin of plugins) {
         await plugin.instance.start?.();
       }
+      kernel.healthWatch = new HealthWatch(() => pluginHealth(plugins), store, log);
+      await kernel.healthWatch.start(config.events.healthPollSeconds * 1000);
       const recovered = await runner.recover();
       log.info(
         { guests: registry.size, jobs: jobs.size, ...recovered, plugins: plugins.map((p) => p.id), dataDir, config: loaded.file },
@@ -115,6 +126,11 @@ export class Kernel {
         version: VERSION,
         startedAt: this.startedAt,
       },
+      events: {
+        feed: this.store.feed,
+        sse: { heartbeatMs: config.events.heartbeatSeconds * 1000, bufferBytes: config.events.clientBufferBytes },
+        streams: this.eventStreams,
+      },
     });
     const server = createServer(app.callback());
     server.keepAliveTimeout = 65_000;
@@ -143,6 +159,7 @@ export class Kernel {
     const grace = this.loaded.config.jobs.shutdownGraceSeconds * 1000;
     const closed = this.server ? new Promise<void>((resolve) => this.server!.close(() => resolve())) : Promise.resolve();
     this.server?.closeIdleConnections();
+    for (const stream of [...this.eventStreams]) stream.close('the agent is stopping; reconnect with Last-Event-ID when it is back');
     await this.runner.shutdown(grace);
     // Requests still open (e.g. ?wait) get a moment to answer, then are cut.
     const cut = setTimeout(() => this.server?.closeAllConnections(), 2000);
@@ -155,6 +172,7 @@ export class Kernel {
         this.log.warn({ plugin: plugin.id, error: (error as Error).message }, 'plugin did not stop cleanly');
       }
     }
+    this.healthWatch?.stop();
     await this.store.close();
     this.log.info('stopped');
   }

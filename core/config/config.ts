@@ -85,6 +85,19 @@ export const configSchema = z
       })
       .strict()
       .default({ concurrency: 16, history: 10000, stageTimeoutSeconds: 60, shutdownGraceSeconds: 20, maxWaitSeconds: 300 }),
+    events: z
+      .object({
+        /** Events kept in the state file; a client resuming before the oldest gets a reset. */
+        retention: z.number().int().min(100).max(100_000_000).default(100_000),
+        /** Seconds between SSE heartbeat comments (keeps proxies from closing idle streams). */
+        heartbeatSeconds: z.number().positive().max(3600).default(15),
+        /** Bytes an SSE client may leave unread before it is cut off (with a final `overflow` event). */
+        clientBufferBytes: z.number().int().min(4096).max(1 << 30).default(1 << 20),
+        /** Seconds between plugin health checks; a change is a `plugin.health` event. */
+        healthPollSeconds: z.number().positive().max(3600).default(10),
+      })
+      .strict()
+      .default({ retention: 100_000, heartbeatSeconds: 15, clientBufferBytes: 1 << 20, healthPollSeconds: 10 }),
     plugins: z.array(pluginSchema).default([]),
     actions: z.record(z.string(), actionSchema).default({}),
   })

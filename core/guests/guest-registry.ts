@@ -13,6 +13,7 @@ import type { Guest } from '../contract/wire-types.js';
 import { applyMetadataPatch, metadataDiff, type MetadataPatch } from './metadata.js';
 import type { StateStore } from '../state/state-store.js';
 import type { AgentLogger } from '../logger.js';
+import { draft, type EventDraft } from '../events/kernel-event.js';
 
 const PREFIX = 'guest:';
 
@@ -55,10 +56,14 @@ export class GuestRegistry implements GuestDirectory {
     return this.listJsonCache;
   }
 
-  /** Store a guest (new or replaced); durable when the promise resolves. */
-  async save(guest: Guest): Promise<Guest> {
+  /**
+   * Store a guest (new or replaced) with the event reporting it (created or
+   * changed unless given); durable when the promise resolves.
+   */
+  async save(guest: Guest, event?: EventDraft): Promise<Guest> {
+    const type = this.guests.has(guest.id) ? 'guest.changed' : 'guest.created';
     this.remember(guest.id, guest);
-    await this.store.put(PREFIX + guest.id, guest);
+    await this.store.put(PREFIX + guest.id, guest, event ?? draft(type, { guest }, guest.id));
     return guest;
   }
 
@@ -66,7 +71,7 @@ export class GuestRegistry implements GuestDirectory {
     this.guests.delete(id);
     this.json.delete(id);
     this.listJsonCache = undefined;
-    await this.store.delete(PREFIX + id);
+    await this.store.delete(PREFIX + id, draft('guest.deleted', { guestId: id }, id));
   }
 
   async patchMetadata(id: string, patch: MetadataPatch): Promise<Guest | undefined> {
@@ -106,7 +111,7 @@ export class GuestRegistry implements GuestDirectory {
     if (change.state && change.state !== current.state) {
       this.log.info({ guest: id, from: current.state, to: change.state, reason }, 'guest state changed outside a job');
     }
-    await this.save(next);
+    await this.save(next, draft('guest.observed', { guest: next, reason }, id));
   }
 
   private remember(id: string, guest: Guest): void {

@@ -5,6 +5,7 @@
  */
 import { applyMetadataPatch, type MetadataPatch } from './metadata.js';
 import type { StateStore } from '../state/state-store.js';
+import { draft } from '../events/kernel-event.js';
 
 const KEY = 'host:metadata';
 
@@ -24,7 +25,7 @@ export class HostMetadata {
   async patch(patch: MetadataPatch): Promise<Record<string, string>> {
     this.current = applyMetadataPatch(this.current, patch);
     const snapshot = this.current;
-    await this.store.put(KEY, snapshot);
+    await this.store.put(KEY, snapshot, draft('host.metadata', { metadata: snapshot }));
     return snapshot;
   }
 }

@@ -8,6 +8,7 @@ import { Errors } from '../errors.js';
 import type { AgentLogger } from '../logger.js';
 import { bearerAuth } from './auth.js';
 import { errorHandler } from './error-handler.js';
+import { eventRoutes, type EventRouteDeps } from './event-routes.js';
 import { guestRoutes, type GuestRouteDeps } from './guest-routes.js';
 import { hostRoutes, type HostRouteDeps } from './host-routes.js';
 import { jsonBody } from './json-body.js';
@@ -20,6 +21,7 @@ export interface AppOptions {
   accessLog: boolean;
   guests: GuestRouteDeps;
   host: HostRouteDeps;
+  events: EventRouteDeps;
 }
 
 export function createApp(options: AppOptions): Koa {
@@ -29,6 +31,7 @@ export function createApp(options: AppOptions): Koa {
   const router = new Router();
   guestRoutes(router, options.guests);
   hostRoutes(router, options.host);
+  eventRoutes(router, options.events);
 
   app.use(requestContext(options.log, options.accessLog));
   app.use(errorHandler(options.log));

@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Guest, Job, JobStatus } from '../contract/wire-types.js';
 import type { StateStore } from '../state/state-store.js';
+import { draft, type EventDraft } from '../events/kernel-event.js';
 
 const PREFIX = 'job:';
 /** Go's zero time.Time, which mistify clients see for "not yet". */
@@ -100,7 +101,7 @@ export class JobLog {
     };
     const entry: StoredJob = { seq: ++this.seq, job, args };
     this.index(entry);
-    await this.store.put(PREFIX + job.ID, entry);
+    await this.store.put(PREFIX + job.ID, entry, draft('job.queued', { job }, guestId));
     this.prune();
     return job;
   }
@@ -108,10 +109,10 @@ export class JobLog {
   async update(id: string, change: Partial<Pick<Job, 'Status' | 'Message' | 'StartedAt'>>, guest?: Guest): Promise<Job> {
     const entry = this.jobs.get(id);
     if (!entry) throw new Error(`job ${id} is not in the log`);
-    const wasFinished = isFinished(entry.job.Status);
+    const was = entry.job.Status;
     entry.job = { ...entry.job, ...change, UpdatedAt: new Date().toISOString() };
-    if (!wasFinished && isFinished(entry.job.Status)) this.finishedOrder.push(id);
-    await this.store.put(PREFIX + id, entry);
+    if (!isFinished(was) && isFinished(entry.job.Status)) this.finishedOrder.push(id);
+    await this.store.put(PREFIX + id, entry, was === entry.job.Status ? undefined : statusEvent(entry.job));
     if (isFinished(entry.job.Status)) {
       this.ends.emit(id, { job: entry.job, guest } satisfies JobEnd);
       this.prune();
@@ -169,6 +170,12 @@ export class JobLog {
       this.finishedHead = 0;
     }
   }
+}
+
+const STATUS_EVENTS = { Queued: 'job.queued', Running: 'job.started', Complete: 'job.completed', Error: 'job.failed' } as const;
+
+function statusEvent(job: Job): EventDraft {
+  return draft(STATUS_EVENTS[job.Status], { job }, job.GuestID);
 }
 
 export function isFinished(status: JobStatus): boolean {

@@ -5,13 +5,17 @@
  * Running -> Complete) costs at most two writes: the one in flight and the
  * latest value. Every caller's promise resolves only once a write that
  * includes its value has committed, so an acknowledged change is durable.
+ * Values coalesce, events do not: every event put with a value is written,
+ * in order, with the value that includes its change.
  */
-export type WriteFn<V> = (key: string, value: V | undefined) => Promise<void>;
+import type { EventDraft } from '../events/kernel-event.js';
+
+export type WriteFn<V> = (key: string, value: V | undefined, events: EventDraft[]) => Promise<void>;
 
 interface Slot<V> {
   inFlight: boolean;
   /** The newest value not yet being written, with everyone waiting on it. */
-  next?: { value: V | undefined; waiters: Array<{ resolve: () => void; reject: (e: unknown) => void }> };
+  next?: { value: V | undefined; events: EventDraft[]; waiters: Array<{ resolve: () => void; reject: (e: unknown) => void }> };
 }
 
 export class CoalescingWriter<V> {
@@ -20,7 +24,7 @@ export class CoalescingWriter<V> {
   constructor(private readonly write: WriteFn<V>) {}
 
   /** Persist `value` under `key`; undefined deletes the key. */
-  put(key: string, value: V | undefined): Promise<void> {
+  put(key: string, value: V | undefined, event?: EventDraft): Promise<void> {
     return new Promise((resolve, reject) => {
       let slot = this.slots.get(key);
       if (!slot) {
@@ -29,9 +33,10 @@ export class CoalescingWriter<V> {
       }
       if (slot.next) {
         slot.next.value = value;
+        if (event) slot.next.events.push(event);
         slot.next.waiters.push({ resolve, reject });
       } else {
-        slot.next = { value, waiters: [{ resolve, reject }] };
+        slot.next = { value, events: event ? [event] : [], waiters: [{ resolve, reject }] };
       }
       if (!slot.inFlight) this.drain(key, slot);
     });
@@ -57,7 +62,7 @@ export class CoalescingWriter<V> {
     }
     slot.next = undefined;
     slot.inFlight = true;
-    this.write(key, batch.value).then(
+    this.write(key, batch.value, batch.events).then(
       () => {
         for (const w of batch.waiters) w.resolve();
       },

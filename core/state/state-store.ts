@@ -5,6 +5,11 @@
  * committed write survives a crash of the agent process (kill -9), which is
  * the guarantee the API makes; fsync per commit would only add power-loss
  * safety at a large cost per request.
+ *
+ * The events table holds the change feed: each change and the event that
+ * reports it are committed in one transaction, so both are on disk or
+ * neither is; the oldest events beyond the retention bound are dropped in
+ * the same transaction.
  */
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -13,41 +18,94 @@ import KeyvSqlite from '@keyv/sqlite';
 import { CoalescingWriter } from './coalescing-writer.js';
 import { Errors } from '../errors.js';
 import { GroupCommit, type Commit } from './group-commit.js';
+import { ChangeFeed, eventJson } from '../events/change-feed.js';
+import type { EventDraft, KernelEvent } from '../events/kernel-event.js';
 
 export const STATE_FILE = 'hyperkern.sqlite';
 const LOAD_PAGE_ROWS = 500;
+/** Rows per event INSERT: 4 parameters each, well under SQLite's cap. */
+const EVENT_INSERT_ROWS = 500;
+export const DEFAULT_EVENT_RETENTION = 100_000;
+
+export interface StoreOptions {
+  /** Events kept; older ones are dropped (a client resuming before them gets a reset). */
+  eventRetention?: number;
+}
 
 export class StateStore {
   private readonly writer: CoalescingWriter<unknown>;
+  private readonly group: GroupCommit;
+  /** Event-only writes in flight, awaited by close(). */
+  private readonly recording = new Set<Promise<void>>();
+  readonly feed: ChangeFeed;
 
   private constructor(
     readonly file: string,
     private readonly sqlite: KeyvSqlite,
     private readonly keyv: Keyv,
+    private nextEventId: number,
+    private readonly eventRetention: number,
   ) {
     // Rows keep Keyv's format ({"value":…} through Keyv's serializer), so
     // keyv.get and loadAll read them as before; only the commits are grouped.
     const serialize = keyv.serialize ?? JSON.stringify;
-    const group = new GroupCommit((batch) => this.commit(batch));
-    this.writer = new CoalescingWriter<unknown>(async (key, value) =>
-      group.write(key, value === undefined ? undefined : await serialize({ value, expires: undefined })),
+    this.group = new GroupCommit((batch) => this.commit(batch));
+    this.writer = new CoalescingWriter<unknown>(async (key, value, events) =>
+      this.group.write(key, value === undefined ? undefined : await serialize({ value, expires: undefined }), events),
     );
+    this.feed = new ChangeFeed({ read: (after, upTo, limit) => this.readEvents(after, upTo, limit) }, nextEventId - 1);
   }
 
-  /** One statement per kind of change, each its own transaction. */
-  private async commit({ upserts, deletes }: Commit): Promise<void> {
-    if (upserts.length > 0) {
-      await this.sqlite.query(
-        `INSERT INTO keyv (key, value) VALUES ${upserts.map(() => '(?, ?)').join(', ')} ON CONFLICT(key) DO UPDATE SET value = excluded.value`,
-        ...upserts.flat(),
-      );
+  /**
+   * One transaction for the batch: its rows, its events (ids in commit
+   * order) and the retention prune. Commits run one at a time, so the
+   * events are published in id order once they are durable.
+   */
+  private async commit({ upserts, deletes, events }: Commit): Promise<void> {
+    const time = new Date().toISOString();
+    const committed: KernelEvent[] = events.map((e, i) => ({ id: this.nextEventId + i, time, ...e }));
+    await this.sqlite.query('BEGIN IMMEDIATE');
+    try {
+      if (upserts.length > 0) {
+        await this.sqlite.query(
+          `INSERT INTO keyv (key, value) VALUES ${upserts.map(() => '(?, ?)').join(', ')} ON CONFLICT(key) DO UPDATE SET value = excluded.value`,
+          ...upserts.flat(),
+        );
+      }
+      if (deletes.length > 0) {
+        await this.sqlite.query(`DELETE FROM keyv WHERE key IN (${deletes.map(() => '?').join(', ')})`, ...deletes);
+      }
+      for (let i = 0; i < committed.length; i += EVENT_INSERT_ROWS) {
+        const rows = committed.slice(i, i + EVENT_INSERT_ROWS);
+        await this.sqlite.query(
+          `INSERT INTO events (id, type, guest, body) VALUES ${rows.map(() => '(?, ?, ?, ?)').join(', ')}`,
+          ...rows.flatMap((e) => [e.id, e.type, e.guest ?? null, eventJson(e)]),
+        );
+      }
+      if (committed.length > 0) {
+        await this.sqlite.query('DELETE FROM events WHERE id <= ?', committed[committed.length - 1].id - this.eventRetention);
+      }
+      await this.sqlite.query('COMMIT');
+    } catch (error) {
+      await this.sqlite.query('ROLLBACK').catch(() => undefined);
+      throw error;
     }
-    if (deletes.length > 0) {
-      await this.sqlite.query(`DELETE FROM keyv WHERE key IN (${deletes.map(() => '?').join(', ')})`, ...deletes);
-    }
+    this.nextEventId += committed.length;
+    this.feed.publish(committed);
   }
 
-  static async open(dataDir: string): Promise<StateStore> {
+  private async readEvents(after: number, upTo: number, limit: number): Promise<KernelEvent[]> {
+    const rows = (await this.sqlite.query('SELECT body FROM events WHERE id > ? AND id <= ? ORDER BY id LIMIT ?', after, upTo, limit)) as Array<{ body: string }>;
+    return rows.map((row) => JSON.parse(row.body) as KernelEvent);
+  }
+
+  /** Number of events held (for metrics). */
+  async eventsRetained(): Promise<number> {
+    const rows = (await this.sqlite.query('SELECT COUNT(*) AS n FROM events')) as Array<{ n: number }>;
+    return rows[0]?.n ?? 0;
+  }
+
+  static async open(dataDir: string, options: StoreOptions = {}): Promise<StateStore> {
     try {
       await mkdir(dataDir, { recursive: true });
     } catch (error) {
@@ -59,10 +117,12 @@ export class StateStore {
     try {
       await sqlite.query('PRAGMA journal_mode=WAL');
       await sqlite.query('PRAGMA synchronous=NORMAL');
+      await sqlite.query('CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, type TEXT NOT NULL, guest TEXT, body TEXT NOT NULL)');
+      const [{ latest }] = (await sqlite.query('SELECT COALESCE(MAX(id), 0) AS latest FROM events')) as Array<{ latest: number }>;
+      return new StateStore(file, sqlite, keyv, latest + 1, options.eventRetention ?? DEFAULT_EVENT_RETENTION);
     } catch (error) {
       throw Errors.storage(`cannot open state file ${file}: ${(error as Error).message}`, { cause: error });
     }
-    return new StateStore(file, sqlite, keyv);
   }
 
   private deserialize(text: string): unknown {
@@ -96,19 +156,31 @@ export class StateStore {
     return (await this.keyv.get(key)) as T | undefined;
   }
 
-  /** Durable once the promise resolves. */
-  put(key: string, value: unknown): Promise<void> {
-    return this.writer.put(key, value).catch((error) => {
+  /** Durable, with `event` if given, once the promise resolves. */
+  put(key: string, value: unknown, event?: EventDraft): Promise<void> {
+    return this.writer.put(key, value, event).catch((error) => {
       throw Errors.storage(`could not write ${key} to ${this.file}: ${(error as Error).message}`, { cause: error });
     });
   }
 
-  delete(key: string): Promise<void> {
-    return this.put(key, undefined);
+  delete(key: string, event?: EventDraft): Promise<void> {
+    return this.put(key, undefined, event);
+  }
+
+  /** An event that changes no row (plugin health); durable when the promise resolves. */
+  record(event: EventDraft): Promise<void> {
+    const written = this.group.write(undefined, undefined, [event]).catch((error) => {
+      throw Errors.storage(`could not write a ${event.type} event to ${this.file}: ${(error as Error).message}`, { cause: error });
+    });
+    this.recording.add(written);
+    const forget = () => this.recording.delete(written);
+    written.then(forget, forget);
+    return written;
   }
 
   async close(): Promise<void> {
     await this.writer.flush();
+    await Promise.allSettled([...this.recording]);
     await this.keyv.disconnect();
   }
 }

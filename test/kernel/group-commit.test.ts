@@ -12,8 +12,8 @@ describe('GroupCommit', () => {
     const writes = [group.write('a', '1'), group.write('b', '2'), group.write('c', undefined), group.write('d', '4')];
     await Promise.all(writes);
     expect(batches).to.deep.equal([
-      { upserts: [['a', '1']], deletes: [] },
-      { upserts: [['b', '2'], ['d', '4']], deletes: ['c'] },
+      { upserts: [['a', '1']], deletes: [], events: [] },
+      { upserts: [['b', '2'], ['d', '4']], deletes: ['c'], events: [] },
     ]);
   });
 

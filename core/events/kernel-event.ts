@@ -1,0 +1,49 @@
+/**
+ * What the kernel's change feed carries: one event per durable change.
+ * Every event is written in the same SQLite transaction as the change it
+ * reports, with an id that strictly increases in commit order, so a reader
+ * that has seen id N has seen every change committed before it.
+ */
+import type { Guest, Job } from '../contract/wire-types.js';
+
+export interface EventPayloads {
+  /** A guest entered the registry (POST /guests). */
+  'guest.created': { guest: Guest };
+  /** A guest changed through the API or a job stage. */
+  'guest.changed': { guest: Guest };
+  /** A backend saw a guest change on its own (powered itself off, crashed). */
+  'guest.observed': { guest: Guest; reason: string };
+  'guest.deleted': { guestId: string };
+  'job.queued': { job: Job };
+  'job.started': { job: Job };
+  'job.completed': { job: Job };
+  'job.failed': { job: Job };
+  'host.metadata': { metadata: Record<string, string> };
+  'plugin.health': { plugin: string; healthy: boolean; message?: string };
+}
+
+export type EventType = keyof EventPayloads;
+export const EVENT_TYPES = [
+  'guest.created',
+  'guest.changed',
+  'guest.observed',
+  'guest.deleted',
+  'job.queued',
+  'job.started',
+  'job.completed',
+  'job.failed',
+  'host.metadata',
+  'plugin.health',
+] as const satisfies readonly EventType[];
+
+/** An event before it is committed: it gets its id and time in the transaction. */
+export type EventDraft = {
+  [T in EventType]: { type: T; /** the guest it concerns, for ?guest= */ guest?: string; data: EventPayloads[T] };
+}[EventType];
+
+export type KernelEvent = EventDraft & { id: number; time: string };
+
+export function draft<T extends EventType>(type: T, data: EventPayloads[T], guest?: string): EventDraft {
+  // No `guest` key at all when there is none: the stored JSON and the live object must match.
+  return (guest === undefined ? { type, data } : { type, guest, data }) as EventDraft;
+}
