@@ -16,7 +16,7 @@ import { GuestRegistry } from './guests/guest-registry.js';
 import { HostMetadata } from './guests/host-metadata.js';
 import { createApp } from './http/app.js';
 import { JobLog } from './jobs/job-log.js';
-import type { AgentLogger } from './logger.js';
+import type { AgentLog, AgentLogger } from './logger.js';
 import { Tokens } from './contract/plugin-api.js';
 import { loadPlugins, pluginHealth, stageCatalogue, type LoadedPlugin } from './plugins/plugin-loader.js';
 import { StateStore } from './state/state-store.js';
@@ -33,6 +33,9 @@ export const VERSION: string = (() => {
     return 'unknown';
   }
 })();
+
+/** After running jobs had their grace period, open requests (e.g. ?wait) get this long to answer. */
+const OPEN_REQUEST_GRACE_MS = 2000;
 
 /** Plugins loaded and action plans resolved: what `--check` validates. */
 export async function preparePlugins(
@@ -67,6 +70,7 @@ export class Kernel {
     readonly runner: ActionRunner,
     private readonly metadata: HostMetadata,
     private readonly jobs: JobLog,
+    private readonly output: Pick<AgentLog, 'dropped'>,
   ) {}
 
   /** The change feed (docs/events.md): every committed change, in order. */
@@ -74,7 +78,8 @@ export class Kernel {
     return this.store.feed;
   }
 
-  static async boot(loaded: LoadedConfig, log: AgentLogger): Promise<Kernel> {
+  /** `output` is where the log goes; its drop count shows in /health. */
+  static async boot(loaded: LoadedConfig, log: AgentLogger, output: Pick<AgentLog, 'dropped'> = { dropped: 0 }): Promise<Kernel> {
     const { config } = loaded;
     const dataDir = path.resolve(config.dataDir);
     const store = await StateStore.open(dataDir, { eventRetention: config.events.retention });
@@ -89,7 +94,7 @@ export class Kernel {
       root.register(Tokens.Guests, { useValue: registry });
       const { plugins, plans } = await preparePlugins(loaded, log, root, dataDir);
       const runner = new ActionRunner(registry, jobs, plans, log, config.jobs.concurrency);
-      const kernel = new Kernel(loaded, log, dataDir, store, registry, plugins, runner, metadata, jobs);
+      const kernel = new Kernel(loaded, log, dataDir, store, registry, plugins, runner, metadata, jobs, output);
       for (const plugin of plugins) {
         await plugin.instance.start?.();
       }
@@ -123,6 +128,7 @@ export class Kernel {
         registry: this.registry,
         runner: this.runner,
         pluginHealth: () => pluginHealth(this.plugins),
+        logLinesDropped: () => this.output.dropped,
         version: VERSION,
         startedAt: this.startedAt,
       },
@@ -151,18 +157,27 @@ export class Kernel {
     return url;
   }
 
+  private get graceMs(): number {
+    return this.loaded.config.jobs.shutdownGraceSeconds * 1000;
+  }
+
+  /** How long stop() is expected to take at most: running jobs' grace, then open requests'. */
+  get stopDeadlineMs(): number {
+    return this.graceMs + OPEN_REQUEST_GRACE_MS;
+  }
+
   /**
    * Graceful stop: refuse new connections, let running jobs finish up to the
    * grace period, stop plugins (guests keep running), flush state.
    */
   async stop(): Promise<void> {
-    const grace = this.loaded.config.jobs.shutdownGraceSeconds * 1000;
+    const grace = this.graceMs;
     const closed = this.server ? new Promise<void>((resolve) => this.server!.close(() => resolve())) : Promise.resolve();
     this.server?.closeIdleConnections();
     for (const stream of [...this.eventStreams]) stream.close('the agent is stopping; reconnect with Last-Event-ID when it is back');
     await this.runner.shutdown(grace);
     // Requests still open (e.g. ?wait) get a moment to answer, then are cut.
-    const cut = setTimeout(() => this.server?.closeAllConnections(), 2000);
+    const cut = setTimeout(() => this.server?.closeAllConnections(), OPEN_REQUEST_GRACE_MS);
     await closed;
     clearTimeout(cut);
     for (const plugin of [...this.plugins].reverse()) {

@@ -1,23 +1,137 @@
 /**
- * Structured logs: one JSON object per line on stdout (pino). Writes are
- * asynchronous so that logging never blocks a request; pino flushes on exit.
+ * Structured logs: one JSON object per line on stdout (pino), written so
+ * that logging can never stall the agent.
+ *
+ * - Lines go to pino's own asynchronous destination (sonic-boom), which
+ *   batches whatever accumulates while a write is in flight.
+ * - Its buffer is bounded (`LOG_BUFFER_BYTES`): when the reader of stdout
+ *   stops reading, new lines are dropped and counted (`dropped`), never
+ *   queued without limit; once the reader catches up, one warning line says
+ *   how many were lost.
+ * - stdout is written through a non-blocking descriptor (see
+ *   nonBlockingDescriptor), so a full pipe answers EAGAIN (sonic-boom retries
+ *   every 100 ms) instead of parking a libuv thread in write(2). A parked
+ *   thread would make the process hang at exit forever, because Node joins
+ *   its thread pool on exit.
+ * - Nothing is flushed synchronously at exit unless it can be done without
+ *   waiting: `close()` drains with a deadline, and the exit hook makes one
+ *   non-blocking attempt.
  */
+import { constants, fstatSync, openSync } from 'node:fs';
+import { Socket } from 'node:net';
 import { pino } from 'pino';
+import sonicBoom from 'sonic-boom';
 import type { Logger } from './contract/plugin-api.js';
 
 export type AgentLogger = pino.Logger;
 
-export function createLogger(level: string): AgentLogger {
-  return pino(
+// CommonJS: Node's ESM loader exposes only the default export.
+const { SonicBoom } = sonicBoom;
+
+/** Log bytes held for a slow or stalled reader before lines are dropped. */
+export const LOG_BUFFER_BYTES = 4 * 1024 * 1024;
+
+/** The agent's log: the pino logger plus what the process needs to know of its output. */
+export interface AgentLog {
+  log: AgentLogger;
+  /** Lines dropped so far because stdout was not read fast enough. */
+  readonly dropped: number;
+  /** Write out what is buffered, waiting at most `deadlineMs`; true when all of it was written. */
+  close(deadlineMs: number): Promise<boolean>;
+}
+
+export function createLogger(level: string, fd = 1): AgentLog {
+  let dropped = 0;
+  let droppedReported = 0;
+  let exiting = false;
+  const destination = new SonicBoom({
+    fd: nonBlockingDescriptor(fd),
+    sync: false,
+    maxLength: LOG_BUFFER_BYTES,
+    // EAGAIN (reader stalled): sonic-boom retries the same bytes every
+    // 100 ms. At exit there is no retrying: the line is given up.
+    retryEAGAIN: () => !exiting,
+  });
+  destination.on('drop', () => {
+    dropped++;
+  });
+  destination.on('drain', () => {
+    if (dropped === droppedReported) return;
+    const lost = dropped - droppedReported;
+    droppedReported = dropped;
+    log.warn({ dropped: lost, droppedTotal: dropped }, 'log lines dropped: stdout was not read fast enough');
+  });
+  // A closed reader (EPIPE) or an exit-time EAGAIN: logging stops, the agent does not.
+  destination.on('error', () => undefined);
+
+  const log = pino(
     {
       level,
       base: { name: 'hyperkern' },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
     },
-    pino.destination({ dest: 1, sync: false }),
+    destination,
   );
+
+  process.once('exit', () => {
+    exiting = true;
+    try {
+      // Non-blocking: writes what the pipe takes now, throws on EAGAIN.
+      destination.flushSync();
+    } catch {
+      /* the reader is stalled: what is left is lost, the exit is not delayed */
+    }
+  });
+
+  return {
+    log,
+    get dropped() {
+      return dropped;
+    },
+    async close(deadlineMs: number): Promise<boolean> {
+      const pending = () => (destination as unknown as { _len: number })._len > 0;
+      if (!pending()) return true;
+      return new Promise<boolean>((resolve) => {
+        const done = (ok: boolean) => {
+          clearTimeout(timer);
+          destination.off('drain', onDrain);
+          resolve(ok);
+        };
+        const onDrain = () => {
+          if (!pending()) done(true);
+        };
+        const timer = setTimeout(() => done(false), deadlineMs);
+        destination.on('drain', onDrain);
+      });
+    },
+  };
 }
+
+/**
+ * `fd`, or a descriptor for the same output, on which write(2) never waits.
+ * Pipes, terminals and files are reopened through /proc as their own open
+ * file description with O_NONBLOCK, so nothing else that shares `fd`
+ * (stderr, the parent shell) changes. A socket (what `spawn` and systemd
+ * give as stdout) cannot be reopened: O_NONBLOCK is set on `fd` itself, by
+ * libuv opening it as a stream handle that is kept (closing it would close
+ * `fd`) but never written to. No child process inherits the agent's stdout.
+ */
+function nonBlockingDescriptor(fd: number): number {
+  try {
+    if (fstatSync(fd).isSocket()) {
+      socketHolds.push(new Socket({ fd, readable: false, writable: true }).unref());
+      return fd;
+    }
+    // O_APPEND so that a regular file is appended to, never overwritten from 0.
+    return openSync(`/proc/self/fd/${fd}`, constants.O_WRONLY | constants.O_APPEND | constants.O_NONBLOCK);
+  } catch {
+    return fd;
+  }
+}
+
+/** Stream handles that keep O_NONBLOCK on a socket stdout; never closed. */
+const socketHolds: Socket[] = [];
 
 /** The plugin-facing subset of a pino logger. */
 export function asPluginLogger(log: AgentLogger): Logger {

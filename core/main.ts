@@ -38,6 +38,11 @@ usage: npm start -- [--config FILE] [--listen HOST:PORT] [--data-dir DIR] [--che
   --help             this text
 environment: HYPERKERN_TOKENS=tok1,tok2 adds bearer tokens; HYPERKERN_LOG_LEVEL=debug`;
 
+/** After a stop signal: how long past the kernel's own stop deadline the process may live. */
+const STOP_MARGIN_MS = 3000;
+/** How long the last log lines may take to reach stdout at exit. */
+const LOG_DRAIN_MS = 1000;
+
 async function main(): Promise<number> {
   let flags;
   try {
@@ -67,7 +72,8 @@ async function main(): Promise<number> {
     tokens: env.HYPERKERN_TOKENS?.split(',').map((t) => t.trim()).filter(Boolean),
     logLevel: env.HYPERKERN_LOG_LEVEL,
   });
-  const log = createLogger(loaded.config.logLevel);
+  const output = createLogger(loaded.config.logLevel);
+  const { log } = output;
 
   if (flags.check) {
     // Plugins are constructed (options, stages, action plans checked) but not
@@ -88,7 +94,7 @@ async function main(): Promise<number> {
     }
   }
 
-  const kernel = await Kernel.boot(loaded, log);
+  const kernel = await Kernel.boot(loaded, log, output);
   await kernel.listen();
   await new Promise<void>((resolve) => {
     let stopping = false;
@@ -98,6 +104,13 @@ async function main(): Promise<number> {
         process.exit(1);
       }
       stopping = true;
+      // Whatever hangs (a plugin's stop, a client holding a connection), the
+      // agent is gone within the grace period plus this margin.
+      const deadlineMs = kernel.stopDeadlineMs + STOP_MARGIN_MS;
+      setTimeout(() => {
+        log.error({ signal, deadlineMs }, 'stop did not finish in time: exiting now');
+        process.exit(1);
+      }, deadlineMs).unref();
       log.info({ signal }, 'stopping: no new requests; running jobs may finish');
       kernel.stop().then(resolve, (error) => {
         log.error({ err: error }, 'error while stopping');
@@ -107,7 +120,8 @@ async function main(): Promise<number> {
     process.once('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
   });
-  log.flush?.();
+  // Bounded: a stalled stdout reader loses the last lines, never the exit.
+  await output.close(LOG_DRAIN_MS);
   return 0;
 }
 

@@ -15,6 +15,8 @@ export interface HostRouteDeps {
   registry: GuestRegistry;
   runner: ActionRunner;
   pluginHealth: () => Promise<Record<string, PluginHealth>>;
+  /** Log lines dropped because stdout was not read (see core/logger.ts). */
+  logLinesDropped: () => number;
   version: string;
   startedAt: number;
 }
@@ -48,6 +50,7 @@ export function hostRoutes(router: Router, deps: HostRouteDeps): void {
       uptimeSeconds: Math.round((Date.now() - deps.startedAt) / 1000),
       guests: deps.registry.size,
       jobs: deps.runner.stats,
+      logLinesDropped: deps.logLinesDropped(),
       plugins,
     };
   });

@@ -1,0 +1,164 @@
+/**
+ * Logging can never stall the agent: a real agent process whose stdout pipe
+ * nobody reads keeps answering, drops and counts the lines it cannot write,
+ * and exits on SIGTERM within its grace period plus a few seconds, also with
+ * a job still running.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import path from 'node:path';
+import { expect } from 'chai';
+import { distRoot, makeTempDir, removeDir, repoRoot, waitFor } from '../support/agent.js';
+import { simulatorConfig } from '../support/configs.js';
+import { LOG_BUFFER_BYTES } from '../../core/logger.js';
+
+const GRACE_SECONDS = 2;
+// The agent's own stop budget: grace, 2 s for open requests, 3 s margin
+// (core/kernel.ts, core/main.ts). Exit must come within it plus slack for a
+// loaded machine.
+const EXIT_BOUND_MS = GRACE_SECONDS * 1000 + 2000 + 3000 + 5000;
+// Each access-log line carries the URL: 8 KB URLs fill the log buffer in a
+// few hundred requests instead of tens of thousands.
+const PADDING = 'p'.repeat(8000);
+const REQUESTS = Math.ceil((2 * LOG_BUFFER_BYTES) / PADDING.length);
+
+interface StalledAgent {
+  url: string;
+  child: ChildProcess;
+  exited: Promise<{ code: number | null; signal: string | null }>;
+  dataDir: string;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** An agent whose stdout is a pipe this test does not read (until it chooses to). */
+async function startStalledAgent(): Promise<StalledAgent> {
+  const dataDir = await makeTempDir();
+  const configFile = `${dataDir}.config.json`;
+  // A reboot takes 60 s: longer than the grace period, so stop has to cut it.
+  await writeFile(configFile, JSON.stringify(simulatorConfig({ simulator: { delays: { reboot: 60_000 } }, jobs: { shutdownGraceSeconds: GRACE_SECONDS }, accessLog: true })));
+  const port = await freePort();
+  const child = spawn(process.execPath, [path.join(distRoot, 'core/main.js'), '--config', configFile, '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir], {
+    cwd: repoRoot,
+    env: { ...process.env, HYPERKERN_LOG_LEVEL: 'info' },
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  // Nobody reads: the parent's stream stops pulling once its own small buffer is full.
+  child.stdout!.pause();
+  const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const url = `http://127.0.0.1:${port}`;
+  try {
+    await waitFor(async () => (await fetch(`${url}/health`).catch(() => undefined))?.ok, 30_000, 'the agent to answer /health');
+  } finally {
+    await removeDir(configFile);
+  }
+  return { url, child, exited, dataDir };
+}
+
+async function stopAndClean(agent: StalledAgent): Promise<void> {
+  if (agent.child.exitCode === null && agent.child.signalCode === null) {
+    agent.child.kill('SIGKILL');
+    await agent.exited;
+  }
+  await removeDir(agent.dataDir);
+}
+
+/** Fill the log far past its buffer; every request must still be answered. */
+async function flood(url: string): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  for (let i = 0; i < REQUESTS; i += 10) {
+    const batch = Array.from({ length: 10 }, (_, k) => fetch(`${url}/health?n=${i + k}&padding=${PADDING}`).then((r) => r.status));
+    expect(await Promise.all(batch)).to.deep.equal(Array(10).fill(200));
+    expect(Date.now(), 'requests answered in time while stdout is stalled').to.be.below(deadline);
+  }
+}
+
+async function health(url: string): Promise<any> {
+  return (await fetch(`${url}/health`)).json();
+}
+
+async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
+  let text = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk: string) => (text += chunk));
+  stream.resume();
+  await new Promise((resolve) => stream.once('end', resolve));
+  return text;
+}
+
+describe('logging under a stalled stdout reader', function () {
+  this.timeout(120_000);
+  let agent: StalledAgent | undefined;
+
+  afterEach(async () => {
+    if (agent) await stopAndClean(agent);
+    agent = undefined;
+  });
+
+  it('keeps serving, counts dropped lines in /health, and exits on SIGTERM within the grace period with a job still running', async () => {
+    agent = await startStalledAgent();
+    const created = await fetch(`${agent.url}/guests?wait=30`, { method: 'POST', body: '{}' }).then((r) => r.json());
+    await fetch(`${agent.url}/guests/${created.id}/start?wait=30`, { method: 'POST' });
+    const reboot = await fetch(`${agent.url}/guests/${created.id}/reboot`, { method: 'POST' });
+    expect(reboot.status).to.equal(202);
+
+    await flood(agent.url);
+    const { logLinesDropped } = await health(agent.url);
+    expect(logLinesDropped, 'lines dropped while nobody read stdout').to.be.greaterThan(0);
+
+    const signalled = Date.now();
+    agent.child.kill('SIGTERM');
+    const { code, signal } = await Promise.race([
+      agent.exited,
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no exit within ${EXIT_BOUND_MS} ms of SIGTERM`)), EXIT_BOUND_MS)),
+    ]);
+    const tookMs = Date.now() - signalled;
+    expect(signal, 'exited by itself, not killed').to.equal(null);
+    expect(code).to.equal(0);
+    expect(tookMs).to.be.below(EXIT_BOUND_MS);
+    // The reboot was running: stop waited for its grace period, then cut it.
+    expect(tookMs).to.be.at.least(GRACE_SECONDS * 1000 - 100);
+
+    // Only now is the pipe read (what the agent wrote stays in it): the exit
+    // did not depend on it. What did get through is whole lines: drops happen per line, never mid-line.
+    const lines = (await readAll(agent.child.stdout!)).split('\n').filter(Boolean);
+    expect(lines.length).to.be.greaterThan(0);
+    for (const line of lines) expect(() => JSON.parse(line), line.slice(0, 200)).not.to.throw();
+  });
+
+  it('says how many lines were lost once the reader catches up', async () => {
+    agent = await startStalledAgent();
+    await flood(agent.url);
+    const dropped: number = (await health(agent.url)).logLinesDropped;
+    expect(dropped).to.be.greaterThan(0);
+
+    const lines: any[] = [];
+    let buffered = '';
+    agent.child.stdout!.setEncoding('utf8');
+    agent.child.stdout!.on('data', (chunk: string) => {
+      buffered += chunk;
+      let nl: number;
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        lines.push(JSON.parse(buffered.slice(0, nl)));
+        buffered = buffered.slice(nl + 1);
+      }
+    });
+    agent.child.stdout!.resume();
+    const warning = await waitFor(async () => lines.find((l) => l.msg === 'log lines dropped: stdout was not read fast enough'), 30_000, 'the dropped-lines warning');
+    expect(warning.level).to.equal('warn');
+    expect(warning.droppedTotal).to.be.at.least(dropped);
+    // Logging goes on normally afterwards.
+    await fetch(`${agent.url}/health?after=1`);
+    await waitFor(async () => lines.some((l) => l.msg === 'request' && l.url === '/health?after=1'), 30_000, 'the access-log line of a later request');
+  });
+});
