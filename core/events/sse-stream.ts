@@ -17,6 +17,8 @@ export interface SseOptions {
 
 /** How long a cut-off client gets to take its final event before the socket is destroyed. */
 const FINAL_FLUSH_MS = 5000;
+/** The reconnect delay an EventSource is told to use. */
+const RECONNECT_MS = 1000;
 
 export class SseStream {
   private follower?: Follower;
@@ -41,8 +43,9 @@ export class SseStream {
       'x-accel-buffering': 'no',
     });
     this.res.socket?.setNoDelay(true);
-    // A first line so clients see the stream open before any event.
-    this.res.write(': hyperkern events\n\n');
+    // A first block so clients see the stream open before any event; a
+    // restarted agent is back within seconds, so reconnect soon.
+    this.res.write(`retry: ${RECONNECT_MS}\n: hyperkern events\n\n`);
     this.heartbeat = setInterval(() => this.write(': heartbeat\n\n'), this.options.heartbeatMs);
     this.follower = feed.follow(after, {
       event: (event) => this.event(event),
