@@ -13,7 +13,8 @@ import type { Disk, Guest, Nic } from '../contract/wire-types.js';
 const MAX_MEMORY_MIB = 4 * 1024 * 1024; // 4 TiB
 const MAX_DISK_MIB = 64 * 1024 * 1024; // 64 TiB
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
+// Case folded in the class, not with /i: the OpenAPI pattern carries no flags.
+const MAC = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
 
 const name = z.string().max(64).regex(/^[A-Za-z0-9_.:-]*$/, 'letters, digits and _ . : - only');
 
@@ -41,7 +42,8 @@ const diskSchema = z.object({
   source: z.string().max(4096).default(''),
 });
 
-const guestSchema = z.object({
+/** A POST /guests body (also the OpenAPI request schema of that route). */
+export const guestSchema = z.object({
   id: z.string().optional(),
   type: z.string().max(32).default(''),
   image: z.string().max(255).default(''),

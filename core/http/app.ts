@@ -12,6 +12,8 @@ import { eventRoutes, type EventRouteDeps } from './event-routes.js';
 import { guestRoutes, type GuestRouteDeps } from './guest-routes.js';
 import { hostRoutes, type HostRouteDeps } from './host-routes.js';
 import { jsonBody } from './json-body.js';
+import { ROUTE_DOCS } from './openapi/route-docs.js';
+import { referenceRoutes, VIEWER_ASSET_PATHS } from './openapi/reference-routes.js';
 import { requestContext } from './request-context.js';
 
 export interface AppOptions {
@@ -24,18 +26,28 @@ export interface AppOptions {
   events: EventRouteDeps;
 }
 
-export function createApp(options: AppOptions): Koa {
-  const app = new Koa();
-  // Errors are answered by errorHandler; Koa's default handler would print stacks.
-  app.silent = true;
+/** Every route of the API; each has a RouteDoc in openapi/route-docs.ts (a test checks). */
+export function createRouter(options: Pick<AppOptions, 'guests' | 'host' | 'events'>): Router {
   const router = new Router();
   guestRoutes(router, options.guests);
   hostRoutes(router, options.host);
   eventRoutes(router, options.events);
+  referenceRoutes(router, options.host.version);
+  return router;
+}
+
+/** Paths reachable without a token: the routes documented as open. */
+const OPEN_PATHS = new Set([...ROUTE_DOCS.filter((r) => r.open && !r.path.includes(':')).map((r) => r.path), ...VIEWER_ASSET_PATHS]);
+
+export function createApp(options: AppOptions): Koa {
+  const app = new Koa();
+  // Errors are answered by errorHandler; Koa's default handler would print stacks.
+  app.silent = true;
+  const router = createRouter(options);
 
   app.use(requestContext(options.log, options.accessLog));
   app.use(errorHandler(options.log));
-  app.use(bearerAuth(options.tokens, new Set(['/health'])));
+  app.use(bearerAuth(options.tokens, OPEN_PATHS));
   app.use(jsonBody(options.bodyLimit));
   app.use(router.routes());
   // Reached only when no route answered: 405 with Allow if the path exists
@@ -46,7 +58,7 @@ export function createApp(options: AppOptions): Koa {
     if (matched.path.length > 0 && !matched.route) {
       throw Errors.methodNotAllowed(`${ctx.method} is not allowed on ${ctx.path}; allowed: ${allowed.join(', ')}`, { details: { allow: allowed.join(', ') } });
     }
-    throw Errors.routeNotFound(`no route for ${ctx.method} ${ctx.path}; see the API reference in README.md`);
+    throw Errors.routeNotFound(`no route for ${ctx.method} ${ctx.path}; see GET /openapi.json or GET /docs`);
   });
   return app;
 }

@@ -9,6 +9,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { checkResponse } from './contract.js';
 
 /** Root of the compiled tree (dist/), where core/main.js lives. */
 export const distRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -141,6 +142,8 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       } catch {
         parsed = undefined;
       }
+      // Every answer a test sees must match the OpenAPI document.
+      await checkResponse({ method, url: url + urlPath, status: res.status, headers: res.headers, body: parsed });
       return { status: res.status, headers: res.headers, body: parsed, text };
     },
   };

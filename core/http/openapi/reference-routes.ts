@@ -1,0 +1,78 @@
+/**
+ * GET /openapi.json and GET /docs: the document and an interactive viewer
+ * (Swagger UI) whose every asset is served from the agent's own
+ * node_modules, since hypervisor hosts are often air-gapped.
+ */
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import type Router from '@koa/router';
+import { Errors } from '../../errors.js';
+import { sendJsonText } from '../send-json.js';
+import { buildOpenApiDocument } from './openapi-document.js';
+
+const viewerDir = path.dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'));
+
+/** The viewer's files the page loads, and their types; nothing else is served. */
+const ASSETS: Record<string, string> = {
+  'swagger-ui.css': 'text/css; charset=utf-8',
+  'swagger-ui-bundle.js': 'text/javascript; charset=utf-8',
+  'swagger-ui-standalone-preset.js': 'text/javascript; charset=utf-8',
+  'favicon-32x32.png': 'image/png',
+};
+
+/** The assets' paths, open like the page itself. */
+export const VIEWER_ASSET_PATHS = Object.keys(ASSETS).map((name) => `/docs/${name}`);
+
+const PAGE = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>hyperkern API</title>
+<link rel="stylesheet" href="/docs/swagger-ui.css">
+<link rel="icon" type="image/png" href="/docs/favicon-32x32.png">
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="/docs/swagger-ui-bundle.js"></script>
+<script src="/docs/swagger-ui-standalone-preset.js"></script>
+<script>
+window.ui = SwaggerUIBundle({
+  url: '/openapi.json',
+  dom_id: '#swagger-ui',
+  deepLinking: true,
+  presets: [SwaggerUIBundle.presets.apis, SwaggerUIStandalonePreset],
+  layout: 'StandaloneLayout',
+  validatorUrl: null,
+  persistAuthorization: true,
+});
+</script>
+</body>
+</html>
+`;
+
+export function referenceRoutes(router: Router, version: string): void {
+  // Generated once: the routes and schemas do not change while the agent runs.
+  let documentText: string | undefined;
+  router.get('/openapi.json', (ctx) => {
+    documentText ??= JSON.stringify(buildOpenApiDocument(version));
+    sendJsonText(ctx, 200, documentText);
+  });
+
+  router.get('/docs', (ctx) => {
+    ctx.type = 'text/html; charset=utf-8';
+    ctx.body = PAGE;
+  });
+
+  const cache = new Map<string, Buffer>();
+  router.get('/docs/:asset', async (ctx) => {
+    const name = ctx.params.asset;
+    const type = Object.hasOwn(ASSETS, name) ? ASSETS[name] : undefined;
+    if (!type) throw Errors.routeNotFound(`no asset "${name}" in the API reference`);
+    let bytes = cache.get(name);
+    if (!bytes) cache.set(name, (bytes = await readFile(path.join(viewerDir, name))));
+    ctx.type = type;
+    ctx.set('Cache-Control', 'public, max-age=86400');
+    ctx.body = bytes;
+  });
+}

@@ -1,0 +1,247 @@
+/**
+ * The documentation of every route, grouped like the route files. Adding a
+ * route means adding its RouteDoc here (the route-coverage test names any
+ * route that has none). See docs/openapi.md.
+ */
+import { z } from 'zod';
+import { guestSchema } from '../../guests/guest-factory.js';
+import type { ResponseDoc, RouteDoc } from './api-registry.js';
+import {
+  CpuMetricsSchema,
+  DiskMetricsSchema,
+  ErrorSchema,
+  GuestSchema,
+  HealthSchema,
+  JobSchema,
+  MetadataPatchSchema,
+  MetadataSchema,
+  NicMetricsSchema,
+} from './wire-schemas.js';
+
+const err = (description: string): ResponseDoc => ({ description, schema: ErrorSchema });
+
+const waitQuery = z.object({
+  wait: z.string().optional().meta({
+    description: 'Seconds to hold the answer until the job ends (at most jobs.maxWaitSeconds; empty = the maximum). 200 when it completed, 500 HK_ERR_JOB_FAILED when it failed, 202 at the deadline',
+    example: '30',
+  }),
+});
+
+/** Answers of every queued action (start, delete...). */
+const actionResponses = (conflict: string): Record<number, ResponseDoc> => ({
+  200: { description: 'With ?wait: the job completed; the guest as the job left it', schema: GuestSchema, headers: ['X-Guest-Job-ID', 'X-Guest-Job-Status'] },
+  202: { description: 'Queued (or, with ?wait, still running at the deadline: see X-Guest-Job-Status)', schema: GuestSchema, headers: ['X-Guest-Job-ID', 'X-Guest-Job-Status'] },
+  400: err('A bad wait or timeout parameter'),
+  404: err('No such guest'),
+  409: err(conflict),
+  500: { description: 'With ?wait: the job failed (HK_ERR_JOB_FAILED, the job in `job`); or a fault in the agent', schema: ErrorSchema, headers: ['X-Guest-Job-ID', 'X-Guest-Job-Status'] },
+  501: err('The config maps no stages to this action'),
+  502: err('A backend stage failed'),
+  503: err('The agent is stopping and accepts no new actions'),
+  504: err('A backend stage timed out'),
+});
+
+const POWER: { action: string; summary: string; conflict: string; query?: z.ZodObject }[] = [
+  { action: 'start', summary: 'Start the guest', conflict: 'Unless off, shutdown or suspended' },
+  {
+    action: 'shutdown',
+    summary: 'Shut the guest down (ACPI power button)',
+    conflict: 'Unless running',
+    query: waitQuery.extend({ timeout: z.string().optional().meta({ description: 'Seconds the guest OS gets to power off (1 to 86400)', example: '60' }) }),
+  },
+  { action: 'reboot', summary: 'Reboot the guest (soft, by the guest OS)', conflict: 'Unless running' },
+  { action: 'restart', summary: 'Reset the guest (hard)', conflict: 'Unless running or suspended' },
+  { action: 'poweroff', summary: 'Power the guest off (pull the plug)', conflict: 'Unless running, suspended or shutdown' },
+  { action: 'suspend', summary: "Pause the guest's vCPUs", conflict: 'Unless running' },
+];
+
+const METRICS: { type: string; summary: string; schema: z.ZodType }[] = [
+  { type: 'cpu', summary: 'CPU time per vCPU', schema: z.array(CpuMetricsSchema) },
+  { type: 'nic', summary: 'Counters per NIC (by NIC name)', schema: z.record(z.string(), NicMetricsSchema) },
+  { type: 'disk', summary: 'Counters per disk (by device)', schema: z.record(z.string(), DiskMetricsSchema) },
+];
+
+const deleteDoc = (method: 'delete' | 'post', path: string, operationId: string, summary: string): RouteDoc => ({
+  method,
+  path,
+  operationId,
+  tag: 'guests',
+  summary,
+  description: 'Queues the delete job; the guest leaves the registry when it succeeds (a failed one leaves it, the error in the job).',
+  query: waitQuery,
+  responses: actionResponses('While the guest cannot be deleted'),
+});
+
+export const GUEST_ROUTE_DOCS: RouteDoc[] = [
+  { method: 'get', path: '/guests', operationId: 'listGuests', tag: 'guests', summary: 'List the guests', responses: { 200: { description: 'Every guest', schema: z.array(GuestSchema) } } },
+  {
+    method: 'post',
+    path: '/guests',
+    operationId: 'createGuest',
+    tag: 'guests',
+    summary: 'Create a guest',
+    description: 'Queues the create job. A client-chosen UUID `id` makes retries idempotent: a retry answers 200 with the existing guest.',
+    query: waitQuery,
+    body: guestSchema.meta({ id: 'NewGuest', description: 'What a client may set; the agent owns id (unless a new UUID), NIC names, MACs, taps and disk devices' }),
+    responses: {
+      ...actionResponses('A guest with this id is being created'),
+      200: { description: 'An idempotent retry (the guest exists), or with ?wait the create completed', schema: GuestSchema, headers: ['X-Guest-Job-ID', 'X-Guest-Job-Status'] },
+      202: { description: 'Created, state creating; the create job is queued (or still running at the ?wait deadline)', schema: GuestSchema, headers: ['X-Guest-Job-ID', 'X-Guest-Job-Status'] },
+      400: err('An invalid body: the message names the field, `issues` lists every one'),
+      404: err('Not used'),
+      413: err('The body is larger than bodyLimit'),
+      415: err('The body is explicitly typed as something other than JSON'),
+    },
+  },
+  { method: 'get', path: '/guests/:id', operationId: 'getGuest', tag: 'guests', summary: 'Get a guest', responses: { 200: { description: 'The guest', schema: GuestSchema }, 404: err('No such guest') } },
+  {
+    method: 'get',
+    path: '/guests/:id/metadata',
+    operationId: 'getGuestMetadata',
+    tag: 'metadata',
+    summary: "Get a guest's metadata",
+    responses: { 200: { description: 'The metadata', schema: MetadataSchema }, 404: err('No such guest') },
+  },
+  {
+    method: 'patch',
+    path: '/guests/:id/metadata',
+    operationId: 'patchGuestMetadata',
+    tag: 'metadata',
+    summary: "Merge into a guest's metadata",
+    body: MetadataPatchSchema,
+    responses: { 200: { description: 'The merged metadata', schema: MetadataSchema }, 400: err('Not a metadata patch (the message names the key)'), 404: err('No such guest') },
+  },
+  ...METRICS.map(
+    (m): RouteDoc => ({
+      method: 'get',
+      path: `/guests/:id/metrics/${m.type}`,
+      operationId: `get${m.type[0].toUpperCase()}${m.type.slice(1)}Metrics`,
+      tag: 'metrics',
+      summary: m.summary,
+      responses: {
+        200: { description: 'The metrics', schema: m.schema },
+        404: err('No such guest'),
+        501: err('The config maps no stage to these metrics'),
+        502: err('The backend failed'),
+        504: err('The backend timed out'),
+      },
+    }),
+  ),
+  ...POWER.map(
+    (p): RouteDoc => ({
+      method: 'post',
+      path: `/guests/:id/${p.action}`,
+      operationId: `${p.action}Guest`,
+      tag: 'actions',
+      summary: p.summary,
+      description: 'Other query parameters are passed to the action\'s stages as string args.',
+      query: p.query ?? waitQuery,
+      responses: actionResponses(p.conflict),
+    }),
+  ),
+  deleteDoc('delete', '/guests/:id', 'deleteGuest', 'Delete a guest'),
+  deleteDoc('post', '/guests/:id/delete', 'deleteGuestAlias', "Delete a guest (mistify's alias of DELETE)"),
+  {
+    method: 'get',
+    path: '/guests/:id/jobs',
+    operationId: 'listGuestJobs',
+    tag: 'jobs',
+    summary: "A guest's jobs, newest first",
+    responses: { 200: { description: 'The jobs', schema: z.array(JobSchema) }, 404: err('No such guest') },
+  },
+  {
+    method: 'get',
+    path: '/guests/:id/jobs/:jobId',
+    operationId: 'getGuestJob',
+    tag: 'jobs',
+    summary: 'One job of a guest',
+    responses: { 200: { description: 'The job', schema: JobSchema }, 404: err('No such guest, or no such job of this guest') },
+  },
+];
+
+export const HOST_ROUTE_DOCS: RouteDoc[] = [
+  { method: 'get', path: '/metadata', operationId: 'getHostMetadata', tag: 'metadata', summary: 'Get the host metadata', responses: { 200: { description: 'The metadata', schema: MetadataSchema } } },
+  {
+    method: 'patch',
+    path: '/metadata',
+    operationId: 'patchHostMetadata',
+    tag: 'metadata',
+    summary: 'Merge into the host metadata',
+    body: MetadataPatchSchema,
+    responses: { 200: { description: 'The merged metadata', schema: MetadataSchema }, 400: err('Not a metadata patch (the message names the key)') },
+  },
+  {
+    method: 'get',
+    path: '/jobs',
+    operationId: 'listJobs',
+    tag: 'jobs',
+    summary: 'The newest jobs first',
+    query: z.object({ limit: z.string().optional().meta({ description: 'How many (1 to 100000; default 100)', example: '20' }) }),
+    responses: { 200: { description: 'The jobs', schema: z.array(JobSchema) }, 400: err('A bad limit') },
+  },
+  { method: 'get', path: '/jobs/:id', operationId: 'getJob', tag: 'jobs', summary: 'Get a job', responses: { 200: { description: 'The job', schema: JobSchema }, 404: err('Unknown or pruned') } },
+  {
+    method: 'get',
+    path: '/health',
+    operationId: 'getHealth',
+    tag: 'host',
+    summary: "Liveness and each plugin's health",
+    open: true,
+    responses: { 200: { description: 'ok, or degraded when a plugin is unhealthy', schema: HealthSchema } },
+  },
+];
+
+export const EVENT_ROUTE_DOCS: RouteDoc[] = [
+  {
+    method: 'get',
+    path: '/events',
+    operationId: 'streamEvents',
+    tag: 'events',
+    summary: 'The change feed as Server-Sent Events (docs/events.md)',
+    description:
+      'Each event is `id: N`, `event: TYPE`, `data: {"id":N,"time":"RFC 3339","type":"job.failed","guest":"ID","data":{...}}`. ' +
+      'Resume with Last-Event-ID or ?since=N (replay, then live); `reset`, `overflow` and `closing` events end or re-base a stream; `: heartbeat` comments keep it alive.',
+    query: z.object({
+      since: z.string().optional().meta({ description: 'Replay every event after this id (0 = the whole retained history), then go live', example: '0' }),
+      guest: z.string().optional().meta({ description: 'Only events of these guests (comma-separated ids)' }),
+      type: z.string().optional().meta({ description: 'Comma-separated event types (job.failed) or families (guest, job, host, plugin)', example: 'guest,job.failed' }),
+    }),
+    responses: {
+      200: { description: 'An endless text/event-stream', contentType: 'text/event-stream' },
+      400: err('A bad since, Last-Event-ID or type (the message names the valid types)'),
+    },
+  },
+];
+
+export const REFERENCE_ROUTE_DOCS: RouteDoc[] = [
+  {
+    method: 'get',
+    path: '/openapi.json',
+    operationId: 'getOpenApiDocument',
+    tag: 'reference',
+    summary: 'This document (OpenAPI 3.1)',
+    open: true,
+    responses: { 200: { description: 'The OpenAPI document', schema: z.looseObject({ openapi: z.string() }) } },
+  },
+  {
+    method: 'get',
+    path: '/docs',
+    operationId: 'getDocsPage',
+    tag: 'reference',
+    summary: 'The interactive API reference (served by the agent, no CDN)',
+    open: true,
+    responses: { 200: { description: 'An HTML page', contentType: 'text/html' } },
+  },
+  {
+    method: 'get',
+    path: '/docs/:asset',
+    operationId: 'getDocsAsset',
+    tag: 'reference',
+    summary: "The viewer's scripts and styles",
+    open: true,
+    responses: { 200: { description: 'A script, style sheet or image', contentType: 'application/octet-stream' }, 404: err('No such asset') },
+  },
+];
+
+/** Every documented route, in the order the document lists them. */
+export const ROUTE_DOCS: RouteDoc[] = [...GUEST_ROUTE_DOCS, ...HOST_ROUTE_DOCS, ...EVENT_ROUTE_DOCS, ...REFERENCE_ROUTE_DOCS];

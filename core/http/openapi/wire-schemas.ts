@@ -1,0 +1,131 @@
+/**
+ * Zod schemas of what the agent answers, for the OpenAPI document and the
+ * contract test. The TypeScript wire types stay the source of the field
+ * names: the assertions at the bottom fail to compile when a schema and its
+ * wire type disagree, so the document cannot drift from the code.
+ */
+import { z } from 'zod';
+import type { Disk, Guest, GuestCpuMetrics, GuestDiskMetrics, GuestNicMetrics, Job, Nic } from '../../contract/wire-types.js';
+
+export const NicSchema = z
+  .object({
+    name: z.string(),
+    network: z.string(),
+    model: z.string(),
+    mac: z.string(),
+    address: z.string(),
+    netmask: z.string(),
+    gateway: z.string(),
+    device: z.string().meta({ description: 'host-side tap device, assigned by the agent' }),
+    vlans: z.array(z.number().int()).nullable(),
+  })
+  .meta({ id: 'Nic' });
+
+export const DiskSchema = z
+  .object({
+    bus: z.enum(['ide', 'scsi', 'sata', 'virtio']),
+    device: z.string().meta({ description: 'guest-side device (vda, sdb...), assigned by the agent' }),
+    size: z.number().int().meta({ description: 'MiB' }),
+    volume: z.string(),
+    image: z.string(),
+    source: z.string(),
+  })
+  .meta({ id: 'Disk' });
+
+export const GuestSchema = z
+  .object({
+    id: z.string(),
+    type: z.string().meta({ description: '"" means a virtual machine' }),
+    image: z.string(),
+    nics: z.array(NicSchema).nullable(),
+    disks: z.array(DiskSchema).nullable(),
+    state: z.string().meta({ description: 'creating, off, running, suspended, shutdown, deleting, error; backends may add others', example: 'running' }),
+    memory: z.number().int().meta({ description: 'MiB' }),
+    cpu: z.number().int().meta({ description: 'vCPUs' }),
+    vnc: z.number().int().meta({ description: 'VNC port, 0 when none' }),
+    metadata: z.record(z.string(), z.string()).nullable(),
+  })
+  .meta({ id: 'Guest', description: 'A virtual machine (or container) on this host' });
+
+export const JobSchema = z
+  .object({
+    ID: z.string(),
+    GuestID: z.string(),
+    Action: z.string(),
+    QueuedAt: z.string().meta({ description: 'RFC 3339; Go zero time 0001-01-01T00:00:00Z when unset' }),
+    StartedAt: z.string(),
+    UpdatedAt: z.string(),
+    Status: z.enum(['Queued', 'Running', 'Complete', 'Error']),
+    Message: z.string(),
+  })
+  .meta({ id: 'Job', description: 'A queued action (mistify field names)' });
+
+export const CpuMetricsSchema = z.object({ cpu_time: z.number(), vcpu_time: z.number() }).meta({ id: 'GuestCpuMetrics', description: 'per vCPU; seconds' });
+
+export const NicMetricsSchema = z
+  .object({
+    name: z.string(),
+    rx_bytes: z.number(),
+    rx_packets: z.number(),
+    rx_errors: z.number(),
+    rx_drops: z.number(),
+    tx_bytes: z.number(),
+    tx_packets: z.number(),
+    tx_errors: z.number(),
+    tx_drops: z.number(),
+  })
+  .meta({ id: 'GuestNicMetrics' });
+
+export const DiskMetricsSchema = z
+  .object({
+    disk: z.string(),
+    read_ops: z.number(),
+    read_bytes: z.number(),
+    read_time: z.number(),
+    write_ops: z.number(),
+    write_bytes: z.number(),
+    write_time: z.number(),
+    flush_ops: z.number(),
+    flush_time: z.number(),
+  })
+  .meta({ id: 'GuestDiskMetrics', description: 'times in seconds' });
+
+export const MetadataSchema = z.record(z.string(), z.string()).meta({ id: 'Metadata', description: 'string keys to string values' });
+
+export const MetadataPatchSchema = z
+  .record(z.string().min(1).max(256), z.string().max(65536).nullable())
+  .meta({ id: 'MetadataPatch', description: 'a string value sets a key, null removes it; at most 1024 keys' });
+
+export const ErrorSchema = z
+  .looseObject({
+    message: z.string().meta({ description: 'what is wrong, for a person' }),
+    code: z.number().int().meta({ description: 'the HTTP status' }),
+    error: z.string().meta({ description: 'stable HK_ERR_* name', example: 'HK_ERR_GUEST_NOT_FOUND' }),
+    issues: z.array(z.object({ path: z.string(), message: z.string() })).optional().meta({ description: 'every invalid field of a create body' }),
+    job: JobSchema.optional().meta({ description: 'the failed job (HK_ERR_JOB_FAILED)' }),
+  })
+  .meta({ id: 'Error', description: 'Every error; never a stack trace' });
+
+export const HealthSchema = z
+  .object({
+    status: z.enum(['ok', 'degraded']),
+    version: z.string(),
+    uptimeSeconds: z.number().int(),
+    guests: z.number().int(),
+    jobs: z.object({ queued: z.number().int(), running: z.number().int() }),
+    logLinesDropped: z.number().int().meta({ description: 'log lines dropped because stdout was not read fast enough' }),
+    plugins: z.record(z.string(), z.looseObject({ healthy: z.boolean(), message: z.string().optional(), details: z.record(z.string(), z.unknown()).optional() })),
+  })
+  .meta({ id: 'Health' });
+
+// Compile-time agreement between each schema and its wire type (both ways).
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+type NonNull<T> = { [K in keyof T]: Exclude<T[K], null> };
+const agree = <T extends true>(): T => true as T;
+agree<Same<NonNull<z.infer<typeof NicSchema>>, Nic>>();
+agree<Same<z.infer<typeof DiskSchema>, Disk>>();
+agree<Same<Omit<NonNull<z.infer<typeof GuestSchema>>, 'nics' | 'disks'>, Omit<Guest, 'nics' | 'disks' | 'state'> & { state: string }>>();
+agree<Same<z.infer<typeof JobSchema>, Job>>();
+agree<Same<z.infer<typeof CpuMetricsSchema>, GuestCpuMetrics>>();
+agree<Same<z.infer<typeof NicMetricsSchema>, GuestNicMetrics>>();
+agree<Same<z.infer<typeof DiskMetricsSchema>, GuestDiskMetrics>>();
