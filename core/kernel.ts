@@ -22,8 +22,7 @@ import { loadPlugins, pluginHealth, stageCatalogue, type LoadedPlugin } from './
 import { StateStore } from './state/state-store.js';
 import { HealthWatch } from './events/health-watch.js';
 import type { SseStream } from './events/sse-stream.js';
-// Process isolation for "isolate": true and "command" plugin entries.
-import './isolation/index.js';
+import { processIsolation } from './isolation/index.js';
 
 export const VERSION: string = (() => {
   try {
@@ -44,7 +43,7 @@ export async function preparePlugins(
   container: DependencyContainer,
   dataDir: string,
 ): Promise<{ plugins: LoadedPlugin[]; plans: ActionPlans }> {
-  const plugins = await loadPlugins(loaded.config.plugins, { container, log, dataDir, configFile: loaded.file });
+  const plugins = await loadPlugins(loaded.config.plugins, { container, log, dataDir, configFile: loaded.file, isolation: processIsolation });
   try {
     const plans = buildActionPlans(loaded.config, loaded.file, stageCatalogue(plugins), log);
     return { plugins, plans };

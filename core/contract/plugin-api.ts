@@ -7,16 +7,13 @@
  * Importing it must have no side effects: the kernel imports a module once to
  * read its manifest even when the plugin then runs isolated in a child process.
  */
+import type { InjectionToken } from 'tsyringe';
 import type { ZodType } from 'zod';
-import type {
-  Guest,
-  GuestMetricsRequest,
-  GuestMetricsResponse,
-  GuestRequest,
-  GuestResponse,
-} from './wire-types.js';
+import type { Guest } from './wire-types.js';
+import { actionStage, metricsStage, type StageHandler, type StageKind, type StageSet } from './stage-kinds.js';
 
 export type * from './wire-types.js';
+export * from './stage-kinds.js';
 
 /**
  * Major version of this contract. A manifest states the version it was built
@@ -36,6 +33,8 @@ export const Tokens = {
   DataDir: 'hyperkern.PluginDataDir',
   /** The {@link GuestDirectory}: read guests, report what the hypervisor says. */
   Guests: 'hyperkern.GuestDirectory',
+  /** {@link PluginDependencies}: the stages of the plugins listed in `dependsOn`. */
+  Dependencies: 'hyperkern.PluginDependencies',
 } as const;
 
 /** Structured logger (pino-compatible subset). */
@@ -76,22 +75,15 @@ export interface StageContext {
   log: Logger;
 }
 
-export type ActionStage = (
-  request: GuestRequest,
-  ctx: StageContext,
-) => Promise<GuestResponse | void> | GuestResponse | void;
-
-export type MetricsStage = (
-  request: GuestMetricsRequest,
-  ctx: StageContext,
-) => Promise<GuestMetricsResponse> | GuestMetricsResponse;
-
-/** `action` stages take a GuestRequest; `metrics` stages a GuestMetricsRequest. */
-export type StageKind = 'action' | 'metrics';
+/** A lifecycle stage handler. */
+export type ActionStage = StageHandler<'action'>;
+/** A metrics stage handler. */
+export type MetricsStage = StageHandler<'metrics'>;
 
 /**
  * The stages of a complete hypervisor backend: every lifecycle action and
- * every metrics type. A backend manifest can declare `stages: HYPERVISOR_BACKEND_STAGES`.
+ * every metrics type, with their kinds. {@link hypervisorBackendStages}
+ * builds a backend's stage set from an object with one method per entry.
  */
 export const HYPERVISOR_BACKEND_STAGES = {
   create: 'action',
@@ -107,56 +99,131 @@ export const HYPERVISOR_BACKEND_STAGES = {
   diskMetrics: 'metrics',
 } as const satisfies Record<string, StageKind>;
 
+/** One handler per stage of a full backend, each typed by its kind. */
+export type HypervisorBackendHandlers = {
+  [Name in keyof typeof HYPERVISOR_BACKEND_STAGES]: StageHandler<(typeof HYPERVISOR_BACKEND_STAGES)[Name]>;
+};
+
+/** The stage set of a full backend: `stages: (qemu) => hypervisorBackendStages(qemu.handlers)`. */
+export function hypervisorBackendStages(handlers: HypervisorBackendHandlers): StageSet {
+  return {
+    create: actionStage(handlers.create),
+    start: actionStage(handlers.start),
+    shutdown: actionStage(handlers.shutdown),
+    reboot: actionStage(handlers.reboot),
+    restart: actionStage(handlers.restart),
+    poweroff: actionStage(handlers.poweroff),
+    suspend: actionStage(handlers.suspend),
+    delete: actionStage(handlers.delete),
+    cpuMetrics: metricsStage(handlers.cpuMetrics),
+    nicMetrics: metricsStage(handlers.nicMetrics),
+    diskMetrics: metricsStage(handlers.diskMetrics),
+  };
+}
+
 export interface PluginHealth {
   healthy: boolean;
   message?: string;
   details?: Record<string, unknown>;
 }
 
-/** A constructed plugin: the handlers for the stages its manifest declares. */
+/**
+ * A constructed plugin's life cycle. Its stages are not here: the manifest's
+ * `stages` function names them, with their handlers, once.
+ */
 export interface PluginInstance {
-  /** One handler per stage name the manifest declares (short names). */
-  readonly stages: Record<string, ActionStage | MetricsStage>;
-  /** Called once every plugin is constructed, before the API listens. */
+  /** Called once every plugin is constructed, in dependency order, before the API listens. */
   start?(): Promise<void>;
-  /** Called on agent shutdown; release processes, sockets, timers. */
+  /** Called on agent shutdown (reverse dependency order); release processes, sockets, timers. */
   stop?(): Promise<void>;
   health?(): Promise<PluginHealth> | PluginHealth;
 }
 
-export interface PluginManifest<Options = unknown> {
+/**
+ * What a plugin gets (inject {@link Tokens.Dependencies}) to use the plugins
+ * its manifest lists in `dependsOn`: their stages, typed by kind. Asking for
+ * a plugin not listed, a stage it lacks or a stage of another kind throws,
+ * so a mistake fails the boot when asked for in a constructor.
+ */
+export interface PluginDependencies {
+  stage<K extends StageKind>(plugin: string, stage: string, kind: K): StageHandler<K>;
+}
+
+/** The plugin class: whatever the injector (tsyringe) can construct. */
+export type PluginClass<P> = Extract<InjectionToken<P>, abstract new (...args: never) => unknown>;
+
+/** What {@link definePlugin} takes: the manifest, typed by its options and class. */
+export interface PluginDefinition<Options, P extends object> {
   /** Default instance id and stage prefix: `simulator` gives `simulator.start`. */
   id: string;
   version: string;
   /** The {@link PLUGIN_API_VERSION} this plugin was written against. */
   pluginApi: number;
   description?: string;
-  /** Plugin instance ids that must be configured alongside this one. */
-  dependsOn?: string[];
+  /**
+   * Plugin instance ids that must be configured alongside this one. They are
+   * constructed and started before it (and stopped after); a cycle or an id
+   * the config lacks fails the boot. See {@link PluginDependencies}.
+   */
+  dependsOn?: readonly string[];
   /** Schema of the options; parsing applies defaults. */
   options?: ZodType<Options>;
-  /**
-   * The stages this plugin contributes, short name -> kind. A function when
-   * the set depends on the options (e.g. a bridge to an external service).
-   */
-  stages: Record<string, StageKind> | ((options: Options) => Record<string, StageKind>);
   /**
    * The plugin class. The kernel resolves it from the plugin's own child
    * container, so its constructor gets `@inject(Tokens.X)` services.
    */
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any
-  create: new (...args: any[]) => PluginInstance;
+  create: PluginClass<P>;
+  /**
+   * The one list of this plugin's stages, short name -> stage made with
+   * {@link actionStage}, {@link metricsStage} or {@link defineStage}, bound
+   * to the constructed instance. Called once per instance.
+   */
+  stages: (plugin: P) => StageSet;
+}
+
+/** Builds a class's instance in the plugin's container (the kernel supplies it). */
+export type ResolveClass = <T>(cls: PluginClass<T>) => T;
+
+/** A plugin built: its life cycle and its stages. */
+export interface ConstructedPlugin {
+  instance: PluginInstance;
+  stages: StageSet;
+}
+
+/** A manifest as the kernel reads it (what {@link definePlugin} returns). */
+export interface PluginManifest {
+  readonly id: string;
+  readonly version: string;
+  readonly pluginApi: number;
+  readonly description?: string;
+  readonly dependsOn?: readonly string[];
+  readonly options?: ZodType<unknown>;
+  /** The definition's class and stage list, kept for readers; the kernel calls {@link construct}. */
+  readonly create: unknown;
+  readonly stages: unknown;
+  /** Construct the instance and bind its stages. */
+  construct(resolve: ResolveClass): ConstructedPlugin;
 }
 
 /** Declare a plugin. Checks the manifest's shape early so authors see mistakes at import. */
-export function definePlugin<Options>(manifest: PluginManifest<Options>): PluginManifest<Options> {
-  if (!/^[a-z][a-z0-9-]*$/.test(manifest.id)) {
-    throw new TypeError(`plugin id "${manifest.id}" must be lower-case letters, digits and dashes`);
+export function definePlugin<Options, P extends object>(definition: PluginDefinition<Options, P>): PluginManifest {
+  if (!/^[a-z][a-z0-9-]*$/.test(definition.id)) {
+    throw new TypeError(`plugin id "${definition.id}" must be lower-case letters, digits and dashes`);
   }
-  if (typeof manifest.create !== 'function') {
-    throw new TypeError(`plugin "${manifest.id}": create must be a class`);
+  if (typeof definition.create !== 'function') {
+    throw new TypeError(`plugin "${definition.id}": create must be a class`);
   }
-  return Object.freeze({ ...manifest });
+  if (typeof definition.stages !== 'function') {
+    throw new TypeError(`plugin "${definition.id}": stages must be a function of the instance, returning its stages`);
+  }
+  return Object.freeze({
+    ...definition,
+    construct(resolve: ResolveClass): ConstructedPlugin {
+      const instance: P = resolve(definition.create);
+      const lifecycle: PluginInstance = instance;
+      return { instance: lifecycle, stages: definition.stages(instance) };
+    },
+  });
 }
 
 /**

@@ -5,18 +5,14 @@
  * construct, because such a plugin only ever runs out of process.
  */
 import { Errors, messageOf } from '../errors.js';
-import { Tokens, type GuestDirectory, type PluginInstance, type PluginManifest } from '../contract/plugin-api.js';
+import { Tokens, type GuestDirectory, type PluginManifest } from '../contract/plugin-api.js';
 import type { PluginConfig } from '../config/config.js';
 import { describePluginEntry, type KernelServices } from '../plugins/plugin-loader.js';
 import { childProgram } from './isolated-plugin.js';
 import { PluginChild } from './plugin-child.js';
 
-class ExternalSubAgent implements PluginInstance {
-  readonly stages = {};
-  constructor() {
-    throw new Error('an external sub-agent (config "command") only runs isolated');
-  }
-}
+/** Stands in for the class such a manifest lacks; construct() never builds it. */
+class ExternalSubAgent {}
 
 export async function readExternalManifest(entry: PluginConfig, where: string, services: KernelServices): Promise<PluginManifest> {
   let child: PluginChild;
@@ -40,5 +36,8 @@ export async function readExternalManifest(entry: PluginConfig, where: string, s
     description: hello.description,
     stages: hello.stages,
     create: ExternalSubAgent,
+    construct: () => {
+      throw new Error('an external sub-agent (config "command") only runs isolated');
+    },
   };
 }

@@ -1,11 +1,13 @@
 /**
- * Plugs process isolation into the loader: `"isolate": true` entries and
+ * Process isolation as the loader uses it: `"isolate": true` entries and
  * `command` entries (external sub-agents) run in child processes. The
- * kernel imports this module once; the loader itself knows no processes.
+ * kernel passes this to the loader explicitly (KernelServices.isolation).
  */
-import { registerExternalManifestReader, registerIsolatedPluginFactory } from '../plugins/plugin-loader.js';
+import type { PluginIsolation } from '../plugins/plugin-loader.js';
 import { readExternalManifest } from './external-manifest.js';
 import { IsolatedPlugin } from './isolated-plugin.js';
 
-registerIsolatedPluginFactory((slot, services) => IsolatedPlugin.create(slot, services));
-registerExternalManifestReader(readExternalManifest);
+export const processIsolation: PluginIsolation = {
+  construct: (slot, services) => IsolatedPlugin.create(slot, services),
+  readExternalManifest,
+};

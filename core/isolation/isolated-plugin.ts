@@ -16,19 +16,21 @@ import PQueue from 'p-queue';
 import { fileURLToPath } from 'node:url';
 import { messageOf } from '../errors.js';
 import {
+  STAGE_KINDS,
   StageRejection,
   Tokens,
-  type ActionStage,
+  defineStage,
+  type ConstructedPlugin,
   type GuestDirectory,
-  type MetricsStage,
   type PluginHealth,
   type PluginInstance,
-  type StageContext,
+  type Stage,
   type StageKind,
+  type StageSet,
 } from '../contract/plugin-api.js';
 import { resolvePluginModule, type KernelServices, type PluginSlot } from '../plugins/plugin-loader.js';
 import { PluginChild, type ChildSpec } from './plugin-child.js';
-import { RemoteError, describe } from './rpc-peer.js';
+import { RemoteError } from './rpc-peer.js';
 
 /** Restart policy; a child up for `windowMs` without crashing starts with a clean slate. */
 export const RESTART_POLICY = { firstDelayMs: 200, maxDelayMs: 10_000, windowMs: 60_000, maxCrashesInWindow: 5 };
@@ -55,7 +57,9 @@ export function childProgram(slot: Pick<PluginSlot, 'config'>, configFile: strin
 }
 
 export class IsolatedPlugin implements PluginInstance {
-  readonly stages: Record<string, ActionStage | MetricsStage> = {};
+  /** Forwarders for the stages the first child named at init; every restart must name the same. */
+  private stages: StageSet = {};
+  private offered: Record<string, StageKind> | undefined;
   private state: State = 'starting';
   private child: PluginChild | undefined;
   private readonly queue: PQueue;
@@ -81,14 +85,13 @@ export class IsolatedPlugin implements PluginInstance {
       guests: services.container.resolve<GuestDirectory>(Tokens.Guests),
       handshakeTimeoutMs: HANDSHAKE_TIMEOUT_MS,
     };
-    for (const [short, kind] of Object.entries(slot.stages)) this.stages[short] = this.forward(short, kind) as ActionStage & MetricsStage;
   }
 
-  /** Launch the first child; a plugin that cannot start fails the boot. */
-  static async create(slot: PluginSlot, services: KernelServices): Promise<IsolatedPlugin> {
+  /** Launch the first child (a plugin that cannot start fails the boot); its stages are those it names. */
+  static async create(slot: PluginSlot, services: KernelServices): Promise<ConstructedPlugin> {
     const plugin = new IsolatedPlugin(slot, services);
     plugin.child = await plugin.launch(false);
-    return plugin;
+    return { instance: plugin, stages: plugin.stages };
   }
 
   async start(): Promise<void> {
@@ -130,8 +133,9 @@ export class IsolatedPlugin implements PluginInstance {
     await child?.stop(STOP_GRACE_MS);
   }
 
-  private forward(short: string, kind: StageKind): (request: never, ctx: StageContext) => Promise<unknown> {
-    return (request, ctx) =>
+  private forward<K extends StageKind>(short: string, kind: K): Stage {
+    const spec = STAGE_KINDS[kind];
+    return defineStage(kind, (request, ctx) =>
       this.queue.add(
         async () => {
           const child = await this.readyChild(ctx.signal);
@@ -145,10 +149,14 @@ export class IsolatedPlugin implements PluginInstance {
             }
             throw error;
           }
-          return checkResponse(this.label, short, kind, result);
+          // A child's answer must have the shape its stage kind promises; anything else is the plugin's fault.
+          const checked = spec.checkResponse(result);
+          if (!checked.ok) throw new Error(`${this.label} answered stage ${short} with ${checked.problem}`);
+          return checked.value;
         },
         { signal: ctx.signal },
-      );
+      ),
+    );
   }
 
   /** The running child, waiting (bounded by `signal`) while it restarts. */
@@ -187,7 +195,12 @@ export class IsolatedPlugin implements PluginInstance {
         logLevel: this.services.log.level,
       });
       const offered = init.stages ?? child.manifest.stages;
-      const missing = Object.entries(this.slot.stages).filter(([name, kind]) => offered[name] !== kind).map(([name, kind]) => `${name} (${kind})`);
+      if (this.offered === undefined) {
+        // The first child decides the stage set.
+        this.offered = offered;
+        this.stages = Object.fromEntries(Object.entries(offered).map(([name, kind]) => [name, this.forward(name, kind)]));
+      }
+      const missing = Object.entries(this.offered).filter(([name, kind]) => offered[name] !== kind).map(([name, kind]) => `${name} (${kind})`);
       if (missing.length) {
         throw new Error(`${this.label} does not offer stage(s) ${missing.join(', ')}; it offers ${Object.entries(offered).map(([n, k]) => `${n} (${k})`).join(', ') || 'none'}`);
       }
@@ -270,16 +283,4 @@ export class IsolatedPlugin implements PluginInstance {
 
 function rejectionStatus(status: number): 400 | 404 | 409 | 422 {
   return status === 404 || status === 409 || status === 422 ? status : 400;
-}
-
-/** A child's answer must have the shape its stage kind promises; anything else is the plugin's fault. */
-function checkResponse(label: string, stage: string, kind: StageKind, result: unknown): unknown {
-  const isMap = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v) && !Buffer.isBuffer(v);
-  if (kind === 'action') {
-    if (result === null || result === undefined) return undefined;
-    if (isMap(result) && (result.guest === undefined || result.guest === null || isMap(result.guest))) return result;
-    throw new Error(`${label} answered stage ${stage} with ${describe(result)}; a lifecycle stage answers a GuestResponse map ({guest, message}) or nil`);
-  }
-  if (isMap(result)) return result;
-  throw new Error(`${label} answered stage ${stage} with ${describe(result)}; a metrics stage answers a GuestMetricsResponse map`);
 }

@@ -14,8 +14,8 @@ import 'reflect-metadata';
 import { pino } from 'pino';
 import { container as globalContainer } from 'tsyringe';
 import { messageOf } from '../errors.js';
-import type { AgentLogger } from '../logger.js';
-import { Tokens, type ActionStage, type Guest, type GuestDirectory, type PluginInstance, type PluginManifest, type StageKind } from '../contract/plugin-api.js';
+import { asPluginLogger, type AgentLogger } from '../logger.js';
+import { Tokens, type ConstructedPlugin, type Guest, type GuestDirectory, type PluginDependencies, type PluginManifest, type StageKind } from '../contract/plugin-api.js';
 import { constructInProcess, type PluginSlot } from '../plugins/plugin-loader.js';
 import {
   ChildMethods,
@@ -48,7 +48,7 @@ function makeLogger(level: string): AgentLogger {
 let log = makeLogger('info');
 let manifest: PluginManifest | undefined;
 let moduleUrl = '';
-let instance: PluginInstance | undefined;
+let plugin: ConstructedPlugin | undefined;
 let instanceId = '';
 const running = new Map<number, AbortController>();
 let stopping = false;
@@ -67,9 +67,16 @@ class KernelGuestDirectory implements GuestDirectory {
   }
 }
 
-function needInstance(): PluginInstance {
-  if (!instance) throw new Error('the plugin is not initialised; the kernel must call "init" first');
-  return instance;
+/** Stages of other plugins live in the kernel's process, out of reach from here. */
+const noDependencies: PluginDependencies = {
+  stage: (plugin, stage) => {
+    throw new Error(`an isolated plugin cannot use another plugin's stages (asked for ${plugin}.${stage}); run it in-process`);
+  },
+};
+
+function needPlugin(): ConstructedPlugin {
+  if (!plugin) throw new Error('the plugin is not initialised; the kernel must call "init" first');
+  return plugin;
 }
 
 const peer: RpcPeer = new RpcPeer({
@@ -81,15 +88,17 @@ const peer: RpcPeer = new RpcPeer({
       if (protocol !== ISOLATION_PROTOCOL_VERSION) throw new Error(`kernel speaks isolation protocol ${protocol}; this child speaks ${ISOLATION_PROTOCOL_VERSION}`);
       if (typeof module !== 'string') throw new Error('hello needs the plugin module to load');
       moduleUrl = module;
-      manifest = ((await import(module)) as { default?: PluginManifest }).default;
-      if (!manifest || typeof manifest.create !== 'function') throw new Error(`${module} has no plugin manifest as its default export`);
+      const exported: { default?: PluginManifest } = await import(module);
+      manifest = exported.default;
+      if (!manifest || typeof manifest.construct !== 'function') throw new Error(`${module} has no plugin manifest (made with definePlugin) as its default export`);
       return {
         protocol: ISOLATION_PROTOCOL_VERSION,
         id: manifest.id,
         version: manifest.version,
         pluginApi: manifest.pluginApi,
         description: manifest.description,
-        stages: typeof manifest.stages === 'function' ? {} : manifest.stages,
+        // A TypeScript plugin's stages are known once it is built: "init" names them.
+        stages: {},
       };
     },
     [ChildMethods.init]: ([params]): InitResult => {
@@ -97,42 +106,43 @@ const peer: RpcPeer = new RpcPeer({
       const { id, options, dataDir, logLevel } = params as InitParams;
       log = makeLogger(logLevel || 'info');
       instanceId = id;
-      const stages: Record<string, StageKind> = typeof manifest.stages === 'function' ? manifest.stages(options) : manifest.stages;
       const slot: PluginSlot = {
         id,
         manifest,
         config: { module: moduleUrl, isolate: false, maxPending: 1, options: {} },
         options,
-        stages,
         dataDir,
       };
       const root = globalContainer.createChildContainer();
       root.register(Tokens.Guests, { useValue: new KernelGuestDirectory(peer) });
-      instance = constructInProcess(slot, root, log);
+      plugin = constructInProcess(slot, root, log, noDependencies);
+      const stages: Record<string, StageKind> = {};
+      for (const [name, stage] of Object.entries(plugin.stages)) stages[name] = stage.kind;
       return { stages };
     },
     [ChildMethods.start]: async () => {
-      await needInstance().start?.();
+      await needPlugin().instance.start?.();
       return null;
     },
     [ChildMethods.stage]: async ([params], msgid) => {
       const { stage, request, timeoutMs, jobId } = params as StageParams;
-      const plugin = needInstance();
-      const handler = Object.hasOwn(plugin.stages, stage) ? (plugin.stages[stage] as ActionStage) : undefined;
-      if (typeof handler !== 'function') throw new Error(`no stage "${stage}" in plugin "${instanceId}"`);
+      const { stages } = needPlugin();
+      const handler = Object.hasOwn(stages, stage) ? stages[stage] : undefined;
+      if (!handler) throw new Error(`no stage "${stage}" in plugin "${instanceId}"`);
       const controller = new AbortController();
       running.set(msgid, controller);
       // The kernel cancels on its own timeout; this is the backstop if the cancel is lost.
       const timer = setTimeout(() => controller.abort(new Error(`stage ${instanceId}.${stage} did not finish within ${timeoutMs / 1000} s`)), timeoutMs);
       try {
         const name = `${instanceId}.${stage}`;
-        return (await handler.call(plugin.stages, request as never, { stage: name, signal: controller.signal, timeoutMs, jobId, log: log.child({ stage: name, job: jobId }) as never })) ?? null;
+        const stageLog = asPluginLogger(log.child({ stage: name, job: jobId }));
+        return (await handler.invokeUnchecked(request, { stage: name, signal: controller.signal, timeoutMs, jobId, log: stageLog })) ?? null;
       } finally {
         clearTimeout(timer);
         running.delete(msgid);
       }
     },
-    [ChildMethods.health]: async () => (instance?.health ? await instance.health() : { healthy: true }),
+    [ChildMethods.health]: async () => (plugin?.instance.health ? await plugin.instance.health() : { healthy: true }),
     [ChildMethods.ping]: () => 'pong',
     [ChildMethods.stop]: async () => {
       await shutdown();
@@ -158,7 +168,7 @@ async function shutdown(): Promise<void> {
   stopping = true;
   for (const controller of running.values()) controller.abort(new Error('the plugin is stopping'));
   try {
-    await instance?.stop?.();
+    await plugin?.instance.stop?.();
   } catch (error) {
     log.warn({ error: messageOf(error) }, 'plugin did not stop cleanly');
   }

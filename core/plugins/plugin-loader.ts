@@ -15,12 +15,15 @@ import { Errors, messageOf } from '../errors.js';
 import type { AgentLogger } from '../logger.js';
 import {
   PLUGIN_API_VERSION,
+  STAGE_KINDS,
   Tokens,
-  type ActionStage,
-  type MetricsStage,
+  isStageKind,
+  type ConstructedPlugin,
+  type PluginDependencies,
   type PluginHealth,
   type PluginInstance,
   type PluginManifest,
+  type StageHandler,
   type StageKind,
 } from '../contract/plugin-api.js';
 import type { StageHandle } from './stage-handle.js';
@@ -34,34 +37,22 @@ export interface PluginSlot {
   manifest: PluginManifest;
   config: PluginConfig;
   options: unknown;
-  stages: Record<string, StageKind>;
   /** Where the plugin may keep files. */
   dataDir: string;
 }
 
-export interface LoadedPlugin extends PluginSlot {
-  instance: PluginInstance;
-}
+/** A plugin constructed (in-process or as a stand-in for a child process), with its stages. */
+export interface LoadedPlugin extends PluginSlot, ConstructedPlugin {}
 
 /**
- * Runs a plugin out of process. Provided by the isolation module when it is
- * available; the loader itself knows nothing of child processes.
+ * Process isolation, as the kernel hands it to the loader (the loader
+ * itself knows no child processes): runs `"isolate": true` entries out of
+ * process, and reads the manifest of `command` entries (external
+ * sub-agents) from their handshake.
  */
-export type IsolatedPluginFactory = (slot: PluginSlot, services: KernelServices) => Promise<PluginInstance>;
-let isolatedFactory: IsolatedPluginFactory | undefined;
-export function registerIsolatedPluginFactory(factory: IsolatedPluginFactory): void {
-  isolatedFactory = factory;
-}
-
-/**
- * Reads the manifest of an external sub-agent (a config entry with
- * `command` instead of `module`) from its handshake. Provided by the
- * isolation module, like the factory above.
- */
-export type ExternalManifestReader = (entry: PluginConfig, where: string, services: KernelServices) => Promise<PluginManifest>;
-let externalManifestReader: ExternalManifestReader | undefined;
-export function registerExternalManifestReader(reader: ExternalManifestReader): void {
-  externalManifestReader = reader;
+export interface PluginIsolation {
+  construct(slot: PluginSlot, services: KernelServices): Promise<ConstructedPlugin>;
+  readExternalManifest(entry: PluginConfig, where: string, services: KernelServices): Promise<PluginManifest>;
 }
 
 /** How an entry is named in messages: its module, or its command line. */
@@ -74,6 +65,8 @@ export interface KernelServices {
   log: AgentLogger;
   dataDir: string;
   configFile: string;
+  /** Absent in a build without process isolation. */
+  isolation?: PluginIsolation;
 }
 
 /** Where a config's `module` string points. */
@@ -93,10 +86,10 @@ export async function loadPlugins(entries: PluginConfig[], services: KernelServi
     slots.push(await readSlot(entry, index, services));
   }
   checkUniqueness(slots, services.configFile);
-  checkDependencies(slots, services.configFile);
+  const ordered = dependencyOrder(slots, services.configFile);
   const loaded: LoadedPlugin[] = [];
   try {
-    for (const slot of slots) loaded.push({ ...slot, instance: await instantiate(slot, services) });
+    for (const slot of ordered) loaded.push({ ...slot, ...(await instantiate(slot, services, loaded)) });
   } catch (error) {
     await Promise.allSettled(loaded.map((p) => p.instance.stop?.()));
     throw error;
@@ -108,8 +101,8 @@ async function readSlot(entry: PluginConfig, index: number, services: KernelServ
   const where = `${services.configFile}: plugins[${index}] ("${describePluginEntry(entry)}")`;
   let module: { default?: unknown };
   if (entry.command) {
-    if (!externalManifestReader) throw Errors.config(`${where}: "command" needs isolation support, which this build lacks; use "module"`);
-    module = { default: await externalManifestReader(entry, where, services) };
+    if (!services.isolation) throw Errors.config(`${where}: "command" needs isolation support, which this build lacks; use "module"`);
+    module = { default: await services.isolation.readExternalManifest(entry, where, services) };
   } else {
     const specifier = resolvePluginModule(entry.module!, services.configFile);
     try {
@@ -138,8 +131,7 @@ async function readSlot(entry: PluginConfig, index: number, services: KernelServ
     options = parsed.data;
   }
   const id = entry.id ?? manifest!.id;
-  const stages = typeof manifest!.stages === 'function' ? manifest!.stages(options) : manifest!.stages;
-  return { id, manifest: manifest!, config: entry, options, stages, dataDir: path.join(services.dataDir, 'plugins', id) };
+  return { id, manifest: manifest!, config: entry, options, dataDir: path.join(services.dataDir, 'plugins', id) };
 }
 
 function manifestProblem(manifest: PluginManifest | undefined): string | undefined {
@@ -147,6 +139,7 @@ function manifestProblem(manifest: PluginManifest | undefined): string | undefin
   const missing = (['id', 'version', 'pluginApi', 'stages', 'create'] as const).filter((k) => manifest[k] === undefined);
   if (missing.length) return `the manifest lacks ${missing.join(', ')}; make it with definePlugin()`;
   if (typeof manifest.create !== 'function') return 'the manifest\'s "create" is not a class';
+  if (typeof manifest.construct !== 'function') return 'the manifest was not made with definePlugin() (it has no "construct")';
   return undefined;
 }
 
@@ -161,43 +154,88 @@ function checkUniqueness(slots: PluginSlot[], file: string): void {
   }
 }
 
-function checkDependencies(slots: PluginSlot[], file: string): void {
-  const ids = new Set(slots.map((s) => s.id));
+/**
+ * The slots in an order where every plugin comes after those it depends on
+ * (config order otherwise): construction and start follow it, stop reverses it.
+ */
+function dependencyOrder(slots: PluginSlot[], file: string): PluginSlot[] {
+  const byId = new Map(slots.map((s) => [s.id, s]));
   for (const slot of slots) {
-    const missing = (slot.manifest.dependsOn ?? []).filter((d) => !ids.has(d));
+    const missing = (slot.manifest.dependsOn ?? []).filter((d) => !byId.has(d));
     if (missing.length) {
       throw Errors.config(`${file}: plugin "${slot.id}" needs plugin(s) ${missing.map((m) => `"${m}"`).join(', ')}, which the config does not list; add them to "plugins"`);
     }
   }
+  const ordered: PluginSlot[] = [];
+  const done = new Set<string>();
+  const visit = (slot: PluginSlot, path: string[]): void => {
+    if (done.has(slot.id)) return;
+    if (path.includes(slot.id)) {
+      const cycle = [...path.slice(path.indexOf(slot.id)), slot.id];
+      throw Errors.config(`${file}: plugins depend on each other in a cycle (${cycle.map((c) => `"${c}"`).join(' -> ')}); remove one of these "dependsOn" links`);
+    }
+    for (const dependency of slot.manifest.dependsOn ?? []) visit(byId.get(dependency)!, [...path, slot.id]);
+    done.add(slot.id);
+    ordered.push(slot);
+  };
+  for (const slot of slots) visit(slot, []);
+  return ordered;
 }
 
-async function instantiate(slot: PluginSlot, services: KernelServices): Promise<PluginInstance> {
+async function instantiate(slot: PluginSlot, services: KernelServices, earlier: LoadedPlugin[]): Promise<ConstructedPlugin> {
   await mkdir(slot.dataDir, { recursive: true });
-  let instance: PluginInstance;
+  let constructed: ConstructedPlugin;
   if (slot.config.isolate) {
-    if (!isolatedFactory) {
+    if (!services.isolation) {
       throw Errors.config(`${services.configFile}: plugin "${slot.id}" asks for "isolate": true, but this build has no isolation support; remove "isolate"`);
     }
-    instance = await isolatedFactory(slot, services);
+    constructed = await services.isolation.construct(slot, services);
   } else {
-    instance = constructInProcess(slot, services.container, services.log);
+    constructed = constructInProcess(slot, services.container, services.log, dependenciesOf(slot, earlier));
   }
-  const missing = Object.keys(slot.stages).filter((name) => typeof instance.stages?.[name] !== 'function');
-  if (missing.length) {
-    throw Errors.pluginLoad(`plugin "${slot.id}" declares stage(s) ${missing.join(', ')} but its instance has no handler for them`);
+  const missing = Object.entries(constructed.stages ?? {})
+    .filter(([, stage]) => typeof stage?.invoke !== 'function' || !isStageKind(stage.kind))
+    .map(([name]) => name);
+  if (!constructed.stages || missing.length) {
+    throw Errors.pluginLoad(`plugin "${slot.id}" declares stage(s) ${missing.join(', ') || '(no stage list)'} but its instance has no handler for them; make each with actionStage()/metricsStage()`);
   }
-  return instance;
+  const badName = Object.keys(constructed.stages).find((name) => !/^[A-Za-z][A-Za-z0-9_.-]*$/.test(name));
+  if (badName !== undefined) {
+    throw Errors.pluginLoad(`plugin "${slot.id}": stage name "${badName}" must start with a letter and hold only letters, digits, "_", "." and "-"`);
+  }
+  return constructed;
+}
+
+/** The stages of the plugins a slot depends on, typed by kind (see PluginDependencies). */
+export function dependenciesOf(slot: Pick<PluginSlot, 'id' | 'manifest'>, plugins: LoadedPlugin[]): PluginDependencies {
+  const allowed = new Set(slot.manifest.dependsOn ?? []);
+  return {
+    stage<K extends StageKind>(pluginId: string, stageName: string, kind: K): StageHandler<K> {
+      const where = `plugin "${slot.id}" asked for stage ${pluginId}.${stageName}`;
+      if (!allowed.has(pluginId)) throw new Error(`${where}, but its manifest's "dependsOn" does not list "${pluginId}"`);
+      const stage = plugins.find((p) => p.id === pluginId)?.stages[stageName];
+      if (!stage) throw new Error(`${where}, which plugin "${pluginId}" does not have`);
+      if (stage.kind !== kind) throw new Error(`${where} as a ${kind} stage; it is a ${stage.kind} stage`);
+      const spec = STAGE_KINDS[kind];
+      return async (request, ctx) => {
+        const checked = spec.checkResponse(await stage.invoke(request, ctx));
+        if (!checked.ok) throw new Error(`stage ${pluginId}.${stageName} answered ${checked.problem}`);
+        return checked.value;
+      };
+    },
+  };
 }
 
 /** Build a plugin in its own child container (also used by the isolated child process). */
-export function constructInProcess(slot: PluginSlot, root: DependencyContainer, log: AgentLogger): PluginInstance {
+export function constructInProcess(slot: PluginSlot, root: DependencyContainer, log: AgentLogger, dependencies: PluginDependencies): ConstructedPlugin {
   const child = root.createChildContainer();
   child.register(Tokens.Options, { useValue: slot.options });
   child.register(Tokens.PluginId, { useValue: slot.id });
   child.register(Tokens.Logger, { useValue: log.child({ plugin: slot.id }) });
   child.register(Tokens.DataDir, { useValue: slot.dataDir });
+  child.register(Tokens.Dependencies, { useValue: dependencies });
   try {
-    return child.resolve(slot.manifest.create);
+    return slot.manifest.construct((cls) => child.resolve(cls));
   } catch (error) {
     throw Errors.pluginLoad(`plugin "${slot.id}" could not be constructed: ${messageOf(error)}`, { cause: error });
   }
@@ -207,18 +245,9 @@ export function constructInProcess(slot: PluginSlot, root: DependencyContainer, 
 export function stageCatalogue(plugins: LoadedPlugin[]): Map<string, StageHandle> {
   const catalogue = new Map<string, StageHandle>();
   for (const plugin of plugins) {
-    for (const [short, kind] of Object.entries(plugin.stages)) {
+    for (const [short, stage] of Object.entries(plugin.stages)) {
       const name = `${plugin.id}.${short}`;
-      const instance = plugin.instance;
-      catalogue.set(name, {
-        name,
-        plugin: plugin.id,
-        kind,
-        call: async (request, ctx) => {
-          const handler = instance.stages[short] as ActionStage & MetricsStage;
-          return handler.call(instance.stages, request as never, ctx);
-        },
-      });
+      catalogue.set(name, { name, plugin: plugin.id, kind: stage.kind, call: (request, ctx) => stage.invoke(request, ctx) });
     }
   }
   return catalogue;

@@ -1,10 +1,10 @@
 /**
  * A callable stage, whatever runs it: an in-process plugin's handler, an
  * isolated plugin in a child process, or an external sub-agent. The kernel
- * only ever calls stages through this shape.
+ * only ever calls stages through this shape; the request and the answer
+ * are shape-checked by the stage's kind (core/contract/stage-kinds.ts).
  */
-import type { StageContext, StageKind } from '../contract/plugin-api.js';
-import type { GuestMetricsRequest, GuestMetricsResponse, GuestRequest, GuestResponse } from '../contract/wire-types.js';
+import type { StageContext, StageKind, StageRequest, StageResponse } from '../contract/plugin-api.js';
 
 export interface StageHandle {
   /** Full name, e.g. `qemu.start`. */
@@ -12,5 +12,5 @@ export interface StageHandle {
   /** Id of the plugin instance that provides it. */
   readonly plugin: string;
   readonly kind: StageKind;
-  call(request: GuestRequest | GuestMetricsRequest, ctx: StageContext): Promise<GuestResponse | GuestMetricsResponse | void>;
+  call(request: StageRequest, ctx: StageContext): Promise<StageResponse>;
 }

@@ -5,21 +5,19 @@
  * inside the request instead of as a failed job later.
  */
 import { injectable } from 'tsyringe';
-import { PLUGIN_API_VERSION, StageRejection, definePlugin, type ActionStage, type PluginInstance } from '../../core/contract/index.js';
+import { PLUGIN_API_VERSION, StageRejection, actionStage, definePlugin, type GuestRequest } from '../../core/contract/index.js';
 
 @injectable()
-export class GuardPlugin implements PluginInstance {
-  readonly stages: Record<string, ActionStage> = {
-    requireState: ({ guest, action, args }) => {
-      const states = args.states;
-      if (!Array.isArray(states) || states.length === 0 || !states.every((s) => typeof s === 'string')) {
-        throw new Error('guard.requireState needs args.states, a list of state names, in the config');
-      }
-      if (!states.includes(guest.state)) {
-        throw new StageRejection(409, `guest is ${guest.state || 'in no state'}; ${action} needs ${describe(states as string[])}`);
-      }
-    },
-  };
+export class GuardPlugin {
+  requireState({ guest, action, args }: GuestRequest): void {
+    const states = args.states;
+    if (!Array.isArray(states) || states.length === 0 || !states.every((s) => typeof s === 'string')) {
+      throw new Error('guard.requireState needs args.states, a list of state names, in the config');
+    }
+    if (!states.includes(guest.state)) {
+      throw new StageRejection(409, `guest is ${guest.state || 'in no state'}; ${action} needs ${describe(states)}`);
+    }
+  }
 }
 
 function describe(states: string[]): string {
@@ -31,6 +29,6 @@ export default definePlugin({
   version: '0.1.0',
   pluginApi: PLUGIN_API_VERSION,
   description: 'Preconditions for actions (guest state checks)',
-  stages: { requireState: 'action' },
   create: GuardPlugin,
+  stages: (guard) => ({ requireState: actionStage((request) => guard.requireState(request)) }),
 });

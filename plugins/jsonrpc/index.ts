@@ -10,23 +10,26 @@ import { inject, injectable } from 'tsyringe';
 import {
   PLUGIN_API_VERSION,
   Tokens,
+  STAGE_KINDS,
+  defineStage,
   definePlugin,
-  type ActionStage,
-  type GuestMetricsRequest,
-  type GuestRequest,
   type Logger,
-  type MetricsStage,
   type PluginHealth,
   type PluginInstance,
-  type StageContext,
   type StageKind,
+  type StageRequest,
+  type StageRequestOf,
+  type StageResponseOf,
+  type StageContext,
+  type StageSet,
 } from '../../core/contract/index.js';
 import { JsonRpcClient, JsonRpcError } from './json-rpc-client.js';
 import { jsonRpcOptions, type JsonRpcOptions } from './options.js';
 
 @injectable()
 export class JsonRpcPlugin implements PluginInstance {
-  readonly stages: Record<string, ActionStage | MetricsStage> = {};
+  /** One stage per configured method. */
+  readonly stages: StageSet;
   private readonly client: JsonRpcClient;
   private calls = 0;
   private failures = 0;
@@ -39,9 +42,9 @@ export class JsonRpcPlugin implements PluginInstance {
     @inject(Tokens.Logger) private readonly log: Logger,
   ) {
     this.client = new JsonRpcClient({ port: options.port, path: options.path, maxPending: options.max_pending });
-    for (const [method, kind] of Object.entries(options.methods)) {
-      this.stages[method] = ((request: GuestRequest | GuestMetricsRequest, ctx: StageContext) => this.call(method, kind, request, ctx)) as ActionStage;
-    }
+    this.stages = Object.fromEntries(
+      Object.entries(options.methods).map(([method, kind]) => [method, defineStage(kind, (request, ctx) => this.call(method, kind, request, ctx))]),
+    );
   }
 
   health(): PluginHealth {
@@ -54,18 +57,17 @@ export class JsonRpcPlugin implements PluginInstance {
     await this.client.close();
   }
 
-  private async call(method: string, kind: StageKind, request: GuestRequest | GuestMetricsRequest, ctx: StageContext): Promise<unknown> {
+  private async call<K extends StageKind>(method: string, kind: K, request: StageRequestOf<K>, ctx: StageContext): Promise<StageResponseOf<K>> {
     this.calls += 1;
     try {
       const result = await this.client.call(method, toMistifyRequest(request), ctx.signal, ctx.timeoutMs);
       this.unreachable = undefined;
-      if (kind === 'metrics') {
-        if (typeof result !== 'object' || result === null) throw new JsonRpcError(`${method} at ${this.client.url} answered ${JSON.stringify(result)} where a GuestMetricsResponse belongs`);
-        return result;
+      const checked = STAGE_KINDS[kind].checkResponse(result);
+      if (!checked.ok) {
+        const belongs = kind === 'metrics' ? 'GuestMetricsResponse' : 'GuestResponse';
+        throw new JsonRpcError(`${method} at ${this.client.url} answered ${JSON.stringify(result)} where a ${belongs} belongs`);
       }
-      if (result === null) return undefined; // nothing changed
-      if (typeof result !== 'object' || Array.isArray(result)) throw new JsonRpcError(`${method} at ${this.client.url} answered ${JSON.stringify(result)} where a GuestResponse belongs`);
-      return result;
+      return checked.value;
     } catch (error) {
       this.failures += 1;
       if (error instanceof JsonRpcError && /connection refused|closed the connection/.test(error.message)) this.unreachable = error.message;
@@ -79,7 +81,7 @@ export class JsonRpcPlugin implements PluginInstance {
  * mistify's requests carry `args` as map[string]string; a Go sub-agent
  * cannot decode a number there, so every value goes as a string.
  */
-function toMistifyRequest(request: GuestRequest | GuestMetricsRequest): GuestRequest | GuestMetricsRequest {
+function toMistifyRequest(request: StageRequest): StageRequest {
   const args: Record<string, string> = {};
   for (const [key, value] of Object.entries(request.args ?? {})) {
     if (value !== undefined && value !== null) args[key] = typeof value === 'string' ? value : JSON.stringify(value);
@@ -93,6 +95,6 @@ export default definePlugin({
   pluginApi: PLUGIN_API_VERSION,
   description: "Bridge to mistify-agent sub-agents (JSON-RPC 1.0 over HTTP)",
   options: jsonRpcOptions,
-  stages: (options: JsonRpcOptions) => options.methods as Record<string, StageKind>,
   create: JsonRpcPlugin,
+  stages: (bridge) => bridge.stages,
 });

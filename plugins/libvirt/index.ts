@@ -2,7 +2,7 @@
  * Manifest of the libvirt backend. Importing this module only declares the
  * plugin; nothing connects until the kernel constructs and starts it.
  */
-import { definePlugin, HYPERVISOR_BACKEND_STAGES, PLUGIN_API_VERSION } from '../../core/contract/index.js';
+import { definePlugin, hypervisorBackendStages, PLUGIN_API_VERSION } from '../../core/contract/index.js';
 import { libvirtOptionsSchema } from './options.js';
 import { LibvirtPlugin } from './plugin.js';
 
@@ -12,6 +12,6 @@ export default definePlugin({
   pluginApi: PLUGIN_API_VERSION,
   description: 'Virtual machines as libvirt domains (qemu:///system, or test:///default to try it out)',
   options: libvirtOptionsSchema,
-  stages: HYPERVISOR_BACKEND_STAGES,
   create: LibvirtPlugin,
+  stages: (libvirt) => hypervisorBackendStages(libvirt.handlers),
 });

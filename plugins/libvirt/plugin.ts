@@ -27,6 +27,7 @@ import {
   type Logger,
   type PluginHealth,
   type PluginInstance,
+  type HypervisorBackendHandlers,
   type StageContext,
 } from '../../core/contract/index.js';
 import { BulkStats, STATS_GROUPS, cpuMetricsOf, diskMetricsOf, nicCountersOf, readBlockStat, readIfStat, readVcpuInfo } from './domain-stats.js';
@@ -76,7 +77,8 @@ export class LibvirtPlugin implements PluginInstance {
   /** Keeps state refreshes and observe() calls in event order. */
   private observations: Promise<void> = Promise.resolve();
 
-  readonly stages = {
+  /** One handler per backend stage; the manifest makes them its stages. */
+  readonly handlers: HypervisorBackendHandlers = {
     create: (request: GuestRequest, ctx: StageContext) => this.create(request, ctx),
     start: (request: GuestRequest, ctx: StageContext) => this.startGuest(request, ctx),
     shutdown: (request: GuestRequest, ctx: StageContext) => this.shutdown(request, ctx),

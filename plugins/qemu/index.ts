@@ -2,7 +2,7 @@
  * Manifest of the QEMU backend. Importing this module only declares the
  * plugin; nothing runs until the kernel constructs and starts it.
  */
-import { definePlugin, HYPERVISOR_BACKEND_STAGES, PLUGIN_API_VERSION } from '../../core/contract/index.js';
+import { definePlugin, hypervisorBackendStages, PLUGIN_API_VERSION } from '../../core/contract/index.js';
 import { qemuOptionsSchema } from './options.js';
 import { QemuPlugin } from './plugin.js';
 
@@ -12,6 +12,6 @@ export default definePlugin({
   pluginApi: PLUGIN_API_VERSION,
   description: 'Virtual machines as qemu-system-x86_64 processes driven over QMP (no libvirt)',
   options: qemuOptionsSchema,
-  stages: HYPERVISOR_BACKEND_STAGES,
   create: QemuPlugin,
+  stages: (qemu) => hypervisorBackendStages(qemu.handlers),
 });

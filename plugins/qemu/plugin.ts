@@ -20,6 +20,7 @@ import {
   type Logger,
   type PluginHealth,
   type PluginInstance,
+  type HypervisorBackendHandlers,
   type StageContext,
 } from '../../core/contract/index.js';
 import { buildCommandLine, KERNEL_METADATA, type LaunchPlan } from './command-line.js';
@@ -49,7 +50,8 @@ export class QemuPlugin implements PluginInstance {
   private observations: Promise<void> = Promise.resolve();
   private version = 'unknown';
 
-  readonly stages = {
+  /** One handler per backend stage; the manifest makes them its stages. */
+  readonly handlers: HypervisorBackendHandlers = {
     create: (request: GuestRequest, ctx: StageContext) => this.create(request, ctx),
     start: (request: GuestRequest, ctx: StageContext) => this.startGuest(request, ctx),
     shutdown: (request: GuestRequest, ctx: StageContext) => this.shutdown(request, ctx),

@@ -11,10 +11,12 @@
  */
 import { inject, injectable } from 'tsyringe';
 import {
-  HYPERVISOR_BACKEND_STAGES, PLUGIN_API_VERSION,
+  PLUGIN_API_VERSION,
   Tokens,
   definePlugin,
+  hypervisorBackendStages,
   type ActionStage,
+  type HypervisorBackendHandlers,
   type Guest,
   type GuestDirectory,
   type GuestRequest,
@@ -44,7 +46,8 @@ export class SimulatorPlugin implements PluginInstance {
     this.log.info({ guests: this.machines.size }, 'simulator ready (no real machines are managed)');
   }
 
-  readonly stages: Record<string, ActionStage | MetricsStage> = {
+  /** One handler per backend stage; the manifest makes them its stages. */
+  readonly handlers: HypervisorBackendHandlers = {
     create: this.lifecycle('create', (guest) => {
       this.machines.set(guest.id, new SimulatedMachine('off'));
       const disks = guest.disks.map((d) => ({ ...d, source: d.source || `sim://${guest.id}/${d.device}`, size: d.size || 1024 }));
@@ -159,6 +162,6 @@ export default definePlugin({
   pluginApi: PLUGIN_API_VERSION,
   description: 'In-memory simulated hypervisor (no real guests)',
   options: simulatorOptions,
-  stages: HYPERVISOR_BACKEND_STAGES,
   create: SimulatorPlugin,
+  stages: (simulator) => hypervisorBackendStages(simulator.handlers),
 });

@@ -135,6 +135,38 @@ describe('config and plugin loading', function () {
     expect(result.stderr).to.match(/plugin "good" needs plugin\(s\) "guard", which the config does not list/);
   });
 
+  it('refuses plugins that depend on each other in a cycle', async () => {
+    const config = simulatorConfig();
+    config.plugins.push({ module: fixture('cycle-a') }, { module: fixture('cycle-b') });
+    const result = await check(config);
+    expect(result.code).to.equal(1);
+    expect(result.stderr).to.match(/plugins depend on each other in a cycle \("cycle-a" -> "cycle-b" -> "cycle-a"\)/);
+  });
+
+  it('builds a plugin after its dependency and gives it the dependency\'s stages, typed by kind', async () => {
+    const config = simulatorConfig();
+    // Listed first on purpose: start order follows dependsOn, not the list.
+    config.plugins.unshift({ module: fixture('uses-guard') });
+    config.actions.start.sync = ['uses-guard.offOnly'];
+    const checked = await check(config);
+    expect(checked.code, checked.stderr).to.equal(0);
+    expect(checked.stdout).to.match(/plugins guard, uses-guard, simulator/);
+    const agent = await startAgent({ config });
+    try {
+      const created = await agent.request('POST', '/guests?wait=5', {});
+      expect(created.status).to.equal(200);
+      const id = created.body.id;
+      expect((await agent.request('POST', `/guests/${id}/start?wait=5`)).status).to.equal(200);
+      // Running now: guard.requireState, reached through uses-guard, refuses.
+      const again = await agent.request('POST', `/guests/${id}/start`);
+      expect(again.status).to.equal(409);
+      expect(again.body.message).to.match(/guest is running; start needs off/);
+    } finally {
+      await agent.stop();
+      await removeDir(agent.dataDir);
+    }
+  });
+
   it('refuses broken plugins with a message naming the config entry', async () => {
     const cases: Array<[string, RegExp]> = [
       ['no-manifest', /plugins\[2\] .*the manifest lacks id, version, pluginApi, stages, create/],

@@ -15,11 +15,9 @@ import { GuestShell, kernelShapedGuest, sleep, stageContext, waitForConsole } fr
 import { QemuWorld } from './world.js';
 import { processAlive as alive } from '../support/process-alive.js';
 
-type Stage = (request: unknown, ctx: unknown) => Promise<GuestResponse | GuestMetricsResponse>;
-
 async function action(world: QemuWorld, plugin: QemuPlugin, stage: string, id: string, args: Record<string, unknown> = {}): Promise<Guest> {
   const guest = world.guests.guests.get(id)!;
-  const handler = (plugin.stages as unknown as Record<string, Stage>)[stage];
+  const handler = plugin.handlers[stage as 'create'];
   const response = (await handler({ guest: structuredClone(guest), action: stage, args }, stageContext(`qemu.${stage}`, world.log))) as GuestResponse;
   // What the kernel does with a stage's result: persist the returned guest.
   world.guests.put(response.guest);
@@ -27,8 +25,8 @@ async function action(world: QemuWorld, plugin: QemuPlugin, stage: string, id: s
 }
 
 async function metrics(world: QemuWorld, plugin: QemuPlugin, type: 'cpu' | 'disk' | 'nic', id: string): Promise<GuestMetricsResponse> {
-  const handler = (plugin.stages as unknown as Record<string, Stage>)[`${type}Metrics`];
-  return (await handler({ guest: world.guests.guests.get(id)!, type, args: {} }, stageContext(`qemu.${type}Metrics`, world.log))) as GuestMetricsResponse;
+  const handler = plugin.handlers[`${type}Metrics`];
+  return handler({ guest: world.guests.guests.get(id)!, type, args: {} }, stageContext(`qemu.${type}Metrics`, world.log));
 }
 
 function pidOf(world: QemuWorld, id: string): number {

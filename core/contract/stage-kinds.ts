@@ -1,0 +1,120 @@
+/**
+ * Stage kinds: what a stage of each kind receives and answers, and the
+ * shape checks the kernel applies to every call of that kind, in-process and
+ * isolated alike. A new kind (say `image`) is one entry in
+ * {@link StageKindShapes} and one in {@link STAGE_KINDS}; builders, the
+ * loader, isolation and the action plans then know it.
+ */
+import type { GuestMetricsRequest, GuestMetricsResponse, GuestRequest, GuestResponse } from './wire-types.js';
+import type { StageContext } from './plugin-api.js';
+
+/** Request and response type of each stage kind. */
+export interface StageKindShapes {
+  /** Lifecycle stages: a GuestRequest in, a GuestResponse (or nothing: no change) out. */
+  action: { request: GuestRequest; response: GuestResponse | void };
+  /** Metrics stages: a GuestMetricsRequest in, a GuestMetricsResponse out. */
+  metrics: { request: GuestMetricsRequest; response: GuestMetricsResponse };
+}
+
+export type StageKind = keyof StageKindShapes;
+export type StageRequestOf<K extends StageKind> = StageKindShapes[K]['request'];
+export type StageResponseOf<K extends StageKind> = StageKindShapes[K]['response'];
+/** A request or response of any kind, as the kernel passes them around. */
+export type StageRequest = StageRequestOf<StageKind>;
+export type StageResponse = StageResponseOf<StageKind>;
+
+/** A stage handler of kind K. */
+export type StageHandler<K extends StageKind> = (
+  request: StageRequestOf<K>,
+  ctx: StageContext,
+) => Promise<StageResponseOf<K>> | StageResponseOf<K>;
+
+/** The outcome of a shape check: the value, typed, or what is wrong with it. */
+export type Checked<T> = { ok: true; value: T } | { ok: false; problem: string };
+
+/** The runtime half of a stage kind. */
+export interface StageKindSpec<K extends StageKind> {
+  /** Does this request have the kind's shape? (A wrong one is a kernel bug.) */
+  isRequest(request: StageRequest): request is StageRequestOf<K>;
+  /** Checks what a stage answered; `problem` says what it is and what belongs there. */
+  checkResponse(result: unknown): Checked<StageResponseOf<K>>;
+}
+
+const isMap = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Uint8Array);
+
+/** A short description of a value for messages: its type and a bounded preview. */
+export function describeValue(value: unknown): string {
+  if (value === null || value === undefined) return String(value);
+  if (value instanceof Uint8Array) return `binary data (${value.length} bytes)`;
+  if (Array.isArray(value)) return `an array of ${value.length}`;
+  if (typeof value === 'object') return 'a map';
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > 80 ? `${text.slice(0, 77)}...` : text;
+}
+
+/** Every stage kind the kernel knows, with its shape checks. */
+export const STAGE_KINDS: { readonly [K in StageKind]: StageKindSpec<K> } = {
+  action: {
+    isRequest: (request): request is GuestRequest => 'action' in request && typeof request.action === 'string',
+    checkResponse(result) {
+      if (result === null || result === undefined) return { ok: true, value: undefined };
+      if (isMap(result) && (result.guest === undefined || result.guest === null || isMap(result.guest))) {
+        return { ok: true, value: result as unknown as GuestResponse };
+      }
+      return { ok: false, problem: `${describeValue(result)}; a lifecycle stage answers a GuestResponse map ({guest, message}) or nil` };
+    },
+  },
+  metrics: {
+    isRequest: (request): request is GuestMetricsRequest => 'type' in request && typeof request.type === 'string',
+    checkResponse(result) {
+      if (isMap(result)) return { ok: true, value: result as unknown as GuestMetricsResponse };
+      return { ok: false, problem: `${describeValue(result)}; a metrics stage answers a GuestMetricsResponse map` };
+    },
+  },
+};
+
+export function isStageKind(value: unknown): value is StageKind {
+  return typeof value === 'string' && Object.hasOwn(STAGE_KINDS, value);
+}
+
+/**
+ * A stage as the kernel holds it: its kind and one entry point that checks
+ * the request and the answer against that kind. Made by {@link defineStage}
+ * (or {@link actionStage}, {@link metricsStage}), never by hand.
+ */
+export interface Stage {
+  readonly kind: StageKind;
+  invoke(request: StageRequest, ctx: StageContext): Promise<StageResponse>;
+  /**
+   * The handler's answer as it is, unchecked: for the isolated child, which
+   * sends it to the kernel, where it is checked (and blamed on the plugin).
+   */
+  invokeUnchecked(request: StageRequest, ctx: StageContext): Promise<unknown>;
+}
+
+/** Stages by short name (`start`, `cpuMetrics`). */
+export type StageSet = Readonly<Record<string, Stage>>;
+
+/** A stage of kind K from its handler: the handler's type is checked against the kind. */
+export function defineStage<K extends StageKind>(kind: K, handler: StageHandler<K>): Stage {
+  const spec: StageKindSpec<K> = STAGE_KINDS[kind];
+  const call = async (request: StageRequest, ctx: StageContext): Promise<unknown> => {
+    if (!spec.isRequest(request)) throw new Error(`the kernel passed ${ctx.stage} a request that is not a ${kind} request`);
+    return handler(request, ctx);
+  };
+  return {
+    kind,
+    invokeUnchecked: call,
+    async invoke(request, ctx) {
+      const checked = spec.checkResponse(await call(request, ctx));
+      if (!checked.ok) throw new Error(`the stage answered ${checked.problem}`);
+      return checked.value;
+    },
+  };
+}
+
+/** A lifecycle stage: `actionStage((request, ctx) => ({ guest: { ...request.guest, state: 'running' } }))`. */
+export const actionStage = (handler: StageHandler<'action'>): Stage => defineStage('action', handler);
+/** A metrics stage: `metricsStage(({ guest }) => ({ guest, type: 'cpu', cpu: [] }))`. */
+export const metricsStage = (handler: StageHandler<'metrics'>): Stage => defineStage('metrics', handler);
