@@ -11,6 +11,8 @@ packages=(
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients   # the libvirt backend (virsh) and its tests
   python3-msgpack              # the non-TypeScript isolated sub-agent in tests
   sqlite3                      # inspecting the state file by hand
+  chromium                     # the GET /docs test (headless, driven by playwright-core)
+  tmux                         # the CLI tests run it in a real terminal
 )
 [ "${1:-all}" = runtime ] && packages=("${runtime[@]}")
 missing=()
