@@ -19,8 +19,8 @@ const PREFIX = 'guest:';
 
 export class GuestRegistry implements GuestDirectory {
   private readonly guests = new Map<string, Guest>();
-  /** Serialized guests, so reads do not re-serialize unchanged guests. */
-  private readonly json = new Map<string, string>();
+  /** Each guest as UTF-8 JSON bytes, so reads neither re-serialize nor re-encode unchanged guests. */
+  private readonly json = new Map<string, Buffer>();
   /** The whole list as UTF-8 bytes: sent as is, never re-encoded per request. */
   private listJsonCache: Buffer | undefined;
 
@@ -45,14 +45,14 @@ export class GuestRegistry implements GuestDirectory {
     return [...this.guests.values()];
   }
 
-  /** The guest as JSON text (cached until it changes). */
-  jsonOf(id: string): string | undefined {
+  /** The guest as JSON bytes (cached until it changes). */
+  jsonOf(id: string): Buffer | undefined {
     return this.json.get(id);
   }
 
   /** All guests as JSON array bytes (cached until any guest changes). */
   listJson(): Buffer {
-    this.listJsonCache ??= Buffer.from(`[${[...this.json.values()].join(',')}]`);
+    this.listJsonCache ??= joinJsonArray([...this.json.values()]);
     return this.listJsonCache;
   }
 
@@ -116,7 +116,18 @@ export class GuestRegistry implements GuestDirectory {
 
   private remember(id: string, guest: Guest): void {
     this.guests.set(id, guest);
-    this.json.set(id, JSON.stringify(guest));
+    this.json.set(id, Buffer.from(JSON.stringify(guest)));
     this.listJsonCache = undefined;
   }
+}
+
+const OPEN = Buffer.from('[');
+const COMMA = Buffer.from(',');
+const CLOSE = Buffer.from(']');
+
+function joinJsonArray(items: Buffer[]): Buffer {
+  const parts: Buffer[] = [OPEN];
+  items.forEach((item, i) => parts.push(...(i > 0 ? [COMMA, item] : [item])));
+  parts.push(CLOSE);
+  return Buffer.concat(parts);
 }

@@ -1,20 +1,19 @@
 /**
- * The Koa application: request context and logging, errors, auth, JSON
- * bodies, then the routes. 404 and 405 come out as JSON like every error.
+ * The Koa application: the edge (request id, auth, errors, access log),
+ * JSON bodies, then the routes. 404 and 405 come out as JSON like every error.
  */
 import Router from '@koa/router';
 import Koa from 'koa';
 import { Errors } from '../errors.js';
 import type { AgentLogger } from '../logger.js';
 import { bearerAuth } from './auth.js';
-import { errorHandler } from './error-handler.js';
+import { edge } from './edge.js';
 import { eventRoutes, type EventRouteDeps } from './event-routes.js';
 import { guestRoutes, type GuestRouteDeps } from './guest-routes.js';
 import { hostRoutes, type HostRouteDeps } from './host-routes.js';
 import { jsonBody } from './json-body.js';
 import { ROUTE_DOCS } from './openapi/route-docs.js';
 import { referenceRoutes, VIEWER_ASSET_PATHS } from './openapi/reference-routes.js';
-import { requestContext } from './request-context.js';
 
 export interface AppOptions {
   log: AgentLogger;
@@ -41,13 +40,11 @@ const OPEN_PATHS = new Set([...ROUTE_DOCS.filter((r) => r.open && !r.path.includ
 
 export function createApp(options: AppOptions): Koa {
   const app = new Koa();
-  // Errors are answered by errorHandler; Koa's default handler would print stacks.
+  // Errors are answered by the edge; Koa's default handler would print stacks.
   app.silent = true;
   const router = createRouter(options);
 
-  app.use(requestContext(options.log, options.accessLog));
-  app.use(errorHandler(options.log));
-  app.use(bearerAuth(options.tokens, OPEN_PATHS));
+  app.use(edge({ log: options.log, accessLog: options.accessLog, authenticate: bearerAuth(options.tokens, OPEN_PATHS) }));
   app.use(jsonBody(options.bodyLimit));
   app.use(router.routes());
   // Reached only when no route answered: 405 with Allow if the path exists

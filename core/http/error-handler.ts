@@ -4,26 +4,21 @@
  * error = the stable HK_ERR_* name). Client errors say what to fix; faults
  * are logged with their stack and answered without it.
  */
-import type { Context, Next } from 'koa';
+import type { Context } from 'koa';
 import { HyperkernError } from '../errors.js';
 import type { AgentLogger } from '../logger.js';
 
-export function errorHandler(log: AgentLogger) {
-  return async function handleErrors(ctx: Context, next: Next): Promise<void> {
-    try {
-      await next();
-    } catch (error) {
-      const { status, body } = toResponse(error);
-      if (status >= 500) {
-        log.error({ reqId: ctx.state.reqId, err: error, method: ctx.method, url: ctx.url }, 'request failed');
-      }
-      ctx.status = status;
-      ctx.body = body;
-      if (error instanceof HyperkernError && error.status === 405 && error.details?.allow) {
-        ctx.set('Allow', String(error.details.allow));
-      }
-    }
-  };
+/** Answers `error` on `ctx` (called by the edge for whatever a request threw). */
+export function answerError(ctx: Context, error: unknown, log: AgentLogger): void {
+  const { status, body } = toResponse(error);
+  if (status >= 500) {
+    log.error({ reqId: ctx.state.reqId, err: error, method: ctx.method, url: ctx.url }, 'request failed');
+  }
+  ctx.status = status;
+  ctx.body = body;
+  if (error instanceof HyperkernError && error.status === 405 && error.details?.allow) {
+    ctx.set('Allow', String(error.details.allow));
+  }
 }
 
 function toResponse(error: unknown): { status: number; body: Record<string, unknown> } {
