@@ -14,7 +14,7 @@
  * two never touch. Other top-level keys (listen, jobs, auth...) pass through
  * to hyperkern's own schema. docs/jsonrpc.md describes the mapping.
  */
-import { isMetricsAction, UNROUTED_MISTIFY_ACTIONS } from '../jobs/actions.js';
+import { isMetricsAction, splitActionName, UNROUTED_MISTIFY_ACTIONS } from '../jobs/actions.js';
 import { registerConfigDialect } from './config.js';
 import { Errors } from '../errors.js';
 
@@ -36,7 +36,7 @@ export function translateMistifyConfig(raw: Raw, file: string): Raw | undefined 
     if (!isMap(action) || (action.stages !== undefined && !Array.isArray(action.stages))) {
       throw Errors.config(`${where}: actions.${name} must be {"stages": [{"service", "method", "args"}]}`);
     }
-    const kind = isMetricsAction(name) ? 'metrics' : 'action';
+    const kind = isMetricsAction(splitActionName(name).action) ? 'metrics' : 'action';
     const unrouted = (UNROUTED_MISTIFY_ACTIONS as readonly string[]).includes(name);
     const stages = ((action.stages as unknown[] | undefined) ?? []).map((stage, i) => {
       const at = `actions.${name}.stages[${i}]`;

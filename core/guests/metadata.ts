@@ -1,26 +1,43 @@
 /**
  * Metadata patches, as mistify defines them for host and guest metadata:
- * string values set a key, null removes it, anything else is refused.
+ * string values set a key; `null` or `""` removes it (a Go client holding a
+ * map[string]string cannot send null, so `""` is how Go clients remove a
+ * key); anything else is refused. A `null` body (a nil Go map) changes
+ * nothing.
  */
+import { z } from 'zod';
 import { Errors } from '../errors.js';
 
 export type MetadataPatch = Record<string, string | null>;
 
+const MAX_KEYS = 1024;
+
+/** PATCH /metadata and PATCH /guests/{id}/metadata bodies, for documentation and checks. */
+export const metadataPatchSchema = z
+  .record(z.string().min(1).max(256), z.string().max(65536).nullable())
+  .nullable()
+  .describe('keys to set (string values) or remove (null or "")');
+
 /** Checks a request body is a metadata patch; the error says which key is wrong. */
 export function parseMetadataPatch(body: unknown): MetadataPatch {
-  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    throw Errors.badRequest('metadata must be a JSON object of string keys to string values (or null to remove a key)');
+  if (body === null || body === undefined) return {};
+  if (typeof body !== 'object' || Array.isArray(body)) {
+    throw Errors.badRequest('metadata must be a JSON object of string keys to string values (null or "" removes a key)');
   }
   const entries = Object.entries(body as Record<string, unknown>);
-  if (entries.length > 1024) throw Errors.badRequest(`a metadata patch may set at most 1024 keys; got ${entries.length}`);
-  for (const [key, value] of entries) {
-    if (key.length === 0 || key.length > 256) throw Errors.badRequest(`metadata key "${key.slice(0, 64)}" must be 1 to 256 characters`);
-    if (value !== null && typeof value !== 'string') {
-      throw Errors.badRequest(`metadata value of "${key}" must be a string (or null to remove it); got ${Array.isArray(value) ? 'array' : typeof value}`);
+  if (entries.length > MAX_KEYS) throw Errors.badRequest(`a metadata patch may set at most ${MAX_KEYS} keys; got ${entries.length}`);
+  if (!metadataPatchSchema.safeParse(body).success) {
+    // Find the first wrong entry to name it.
+    for (const [key, value] of entries) {
+      if (key.length === 0 || key.length > 256) throw Errors.badRequest(`metadata key "${key.slice(0, 64)}" must be 1 to 256 characters`);
+      if (value !== null && typeof value !== 'string') {
+        throw Errors.badRequest(`metadata value of "${key}" must be a string (null or "" removes it); got ${Array.isArray(value) ? 'array' : typeof value}`);
+      }
+      if (typeof value === 'string' && value.length > 65536) throw Errors.badRequest(`metadata value of "${key}" is longer than 65536 characters`);
     }
-    if (typeof value === 'string' && value.length > 65536) throw Errors.badRequest(`metadata value of "${key}" is longer than 65536 characters`);
   }
-  return body as MetadataPatch;
+  // "" is a removal on the wire; inside the agent a removal is null.
+  return Object.fromEntries(entries.map(([key, value]) => [key, value === '' ? null : (value as string | null)]));
 }
 
 /** A new object: `current` with the patch applied. */

@@ -2,13 +2,28 @@
  * Query parameters of action requests: `wait` (seconds to hold the answer
  * until the job ends) is the kernel's; every other parameter is handed to
  * the action's stages as a string in `args` (e.g. shutdown's `timeout`).
+ *
+ * Actions take their input from the query, not the body; mistify's client
+ * posts `null` (json.Marshal(nil)) and others post `{}` or nothing, so those
+ * are accepted and any object's fields are ignored, as Go's decoder would.
  */
 import type { Context } from 'koa';
+import { z } from 'zod';
 import { Errors } from '../errors.js';
+
+/** The body of an action POST or a DELETE: none, `null` or an object, ignored. */
+export const actionBodySchema = z.union([z.null(), z.undefined(), z.looseObject({})]);
 
 export interface ActionParams {
   waitMs: number;
   args: Record<string, string>;
+}
+
+/** Refuses an action body that is not nothing, `null` or an object. */
+export function checkActionBody(body: unknown): void {
+  if (!actionBodySchema.safeParse(body).success) {
+    throw Errors.badRequest(`an action takes no body (or null, or {}); got ${Array.isArray(body) ? 'an array' : `a ${typeof body}`}. Action options go in the query, e.g. ?wait=10`);
+  }
 }
 
 export function actionParams(ctx: Context, maxWaitSeconds: number): ActionParams {

@@ -11,7 +11,7 @@ import type { GuestRegistry } from '../guests/guest-registry.js';
 import { parseNewGuest } from '../guests/guest-factory.js';
 import type { JobLog } from '../jobs/job-log.js';
 import { parseMetadataPatch } from '../guests/metadata.js';
-import { actionParams } from './action-params.js';
+import { actionParams, checkActionBody } from './action-params.js';
 import { sendJsonText } from './send-json.js';
 
 export interface GuestRouteDeps {
@@ -60,7 +60,11 @@ export function guestRoutes(router: Router, deps: GuestRouteDeps): void {
 
   router.post('/guests', async (ctx) => {
     const { waitMs, args } = actionParams(ctx, maxWaitSeconds);
-    const { guest, clientId } = parseNewGuest(ctx.request.body ?? {});
+    // Create boots the guest, as mistify's does; ?start=false leaves it off.
+    if (args.start !== undefined && !['true', 'false'].includes(args.start)) {
+      throw Errors.badRequest(`start must be true (the default: the create boots the guest) or false (leave it off); got "${args.start}"`);
+    }
+    const { guest, clientId } = parseNewGuest(ctx.request.body);
     const existing = clientId ? registry.find(guest.id) : undefined;
     if (existing) {
       // An idempotent retry of a create that already happened.
@@ -99,12 +103,14 @@ export function guestRoutes(router: Router, deps: GuestRouteDeps): void {
 
   for (const action of POWER_ACTIONS) {
     router.post(`/guests/:id/${action}`, async (ctx) => {
+      checkActionBody(ctx.request.body);
       const { waitMs, args } = actionParams(ctx, maxWaitSeconds);
       await answer(ctx, await runner.perform(action, ctx.params.id, args), waitMs);
     });
   }
 
   const remove = async (ctx: Context) => {
+    checkActionBody(ctx.request.body);
     const { waitMs, args } = actionParams(ctx, maxWaitSeconds);
     await answer(ctx, await runner.perform('delete', ctx.params.id, args), waitMs);
   };

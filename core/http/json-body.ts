@@ -2,13 +2,18 @@
  * Request bodies are JSON, whatever the client labels them: `curl -d`
  * sends form encoding by default, and refusing that would only annoy. A
  * body explicitly typed as something else (XML, multipart) is refused.
+ *
+ * Any JSON value parses, `null` included: Go's json.Marshal(nil) is the
+ * body `null`, and mistify clients send it on every action. Whether a value
+ * suits the route is each route's schema's call. An empty body (with or
+ * without a Content-Type, with or without chunked encoding) is no body.
  */
 import type { Context, Next } from 'koa';
 import { koaBody } from 'koa-body';
 import { HyperkernError } from '../errors.js';
 
 export function jsonBody(limit: string) {
-  const parse = koaBody({ json: true, urlencoded: false, text: false, multipart: false, jsonLimit: limit, jsonStrict: true });
+  const parse = koaBody({ json: true, urlencoded: false, text: false, multipart: false, jsonLimit: limit, jsonStrict: false });
   return async function readJson(ctx: Context, next: Next): Promise<void> {
     // Reads carry no body: skip the header checks on the hottest routes.
     if (ctx.method === 'GET' || ctx.method === 'HEAD') return next();
@@ -22,6 +27,10 @@ export function jsonBody(limit: string) {
     } else if (!ctx.is('json', '+json')) {
       throw new HyperkernError('HK_ERR_UNSUPPORTED_MEDIA_TYPE', 415, `request bodies are JSON; got Content-Type "${type}"`);
     }
-    return parse(ctx, next);
+    await parse(ctx, async () => {
+      // Non-strict parsing hands back "" for a body of only whitespace.
+      if (ctx.request.body === '') ctx.request.body = undefined;
+      await next();
+    });
   };
 }

@@ -1,18 +1,23 @@
 /**
  * Resolves the config's `actions` into plans of stage handles, failing at
  * boot (not at the first request) when an action names a stage that no
- * plugin provides, or a stage of the wrong kind.
+ * plugin provides, or a stage of the wrong kind. Plain action names make the
+ * plans of virtual machines; `container`-prefixed ones (containerStart...)
+ * those of container guests, as in mistify's config files.
  */
 import {
   ACTION_ALIASES,
   LIFECYCLE_ACTIONS,
   METRICS_ACTIONS,
   UNROUTED_MISTIFY_ACTIONS,
+  actionNameFor,
   isLifecycleAction,
   isMetricsAction,
+  splitActionName,
   validActionNames,
   type LifecycleAction,
   type MetricsAction,
+  type PrefixedGuestType,
 } from './actions.js';
 import type { AgentConfig, StageRefConfig } from '../config/config.js';
 import { Errors } from '../errors.js';
@@ -23,8 +28,16 @@ import type { PlannedStage } from '../plugins/stage-runner.js';
 
 export interface LifecyclePlan {
   action: LifecycleAction;
+  /** The name in the config (containerStart for a container's start). */
+  configName: string;
   sync: PlannedStage[];
   async: PlannedStage[];
+  /**
+   * create only: its async stages without the boot at their end (the
+   * start action's own stages), run when a client asks for a guest left
+   * off (?start=false). Undefined when the create pipeline has no such boot.
+   */
+  asyncLeftOff?: PlannedStage[];
 }
 
 export interface MetricsPlan {
@@ -32,9 +45,14 @@ export interface MetricsPlan {
   stage: PlannedStage;
 }
 
-export interface ActionPlans {
+export interface PlanSet {
   lifecycle: Map<LifecycleAction, LifecyclePlan>;
   metrics: Map<MetricsAction, MetricsPlan>;
+}
+
+/** Plans of virtual machines, and per prefixed guest type (container) its own. */
+export interface ActionPlans extends PlanSet {
+  byType: Record<PrefixedGuestType, PlanSet>;
 }
 
 export function buildActionPlans(
@@ -43,7 +61,7 @@ export function buildActionPlans(
   catalogue: Map<string, StageHandle>,
   log: AgentLogger,
 ): ActionPlans {
-  const plans: ActionPlans = { lifecycle: new Map(), metrics: new Map() };
+  const plans: ActionPlans = { lifecycle: new Map(), metrics: new Map(), byType: { container: { lifecycle: new Map(), metrics: new Map() } } };
   const defaultTimeoutMs = config.jobs.stageTimeoutSeconds * 1000;
   const plan = (ref: StageRefConfig, where: string, kind: StageKind): PlannedStage => {
     const name = typeof ref === 'string' ? ref : ref.stage;
@@ -66,17 +84,20 @@ export function buildActionPlans(
   };
 
   for (const [configName, action] of Object.entries(config.actions)) {
-    const name = ACTION_ALIASES[configName] ?? configName;
-    const where = `actions.${configName}`;
-    if ((UNROUTED_MISTIFY_ACTIONS as readonly string[]).includes(name)) {
+    if ((UNROUTED_MISTIFY_ACTIONS as readonly string[]).includes(configName)) {
       log.warn({ action: configName, file }, `action "${configName}" is a mistify-agent action hyperkern has no route for yet; its stages are ignored`);
       continue;
     }
+    const { guestType, action: plain } = splitActionName(configName);
+    const name = ACTION_ALIASES[plain] ?? plain;
+    const set = guestType ? plans.byType[guestType] : plans;
+    const where = `actions.${configName}`;
     if (isLifecycleAction(name)) {
-      if (plans.lifecycle.has(name)) throw Errors.config(`${file}: ${where}: action "${name}" is configured twice (once under an alias)`);
+      if (set.lifecycle.has(name)) throw Errors.config(`${file}: ${where}: action "${name}" is configured twice (once under an alias)`);
       const asyncRefs = [...action.async, ...(action.stages ?? [])];
-      plans.lifecycle.set(name, {
+      set.lifecycle.set(name, {
         action: name,
+        configName: actionNameFor(guestType, name),
         sync: action.sync.map((ref, i) => plan(ref, `${where}.sync[${i}]`, 'action')),
         async: asyncRefs.map((ref, i) => plan(ref, `${where}.async[${i}]`, 'action')),
       });
@@ -85,11 +106,13 @@ export function buildActionPlans(
       if (refs.length !== 1 || action.sync.length > 0) {
         throw Errors.config(`${file}: ${where}: a metrics action takes exactly one stage, as "stages": ["plugin.stage"]; got ${refs.length + action.sync.length}`);
       }
-      plans.metrics.set(name, { action: name, stage: plan(refs[0], `${where}.stages[0]`, 'metrics') });
+      set.metrics.set(name, { action: name, stage: plan(refs[0], `${where}.stages[0]`, 'metrics') });
     } else {
       throw Errors.config(`${file}: ${where}: unknown action "${configName}". Valid actions: ${validActionNames().join(', ')}`);
     }
   }
+
+  for (const set of [plans, ...Object.values(plans.byType)]) markBoot(set);
 
   const unconfigured = [...LIFECYCLE_ACTIONS, ...Object.keys(METRICS_ACTIONS)].filter(
     (a) => !plans.lifecycle.has(a as LifecycleAction) && !plans.metrics.has(a as MetricsAction),
@@ -98,4 +121,16 @@ export function buildActionPlans(
     log.warn({ actions: unconfigured, file }, `actions without stages in the config answer 501: ${unconfigured.join(', ')}`);
   }
   return plans;
+}
+
+/**
+ * A create pipeline that ends with the start action's own stages boots the
+ * guest, as mistify's Create does; without them is the guest left off.
+ */
+function markBoot(set: PlanSet): void {
+  const create = set.lifecycle.get('create');
+  const start = set.lifecycle.get('start');
+  if (!create || !start || start.async.length === 0 || create.async.length <= start.async.length) return;
+  const tail = create.async.slice(-start.async.length);
+  if (tail.every((stage, i) => stage.handle === start.async[i].handle)) create.asyncLeftOff = create.async.slice(0, -start.async.length);
 }

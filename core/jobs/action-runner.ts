@@ -4,8 +4,8 @@
  * queue. Every guest a stage returns is persisted before the next stage
  * runs, so a crash mid-job loses at most the stage that was running.
  */
-import { METRICS_ACTIONS, type LifecycleAction, type MetricsAction } from './actions.js';
-import type { ActionPlans, LifecyclePlan } from './action-plan.js';
+import { METRICS_ACTIONS, VM_GUEST_TYPES, GUEST_TYPE_PREFIXES, actionNameFor, prefixedGuestType, type LifecycleAction, type MetricsAction } from './actions.js';
+import type { ActionPlans, LifecyclePlan, PlanSet } from './action-plan.js';
 import { Errors, messageOf } from '../errors.js';
 import type { GuestRegistry } from '../guests/guest-registry.js';
 import { JobLog, isFinished, type JobEnd } from './job-log.js';
@@ -54,15 +54,11 @@ export class ActionRunner {
     return { queued: this.scheduler.queuedCount, running: this.scheduler.runningCount };
   }
 
-  isConfigured(action: LifecycleAction | MetricsAction): boolean {
-    return this.plans.lifecycle.has(action as LifecycleAction) || this.plans.metrics.has(action as MetricsAction);
-  }
-
   /** Run `action` on an existing guest: sync stages now, the rest as a job. */
   async perform(action: LifecycleAction, guestId: string, args: Record<string, unknown>): Promise<Accepted> {
-    const plan = this.lifecyclePlan(action);
     const guest = this.registry.find(guestId);
     if (!guest) throw Errors.guestNotFound(guestId);
+    const plan = this.lifecyclePlan(action, guest);
     const checked = await this.runSync(plan, guest, args, true);
     const job = await this.jobs.create(guestId, action, args);
     this.scheduler.enqueue(guestId, job.ID);
@@ -71,7 +67,7 @@ export class ActionRunner {
 
   /** Register a new guest and queue its create job. */
   async create(guest: Guest, args: Record<string, unknown>): Promise<Accepted> {
-    const plan = this.lifecyclePlan('create');
+    const plan = this.lifecyclePlan('create', guest);
     // Two concurrent retries with the same client-chosen id must not both create.
     if (this.creating.has(guest.id) || this.registry.find(guest.id)) {
       throw Errors.conflict(`guest ${guest.id} already exists or is being created; GET /guests/${guest.id} shows it`);
@@ -90,10 +86,11 @@ export class ActionRunner {
 
   /** Metrics are read directly, never queued behind the guest's jobs. */
   async metrics(action: MetricsAction, guestId: string, args: Record<string, unknown>): Promise<unknown> {
-    const plan = this.plans.metrics.get(action);
-    if (!plan) throw Errors.actionNotConfigured(`this agent's config maps no stage to "${action}"; add actions.${action}.stages to the config`);
     const guest = this.registry.find(guestId);
     if (!guest) throw Errors.guestNotFound(guestId);
+    const name = actionNameFor(prefixedGuestType(guest.type), action);
+    const plan = this.plansFor(guest).metrics.get(action);
+    if (!plan) throw Errors.actionNotConfigured(`this agent's config maps no stage to "${name}" (guest type "${guest.type}"); add actions.${name}.stages to the config`);
     const type = METRICS_ACTIONS[action];
     const response = await runStage<GuestMetricsResponse | undefined>(
       plan.stage,
@@ -133,11 +130,25 @@ export class ActionRunner {
     }
   }
 
-  private lifecyclePlan(action: LifecycleAction): LifecyclePlan {
+  private lifecyclePlan(action: LifecycleAction, guest: Guest): LifecyclePlan {
     if (this.stopping) throw Errors.shuttingDown('the agent is shutting down and accepts no new actions; retry when it is back');
-    const plan = this.plans.lifecycle.get(action);
-    if (!plan) throw Errors.actionNotConfigured(`this agent's config maps no stages to "${action}"; add actions.${action} to the config`);
+    const plan = this.plansFor(guest).lifecycle.get(action);
+    if (!plan) {
+      const name = actionNameFor(prefixedGuestType(guest.type), action);
+      throw Errors.actionNotConfigured(`this agent's config maps no stages to "${name}" (guest type "${guest.type}"); add actions.${name} to the config`);
+    }
     return plan;
+  }
+
+  /** As in mistify: a guest's type picks its plans ("container" runs containerStart...). */
+  private plansFor(guest: Guest): PlanSet {
+    const prefixed = prefixedGuestType(guest.type);
+    if (prefixed) return this.plans.byType[prefixed];
+    if (!VM_GUEST_TYPES.includes(guest.type)) {
+      const known = [...VM_GUEST_TYPES.map((t) => `"${t}"`), ...Object.keys(GUEST_TYPE_PREFIXES).map((t) => `"${t}"`)];
+      throw Errors.badRequest(`type: "${guest.type}" is not a guest type this agent runs; use ${known.join(', ')} ("", "vm" and "kvm" are virtual machines)`);
+    }
+    return this.plans;
   }
 
   private async runSync(plan: LifecyclePlan, guest: Guest, args: Record<string, unknown>, registered: boolean): Promise<Guest> {
@@ -159,15 +170,18 @@ export class ActionRunner {
     const job = this.jobs.get(jobId);
     if (!job || job.Status !== 'Queued') return;
     const log = asPluginLogger(this.log.child({ job: jobId, guest: guestId, action: job.Action }));
-    const plan = this.plans.lifecycle.get(job.Action as LifecycleAction);
+    const known = this.registry.find(guestId);
+    const plan = known ? this.plansFor(known).lifecycle.get(job.Action as LifecycleAction) : undefined;
     const args = this.jobs.argsOf(jobId);
+    const leftOff = job.Action === 'create' && args.start === 'false' && plan?.asyncLeftOff !== undefined;
+    const stages = leftOff ? plan!.asyncLeftOff! : (plan?.async ?? []);
     await this.jobs.update(jobId, { Status: 'Running', StartedAt: new Date().toISOString() });
     let message = '';
     try {
       if (!plan) throw new Error(`action "${job.Action}" is no longer configured`);
       let guest = this.registry.find(guestId);
       if (!guest) throw new Error(`guest ${guestId} no longer exists`);
-      for (const stage of plan.async) {
+      for (const stage of stages) {
         // The newest guest, not the one the previous stage returned: a
         // metadata PATCH may have landed in between.
         const sent: Guest = this.registry.find(guestId) ?? guest;
@@ -180,6 +194,10 @@ export class ActionRunner {
         if (response?.message) message = response.message;
       }
       const last = this.registry.find(guestId) ?? guest;
+      // Complete means the guest got where the client asked: a create that boots ends running.
+      if (job.Action === 'create' && plan.asyncLeftOff && !leftOff && last.state !== 'running') {
+        throw new Error(`the guest was created but is ${last.state || 'in no state'} after its boot, not running`);
+      }
       if (job.Action === 'delete') await this.registry.remove(guestId);
       await this.jobs.update(jobId, { Status: 'Complete', Message: message }, last);
       log.info({ status: 'Complete' }, 'job finished');

@@ -27,9 +27,39 @@ export const UNROUTED_MISTIFY_ACTIONS = [
   'listSnapshots', 'getSnapshot', 'createSnapshot', 'deleteSnapshot', 'rollbackSnapshot', 'downloadSnapshot',
   'listContainerImage', 'getContainerImage', 'deleteContainerImage', 'pullContainerImage',
   'listContainers', 'getContainer', 'createContainer', 'startContainer', 'stopContainer', 'deleteContainer',
-  'containerCreate', 'containerDelete', 'containerStart', 'containerReboot', 'containerRestart', 'containerPoweroff',
-  'containerShutdown', 'containerListImages', 'containerGetImage', 'containerDeleteImage', 'containerFetchImage',
+  'containerListImages', 'containerGetImage', 'containerDeleteImage', 'containerFetchImage',
 ] as const;
+
+/**
+ * Guests run the plain action plans, except those whose `type` has a prefix
+ * here: as in mistify, a "container" guest's start runs `containerStart`.
+ * Every other type mistify clients send ("", "vm", "kvm") is a virtual machine.
+ */
+export const GUEST_TYPE_PREFIXES = { container: 'container' } as const;
+export type PrefixedGuestType = keyof typeof GUEST_TYPE_PREFIXES;
+export const VM_GUEST_TYPES: readonly string[] = ['', 'vm', 'kvm'];
+
+/** The prefixed guest type `type` names, if any; undefined for a VM type. */
+export function prefixedGuestType(type: string): PrefixedGuestType | undefined {
+  return Object.hasOwn(GUEST_TYPE_PREFIXES, type) ? (type as PrefixedGuestType) : undefined;
+}
+
+/** A config action name as guest type and plain action: "containerCpuMetrics" -> container, cpuMetrics. */
+export function splitActionName(name: string): { guestType?: PrefixedGuestType; action: string } {
+  for (const [guestType, prefix] of Object.entries(GUEST_TYPE_PREFIXES)) {
+    const rest = name.slice(prefix.length);
+    if (name.startsWith(prefix) && /^[A-Z]/.test(rest)) {
+      const action = rest[0].toLowerCase() + rest.slice(1);
+      if (isLifecycleAction(action) || isMetricsAction(action)) return { guestType: guestType as PrefixedGuestType, action };
+    }
+  }
+  return { action: name };
+}
+
+/** The config name of `action` for guests of `guestType`: ("container", "start") -> "containerStart". */
+export function actionNameFor(guestType: PrefixedGuestType | undefined, action: string): string {
+  return guestType ? GUEST_TYPE_PREFIXES[guestType] + action[0].toUpperCase() + action.slice(1) : action;
+}
 
 export function isLifecycleAction(name: string): name is LifecycleAction {
   return (LIFECYCLE_ACTIONS as readonly string[]).includes(name);
@@ -41,5 +71,7 @@ export function isMetricsAction(name: string): name is MetricsAction {
 
 /** Every action name a config may use, for error messages. */
 export function validActionNames(): string[] {
-  return [...LIFECYCLE_ACTIONS, ...Object.keys(METRICS_ACTIONS), ...Object.keys(ACTION_ALIASES), ...UNROUTED_MISTIFY_ACTIONS];
+  const plain = [...LIFECYCLE_ACTIONS, ...Object.keys(METRICS_ACTIONS)];
+  const prefixed = Object.keys(GUEST_TYPE_PREFIXES).flatMap((t) => plain.map((a) => actionNameFor(t as PrefixedGuestType, a)));
+  return [...plain, ...prefixed, ...Object.keys(ACTION_ALIASES), ...UNROUTED_MISTIFY_ACTIONS];
 }

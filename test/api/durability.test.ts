@@ -66,8 +66,8 @@ describe('durability and recovery', function () {
     // One job slot, so the second guest's job stays queued behind the first.
     const config = simulatorConfig({ jobs: { concurrency: 1 } });
     const first = await start(config);
-    const slow = (await first.request('POST', '/guests?wait=5', { metadata: { 'simulator.delay.start': '30000' } })).body.id;
-    const other = (await first.request('POST', '/guests?wait=5', {})).body.id;
+    const slow = (await first.request('POST', '/guests?wait=5&start=false', { metadata: { 'simulator.delay.start': '30000' } })).body.id;
+    const other = (await first.request('POST', '/guests?wait=5&start=false', {})).body.id;
     const running = await first.request('POST', `/guests/${slow}/start`);
     const queuedDelete = await first.request('DELETE', `/guests/${slow}`);
     const queuedStart = await first.request('POST', `/guests/${other}/start`);
@@ -95,7 +95,7 @@ describe('durability and recovery', function () {
   it('SIGTERM lets a running stage finish, then exits 0 with its result stored', async () => {
     const config = simulatorConfig();
     const first = await start(config);
-    const id = (await first.request('POST', '/guests?wait=5', { metadata: { 'simulator.delay.start': '1500' } })).body.id;
+    const id = (await first.request('POST', '/guests?wait=5&start=false', { metadata: { 'simulator.delay.start': '1500' } })).body.id;
     const res = await first.request('POST', `/guests/${id}/start`);
     const jobId = res.headers.get('x-guest-job-id')!;
     await waitFor(async () => (await first.request('GET', `/jobs/${jobId}`)).body.Status === 'Running', 5000, 'start running');
@@ -119,7 +119,7 @@ describe('durability and recovery', function () {
 
   it('prunes the job history to its bound, oldest first', async () => {
     const agent = await start(simulatorConfig({ jobs: { history: 5 } }));
-    const id = (await agent.request('POST', '/guests?wait=5', {})).body.id;
+    const id = (await agent.request('POST', '/guests?wait=5&start=false', {})).body.id;
     const jobIds: string[] = [];
     for (let i = 0; i < 4; i++) {
       jobIds.push((await agent.request('POST', `/guests/${id}/start?wait=5`)).headers.get('x-guest-job-id')!);

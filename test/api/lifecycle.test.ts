@@ -19,7 +19,8 @@ describe('API: lifecycle actions and metrics', function () {
   });
 
   async function newGuest(metadata: Record<string, string> = {}) {
-    const res = await agent.request('POST', '/guests?wait=10', { memory: 128, cpu: 2, disks: [{ size: 10 }], nics: [{}], metadata });
+    // Left off (?start=false): each test starts it when it needs it running.
+    const res = await agent.request('POST', '/guests?wait=10&start=false', { memory: 128, cpu: 2, disks: [{ size: 10 }], nics: [{}], metadata });
     expect(res.status, res.text).to.equal(200);
     return res.body.id as string;
   }

@@ -80,9 +80,18 @@ export const GUEST_ROUTE_DOCS: RouteDoc[] = [
     operationId: 'createGuest',
     tag: 'guests',
     summary: 'Create a guest',
-    description: 'Queues the create job. A client-chosen UUID `id` makes retries idempotent: a retry answers 200 with the existing guest.',
-    query: waitQuery,
-    body: guestSchema.meta({ id: 'NewGuest', description: 'What a client may set; the agent owns id (unless a new UUID), NIC names, MACs, taps and disk devices' }),
+    description:
+      'Queues the create job, which boots the guest (the create pipeline ends with start; the job completes once it runs). ' +
+      'A client-chosen UUID `id` makes retries idempotent: a retry answers 200 with the existing guest.',
+    query: waitQuery.extend({
+      start: z.enum(['true', 'false']).optional().meta({ description: 'false: leave the new guest off (the create pipeline skips its start stages)', example: 'false' }),
+    }),
+    body: guestSchema.meta({
+      id: 'NewGuest',
+      description:
+        'What a client may set. Go zero values mean "not given": "" strings, 0 numbers, null lists and maps. ' +
+        'Fields the agent owns (state, vnc, NIC devices, disk devices and sources) are ignored; unknown fields too.',
+    }),
     responses: {
       ...actionResponses('A guest with this id is being created'),
       200: { description: 'An idempotent retry (the guest exists), or with ?wait the create completed', schema: GuestSchema, headers: ['X-Guest-Job-ID', 'X-Guest-Job-Status'] },

@@ -5,6 +5,7 @@
  * wire type disagree, so the document cannot drift from the code.
  */
 import { z } from 'zod';
+import { metadataPatchSchema } from '../../guests/metadata.js';
 import type { Disk, Guest, GuestCpuMetrics, GuestDiskMetrics, GuestNicMetrics, Job, Nic } from '../../contract/wire-types.js';
 
 export const NicSchema = z
@@ -92,9 +93,10 @@ export const DiskMetricsSchema = z
 
 export const MetadataSchema = z.record(z.string(), z.string()).meta({ id: 'Metadata', description: 'string keys to string values' });
 
-export const MetadataPatchSchema = z
-  .record(z.string().min(1).max(256), z.string().max(65536).nullable())
-  .meta({ id: 'MetadataPatch', description: 'a string value sets a key, null removes it; at most 1024 keys' });
+export const MetadataPatchSchema = metadataPatchSchema.meta({
+  id: 'MetadataPatch',
+  description: 'a string value sets a key; null or "" removes it (a Go map[string]string cannot hold null); at most 1024 keys; a null body changes nothing',
+});
 
 export const ErrorSchema = z
   .looseObject({
