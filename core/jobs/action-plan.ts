@@ -42,6 +42,7 @@ export interface LifecyclePlan {
 
 export interface MetricsPlan {
   action: MetricsAction;
+  configName: string;
   stage: PlannedStage;
 }
 
@@ -106,7 +107,7 @@ export function buildActionPlans(
       if (refs.length !== 1 || action.sync.length > 0) {
         throw Errors.config(`${file}: ${where}: a metrics action takes exactly one stage, as "stages": ["plugin.stage"]; got ${refs.length + action.sync.length}`);
       }
-      set.metrics.set(name, { action: name, stage: plan(refs[0], `${where}.stages[0]`, 'metrics') });
+      set.metrics.set(name, { action: name, configName: actionNameFor(guestType, name), stage: plan(refs[0], `${where}.stages[0]`, 'metrics') });
     } else {
       throw Errors.config(`${file}: ${where}: unknown action "${configName}". Valid actions: ${validActionNames().join(', ')}`);
     }

@@ -22,7 +22,7 @@ describe('isolated plugins: the simulator module, unchanged, in a child process'
   });
 
   it('walks a guest through every action and its metrics', async () => {
-    const created = await agent.request('POST', '/guests?wait=10', { memory: 128, cpu: 2, disks: [{ size: 10 }], nics: [{}] });
+    const created = await agent.request('POST', '/guests?wait=10&start=false', { memory: 128, cpu: 2, disks: [{ size: 10 }], nics: [{}] });
     expect(created.status, created.text).to.equal(200);
     const id = created.body.id;
     expect(created.body.disks[0].source).to.equal(`sim://${id}/${created.body.disks[0].device}`);
@@ -46,7 +46,7 @@ describe('isolated plugins: the simulator module, unchanged, in a child process'
   });
 
   it('ends a shutdown the guest ignores with the simulator\'s own message from the child', async () => {
-    const created = await agent.request('POST', '/guests?wait=10', { memory: 128, cpu: 1, metadata: { 'simulator.acpi': 'ignore' } });
+    const created = await agent.request('POST', '/guests?wait=10&start=false', { memory: 128, cpu: 1, metadata: { 'simulator.acpi': 'ignore' } });
     const id = created.body.id;
     expect((await agent.request('POST', `/guests/${id}/start?wait=10`)).status).to.equal(200);
     const res = await agent.request('POST', `/guests/${id}/shutdown?wait=20&timeout=1`);

@@ -59,12 +59,13 @@ describe('jsonrpc: mistify-agent config files', function () {
     return file;
   }
 
-  it('checks config/mistify-example.json as is: one jsonrpc plugin per service, unrouted actions warned about', async () => {
+  it('checks config/mistify-example.json as is: one jsonrpc plugin per service, container actions planned, unrouted actions warned about', async () => {
     const run = await cli(['--config', 'config/mistify-example.json', '--check']);
     expect(run.code, run.stderr).to.equal(0);
     expect(run.stdout).to.include('plugins libvirt, storage, storageDownload, mdocker');
     expect(run.stdout).to.match(/actions create, start, shutdown, reboot, restart, poweroff, delete, cpuMetrics, nicMetrics, diskMetrics/);
-    expect(run.stdout).to.include('action \\"containerCreate\\" is a mistify-agent action hyperkern has no route for yet');
+    expect(run.stdout).to.include('; guest-type actions containerCreate, containerPoweroff');
+    expect(run.stdout).to.include('action \\"listImages\\" is a mistify-agent action hyperkern has no route for yet');
   });
 
   it('loads every action name the Go agent accepted', async () => {
@@ -72,11 +73,13 @@ describe('jsonrpc: mistify-agent config files', function () {
     const file = await configFile('all-actions.json', { services: { svc: { port: 9 } }, actions });
     const run = await cli(['--config', file, '--check']);
     expect(run.code, run.stderr).to.equal(0);
-    const valid = /config \S+ is valid: plugins svc; actions (.*)\n/.exec(run.stdout);
+    const valid = /config \S+ is valid: plugins svc; actions ([^;\n]*)/.exec(run.stdout);
     expect(valid, run.stdout).to.not.equal(null);
+    const containerActions = ['containerCreate', 'containerDelete', 'containerStart', 'containerReboot', 'containerRestart', 'containerPoweroff', 'containerShutdown'];
+    expect(run.stdout, 'container actions make the plans of container guests').to.include(`; guest-type actions ${containerActions.join(', ')}`);
     expect(valid![1].split(', ').sort()).to.deep.equal(['cpuMetrics', 'create', 'delete', 'diskMetrics', 'nicMetrics', 'poweroff', 'reboot', 'restart', 'shutdown', 'start']);
-    // The other 31 load with a warning each, rather than failing the boot.
-    expect(run.stdout.match(/has no route for yet/g)).to.have.length(GO_AGENT_ACTIONS.length - 10);
+    // The other 24 load with a warning each, rather than failing the boot.
+    expect(run.stdout.match(/has no route for yet/g)).to.have.length(GO_AGENT_ACTIONS.length - 10 - containerActions.length);
   });
 
   it('refuses an unknown action, listing the valid ones', async () => {

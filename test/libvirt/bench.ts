@@ -71,7 +71,7 @@ async function main() {
     const a = agent;
     const ids: string[] = [];
     for (let i = 0; i < GUESTS; i++) {
-      const res = await a.request('POST', '/guests?wait=30', { memory: 128, cpu: 1, disks: [{ size: 16 }], nics: [{ network: world.bridge }], metadata: world.tinyBoot });
+      const res = await a.request('POST', '/guests?wait=30&start=false', { memory: 128, cpu: 1, disks: [{ size: 16 }], nics: [{ network: world.bridge }], metadata: world.tinyBoot });
       if (res.status !== 200) throw new Error(`create: ${res.text}`);
       ids.push(res.body.id);
     }

@@ -58,7 +58,7 @@ describe('libvirt backend on qemu:///system (real libvirtd, tiny guest under TCG
   const domainOf = (id: string) => world.prefix + id;
 
   async function create(a: RunningAgent, body: object = {}): Promise<any> {
-    const res = await a.request('POST', '/guests?wait=30', { memory: 128, cpu: 1, disks: [{ size: 64 }], metadata: world.tinyBoot, ...body });
+    const res = await a.request('POST', '/guests?wait=30&start=false', { memory: 128, cpu: 1, disks: [{ size: 64 }], metadata: world.tinyBoot, ...body });
     expect(res.status, res.text).to.equal(200);
     expect(res.headers.get('x-guest-job-status'), `create job: ${res.text}`).to.equal('Complete');
     expect(res.body.state).to.equal('off');

@@ -25,8 +25,8 @@ describe('libvirt backend on the test driver (test:///default)', function () {
     if (agent) await Promise.all([removeDir(agent.dataDir), rm(`${agent.dataDir}.config.json`, { force: true })]);
   });
 
-  async function create(body: object): Promise<{ status: number; guest: any; job: any }> {
-    const res = await agent.request('POST', '/guests?wait=10', body);
+  async function create(body: object, query = ''): Promise<{ status: number; guest: any; job: any }> {
+    const res = await agent.request('POST', `/guests?wait=10${query}`, body);
     const job = (await agent.request('GET', `/jobs/${res.headers.get('x-guest-job-id')}`)).body;
     // A failed create answers with the error and its job; the guest stays, in state "error".
     const guest = res.status === 200 ? res.body : (await agent.request('GET', `/guests/${job.GuestID}`)).body;
@@ -48,7 +48,7 @@ describe('libvirt backend on the test driver (test:///default)', function () {
   });
 
   it('takes a guest through every action, with states and metrics in the mistify shapes', async () => {
-    const { status, guest, job } = await create({ memory: 256, cpu: 2, disks: [{ size: 64 }, { size: 32, bus: 'scsi' }], nics: [{ network: 'default' }] });
+    const { status, guest, job } = await create({ memory: 256, cpu: 2, disks: [{ size: 64 }, { size: 32, bus: 'scsi' }], nics: [{ network: 'default' }] }, '&start=false');
     expect(status, JSON.stringify(job)).to.equal(200);
     expect(job.Status).to.equal('Complete');
     expect(guest.state).to.equal('off');
@@ -99,12 +99,15 @@ describe('libvirt backend on the test driver (test:///default)', function () {
 
     // The second disk is refused after the first one's volume was made: that volume must go again.
     const id = randomUUID();
-    const source = await create({ id, disks: [{ size: 8 }, { size: 8, source: '/etc/shadow' }] });
-    expect(source.job.Status).to.equal('Error');
-    expect(source.job.Message).to.contain('source is assigned by the agent');
+    const second = await create({ id, disks: [{ size: 8 }, { image: 'no-such-image' }] });
+    expect(second.job.Status).to.equal('Error');
+    expect(second.job.Message).to.contain('image "no-such-image" is not a volume of storage pool');
     await agent.request('DELETE', `/guests/${id}?wait=10`);
-    const retry = await create({ id, disks: [{ size: 8 }] });
+    // A client's disk source (a Go client sends the one it last saw) is ignored: the agent makes its own.
+    const retry = await create({ id, disks: [{ size: 8, source: '/etc/shadow' }] });
     expect(retry.job.Status, `the same guest id again finds no stale volume: ${retry.job.Message}`).to.equal('Complete');
+    expect(retry.guest.disks[0].source).to.match(/hk-.*-vda\.qcow2$/);
+    expect(retry.guest.state, 'the create booted the guest').to.equal('running');
     await agent.request('DELETE', `/guests/${id}?wait=10`);
   });
 

@@ -54,7 +54,7 @@ describe('QEMU backend through the agent (real QEMU under TCG)', function () {
   const consoleLog = (a: RunningAgent, id: string) => path.join(runDir(a, id), 'console.log');
   const pidOf = (a: RunningAgent, id: string) => Number(readFileSync(path.join(runDir(a, id), 'qemu.pid'), 'utf8'));
   async function create(a: RunningAgent, body: object): Promise<any> {
-    const res = await a.request('POST', '/guests?wait=30', { memory: 256, cpu: 1, disks: [{ size: 32 }], ...body });
+    const res = await a.request('POST', '/guests?wait=30&start=false', { memory: 256, cpu: 1, disks: [{ size: 32 }], ...body });
     expect(res.status, res.text).to.equal(200);
     expect(res.body.state).to.equal('off');
     return res.body;

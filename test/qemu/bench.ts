@@ -36,7 +36,7 @@ async function main() {
 
     const ids: string[] = [];
     for (let i = 0; i < GUESTS; i++) {
-      const res = await a.request('POST', '/guests?wait=30', { memory: 128, cpu: 1, disks: [{ size: 16 }], nics: [{}], metadata: world.tinyBoot });
+      const res = await a.request('POST', '/guests?wait=30&start=false', { memory: 128, cpu: 1, disks: [{ size: 16 }], nics: [{}], metadata: world.tinyBoot });
       if (res.status !== 200) throw new Error(`create: ${res.text}`);
       ids.push(res.body.id);
     }
