@@ -153,7 +153,7 @@ describe('config and plugin loading', function () {
     expect(checked.stdout).to.match(/plugins guard, uses-guard, simulator/);
     const agent = await startAgent({ config });
     try {
-      const created = await agent.request('POST', '/guests?wait=5', {});
+      const created = await agent.request('POST', '/guests?wait=5&start=false', {});
       expect(created.status).to.equal(200);
       const id = created.body.id;
       expect((await agent.request('POST', `/guests/${id}/start?wait=5`)).status).to.equal(200);
