@@ -29,7 +29,8 @@ const emptyGuestDirectory: GuestDirectory = {
 
 const USAGE = `hyperkern ${VERSION}: REST agent for the guests of this hypervisor host
 
-usage: npm start -- [--config FILE] [--listen HOST:PORT] [--data-dir DIR] [--check]
+usage: hyperkern serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR] [--check]
+       npm start -- [same flags]   (in a checkout; default config config/agent.json)
 
   --config FILE      config file (env HYPERKERN_CONFIG; default config/agent.json)
   --listen HOST:PORT address to serve on (env HYPERKERN_LISTEN; default 127.0.0.1:8080)

@@ -1,0 +1,301 @@
+#!/usr/bin/env node
+/**
+ * `hyperkern`: the operator's command line. `hyperkern serve` runs the
+ * agent; every other command is a client of an agent's REST API
+ * (--url/HYPERKERN_URL, --token/HYPERKERN_TOKEN, or the CLI config file).
+ * Tables for people, --json for scripts; errors are the agent's message on
+ * one line, never a stack. Exit codes: cli/exit-codes.ts, docs/cli.md.
+ */
+import { Argument, Command, CommanderError, Option } from 'commander';
+import { readFile } from 'node:fs/promises';
+import type { Guest, Job } from '../core/contract/wire-types.js';
+import { AgentClient } from './agent-client.js';
+import { CliError } from './cli-error.js';
+import { EXIT } from './exit-codes.js';
+import { followEvents } from './event-follow.js';
+import { watchJob } from './job-watch.js';
+import { resolveSettings } from './settings.js';
+import { details, table } from './tables.js';
+
+interface GlobalFlags {
+  url?: string;
+  token?: string;
+  json?: boolean;
+}
+
+interface WaitFlags extends GlobalFlags {
+  wait?: boolean;
+  timeout: string;
+  arg?: string[];
+}
+
+const ACTIONS: [string, string][] = [
+  ['start', 'start a guest'],
+  ['shutdown', 'shut a guest down (ACPI power button)'],
+  ['reboot', 'reboot a guest (soft, by the guest OS)'],
+  ['restart', 'reset a guest (hard)'],
+  ['poweroff', 'power a guest off (pull the plug)'],
+  ['suspend', "pause a guest's vCPUs"],
+  ['resume', 'resume a suspended guest'],
+];
+
+const enc = encodeURIComponent;
+const out = (text: string): void => void process.stdout.write(text);
+const json = (value: unknown): void => out(`${JSON.stringify(value, null, 2)}\n`);
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+function client(cmd: Command): { api: AgentClient; flags: GlobalFlags } {
+  const flags = cmd.optsWithGlobals<GlobalFlags>();
+  return { api: new AgentClient(resolveSettings(flags)), flags };
+}
+
+function keyValues(pairs: string[] | undefined, what: string): Record<string, string> {
+  const result: Record<string, string> = {};
+  for (const pair of pairs ?? []) {
+    const at = pair.indexOf('=');
+    if (at <= 0) throw new CliError(`${what} "${pair}" must be KEY=VALUE`, EXIT.usage);
+    result[pair.slice(0, at)] = pair.slice(at + 1);
+  }
+  return result;
+}
+
+function number(value: string, what: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n)) throw new CliError(`${what} must be a number; got "${value}"`, EXIT.usage);
+  return n;
+}
+
+function waitOptions(cmd: Command): Command {
+  return cmd
+    .option('-w, --wait', 'follow the job until it ends; the exit code says how it ended')
+    .option('--timeout <seconds>', 'with --wait: give up after this long (exit 3; the job goes on)', '300')
+    .option('--arg <key=value>', "pass an argument to the action's stages (repeatable), e.g. --arg timeout=60 for shutdown", collect);
+}
+
+/** An action was queued: report it, or follow it with --wait. */
+async function queued(api: AgentClient, flags: WaitFlags, answer: { body: Guest; headers: Headers }, verb: string): Promise<number> {
+  const jobId = answer.headers.get('x-guest-job-id');
+  if (!flags.wait || !jobId) {
+    if (flags.json) json({ guest: answer.body, job: jobId });
+    else out(`${verb} ${answer.body.id}: job ${jobId ?? '(none)'} queued\n`);
+    return EXIT.ok;
+  }
+  const result = await watchJob(api, jobId, { timeoutSeconds: number(flags.timeout, '--timeout'), json: flags.json === true });
+  if (flags.json) json({ outcome: result.exitCode === EXIT.ok ? 'complete' : result.exitCode === EXIT.timedOut ? 'timed out' : 'failed', job: result.job, guest: result.guest ?? null });
+  return result.exitCode;
+}
+
+function query(args: Record<string, string>): string {
+  const q = new URLSearchParams(args).toString();
+  return q ? `?${q}` : '';
+}
+
+function guestRows(guests: Guest[]): string {
+  return table(
+    ['ID', 'STATE', 'CPU', 'MEMORY', 'DISKS', 'NICS', 'TYPE'],
+    guests.map((g) => [g.id, g.state, g.cpu, `${g.memory} MiB`, (g.disks ?? []).map((d) => `${d.device}:${d.size}M`).join(',') || '-', (g.nics ?? []).map((n) => n.name).join(',') || '-', g.type || 'vm']),
+  );
+}
+
+function jobRows(jobs: Job[]): string {
+  return table(['ID', 'GUEST', 'ACTION', 'STATUS', 'UPDATED', 'MESSAGE'], jobs.map((j) => [j.ID, j.GuestID, j.Action, j.Status, j.UpdatedAt, j.Message]));
+}
+
+export function buildProgram(setExit: (code: number) => void): Command {
+  const program = new Command('hyperkern')
+    .description('hyperkern: the node agent of a hypervisor host (serve) and its command line client')
+    .option('--url <url>', 'the agent (env HYPERKERN_URL; default http://127.0.0.1:8080)')
+    .option('--token <token>', 'bearer token (env HYPERKERN_TOKEN)')
+    .option('--json', 'print JSON for scripts instead of tables')
+    .showHelpAfterError()
+    .exitOverride();
+  const run = (fn: (...args: any[]) => Promise<number | void>) => async (...args: any[]) => setExit((await fn(...args)) ?? EXIT.ok);
+
+  program
+    .command('serve')
+    .description('run the agent (config /etc/hyperkern/agent.json unless --config or HYPERKERN_CONFIG; see hyperkern serve --help)')
+    .helpOption(false)
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .argument('[flags...]', 'the agent flags: --config FILE --listen HOST:PORT --data-dir DIR --check --help')
+    .action(async (agentFlags: string[]) => {
+      const { serve } = await import('./serve.js');
+      await serve(agentFlags);
+    });
+
+  const guests = program.command('guests').description('list, show, create and delete guests');
+  guests
+    .command('ls')
+    .description('list the guests')
+    .action(
+      run(async (_o, cmd: Command) => {
+        const { api, flags } = client(cmd);
+        const list = await api.get<Guest[]>('/guests');
+        flags.json ? json(list) : out(list.length ? guestRows(list) : 'no guests\n');
+      }),
+    );
+  guests
+    .command('get <id>')
+    .description('show one guest')
+    .action(
+      run(async (id: string, _o, cmd: Command) => {
+        const { api, flags } = client(cmd);
+        const g = await api.guest(id);
+        if (flags.json) return json(g);
+        out(details([['id', g.id], ['state', g.state], ['type', g.type || 'vm'], ['cpu', g.cpu], ['memory', `${g.memory} MiB`], ['image', g.image || '-'], ['vnc', g.vnc || '-'], ['metadata', g.metadata ?? {}]]));
+        if (g.disks?.length) out(`\n${table(['DISK', 'BUS', 'SIZE', 'IMAGE', 'VOLUME'], g.disks.map((d) => [d.device, d.bus, `${d.size} MiB`, d.image || '-', d.volume || '-']))}`);
+        if (g.nics?.length) out(`\n${table(['NIC', 'MAC', 'NETWORK', 'MODEL', 'DEVICE'], g.nics.map((n) => [n.name, n.mac, n.network || '-', n.model, n.device]))}`);
+      }),
+    );
+  waitOptions(
+    guests
+      .command('create')
+      .description('create a guest (flags, or a JSON body with --file)')
+      .option('--file <path>', 'the POST /guests body as JSON ("-" = stdin); flags below override its fields')
+      .option('--id <uuid>', 'a new UUID of your choosing: retries of the same create are idempotent')
+      .option('-m, --memory <MiB>', 'memory in MiB')
+      .option('-c, --cpu <n>', 'vCPUs')
+      .option('-d, --disk <MiB|image:NAME>', 'a disk: a size in MiB, or image:NAME to copy an image (repeatable)', collect)
+      .option('-n, --nic <network>', 'a NIC on this network ("" = the default; repeatable)', collect)
+      .option('--image <name>', 'the image of the guest')
+      .option('--type <type>', 'guest type ("" = a virtual machine)')
+      .option('--metadata <key=value>', 'a metadata entry (repeatable)', collect),
+  ).action(
+    run(async (o: WaitFlags & Record<string, any>, cmd: Command) => {
+      const { api, flags } = client(cmd);
+      const body: Record<string, unknown> = o.file ? JSON.parse(o.file === '-' ? await readStdin() : await readFile(o.file, 'utf8')) : {};
+      if (o.id) body.id = o.id;
+      if (o.memory) body.memory = number(o.memory, '--memory');
+      if (o.cpu) body.cpu = number(o.cpu, '--cpu');
+      if (o.disk) body.disks = (o.disk as string[]).map((d) => (d.startsWith('image:') ? { image: d.slice(6) } : { size: number(d, '--disk') }));
+      if (o.nic) body.nics = (o.nic as string[]).map((network) => ({ network }));
+      if (o.image) body.image = o.image;
+      if (o.type !== undefined) body.type = o.type;
+      if (o.metadata) body.metadata = keyValues(o.metadata, '--metadata');
+      const answer = await api.request<Guest>('POST', `/guests${query(keyValues(o.arg, '--arg'))}`, body);
+      return queued(api, { ...flags, ...o }, answer, 'create');
+    }),
+  );
+  waitOptions(guests.command('rm <id>').alias('delete').description('delete a guest')).action(
+    run(async (id: string, o: WaitFlags, cmd: Command) => {
+      const { api, flags } = client(cmd);
+      const answer = await api.request<Guest>('DELETE', `/guests/${enc(id)}${query(keyValues(o.arg, '--arg'))}`);
+      return queued(api, { ...flags, ...o }, answer, 'delete');
+    }),
+  );
+
+  for (const [action, description] of ACTIONS) {
+    waitOptions(program.command(`${action} <id>`).description(description)).action(
+      run(async (id: string, o: WaitFlags, cmd: Command) => {
+        const { api, flags } = client(cmd);
+        const answer = await api.request<Guest>('POST', `/guests/${enc(id)}/${action}${query(keyValues(o.arg, '--arg'))}`);
+        return queued(api, { ...flags, ...o }, answer, action);
+      }),
+    );
+  }
+
+  program
+    .command('metrics <id>')
+    .addArgument(new Argument('[type]', 'cpu, nic or disk (default: all three)').choices(['cpu', 'nic', 'disk']))
+    .description("a guest's counters from its backend")
+    .action(
+      run(async (id: string, type: string | undefined, _o, cmd: Command) => {
+        const { api, flags } = client(cmd);
+        const types = type ? [type] : ['cpu', 'nic', 'disk'];
+        const all: Record<string, any> = {};
+        for (const t of types) all[t] = await api.get(`/guests/${enc(id)}/metrics/${t}`);
+        if (flags.json) return json(type ? all[type] : all);
+        const parts: string[] = [];
+        if (all.cpu) parts.push(table(['VCPU', 'CPU_TIME', 'VCPU_TIME'], (all.cpu as any[]).map((c, i) => [i, c.cpu_time, c.vcpu_time])));
+        if (all.nic) parts.push(table(['NIC', 'RX_BYTES', 'RX_PACKETS', 'TX_BYTES', 'TX_PACKETS', 'ERRORS', 'DROPS'], Object.entries<any>(all.nic).map(([n, m]) => [n, m.rx_bytes, m.rx_packets, m.tx_bytes, m.tx_packets, m.rx_errors + m.tx_errors, m.rx_drops + m.tx_drops])));
+        if (all.disk) parts.push(table(['DISK', 'READ_BYTES', 'READ_OPS', 'WRITE_BYTES', 'WRITE_OPS', 'FLUSH_OPS'], Object.entries<any>(all.disk).map(([d, m]) => [d, m.read_bytes, m.read_ops, m.write_bytes, m.write_ops, m.flush_ops])));
+        out(parts.join('\n'));
+      }),
+    );
+
+  const jobs = program.command('jobs').description('the job log');
+  jobs
+    .command('ls')
+    .description('the newest jobs first')
+    .option('--guest <id>', "only this guest's jobs")
+    .option('--limit <n>', 'how many', '20')
+    .action(
+      run(async (o: { guest?: string; limit: string }, cmd: Command) => {
+        const { api, flags } = client(cmd);
+        const list = o.guest ? (await api.get<Job[]>(`/guests/${enc(o.guest)}/jobs`)).slice(0, number(o.limit, '--limit')) : await api.get<Job[]>(`/jobs?limit=${enc(o.limit)}`);
+        flags.json ? json(list) : out(list.length ? jobRows(list) : 'no jobs\n');
+      }),
+    );
+  jobs
+    .command('get <id>')
+    .description('show one job')
+    .action(
+      run(async (id: string, _o, cmd: Command) => {
+        const { api, flags } = client(cmd);
+        const j = await api.job(id);
+        flags.json ? json(j) : out(details(Object.entries(j)));
+        return j.Status === 'Error' ? EXIT.failed : EXIT.ok;
+      }),
+    );
+  jobs
+    .command('cancel <id>')
+    .description('cancel a queued or running job')
+    .action(
+      run(async (id: string, _o, cmd: Command) => {
+        const { api, flags } = client(cmd);
+        const answer = await api.request<Job>('DELETE', `/jobs/${enc(id)}`);
+        flags.json ? json(answer.body) : out(`job ${id}: ${answer.body?.Status ?? 'cancel requested'}${answer.body?.Message ? ` (${answer.body.Message})` : ''}\n`);
+      }),
+    );
+
+  program
+    .command('events')
+    .description('follow the change feed (GET /events); Ctrl-C ends it')
+    .option('--since <id>', 'replay every event after this id first (0 = all retained)')
+    .option('--guest <id>', 'only events of this guest (comma-separated ids)')
+    .option('--type <types>', 'only these types or families, e.g. guest,job.failed')
+    .addOption(new Option('--count <n>', 'stop after this many events').argParser((v) => number(v, '--count')))
+    .action(
+      run(async (o: { since?: string; guest?: string; type?: string; count?: number }, cmd: Command) => {
+        const { api, flags } = client(cmd);
+        const q: Record<string, string> = {};
+        if (o.since !== undefined) q.since = o.since;
+        if (o.guest) q.guest = o.guest;
+        if (o.type) q.type = o.type;
+        await followEvents(api, `/events${query(q)}`, { json: flags.json === true, count: o.count });
+      }),
+    );
+  return program;
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+async function main(argv: string[]): Promise<void> {
+  let code: number = EXIT.ok;
+  const program = buildProgram((c) => (code = c));
+  try {
+    await program.parseAsync(argv);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Help and version are not errors; commander printed the message already.
+      code = error.exitCode === 0 ? EXIT.ok : EXIT.usage;
+    } else if (error instanceof CliError) {
+      process.stderr.write(`hyperkern: ${error.message}\n`);
+      code = error.exitCode;
+    } else if (error instanceof SyntaxError) {
+      process.stderr.write(`hyperkern: not JSON: ${error.message}\n`);
+      code = EXIT.usage;
+    } else {
+      process.stderr.write(`hyperkern: ${(error as Error)?.message ?? error}\n`);
+      code = EXIT.failed;
+    }
+  }
+  process.exitCode = code;
+}
+
+// `serve` keeps the process alive with the agent; every other command ends here.
+await main(process.argv);

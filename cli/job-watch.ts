@@ -1,0 +1,76 @@
+/**
+ * `--wait`: follows a queued job until it ends, with a live line on a
+ * terminal (spinner, the job's status and the guest's state, elapsed time),
+ * and ends with one line that says the outcome. The exit code says it too.
+ */
+import ora from 'ora';
+import type { Guest, Job } from '../core/contract/wire-types.js';
+import type { AgentClient } from './agent-client.js';
+import { ApiError } from './cli-error.js';
+import { EXIT } from './exit-codes.js';
+
+export interface WatchOptions {
+  /** Give up after this many seconds (the job goes on). */
+  timeoutSeconds: number;
+  json: boolean;
+  /** How often to ask the agent. */
+  pollMs?: number;
+}
+
+export interface WatchResult {
+  exitCode: number;
+  job: Job;
+  guest?: Guest;
+}
+
+const short = (id: string) => id.slice(0, 8);
+const seconds = (ms: number) => `${(ms / 1000).toFixed(1)}s`;
+
+export async function watchJob(client: AgentClient, jobId: string, options: WatchOptions): Promise<WatchResult> {
+  const started = Date.now();
+  const deadline = started + options.timeoutSeconds * 1000;
+  const live = !options.json && process.stderr.isTTY === true;
+  const spinner = live ? ora({ stream: process.stderr, text: `job ${short(jobId)}: asking the agent` }).start() : undefined;
+  let job = await client.job(jobId);
+  let guest: Guest | undefined;
+  try {
+    for (;;) {
+      guest = await guestIfThere(client, job.GuestID);
+      if (job.Status === 'Complete' || job.Status === 'Error') break;
+      if (spinner) {
+        spinner.text = `${job.Action} ${short(job.GuestID)}: ${job.Status}${guest ? ` · guest ${guest.state}` : ''} · ${seconds(Date.now() - started)}`;
+      }
+      if (Date.now() >= deadline) {
+        const line = `… ${job.Action} ${short(job.GuestID)} still ${job.Status} after ${options.timeoutSeconds}s; job ${job.ID} goes on (hyperkern jobs get ${job.ID})`;
+        spinner ? spinner.warn(line) : options.json ? undefined : process.stdout.write(`${line}\n`);
+        return { exitCode: EXIT.timedOut, job, guest };
+      }
+      await new Promise((r) => setTimeout(r, options.pollMs ?? 200));
+      job = await client.job(jobId);
+    }
+  } catch (error) {
+    spinner?.stop();
+    throw error;
+  }
+  const took = seconds(Date.now() - started);
+  if (job.Status === 'Complete') {
+    const line = `${job.Action} ${short(job.GuestID)} complete in ${took}${guest ? ` (guest ${guest.state})` : job.Action === 'delete' ? ' (guest deleted)' : ''}`;
+    if (spinner) spinner.succeed(line);
+    else if (!options.json) process.stdout.write(`✔ ${line}\n`);
+    return { exitCode: EXIT.ok, job, guest };
+  }
+  const line = `${job.Action} ${short(job.GuestID)} failed after ${took}: ${job.Message}`;
+  if (spinner) spinner.fail(line);
+  else if (!options.json) process.stdout.write(`✖ ${line}\n`);
+  return { exitCode: EXIT.failed, job, guest };
+}
+
+async function guestIfThere(client: AgentClient, id: string): Promise<Guest | undefined> {
+  try {
+    return await client.guest(id);
+  } catch (error) {
+    // A deleted guest is gone: that is the point of a delete job.
+    if (error instanceof ApiError && error.status === 404) return undefined;
+    throw error;
+  }
+}
