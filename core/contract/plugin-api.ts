@@ -14,6 +14,7 @@ import { actionStage, metricsStage, type StageHandler, type StageKind, type Stag
 
 export type * from './wire-types.js';
 export * from './stage-kinds.js';
+export * from './lifecycle.js';
 
 /**
  * Major version of this contract. A manifest states the version it was built

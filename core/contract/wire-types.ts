@@ -3,6 +3,7 @@
  * sub-agents see them. Field names here are part of the public API; never
  * rename one. See ../shared/DESIGN.md "Data structures".
  */
+import type { GuestState } from './lifecycle.js';
 
 /** A network interface of a guest. */
 export interface Nic {
@@ -28,20 +29,6 @@ export interface Disk {
   image: string;
   source: string;
 }
-
-/**
- * Guest states hyperkern uses. Backends may report others; clients must
- * treat unknown states as opaque strings.
- */
-export type GuestState =
-  | 'creating'
-  | 'off'
-  | 'running'
-  | 'suspended'
-  | 'shutdown'
-  | 'deleting'
-  | 'error'
-  | (string & {});
 
 /** A virtual machine (or container) on this host. */
 export interface Guest {

@@ -3,10 +3,10 @@
  * routes to these names and nothing else (it never names a plugin).
  */
 import type { MetricsType } from '../contract/wire-types.js';
+import { LIFECYCLE_ACTIONS, isLifecycleAction, type LifecycleAction } from '../contract/lifecycle.js';
 
-/** Actions with a synchronous part and a job on the guest's queue. */
-export const LIFECYCLE_ACTIONS = ['create', 'delete', 'start', 'shutdown', 'reboot', 'restart', 'poweroff', 'suspend'] as const;
-export type LifecycleAction = (typeof LIFECYCLE_ACTIONS)[number];
+// The lifecycle actions live with the lifecycle table in the contract.
+export { LIFECYCLE_ACTIONS, isLifecycleAction, type LifecycleAction } from '../contract/lifecycle.js';
 
 /** Actions answered inside the request by exactly one metrics stage. */
 export const METRICS_ACTIONS = { cpuMetrics: 'cpu', nicMetrics: 'nic', diskMetrics: 'disk' } as const satisfies Record<string, MetricsType>;
@@ -59,10 +59,6 @@ export function splitActionName(name: string): { guestType?: PrefixedGuestType; 
 /** The config name of `action` for guests of `guestType`: ("container", "start") -> "containerStart". */
 export function actionNameFor(guestType: PrefixedGuestType | undefined, action: string): string {
   return guestType ? GUEST_TYPE_PREFIXES[guestType] + action[0].toUpperCase() + action.slice(1) : action;
-}
-
-export function isLifecycleAction(name: string): name is LifecycleAction {
-  return (LIFECYCLE_ACTIONS as readonly string[]).includes(name);
 }
 
 export function isMetricsAction(name: string): name is MetricsAction {

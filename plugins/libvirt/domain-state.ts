@@ -3,6 +3,7 @@
  * --reason` prints e.g. "running (booted)", "paused (user)",
  * "shut off (shutdown)", "shut off (destroyed)".
  */
+import type { GuestState } from '../../core/contract/index.js';
 
 export interface DomainState {
   /** libvirt's state words, e.g. "shut off". */
@@ -19,10 +20,11 @@ export function parseDomState(output: string): DomainState {
 
 /**
  * The guest state for a domain state. A guest that powered itself off (or
- * was shut down through ACPI) is "shutdown"; one whose plug was pulled, that
- * crashed or never ran is "off".
+ * was shut down through ACPI) is "shutdown"; one whose plug was pulled or
+ * that never ran is "off" (as when QEMU's process dies in the QEMU backend);
+ * one whose kernel panicked (libvirt's "crashed") is "crashed", as there.
  */
-export function guestStateOf({ state, reason }: DomainState): string {
+export function guestStateOf({ state, reason }: DomainState): GuestState {
   switch (state) {
     case 'running':
     case 'idle':
@@ -35,7 +37,7 @@ export function guestStateOf({ state, reason }: DomainState): string {
     case 'shut off':
       return reason === 'shutdown' ? 'shutdown' : 'off';
     case 'crashed':
-      return 'error';
+      return 'crashed';
     default:
       return 'error';
   }

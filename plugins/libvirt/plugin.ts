@@ -19,6 +19,7 @@ import {
   type Disk,
   type Guest,
   type GuestDirectory,
+  type GuestState,
   type GuestMetricsRequest,
   type GuestMetricsResponse,
   type GuestNicMetrics,
@@ -245,7 +246,7 @@ export class LibvirtPlugin implements PluginInstance {
     if (guest.state === 'creating' || this.deleting.has(guest.id)) return;
     const domain = this.domainOf(guest)!;
     const state = await this.domainState(domain, this.reader);
-    let next: string;
+    let next: GuestState;
     let why: string;
     if (!state) {
       next = 'error';

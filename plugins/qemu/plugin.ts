@@ -12,6 +12,7 @@ import {
   Tokens,
   type Guest,
   type GuestDirectory,
+  type GuestState,
   type GuestMetricsRequest,
   type GuestMetricsResponse,
   type GuestNicMetrics,
@@ -416,7 +417,7 @@ export class QemuPlugin implements PluginInstance {
 }
 
 /** A guest that is not running: keep "shutdown" if that is how it stopped. */
-function offState(guest: Guest): string {
+function offState(guest: Guest): GuestState {
   return guest.state === 'shutdown' ? 'shutdown' : 'off';
 }
 

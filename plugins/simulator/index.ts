@@ -11,6 +11,7 @@
  */
 import { inject, injectable } from 'tsyringe';
 import {
+  LIFECYCLE,
   PLUGIN_API_VERSION,
   Tokens,
   definePlugin,
@@ -54,43 +55,44 @@ export class SimulatorPlugin implements PluginInstance {
       return { ...guest, disks, state: 'off' };
     }),
     start: this.lifecycle('start', (guest, m) => {
-      this.expect(m, 'start', ['off', 'shutdown', 'suspended']);
-      m.transition('running');
-      return { ...guest, state: 'running' };
+      this.expect(m, 'start', LIFECYCLE.start.from);
+      m.transition(LIFECYCLE.start.to);
+      return { ...guest, state: LIFECYCLE.start.to };
     }),
     shutdown: this.lifecycle('shutdown', async (guest, m, request, ctx) => {
-      this.expect(m, 'shutdown', ['running']);
+      this.expect(m, 'shutdown', LIFECYCLE.shutdown.from);
       if (guest.metadata['simulator.acpi'] === 'ignore') {
         const seconds = Number(request.args.timeout) || this.options.shutdownTimeoutSeconds;
         await sleep(seconds * 1000, ctx.signal);
         throw new Error(`guest did not power off within ${seconds} s (does it handle ACPI?)`);
       }
-      m.transition('shutdown');
-      return { ...guest, state: 'shutdown' };
+      m.transition(LIFECYCLE.shutdown.to);
+      return { ...guest, state: LIFECYCLE.shutdown.to };
     }),
     reboot: this.lifecycle('reboot', (guest, m) => {
-      this.expect(m, 'reboot', ['running']);
-      return { ...guest, state: 'running' };
+      this.expect(m, 'reboot', LIFECYCLE.reboot.from);
+      return { ...guest, state: LIFECYCLE.reboot.to };
     }),
     restart: this.lifecycle('restart', (guest, m) => {
-      this.expect(m, 'restart', ['running', 'suspended']);
-      m.transition('running');
-      return { ...guest, state: 'running' };
+      this.expect(m, 'restart', LIFECYCLE.restart.from);
+      m.transition(LIFECYCLE.restart.to);
+      return { ...guest, state: LIFECYCLE.restart.to };
     }),
     poweroff: this.lifecycle('poweroff', (guest, m) => {
-      this.expect(m, 'poweroff', ['running', 'suspended', 'shutdown', 'off']);
-      m.transition('off');
-      return { ...guest, state: 'off' };
+      // Also from off: a simulated power-off of a powered-off machine is harmless.
+      this.expect(m, 'poweroff', [...LIFECYCLE.poweroff.from, 'off']);
+      m.transition(LIFECYCLE.poweroff.to);
+      return { ...guest, state: LIFECYCLE.poweroff.to };
     }),
     suspend: this.lifecycle('suspend', (guest, m) => {
-      this.expect(m, 'suspend', ['running']);
-      m.transition('suspended');
-      return { ...guest, state: 'suspended' };
+      this.expect(m, 'suspend', LIFECYCLE.suspend.from);
+      m.transition(LIFECYCLE.suspend.to);
+      return { ...guest, state: LIFECYCLE.suspend.to };
     }),
     delete: this.lifecycle('delete', (guest, m) => {
       m.transition('off');
       this.machines.delete(guest.id);
-      return { ...guest, state: 'deleted' };
+      return { ...guest, state: LIFECYCLE.delete.to };
     }),
     cpuMetrics: this.metrics('cpuMetrics', (guest, m) => ({ guest, type: 'cpu', cpu: m.cpu(guest) })),
     nicMetrics: this.metrics('nicMetrics', (guest, m) => ({ guest, type: 'nic', nic: m.nic(guest) })),
@@ -111,7 +113,7 @@ export class SimulatorPlugin implements PluginInstance {
     return m;
   }
 
-  private expect(m: SimulatedMachine, action: string, states: string[]): void {
+  private expect(m: SimulatedMachine, action: string, states: readonly string[]): void {
     if (!states.includes(m.state)) throw new Error(`cannot ${action} a guest that is ${m.state}`);
   }
 

@@ -64,12 +64,12 @@ describe('API: lifecycle actions and metrics', function () {
 
   describe('state rules (409 from the sync part, before any job)', () => {
     const rules: Array<{ action: string; from: string; needs: RegExp }> = [
-      { action: 'start', from: 'running', needs: /guest is running; start needs off, shutdown or suspended/ },
+      { action: 'start', from: 'running', needs: /guest is running; start needs off, shutdown, suspended, crashed or error/ },
       { action: 'shutdown', from: 'off', needs: /guest is off; shutdown needs running/ },
       { action: 'reboot', from: 'off', needs: /guest is off; reboot needs running/ },
       { action: 'suspend', from: 'off', needs: /guest is off; suspend needs running/ },
       { action: 'restart', from: 'off', needs: /guest is off; restart needs running or suspended/ },
-      { action: 'poweroff', from: 'off', needs: /guest is off; poweroff needs running, suspended or shutdown/ },
+      { action: 'poweroff', from: 'off', needs: /guest is off; poweroff needs running, suspended, shutdown or crashed/ },
     ];
     for (const rule of rules) {
       it(`${rule.action} on a guest that is ${rule.from} answers 409 and queues nothing`, async () => {

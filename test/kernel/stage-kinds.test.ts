@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { actionStage, metricsStage, type Guest, type GuestMetricsRequest, type GuestRequest, type StageContext } from '../../core/contract/index.js';
 
-const guest = { id: 'g1', type: '', image: '', nics: [], disks: [], state: 'off', memory: 512, cpu: 1, vnc: 0, metadata: {} } satisfies Guest;
+const guest: Guest = { id: 'g1', type: '', image: '', nics: [], disks: [], state: 'off', memory: 512, cpu: 1, vnc: 0, metadata: {} };
 const ctx = (stage: string): StageContext => ({
   stage,
   signal: new AbortController().signal,
@@ -25,7 +25,7 @@ describe('stage kinds', () => {
   });
 
   it('passes well-shaped answers through and nothing as no change', async () => {
-    const running = { ...guest, state: 'running' };
+    const running: Guest = { ...guest, state: 'running' };
     expect(await actionStage(() => ({ guest: running })).invoke(actionRequest, ctx('t.start'))).to.deep.equal({ guest: running });
     expect(await actionStage(() => undefined).invoke(actionRequest, ctx('t.start'))).to.equal(undefined);
     const metrics = await metricsStage(({ guest: g }) => ({ guest: g, type: 'cpu', cpu: [{ cpu_time: 1, vcpu_time: 1 }] })).invoke(metricsRequest, ctx('t.cpu'));

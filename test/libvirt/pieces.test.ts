@@ -61,7 +61,7 @@ describe('libvirt plugin pieces', () => {
         ['shut off (destroyed)', 'off'],
         ['shut off (crashed)', 'off'],
         ['in shutdown (user)', 'running'],
-        ['crashed (panicked)', 'error'],
+        ['crashed (panicked)', 'crashed'],
         ['pmsuspended (unknown)', 'suspended'],
       ];
       for (const [text, state] of cases) expect(guestStateOf(parseDomState(text)), text).to.equal(state);

@@ -1,0 +1,68 @@
+/**
+ * The guest lifecycle, owned by the kernel: one state vocabulary every
+ * backend reports in, and for each lifecycle action the states it may start
+ * from and the state it leads to. `guard.requireState` checks an action's
+ * `from` unless the config names other states for it (to narrow or widen
+ * them, explicitly); backends return the `to` state when they succeed.
+ */
+
+/** Every state a guest can be in. */
+export const GUEST_STATES = [
+  /** Accepted; its create job has not finished. */
+  'creating',
+  /** Defined, not running, and not powered down by the guest itself. */
+  'off',
+  'running',
+  /** Paused (vCPUs stopped, memory kept). */
+  'suspended',
+  /** Powered down by the guest (ACPI shutdown, `poweroff` inside). */
+  'shutdown',
+  /** The guest's kernel panicked or its emulator died under it. */
+  'crashed',
+  /** Its delete job runs. */
+  'deleting',
+  /** Gone (the answer of a delete stage; the kernel then removes the guest). */
+  'deleted',
+  /** The backend cannot tell or reach it, or an interrupted create left it half-made. */
+  'error',
+] as const;
+
+export type GuestState = (typeof GUEST_STATES)[number];
+
+export function isGuestState(value: unknown): value is GuestState {
+  return typeof value === 'string' && (GUEST_STATES as readonly string[]).includes(value);
+}
+
+/** Actions with a synchronous part and a job on the guest's queue. */
+export const LIFECYCLE_ACTIONS = ['create', 'delete', 'start', 'shutdown', 'reboot', 'restart', 'poweroff', 'suspend'] as const;
+export type LifecycleAction = (typeof LIFECYCLE_ACTIONS)[number];
+
+export interface ActionLifecycle {
+  /** States the action may start from (empty: the guest does not exist yet). */
+  readonly from: readonly GuestState[];
+  /** The state the guest shows while the action's job runs, if any. */
+  readonly during?: GuestState;
+  /** The state the action leads to when it succeeds. */
+  readonly to: GuestState;
+}
+
+/** Every state a guest may be in once it exists. */
+const EXISTING: readonly GuestState[] = ['off', 'running', 'suspended', 'shutdown', 'crashed', 'error'];
+
+/** The lifecycle table. */
+export const LIFECYCLE: { readonly [A in LifecycleAction]: ActionLifecycle } = {
+  // The create stage leaves the guest off; shipped configs then run start in the same job.
+  create: { from: [], during: 'creating', to: 'off' },
+  // From error too: an interrupted create ends in error, and start (or delete) is how to go on.
+  start: { from: ['off', 'shutdown', 'suspended', 'crashed', 'error'], to: 'running' },
+  shutdown: { from: ['running'], to: 'shutdown' },
+  reboot: { from: ['running'], to: 'running' },
+  restart: { from: ['running', 'suspended'], to: 'running' },
+  poweroff: { from: ['running', 'suspended', 'shutdown', 'crashed'], to: 'off' },
+  suspend: { from: ['running'], to: 'suspended' },
+  delete: { from: EXISTING, during: 'deleting', to: 'deleted' },
+};
+
+export function isLifecycleAction(name: string): name is LifecycleAction {
+  return (LIFECYCLE_ACTIONS as readonly string[]).includes(name);
+}
