@@ -13,6 +13,7 @@ packages=(
   sqlite3                      # inspecting the state file by hand
   chromium                     # the GET /docs test (headless, driven by playwright-core)
   tmux                         # the CLI tests run it in a real terminal
+  golang-go                    # the Go client of the conformance suite (test/go-client, stdlib only, built offline)
 )
 [ "${1:-all}" = runtime ] && packages=("${runtime[@]}")
 missing=()

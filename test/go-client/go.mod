@@ -1,0 +1,3 @@
+module hyperkern/test/go-client
+
+go 1.19
