@@ -13,10 +13,9 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { container } from 'tsyringe';
 import { loadConfig } from './config/config.js';
-// mistify-agent config files (services + actions + dbpath) load as is.
-import './config/mistify-config-dialect.js';
 import { HyperkernError } from './errors.js';
 import { Kernel, VERSION, preparePlugins } from './kernel.js';
+import { builtinConfigDialects } from './plugins/plugin-loader.js';
 import { createLogger } from './logger.js';
 import { Tokens, type GuestDirectory } from './contract/plugin-api.js';
 
@@ -72,7 +71,7 @@ async function main(): Promise<number> {
     dataDir: flags['data-dir'] ?? env.HYPERKERN_DATA_DIR,
     tokens: env.HYPERKERN_TOKENS?.split(',').map((t) => t.trim()).filter(Boolean),
     logLevel: env.HYPERKERN_LOG_LEVEL,
-  });
+  }, builtinConfigDialects);
   const output = createLogger(loaded.config.logLevel);
   const { log } = output;
 

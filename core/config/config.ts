@@ -8,6 +8,8 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { Errors } from '../errors.js';
+import { ConfigRejection, type ConfigDialect } from '../contract/plugin-api.js';
+import { isMetricsAction, splitActionName, UNROUTED_MISTIFY_ACTIONS } from '../jobs/actions.js';
 
 const stageRefSchema = z.union([
   z.string().regex(/^[^.\s]+\..+$/, 'a stage name looks like "plugin.stage"'),
@@ -122,17 +124,15 @@ export interface ConfigOverrides {
 }
 
 /**
- * Optional translators for other config dialects (e.g. mistify-agent's
- * `services` + `actions`). A translator returns undefined when the raw
- * object is not its dialect.
+ * Reads, translates and validates a config file. `dialects` are asked for
+ * (lazily: only a file without a "plugins" list needs them) when the file
+ * may be in another plugin's format; main.ts passes the built-in plugins'.
  */
-export type ConfigDialect = (raw: Record<string, unknown>, file: string) => Record<string, unknown> | undefined;
-const dialects: ConfigDialect[] = [];
-export function registerConfigDialect(dialect: ConfigDialect): void {
-  dialects.push(dialect);
-}
-
-export async function loadConfig(file: string, overrides: ConfigOverrides = {}): Promise<LoadedConfig> {
+export async function loadConfig(
+  file: string,
+  overrides: ConfigOverrides = {},
+  dialects: () => Promise<ConfigDialect[]> = async () => [],
+): Promise<LoadedConfig> {
   const absolute = path.resolve(file);
   let text: string;
   try {
@@ -150,15 +150,30 @@ export async function loadConfig(file: string, overrides: ConfigOverrides = {}):
     throw Errors.config(`config file ${absolute} must hold a JSON object`);
   }
   let source = raw as Record<string, unknown>;
-  for (const dialect of dialects) {
-    const translated = dialect(source, absolute);
-    if (translated) {
-      source = translated;
-      break;
+  if (!('plugins' in source)) {
+    for (const dialect of await dialects()) {
+      const translated = translateWith(dialect, source, absolute);
+      if (translated) {
+        source = translated;
+        break;
+      }
     }
   }
   const withOverrides = applyOverrides(source, overrides);
   return { file: absolute, config: parseConfig(withOverrides, absolute) };
+}
+
+function translateWith(dialect: ConfigDialect, raw: Record<string, unknown>, file: string): Record<string, unknown> | undefined {
+  try {
+    return dialect(raw, {
+      file,
+      stageKindOf: (action) => (isMetricsAction(splitActionName(action).action) ? 'metrics' : 'action'),
+      isUnroutedAction: (action) => (UNROUTED_MISTIFY_ACTIONS as readonly string[]).includes(action),
+    });
+  } catch (error) {
+    if (error instanceof ConfigRejection) throw Errors.config(error.message);
+    throw error;
+  }
 }
 
 export function parseConfig(raw: unknown, file: string): AgentConfig {

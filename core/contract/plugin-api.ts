@@ -15,6 +15,8 @@ import { actionStage, metricsStage, type StageHandler, type StageKind, type Stag
 export type * from './wire-types.js';
 export * from './stage-kinds.js';
 export * from './lifecycle.js';
+export * from './config-dialect.js';
+import type { ConfigDialect } from './config-dialect.js';
 
 /**
  * Major version of this contract. A manifest states the version it was built
@@ -180,6 +182,8 @@ export interface PluginDefinition<Options, P extends object> {
    * to the constructed instance. Called once per instance.
    */
   stages: (plugin: P) => StageSet;
+  /** Another config file format this plugin understands (see ConfigDialect). */
+  configDialect?: ConfigDialect;
 }
 
 /** Builds a class's instance in the plugin's container (the kernel supplies it). */
@@ -199,6 +203,7 @@ export interface PluginManifest {
   readonly description?: string;
   readonly dependsOn?: readonly string[];
   readonly options?: ZodType<unknown>;
+  readonly configDialect?: ConfigDialect;
   /** The definition's class and stage list, kept for readers; the kernel calls {@link construct}. */
   readonly create: unknown;
   readonly stages: unknown;

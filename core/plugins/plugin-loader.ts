@@ -18,6 +18,7 @@ import {
   STAGE_KINDS,
   Tokens,
   isStageKind,
+  type ConfigDialect,
   type ConstructedPlugin,
   type PluginDependencies,
   type PluginHealth,
@@ -265,6 +266,28 @@ export async function pluginHealth(plugins: LoadedPlugin[]): Promise<Record<stri
     }),
   );
   return out;
+}
+
+/**
+ * The config dialects the built-in plugins contribute (their manifests'
+ * `configDialect`), in folder order. Importing a plugin module has no side
+ * effects, so reading every manifest is safe.
+ */
+export async function builtinConfigDialects(): Promise<ConfigDialect[]> {
+  const { readdir } = await import('node:fs/promises');
+  let names: string[];
+  try {
+    names = (await readdir(BUILTIN_PLUGINS, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name).sort();
+  } catch {
+    return [];
+  }
+  const dialects: ConfigDialect[] = [];
+  for (const name of names) {
+    const exported: { default?: Partial<PluginManifest> } = await import(pathToFileURL(path.join(BUILTIN_PLUGINS, name, 'index.js')).href).catch(() => ({}));
+    const dialect = exported.default?.configDialect;
+    if (typeof dialect === 'function') dialects.push(dialect);
+  }
+  return dialects;
 }
 
 async function builtinPluginNames(): Promise<string> {

@@ -24,6 +24,7 @@ import {
   type StageSet,
 } from '../../core/contract/index.js';
 import { JsonRpcClient, JsonRpcError } from './json-rpc-client.js';
+import { translateMistifyConfig } from './mistify-config.js';
 import { jsonRpcOptions, type JsonRpcOptions } from './options.js';
 
 @injectable()
@@ -97,4 +98,6 @@ export default definePlugin({
   options: jsonRpcOptions,
   create: JsonRpcPlugin,
   stages: (bridge) => bridge.stages,
+  // mistify-agent config files (services + actions + dbpath) load as is.
+  configDialect: translateMistifyConfig,
 });
