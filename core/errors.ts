@@ -47,6 +47,10 @@ export const Errors = {
   /** A job awaited with ?wait ended in Error. */
   jobFailed: make('HK_ERR_JOB_FAILED', 500),
   shuttingDown: make('HK_ERR_SHUTTING_DOWN', 503),
+  /** Between listening and the end of job recovery at start (milliseconds). */
+  notReady: make('HK_ERR_NOT_READY', 503),
+  /** Another agent holds the data dir's lock (a boot error). */
+  dataDirLocked: make('HK_ERR_DATA_DIR_LOCKED', 500),
   storage: make('HK_ERR_STORAGE', 500),
 };
 

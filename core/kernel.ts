@@ -23,6 +23,7 @@ import { StateStore } from './state/state-store.js';
 import { HealthWatch } from './events/health-watch.js';
 import type { SseStream } from './events/sse-stream.js';
 import { processIsolation } from './isolation/index.js';
+import { DataDirLock } from './state/data-dir-lock.js';
 
 export const VERSION: string = (() => {
   try {
@@ -63,6 +64,7 @@ export class Kernel {
     readonly loaded: LoadedConfig,
     readonly log: AgentLogger,
     readonly dataDir: string,
+    private readonly lock: DataDirLock,
     private readonly store: StateStore,
     readonly registry: GuestRegistry,
     private readonly plugins: LoadedPlugin[],
@@ -81,8 +83,11 @@ export class Kernel {
   static async boot(loaded: LoadedConfig, log: AgentLogger, output: Pick<AgentLog, 'dropped'> = { dropped: 0 }): Promise<Kernel> {
     const { config } = loaded;
     const dataDir = path.resolve(config.dataDir);
-    const store = await StateStore.open(dataDir, { eventRetention: config.events.retention });
+    // First of all: a second agent on this data dir stops here, having touched nothing.
+    const lock = await DataDirLock.acquire(dataDir);
+    let store: StateStore | undefined;
     try {
+      store = await StateStore.open(dataDir, { eventRetention: config.events.retention });
       const registry = new GuestRegistry(store, log);
       const metadata = new HostMetadata(store);
       const jobs = new JobLog(store, config.jobs.history);
@@ -92,26 +97,26 @@ export class Kernel {
       const root = globalContainer.createChildContainer();
       root.register(Tokens.Guests, { useValue: registry });
       const { plugins, plans } = await preparePlugins(loaded, log, root, dataDir);
-      const runner = new ActionRunner(registry, jobs, plans, log, config.jobs.concurrency);
-      const kernel = new Kernel(loaded, log, dataDir, store, registry, plugins, runner, metadata, jobs, output);
+      const runner = new ActionRunner(store, registry, jobs, plans, log, config.jobs.concurrency);
+      const kernel = new Kernel(loaded, log, dataDir, lock, store, registry, plugins, runner, metadata, jobs, output);
       for (const plugin of plugins) {
         await plugin.instance.start?.();
       }
       kernel.healthWatch = new HealthWatch(() => pluginHealth(plugins), store, log);
       await kernel.healthWatch.start(config.events.healthPollSeconds * 1000);
-      const recovered = await runner.recover();
-      log.info(
-        { guests: registry.size, jobs: jobs.size, ...recovered, plugins: plugins.map((p) => p.id), dataDir, config: loaded.file },
-        'kernel ready',
-      );
       return kernel;
     } catch (error) {
-      await store.close().catch(() => undefined);
+      await store?.close().catch(() => undefined);
+      await lock.release().catch(() => undefined);
       throw error;
     }
   }
 
-  /** Listen on the configured address; resolves with the URL. */
+  /**
+   * Listen on the configured address, then recover the last run's jobs;
+   * resolves with the URL. Recovery waits for the socket: an agent that
+   * cannot serve must not touch the jobs (actions answer 503 in between).
+   */
   async listen(): Promise<string> {
     const { host, port } = parseListen(this.loaded.config.listen);
     const { config } = this.loaded;
@@ -152,6 +157,11 @@ export class Kernel {
     const address = server.address() as AddressInfo;
     const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
     const url = `http://${shownHost}:${address.port}`;
+    const recovered = await this.runner.recover();
+    this.log.info(
+      { guests: this.registry.size, jobs: this.jobs.size, ...recovered, plugins: this.plugins.map((p) => p.id), dataDir: this.dataDir, config: this.loaded.file },
+      'kernel ready',
+    );
     this.log.info({ url, version: VERSION }, 'listening');
     return url;
   }
@@ -188,6 +198,7 @@ export class Kernel {
     }
     this.healthWatch?.stop();
     await this.store.close();
+    await this.lock.release();
     this.log.info('stopped');
   }
 }

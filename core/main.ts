@@ -101,7 +101,13 @@ async function main(): Promise<number> {
   }
 
   const kernel = await Kernel.boot(loaded, log, output);
-  await kernel.listen();
+  try {
+    await kernel.listen();
+  } catch (error) {
+    // Plugins stop and the data dir is unlocked; no job was touched.
+    await kernel.stop().catch(() => undefined);
+    throw error;
+  }
   await new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {

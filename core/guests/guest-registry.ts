@@ -1,17 +1,17 @@
 /**
  * The guest registry: every guest on this host, held in memory (the API
- * answers reads from here) and written through to the state store before
- * any change is acknowledged.
+ * answers reads from here). A change reaches memory only once the state
+ * store has committed it, so a refused write leaves nothing visible.
  *
  * Guest objects are never mutated in place: each change stores a new object,
  * so a guest handed to a stage or a response cannot change under it. Every
- * read-modify-write happens synchronously in memory, so concurrent changes
- * (two PATCHes, a PATCH during a job) never lose each other.
+ * change is a function of the committed guest, applied in commit order, so
+ * concurrent changes (two PATCHes, a PATCH during a job) never lose each other.
  */
 import type { GuestDirectory } from '../contract/plugin-api.js';
 import type { Guest } from '../contract/wire-types.js';
 import { applyMetadataPatch, metadataDiff, type MetadataPatch } from './metadata.js';
-import type { StateStore } from '../state/state-store.js';
+import type { KeyChange, StateStore } from '../state/state-store.js';
 import type { AgentLogger } from '../logger.js';
 import { draft, type EventDraft } from '../events/kernel-event.js';
 
@@ -57,28 +57,40 @@ export class GuestRegistry implements GuestDirectory {
   }
 
   /**
-   * Store a guest (new or replaced) with the event reporting it (created or
-   * changed unless given); durable when the promise resolves.
+   * The change that sets guest `id` to `next(current)` (undefined removes
+   * it); visible here once durable. Commit it with the store, alone or
+   * together with other changes (a job) that must land with it. The event
+   * reporting it is guest.created, .changed or .deleted unless `event` says.
    */
-  async save(guest: Guest, event?: EventDraft): Promise<Guest> {
-    const type = this.guests.has(guest.id) ? 'guest.changed' : 'guest.created';
-    this.remember(guest.id, guest);
-    await this.store.put(PREFIX + guest.id, guest, event ?? draft(type, { guest }, guest.id));
+  change(id: string, next: (current: Guest | undefined) => Guest | undefined, event: KeyChange<Guest>['event'] = guestEvent(id)): KeyChange<Guest> {
+    return {
+      key: PREFIX + id,
+      current: () => this.guests.get(id),
+      next,
+      event,
+      apply: (guest) => (guest ? this.remember(id, guest) : this.forget(id)),
+    };
+  }
+
+  /** Set guest `id` to `next(current)`; resolves with the guest once durable. */
+  async update(id: string, next: (current: Guest | undefined) => Guest | undefined, event?: KeyChange<Guest>['event']): Promise<Guest | undefined> {
+    let result: Guest | undefined;
+    await this.store.change(this.change(id, (current) => (result = next(current)), event));
+    return result;
+  }
+
+  /** Store a guest (new or replaced); durable when the promise resolves. */
+  async save(guest: Guest): Promise<Guest> {
+    await this.update(guest.id, () => guest);
     return guest;
   }
 
   async remove(id: string): Promise<void> {
-    this.guests.delete(id);
-    this.json.delete(id);
-    this.listJsonCache = undefined;
-    await this.store.delete(PREFIX + id, draft('guest.deleted', { guestId: id }, id));
+    await this.update(id, () => undefined);
   }
 
-  async patchMetadata(id: string, patch: MetadataPatch): Promise<Guest | undefined> {
-    const current = this.guests.get(id);
-    if (!current) return undefined;
-    const next = { ...current, metadata: applyMetadataPatch(current.metadata, patch) };
-    return this.save(next);
+  patchMetadata(id: string, patch: MetadataPatch): Promise<Guest | undefined> {
+    return this.update(id, (current) => current && { ...current, metadata: applyMetadataPatch(current.metadata ?? {}, patch) });
   }
 
   /**
@@ -86,11 +98,13 @@ export class GuestRegistry implements GuestDirectory {
    * may have changed metadata meanwhile, so the stage's own metadata changes
    * are replayed onto the current metadata instead of overwriting it.
    */
+  stageResult(sent: Guest, returned: Guest): (current: Guest | undefined) => Guest | undefined {
+    const patch = metadataDiff(sent.metadata ?? {}, returned.metadata ?? {});
+    return (current) => current && { ...returned, id: sent.id, metadata: applyMetadataPatch(current.metadata ?? {}, patch) };
+  }
+
   async applyStageResult(sent: Guest, returned: Guest): Promise<Guest> {
-    const current = this.guests.get(sent.id);
-    if (!current) return returned;
-    const metadata = applyMetadataPatch(current.metadata, metadataDiff(sent.metadata ?? {}, returned.metadata ?? {}));
-    return this.save({ ...returned, id: sent.id, metadata });
+    return (await this.update(sent.id, this.stageResult(sent, returned))) ?? returned;
   }
 
   // GuestDirectory: what plugins see.
@@ -104,14 +118,16 @@ export class GuestRegistry implements GuestDirectory {
   }
 
   async observe(id: string, change: Partial<Omit<Guest, 'id'>>, reason: string): Promise<void> {
-    const current = this.guests.get(id);
-    if (!current) return;
-    const metadata = change.metadata ? { ...current.metadata, ...change.metadata } : current.metadata;
-    const next = { ...current, ...change, id, metadata };
-    if (change.state && change.state !== current.state) {
-      this.log.info({ guest: id, from: current.state, to: change.state, reason }, 'guest state changed outside a job');
+    let from: string | undefined;
+    const next = await this.update(id, (current) => {
+      if (!current) return undefined;
+      from = current.state;
+      const metadata = change.metadata ? { ...current.metadata, ...change.metadata } : current.metadata;
+      return { ...current, ...change, id, metadata };
+    }, (guest) => guest && draft('guest.observed', { guest, reason }, id));
+    if (next && change.state && change.state !== from) {
+      this.log.info({ guest: id, from, to: change.state, reason }, 'guest state changed outside a job');
     }
-    await this.save(next, draft('guest.observed', { guest: next, reason }, id));
   }
 
   private remember(id: string, guest: Guest): void {
@@ -119,6 +135,17 @@ export class GuestRegistry implements GuestDirectory {
     this.json.set(id, Buffer.from(JSON.stringify(guest)));
     this.listJsonCache = undefined;
   }
+
+  private forget(id: string): void {
+    this.guests.delete(id);
+    this.json.delete(id);
+    this.listJsonCache = undefined;
+  }
+}
+
+/** The event of a change made through the API or a job stage. */
+function guestEvent(id: string): (next: Guest | undefined, current: Guest | undefined) => EventDraft {
+  return (next, current) => (next ? draft(current ? 'guest.changed' : 'guest.created', { guest: next }, id) : draft('guest.deleted', { guestId: id }, id));
 }
 
 const OPEN = Buffer.from('[');

@@ -1,10 +1,11 @@
 /**
- * Hypervisor-level metadata (GET/PATCH /metadata). Held in memory, written
- * through to the state store; patches apply synchronously in memory so that
- * concurrent PATCHes never lose each other's keys.
+ * Hypervisor-level metadata (GET/PATCH /metadata). Held in memory; a patch
+ * is applied to the committed metadata and becomes visible only once it is
+ * durable, so concurrent PATCHes never lose each other's keys and a refused
+ * one changes nothing.
  */
 import { applyMetadataPatch, type MetadataPatch } from './metadata.js';
-import type { StateStore } from '../state/state-store.js';
+import type { KeyChange, StateStore } from '../state/state-store.js';
 import { draft } from '../events/kernel-event.js';
 
 const KEY = 'host:metadata';
@@ -23,9 +24,15 @@ export class HostMetadata {
   }
 
   async patch(patch: MetadataPatch): Promise<Record<string, string>> {
-    this.current = applyMetadataPatch(this.current, patch);
-    const snapshot = this.current;
-    await this.store.put(KEY, snapshot, draft('host.metadata', { metadata: snapshot }));
-    return snapshot;
+    let result: Record<string, string> = this.current;
+    const change: KeyChange<Record<string, string>> = {
+      key: KEY,
+      current: () => this.current,
+      next: (current) => (result = applyMetadataPatch(current ?? {}, patch)),
+      event: (metadata) => draft('host.metadata', { metadata: metadata ?? {} }),
+      apply: (value) => (this.current = value ?? {}),
+    };
+    await this.store.change(change);
+    return result;
   }
 }

@@ -18,6 +18,13 @@ export const metadataPatchSchema = z
   .nullable()
   .describe('keys to set (string values) or remove (null or "")');
 
+/**
+ * Set by the kernel on a guest whose create failed or was cut off by an
+ * agent restart (state `error`): why. Removed when a later job on the
+ * guest completes.
+ */
+export const CREATE_FAILURE_KEY = 'hyperkern.error';
+
 /** Checks a request body is a metadata patch; the error says which key is wrong. */
 export function parseMetadataPatch(body: unknown): MetadataPatch {
   if (body === null || body === undefined) return {};

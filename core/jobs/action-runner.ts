@@ -12,6 +12,8 @@ import { JobLog, isFinished, type JobEnd } from './job-log.js';
 import { JobScheduler } from './job-scheduler.js';
 import { asPluginLogger, type AgentLogger } from '../logger.js';
 import { runStage } from '../plugins/stage-runner.js';
+import type { StateStore } from '../state/state-store.js';
+import { CREATE_FAILURE_KEY } from '../guests/metadata.js';
 import type { Guest, GuestMetricsResponse, GuestResponse, Job } from '../contract/wire-types.js';
 
 export interface Accepted {
@@ -23,10 +25,13 @@ export class ActionRunner {
   private readonly scheduler: JobScheduler;
   private readonly shutdownController = new AbortController();
   private stopping = false;
+  /** False until recover() ran: no action is accepted before the old jobs are requeued. */
+  private recovered = false;
   /** Ids whose create is between its checks and its first write. */
   private readonly creating = new Set<string>();
 
   constructor(
+    private readonly store: StateStore,
     private readonly registry: GuestRegistry,
     private readonly jobs: JobLog,
     private readonly plans: ActionPlans,
@@ -38,15 +43,18 @@ export class ActionRunner {
 
   /**
    * After a restart: jobs that were running were cut off mid-stage, so they
-   * end as Error; queued jobs were acknowledged, so they run, in order.
+   * end as Error; queued jobs were acknowledged, so they run, in order. A
+   * guest whose create was cut off is left in `error` with the reason, so
+   * an operator can start or delete it.
    */
   async recover(): Promise<{ resumed: number; interrupted: number }> {
     const running = this.jobs.withStatus('Running');
     for (const { job } of running) {
-      await this.jobs.update(job.ID, { Status: 'Error', Message: 'interrupted by agent restart' });
+      await this.fail(job, INTERRUPTED);
     }
     const queued = this.jobs.withStatus('Queued');
     for (const { job } of queued) this.scheduler.enqueue(job.GuestID, job.ID);
+    this.recovered = true;
     return { resumed: queued.length, interrupted: running.length };
   }
 
@@ -75,8 +83,15 @@ export class ActionRunner {
     this.creating.add(guest.id);
     try {
       const checked = await this.runSync(plan, guest, args, false);
-      await this.registry.save(checked);
-      const job = await this.jobs.create(checked.id, 'create', args);
+      // The guest and its create job land together or not at all.
+      const { job, change } = this.jobs.createChange(checked.id, 'create', args);
+      await this.store.change(
+        this.registry.change(checked.id, (current) => {
+          if (current) throw Errors.conflict(`guest ${checked.id} already exists; GET /guests/${checked.id} shows it`);
+          return checked;
+        }),
+        change,
+      );
       this.scheduler.enqueue(checked.id, job.ID);
       return { guest: checked, job };
     } finally {
@@ -132,6 +147,7 @@ export class ActionRunner {
 
   private lifecyclePlan(action: LifecycleAction, guest: Guest): LifecyclePlan {
     if (this.stopping) throw Errors.shuttingDown('the agent is shutting down and accepts no new actions; retry when it is back');
+    if (!this.recovered) throw Errors.notReady('the agent is starting and is requeueing the jobs of its last run; retry in a moment');
     const plan = this.plansFor(guest).lifecycle.get(action);
     if (!plan) {
       const name = actionNameFor(prefixedGuestType(guest.type), action);
@@ -175,7 +191,13 @@ export class ActionRunner {
     const args = this.jobs.argsOf(jobId);
     const leftOff = job.Action === 'create' && args.start === 'false' && plan?.asyncLeftOff !== undefined;
     const stages = leftOff ? plan!.asyncLeftOff! : (plan?.async ?? []);
-    await this.jobs.update(jobId, { Status: 'Running', StartedAt: new Date().toISOString() });
+    try {
+      await this.jobs.update(jobId, { Status: 'Running', StartedAt: new Date().toISOString() });
+    } catch (error) {
+      // Nothing ran: the job stays Queued in the store and runs at the next start.
+      log.error({ error: messageOf(error) }, 'could not mark the job running; it stays queued until the agent restarts');
+      return;
+    }
     let message = '';
     try {
       if (!plan) throw new Error(`action "${job.Action}" is no longer configured`);
@@ -198,18 +220,43 @@ export class ActionRunner {
       if (job.Action === 'create' && plan.asyncLeftOff && !leftOff && last.state !== 'running') {
         throw new Error(`the guest was created but is ${last.state || 'in no state'} after its boot, not running`);
       }
-      if (job.Action === 'delete') await this.registry.remove(guestId);
-      await this.jobs.update(jobId, { Status: 'Complete', Message: message }, last);
+      // The guest's last change and the job's end land together.
+      const guestChange =
+        job.Action === 'delete'
+          ? this.registry.change(guestId, () => undefined)
+          : this.registry.change(guestId, (current) => (current?.metadata?.[CREATE_FAILURE_KEY] === undefined ? current : { ...current, metadata: without(current.metadata, CREATE_FAILURE_KEY) }));
+      await this.store.change(guestChange, this.jobs.updateChange(jobId, { Status: 'Complete', Message: message }, last));
       log.info({ status: 'Complete' }, 'job finished');
     } catch (error) {
       const reason = messageOf(error);
       log.warn({ status: 'Error', error: reason }, 'job failed');
       try {
-        if (job.Action === 'create') await this.registry.observe(guestId, { state: 'error' }, reason);
-        await this.jobs.update(jobId, { Status: 'Error', Message: reason }, this.registry.find(guestId));
+        await this.fail(job, reason);
       } catch (storageError) {
         log.error({ error: messageOf(storageError) }, 'could not record the job failure');
       }
     }
   }
+
+  /**
+   * End a job as Error. A failed or interrupted create leaves its guest in
+   * `error` with the reason in metadata, in the same commit as the job.
+   */
+  private async fail(job: Job, reason: string): Promise<void> {
+    if (job.Action !== 'create') {
+      await this.jobs.update(job.ID, { Status: 'Error', Message: reason }, this.registry.find(job.GuestID));
+      return;
+    }
+    await this.store.change(
+      this.registry.change(job.GuestID, (current) => current && { ...current, state: 'error', metadata: { ...current.metadata, [CREATE_FAILURE_KEY]: reason } }),
+      this.jobs.updateChange(job.ID, { Status: 'Error', Message: reason }, () => this.registry.find(job.GuestID)),
+    );
+  }
+}
+
+const INTERRUPTED = 'interrupted by agent restart';
+
+function without(metadata: Record<string, string>, key: string): Record<string, string> {
+  const { [key]: _removed, ...rest } = metadata;
+  return rest;
 }

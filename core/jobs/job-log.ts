@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Guest, Job, JobStatus } from '../contract/wire-types.js';
-import type { StateStore } from '../state/state-store.js';
+import type { KeyChange, StateStore } from '../state/state-store.js';
 import { draft, type EventDraft } from '../events/kernel-event.js';
 
 const PREFIX = 'job:';
@@ -15,7 +15,7 @@ const PREFIX = 'job:';
 export const ZERO_TIME = '0001-01-01T00:00:00Z';
 
 /** A job as stored: the wire shape plus what is needed to run it again. */
-interface StoredJob {
+export interface StoredJob {
   seq: number;
   job: Job;
   args: Record<string, unknown>;
@@ -86,8 +86,12 @@ export class JobLog {
     return out;
   }
 
-  /** A new Queued job, durable when the promise resolves. */
-  async create(guestId: string, action: string, args: Record<string, unknown>): Promise<Job> {
+  /**
+   * A new Queued job and the change that records it; the job is in the log
+   * once the change is durable. Commit it alone (create) or with the
+   * change it belongs to (a new guest and its create job land together).
+   */
+  createChange(guestId: string, action: string, args: Record<string, unknown>): { job: Job; change: KeyChange<StoredJob> } {
     const now = new Date().toISOString();
     const job: Job = {
       ID: randomUUID(),
@@ -100,24 +104,61 @@ export class JobLog {
       Message: '',
     };
     const entry: StoredJob = { seq: ++this.seq, job, args };
-    this.index(entry);
-    await this.store.put(PREFIX + job.ID, entry, draft('job.queued', { job }, guestId));
-    this.prune();
+    const change: KeyChange<StoredJob> = {
+      key: PREFIX + job.ID,
+      current: () => this.jobs.get(job.ID),
+      next: () => entry,
+      event: () => draft('job.queued', { job }, guestId),
+      apply: (stored) => {
+        if (!stored) return;
+        this.index(stored);
+        this.prune();
+      },
+    };
+    return { job, change };
+  }
+
+  /** A new Queued job, durable when the promise resolves. */
+  async create(guestId: string, action: string, args: Record<string, unknown>): Promise<Job> {
+    const { job, change } = this.createChange(guestId, action, args);
+    await this.store.change(change);
     return job;
   }
 
+  /**
+   * The change that updates job `id`; `guest` is what waiters on the job's
+   * end see (the guest as the job left it; a function is read once the
+   * change is durable, after a guest change committed with it is applied).
+   */
+  updateChange(id: string, change: Partial<Pick<Job, 'Status' | 'Message' | 'StartedAt'>>, guest?: Guest | (() => Guest | undefined)): KeyChange<StoredJob> {
+    return {
+      key: PREFIX + id,
+      current: () => this.jobs.get(id),
+      next: (current) => {
+        if (!current) throw new Error(`job ${id} is not in the log`);
+        return { ...current, job: { ...current.job, ...change, UpdatedAt: new Date().toISOString() } };
+      },
+      event: (next, current) => (next && next.job.Status !== current?.job.Status ? statusEvent(next.job) : undefined),
+      apply: (stored) => {
+        const before = this.jobs.get(id);
+        if (!stored || !before) return;
+        this.jobs.set(id, stored);
+        if (!isFinished(before.job.Status) && isFinished(stored.job.Status)) {
+          this.finishedOrder.push(id);
+          this.ends.emit(id, { job: stored.job, guest: typeof guest === 'function' ? guest() : guest } satisfies JobEnd);
+          this.prune();
+        }
+      },
+    };
+  }
+
   async update(id: string, change: Partial<Pick<Job, 'Status' | 'Message' | 'StartedAt'>>, guest?: Guest): Promise<Job> {
-    const entry = this.jobs.get(id);
-    if (!entry) throw new Error(`job ${id} is not in the log`);
-    const was = entry.job.Status;
-    entry.job = { ...entry.job, ...change, UpdatedAt: new Date().toISOString() };
-    if (!isFinished(was) && isFinished(entry.job.Status)) this.finishedOrder.push(id);
-    await this.store.put(PREFIX + id, entry, was === entry.job.Status ? undefined : statusEvent(entry.job));
-    if (isFinished(entry.job.Status)) {
-      this.ends.emit(id, { job: entry.job, guest } satisfies JobEnd);
-      this.prune();
-    }
-    return entry.job;
+    const update = this.updateChange(id, change, guest);
+    let result: StoredJob | undefined;
+    const next = update.next;
+    update.next = (current) => (result = next(current));
+    await this.store.change(update);
+    return result!.job;
   }
 
   /**
@@ -160,9 +201,9 @@ export class JobLog {
       const set = this.byGuest.get(entry.job.GuestID);
       set?.delete(id);
       if (set && set.size === 0) this.byGuest.delete(entry.job.GuestID);
-      void this.store.delete(PREFIX + id).catch(() => {
-        /* a failed prune only leaves an extra row, pruned again after the next restart */
-      });
+      // Gone from memory at once: a failed delete only leaves an extra row,
+      // pruned again after the next restart.
+      void this.store.change({ key: PREFIX + id, current: () => entry, next: () => undefined, apply: () => undefined }).catch(() => undefined);
     }
     // Compact the consumed front now and then instead of shifting per prune.
     if (this.finishedHead > 4096 && this.finishedHead * 2 > this.finishedOrder.length) {

@@ -1,76 +1,156 @@
 /**
- * Group commit for the state store. Writes that arrive while a commit is in
- * progress wait and are committed together in one SQLite transaction,
- * with the events that report them,, so a burst of N changes costs a handful of commits instead
- * of N. An idle store commits a write at once, alone. Every caller's
- * promise settles only when the transaction holding its write has committed
- * (or failed), so an acknowledged change is still durable.
+ * Group commit of changes, durable before visible. A change is a set of key
+ * mutations that must land together (a guest and its create job). Changes
+ * that arrive while a commit is in progress wait and are committed together
+ * in one SQLite transaction, so a burst of N changes costs a handful of
+ * commits instead of N, and a burst of updates to one key (a job going
+ * Queued -> Running -> Complete) writes the key once.
  *
- * Callers must not put the same key twice in one batch; the CoalescingWriter
- * in front of this guarantees it (one write per key in flight).
+ * Each mutation computes the key's next value from the committed one (or
+ * from the changes before it in the same batch), so concurrent changes to
+ * one key never lose each other. The owner's memory is updated only through
+ * `apply`, after the transaction has committed: what the API shows is what
+ * is on disk. When a commit fails, every change in it is rejected and
+ * nothing is applied, so an error means nothing changed.
+ *
+ * Values coalesce, events do not: each change's events (the change feed,
+ * docs/events.md) are committed in the same transaction, in the order the
+ * changes arrived.
  */
 import type { EventDraft } from '../events/kernel-event.js';
 
+export interface KeyChange<V = unknown> {
+  key: string;
+  /** The key's committed value, as its owner holds it in memory. */
+  current: () => V | undefined;
+  /**
+   * The next value (undefined deletes the key). Returning the value it was
+   * given writes nothing. Throwing refuses this whole change alone.
+   */
+  next: (current: V | undefined) => V | undefined;
+  /**
+   * The event reporting this mutation (from the value it was given and the
+   * one it made), committed with it; none when it returns undefined.
+   */
+  event?: (next: V | undefined, current: V | undefined) => EventDraft | undefined;
+  /**
+   * Called once the value is durable: the owner makes it visible. When one
+   * batch changes a key several times, only the last change's apply runs,
+   * with the final value.
+   */
+  apply: (value: V | undefined) => void;
+}
+
 export interface Commit {
-  /** key -> serialized value */
-  upserts: Array<[string, string]>;
+  upserts: Array<[string, unknown]>;
   deletes: string[];
-  /** In the order their writes arrived; committed with the rows above. */
+  /** In the order their changes arrived; committed with the rows above. */
   events: EventDraft[];
 }
 
 interface Pending {
-  /** undefined: an event with no row change */
-  key: string | undefined;
-  /** undefined deletes the key */
-  value: string | undefined;
+  changes: KeyChange[];
+  /** Events that change no row (plugin health), after the changes' own. */
   events: EventDraft[];
   resolve: () => void;
   reject: (error: unknown) => void;
 }
 
+interface Staged {
+  committed: unknown;
+  value: unknown;
+  apply: (value: unknown) => void;
+}
+
 export class GroupCommit {
   private pending: Pending[] = [];
   private committing = false;
+  private idleWaiters: Array<() => void> = [];
 
-  /** `maxRows` bounds one statement (SQLite caps bound parameters). */
+  /** `maxKeys` bounds one transaction's statements (SQLite caps bound parameters). */
   constructor(
     private readonly commit: (batch: Commit) => Promise<void>,
-    private readonly maxRows = 1000,
+    private readonly maxKeys = 1000,
   ) {}
 
-  write(key: string | undefined, value: string | undefined, events: EventDraft[] = []): Promise<void> {
+  /** Resolves once every mutation of `changes` (and `events`) is durable and applied. */
+  write(changes: KeyChange<any>[], events: EventDraft[] = []): Promise<void> {
     return new Promise((resolve, reject) => {
-      this.pending.push({ key, value, events, resolve, reject });
+      this.pending.push({ changes, events, resolve, reject });
       if (!this.committing) this.next();
     });
+  }
+
+  /** Resolves when nothing is pending or being committed. */
+  idle(): Promise<void> {
+    if (!this.committing) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private take(): Pending[] {
+    let keys = 0;
+    let n = 0;
+    while (n < this.pending.length && (n === 0 || keys + this.pending[n].changes.length <= this.maxKeys)) {
+      keys += this.pending[n].changes.length;
+      n++;
+    }
+    return this.pending.splice(0, n);
   }
 
   private next(): void {
     if (this.pending.length === 0) {
       this.committing = false;
+      for (const resolve of this.idleWaiters.splice(0)) resolve();
       return;
     }
     this.committing = true;
-    const batch = this.pending.length <= this.maxRows ? this.pending : this.pending.slice(0, this.maxRows);
-    this.pending = batch === this.pending ? [] : this.pending.slice(this.maxRows);
-    const upserts: Array<[string, string]> = [];
-    const deletes: string[] = [];
+    const staged = new Map<string, Staged>();
+    const accepted: Pending[] = [];
     const events: EventDraft[] = [];
-    for (const w of batch) {
-      if (w.key !== undefined) {
-        if (w.value === undefined) deletes.push(w.key);
-        else upserts.push([w.key, w.value]);
+    for (const p of this.take()) {
+      const own = new Map<string, unknown>();
+      const ownEvents: EventDraft[] = [];
+      try {
+        for (const c of p.changes) {
+          const base = own.has(c.key) ? own.get(c.key) : staged.has(c.key) ? staged.get(c.key)!.value : c.current();
+          const value = c.next(base);
+          own.set(c.key, value);
+          const event = value === base ? undefined : c.event?.(value, base);
+          if (event) ownEvents.push(event);
+        }
+      } catch (error) {
+        p.reject(error);
+        continue;
       }
-      events.push(...w.events);
+      events.push(...ownEvents, ...p.events);
+      for (const c of p.changes) {
+        const entry = staged.get(c.key);
+        if (entry) {
+          // The last change's apply runs: it knows the newest intent (a job's end).
+          entry.value = own.get(c.key);
+          entry.apply = c.apply as (value: unknown) => void;
+        } else staged.set(c.key, { committed: c.current(), value: own.get(c.key), apply: c.apply as (value: unknown) => void });
+      }
+      accepted.push(p);
     }
-    this.commit({ upserts, deletes, events }).then(
-      () => {
-        for (const w of batch) w.resolve();
-      },
-      (error) => {
-        for (const w of batch) w.reject(error);
-      },
-    ).finally(() => this.next());
+    const upserts: Array<[string, unknown]> = [];
+    const deletes: string[] = [];
+    for (const [key, s] of staged) {
+      if (s.value === s.committed) continue;
+      if (s.value === undefined) deletes.push(key);
+      else upserts.push([key, s.value]);
+    }
+    const written = upserts.length + deletes.length + events.length > 0 ? this.commit({ upserts, deletes, events }) : Promise.resolve();
+    written
+      .then(
+        () => {
+          for (const s of staged.values()) if (s.value !== s.committed) s.apply(s.value);
+          for (const p of accepted) p.resolve();
+        },
+        (error) => {
+          for (const p of accepted) p.reject(error);
+        },
+      )
+      .finally(() => this.next());
   }
 }

@@ -15,9 +15,8 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import Keyv from 'keyv';
 import KeyvSqlite from '@keyv/sqlite';
-import { CoalescingWriter } from './coalescing-writer.js';
-import { Errors } from '../errors.js';
-import { GroupCommit, type Commit } from './group-commit.js';
+import { Errors, HyperkernError } from '../errors.js';
+import { GroupCommit, type Commit, type KeyChange } from './group-commit.js';
 import { ChangeFeed, eventJson } from '../events/change-feed.js';
 import type { EventDraft, KernelEvent } from '../events/kernel-event.js';
 
@@ -32,11 +31,11 @@ export interface StoreOptions {
   eventRetention?: number;
 }
 
+export type { KeyChange } from './group-commit.js';
+
 export class StateStore {
-  private readonly writer: CoalescingWriter<unknown>;
   private readonly group: GroupCommit;
-  /** Event-only writes in flight, awaited by close(). */
-  private readonly recording = new Set<Promise<void>>();
+  private readonly serialize: (data: unknown) => string | Promise<string>;
   readonly feed: ChangeFeed;
 
   private constructor(
@@ -48,28 +47,29 @@ export class StateStore {
   ) {
     // Rows keep Keyv's format ({"value":…} through Keyv's serializer), so
     // keyv.get and loadAll read them as before; only the commits are grouped.
-    const serialize = keyv.serialize ?? JSON.stringify;
+    this.serialize = (keyv.serialize ?? JSON.stringify) as (data: unknown) => string | Promise<string>;
     this.group = new GroupCommit((batch) => this.commit(batch));
-    this.writer = new CoalescingWriter<unknown>(async (key, value, events) =>
-      this.group.write(key, value === undefined ? undefined : await serialize({ value, expires: undefined }), events),
-    );
     this.feed = new ChangeFeed({ read: (after, upTo, limit) => this.readEvents(after, upTo, limit) }, nextEventId - 1);
   }
 
   /**
    * One transaction for the batch: its rows, its events (ids in commit
-   * order) and the retention prune. Commits run one at a time, so the
-   * events are published in id order once they are durable.
+   * order) and the retention prune: all of it lands, or none. Commits run
+   * one at a time (GroupCommit), so the statements of two transactions
+   * never interleave on the connection, and the events are published in id
+   * order once they are durable.
    */
   private async commit({ upserts, deletes, events }: Commit): Promise<void> {
     const time = new Date().toISOString();
     const committed: KernelEvent[] = events.map((e, i) => ({ id: this.nextEventId + i, time, ...e }));
+    const rows: string[] = [];
+    for (const [key, value] of upserts) rows.push(key, await this.serialize({ value, expires: undefined }));
     await this.sqlite.query('BEGIN IMMEDIATE');
     try {
       if (upserts.length > 0) {
         await this.sqlite.query(
           `INSERT INTO keyv (key, value) VALUES ${upserts.map(() => '(?, ?)').join(', ')} ON CONFLICT(key) DO UPDATE SET value = excluded.value`,
-          ...upserts.flat(),
+          ...rows,
         );
       }
       if (deletes.length > 0) {
@@ -87,6 +87,7 @@ export class StateStore {
       }
       await this.sqlite.query('COMMIT');
     } catch (error) {
+      // SQLITE_FULL may leave the transaction open (even after a failed COMMIT).
       await this.sqlite.query('ROLLBACK').catch(() => undefined);
       throw error;
     }
@@ -121,7 +122,7 @@ export class StateStore {
       const [{ latest }] = (await sqlite.query('SELECT COALESCE(MAX(id), 0) AS latest FROM events')) as Array<{ latest: number }>;
       return new StateStore(file, sqlite, keyv, latest + 1, options.eventRetention ?? DEFAULT_EVENT_RETENTION);
     } catch (error) {
-      throw Errors.storage(`cannot open state file ${file}: ${(error as Error).message}`, { cause: error });
+      throw Errors.storage(`cannot open state file ${file}: ${(error as Error).message}; restore it from a backup, or move it away to start with no guests`, { cause: error });
     }
   }
 
@@ -136,15 +137,13 @@ export class StateStore {
     const out: Array<[string, T]> = [];
     let after = prefix;
     for (;;) {
-      const rows = (await this.sqlite.query(
-        `SELECT key, value FROM keyv WHERE key > ? AND key < ? ORDER BY key LIMIT ${LOAD_PAGE_ROWS}`,
-        after,
-        prefix + '\uffff',
+      const rows = (await this.read(`reading ${prefix}* rows`, () =>
+        this.sqlite.query(`SELECT key, value FROM keyv WHERE key > ? AND key < ? ORDER BY key LIMIT ${LOAD_PAGE_ROWS}`, after, prefix + '\uffff'),
       )) as Array<{ key: string; value: string }>;
       for (const row of rows) {
         // Keyv's own deserializer: its serializer escapes strings that start
         // with ':', which plain JSON.parse would hand back escaped.
-        const decoded = (await this.deserialize(row.value)) as { value: T } | undefined;
+        const decoded = (await this.read(`decoding row ${row.key}`, async () => this.deserialize(row.value))) as { value: T } | undefined;
         if (decoded) out.push([row.key.slice(prefix.length), decoded.value]);
       }
       if (rows.length < LOAD_PAGE_ROWS) return out;
@@ -153,34 +152,57 @@ export class StateStore {
   }
 
   async get<T>(key: string): Promise<T | undefined> {
-    return (await this.keyv.get(key)) as T | undefined;
+    return (await this.read(`reading ${key}`, () => this.keyv.get(key))) as T | undefined;
   }
 
-  /** Durable, with `event` if given, once the promise resolves. */
+  /** Reads happen at start only: their errors name the file for the operator. */
+  private async read<R>(what: string, run: () => Promise<R>): Promise<R> {
+    try {
+      return await run();
+    } catch (error) {
+      throw Errors.storage(`state file ${this.file} is unreadable (${what}: ${(error as Error).message}); restore it from a backup or move it away to start empty`, { cause: error });
+    }
+  }
+
+  /**
+   * Commit `changes` together, each with its event; each owner's `apply`
+   * runs once they are durable. A storage failure rejects with
+   * HK_ERR_STORAGE and applies nothing; an error thrown by a `next` (a
+   * refusal) is passed on as is. The client-facing message names the SQLite
+   * error code, never the file.
+   */
+  change(...changes: KeyChange<any>[]): Promise<void> {
+    return this.group.write(changes).catch(storageError(this.file));
+  }
+
+  /**
+   * Write a value that no owner holds in memory (tests, tools), with
+   * `event` if given; durable when the promise resolves.
+   */
   put(key: string, value: unknown, event?: EventDraft): Promise<void> {
-    return this.writer.put(key, value, event).catch((error) => {
-      throw Errors.storage(`could not write ${key} to ${this.file}: ${(error as Error).message}`, { cause: error });
-    });
-  }
-
-  delete(key: string, event?: EventDraft): Promise<void> {
-    return this.put(key, undefined, event);
+    return this.change({ key, current: () => UNHELD, next: () => value, event: event && (() => event), apply: () => undefined });
   }
 
   /** An event that changes no row (plugin health); durable when the promise resolves. */
   record(event: EventDraft): Promise<void> {
-    const written = this.group.write(undefined, undefined, [event]).catch((error) => {
-      throw Errors.storage(`could not write a ${event.type} event to ${this.file}: ${(error as Error).message}`, { cause: error });
-    });
-    this.recording.add(written);
-    const forget = () => this.recording.delete(written);
-    written.then(forget, forget);
-    return written;
+    return this.group.write([], [event]).catch(storageError(this.file));
   }
 
   async close(): Promise<void> {
-    await this.writer.flush();
-    await Promise.allSettled([...this.recording]);
+    await this.group.idle();
     await this.keyv.disconnect();
   }
+}
+
+/** The "current" value of a key no one holds: never equal to a new value, so it is always written. */
+const UNHELD = Symbol('unheld');
+
+function storageError(file: string): (error: unknown) => never {
+  return (error) => {
+    if (error instanceof HyperkernError) throw error;
+    const code = (error as { code?: string }).code ?? 'unknown error';
+    throw Errors.storage(`the agent could not write its state (${code}${code === 'SQLITE_FULL' ? ": the data dir's filesystem is full" : ''}); nothing was changed, retry later`, {
+      cause: new Error(`writing ${file}: ${(error as Error).message}`, { cause: error }),
+    });
+  };
 }

@@ -182,11 +182,14 @@ describe('API: lifecycle actions and metrics', function () {
       await act(id, 'start');
       const reboot = await act(id, 'reboot', '');
       expect(reboot.status).to.equal(202);
+      const jobUrl = `/jobs/${reboot.headers.get('x-guest-job-id')}`;
+      // "Running" shows once it is durable, a moment after the 202.
+      await waitFor(async () => (await agent.request('GET', jobUrl)).body.Status === 'Running', 1000, 'reboot job running');
       const started = Date.now();
       const res = await agent.request('GET', `/guests/${id}/metrics/cpu`);
       expect(res.status).to.equal(200);
       expect(Date.now() - started, 'metrics answered while the reboot job runs').to.be.below(500);
-      expect((await agent.request('GET', `/jobs/${reboot.headers.get('x-guest-job-id')}`)).body.Status).to.equal('Running');
+      expect((await agent.request('GET', jobUrl)).body.Status).to.equal('Running');
     });
 
     it('a failing metrics stage answers 502 naming the stage; unknown guest 404', async () => {

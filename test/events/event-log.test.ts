@@ -70,9 +70,10 @@ describe('event log', function () {
     await store.put('guest:ok', { ok: true }, draft('guest.deleted', { guestId: 'ok' }, 'ok'));
     // A real SQLite failure inside the transaction, after the row was written.
     await rawQuery(path.join(dir, STATE_FILE), "CREATE TRIGGER refuse AFTER INSERT ON events WHEN NEW.guest = 'boom' BEGIN SELECT RAISE(ABORT, 'refused by test'); END");
-    let failed: unknown;
+    let failed: { code?: string; cause?: Error } | undefined;
     await store.put('guest:boom', { boom: true }, draft('guest.deleted', { guestId: 'boom' }, 'boom')).catch((e) => (failed = e));
-    expect(String(failed)).to.match(/refused by test/);
+    expect(failed?.code).to.equal('HK_ERR_STORAGE');
+    expect(String(failed?.cause?.message)).to.match(/refused by test/);
     expect(await store.get('guest:boom'), 'the change rolled back with its event').to.equal(undefined);
     expect(store.feed.latestId).to.equal(1);
     await store.put('guest:next', { next: true }, draft('guest.deleted', { guestId: 'next' }, 'next'));
