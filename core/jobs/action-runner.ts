@@ -225,7 +225,8 @@ export class ActionRunner {
         job.Action === 'delete'
           ? this.registry.change(guestId, () => undefined)
           : this.registry.change(guestId, (current) => (current?.metadata?.[CREATE_FAILURE_KEY] === undefined ? current : { ...current, metadata: without(current.metadata, CREATE_FAILURE_KEY) }));
-      await this.store.change(guestChange, this.jobs.updateChange(jobId, { Status: 'Complete', Message: message }, last));
+      const endGuest = job.Action === 'delete' ? last : () => this.registry.find(guestId);
+      await this.store.change(guestChange, this.jobs.updateChange(jobId, { Status: 'Complete', Message: message }, endGuest));
       log.info({ status: 'Complete' }, 'job finished');
     } catch (error) {
       const reason = messageOf(error);

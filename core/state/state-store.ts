@@ -160,7 +160,7 @@ export class StateStore {
     try {
       return await run();
     } catch (error) {
-      throw Errors.storage(`state file ${this.file} is unreadable (${what}: ${(error as Error).message}); restore it from a backup or move it away to start empty`, { cause: error });
+      throw Errors.storage(`state file ${this.file} is unreadable (${what}: ${(error as Error).message}); restore it from a backup, or move it away to start with no guests`, { cause: error });
     }
   }
 

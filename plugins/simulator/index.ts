@@ -42,7 +42,8 @@ export class SimulatorPlugin implements PluginInstance {
   /** The simulated hypervisor "kept running" while the agent was down. */
   async start(): Promise<void> {
     for (const guest of await this.guests.list()) {
-      if (guest.state !== 'creating') this.machines.set(guest.id, new SimulatedMachine(guest.state));
+      // A guest still creating, or whose create failed, has no machine yet.
+      if (guest.state !== 'creating' && guest.state !== 'error') this.machines.set(guest.id, new SimulatedMachine(guest.state));
     }
     this.log.info({ guests: this.machines.size }, 'simulator ready (no real machines are managed)');
   }
@@ -107,7 +108,8 @@ export class SimulatorPlugin implements PluginInstance {
     let m = this.machines.get(guest.id);
     if (!m) {
       // A guest created before this plugin knew it (e.g. from another backend).
-      m = new SimulatedMachine(guest.state === 'creating' ? 'off' : guest.state);
+      // A guest whose create was cut off (creating, error) has a machine that never ran.
+      m = new SimulatedMachine(guest.state === 'creating' || guest.state === 'error' ? 'off' : guest.state);
       this.machines.set(guest.id, m);
     }
     return m;

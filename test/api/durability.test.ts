@@ -4,7 +4,8 @@
  * are marked interrupted; SIGTERM lets running stages finish.
  */
 import { expect } from 'chai';
-import { readFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import { removeDir, startAgent, waitFor, type RunningAgent } from '../support/agent.js';
 import { simulatorConfig } from '../support/configs.js';
 
@@ -129,5 +130,59 @@ describe('durability and recovery', function () {
     expect(jobs).to.have.length(5);
     expect(jobs.map((j: { ID: string }) => j.ID)).to.deep.equal(jobIds.slice(-5).reverse());
     expect((await agent.request('GET', `/jobs/${jobIds[0]}`)).status, 'the oldest job was pruned').to.equal(404);
+  });
+
+  it('a create cut off by a restart leaves the guest in error with the reason; start and delete work from there', async () => {
+    const config = simulatorConfig();
+    const first = await start(config);
+    const ids: string[] = [];
+    const jobIds: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const res = await first.request('POST', '/guests', { metadata: { 'simulator.delay.create': '30000' } });
+      expect(res.status).to.equal(202);
+      ids.push(res.body.id);
+      jobIds.push(res.headers.get('x-guest-job-id')!);
+    }
+    for (const jobId of jobIds) {
+      await waitFor(async () => (await first.request('GET', `/jobs/${jobId}`)).body.Status === 'Running', 5000, 'create job running');
+    }
+    await first.kill9();
+
+    const second = await start(config, first.dataDir);
+    for (const [i, id] of ids.entries()) {
+      const guest = (await second.request('GET', `/guests/${id}`)).body;
+      expect(guest.state, `guest ${i}`).to.equal('error');
+      expect(guest.metadata['hyperkern.error']).to.equal('interrupted by agent restart');
+      const job = (await second.request('GET', `/jobs/${jobIds[i]}`)).body;
+      expect(job).to.include({ Status: 'Error', Message: 'interrupted by agent restart' });
+    }
+    const refused = await second.request('POST', `/guests/${ids[0]}/shutdown`);
+    expect(refused.status).to.equal(409);
+    expect(refused.body.message).to.include('guest is error');
+
+    // The client need not wait for the 30 s create delay again.
+    await second.request('PATCH', `/guests/${ids[0]}/metadata`, { 'simulator.delay.create': null });
+    const started = await second.request('POST', `/guests/${ids[0]}/start?wait=10`);
+    expect(started.status, started.text).to.equal(200);
+    expect(started.body.state).to.equal('running');
+    expect(started.body.metadata, 'the reason goes once a job completes').to.not.have.property('hyperkern.error');
+    const deleted = await second.request('DELETE', `/guests/${ids[1]}?wait=10`);
+    expect(deleted.status, deleted.text).to.equal(200);
+    expect((await second.request('GET', `/guests/${ids[1]}`)).status).to.equal(404);
+  });
+
+  it('names the state file when it is corrupt', async () => {
+    const first = await start(simulatorConfig());
+    await first.kill9();
+    const file = path.join(first.dataDir, 'hyperkern.sqlite');
+    await rm(`${file}-wal`, { force: true });
+    await rm(`${file}-shm`, { force: true });
+    await writeFile(file, 'this is not a SQLite database, it was overwritten by accident '.repeat(100));
+    const refused = await start(simulatorConfig(), first.dataDir).then(
+      () => '',
+      (error: Error) => error.message,
+    );
+    expect(refused).to.include(file);
+    expect(refused).to.include(`hyperkern: cannot open state file ${file}: SQLITE_NOTADB`);
   });
 });
