@@ -155,7 +155,7 @@ describe('storage faults: a full data dir', function () {
     const dataDir = path.join(mountPoint, 'observe');
     const store = await StateStore.open(dataDir);
     try {
-      const registry = new GuestRegistry(store, createLogger('silent'));
+      const registry = new GuestRegistry(store, createLogger('silent').log);
       const guest = { id: randomUUID(), type: '', image: '', nics: [], disks: [], state: 'running', memory: 128, cpu: 1, vnc: 0, metadata: {} };
       await registry.save(guest);
       await fillUp(mountPoint);
