@@ -96,7 +96,7 @@ describe('storage faults: a full data dir', function () {
     const dataDir = path.join(mountPoint, 'data');
     const agent = await start(dataDir);
     // A guest that exists before the disk fills, with some state to protect.
-    const existing = await agent.request('POST', '/guests?wait=10', { metadata: { keep: 'me' } });
+    const existing = await agent.request('POST', '/guests?wait=10&start=false', { metadata: { keep: 'me' } });
     expect(existing.status).to.equal(200);
     const id = existing.body.id as string;
     expect((await agent.request('PATCH', '/metadata', { site: 'lab' })).status).to.equal(200);
@@ -186,7 +186,7 @@ describe('one agent per data dir', function () {
     const config = simulatorConfig({ jobs: { concurrency: 1 } });
     const first = await startAgent({ config });
     agents.push(first);
-    const slow = (await first.request('POST', '/guests?wait=10', { metadata: { 'simulator.delay.start': '20000' } })).body.id;
+    const slow = (await first.request('POST', '/guests?wait=10&start=false', { metadata: { 'simulator.delay.start': '20000' } })).body.id;
     const running = (await first.request('POST', `/guests/${slow}/start`)).headers.get('x-guest-job-id');
     const queued = (await first.request('DELETE', `/guests/${slow}`)).headers.get('x-guest-job-id');
     expect((await first.request('PATCH', '/metadata', { owner: 'first' })).status).to.equal(200);
