@@ -17,6 +17,7 @@ import { simulatorConfig } from '../support/configs.js';
 import { GuestRegistry } from '../../core/guests/guest-registry.js';
 import { StateStore } from '../../core/state/state-store.js';
 import { createLogger } from '../../core/logger.js';
+import type { Guest } from '../../core/contract/wire-types.js';
 
 const run = promisify(execFile);
 
@@ -156,7 +157,7 @@ describe('storage faults: a full data dir', function () {
     const store = await StateStore.open(dataDir);
     try {
       const registry = new GuestRegistry(store, createLogger('silent').log);
-      const guest = { id: randomUUID(), type: '', image: '', nics: [], disks: [], state: 'running', memory: 128, cpu: 1, vnc: 0, metadata: {} };
+      const guest: Guest = { id: randomUUID(), type: '', image: '', nics: [], disks: [], state: 'running', memory: 128, cpu: 1, vnc: 0, metadata: {} };
       await registry.save(guest);
       await fillUp(mountPoint);
       let refused: Error | undefined;
