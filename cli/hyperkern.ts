@@ -159,7 +159,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
       .option('-n, --nic <network>', 'a NIC on this network ("" = the default; repeatable)', collect)
       .option('--image <name>', 'the image of the guest')
       .option('--type <type>', 'guest type ("" = a virtual machine)')
-      .option('--metadata <key=value>', 'a metadata entry (repeatable)', collect),
+      .option('--metadata <key=value>', 'a metadata entry (repeatable)', collect)
+      .option('--no-start', 'leave the guest off (by default the create job ends by starting it)'),
   ).action(
     run(async (o: WaitFlags & Record<string, any>, cmd: Command) => {
       const { api, flags } = client(cmd);
@@ -172,7 +173,9 @@ export function buildProgram(setExit: (code: number) => void): Command {
       if (o.image) body.image = o.image;
       if (o.type !== undefined) body.type = o.type;
       if (o.metadata) body.metadata = keyValues(o.metadata, '--metadata');
-      const answer = await api.request<Guest>('POST', `/guests${query(keyValues(o.arg, '--arg'))}`, body);
+      const args = keyValues(o.arg, '--arg');
+      if (o.start === false) args.start = 'false';
+      const answer = await api.request<Guest>('POST', `/guests${query(args)}`, body);
       return queued(api, { ...flags, ...o }, answer, 'create');
     }),
   );

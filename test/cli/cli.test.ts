@@ -44,7 +44,7 @@ describe('CLI: hyperkern in a terminal', function () {
   });
 
   async function newGuest(): Promise<string> {
-    const res = await agent.request('POST', '/guests?wait=30', { memory: 64, disks: [{ size: 8 }] }, auth);
+    const res = await agent.request('POST', '/guests?wait=30&start=false', { memory: 64, disks: [{ size: 8 }] }, auth);
     expect(res.status, res.text).to.equal(200);
     return res.body.id;
   }
@@ -54,7 +54,8 @@ describe('CLI: hyperkern in a terminal', function () {
     const screens = await terminal.watch(session, /EXIT=\d+/, 60000);
     const last = screens[screens.length - 1];
     expect(screens.some((s) => /create [0-9a-f]{8}: (Queued|Running) · guest creating · \d+\.\ds/.test(s)), `a live line while it ran:\n${screens.join('\n---\n')}`).to.equal(true);
-    expect(last).to.match(/✔ create [0-9a-f]{8} complete in \d+\.\ds \(guest off\)/);
+    // Create boots the guest unless --no-start.
+    expect(last).to.match(/✔ create [0-9a-f]{8} complete in \d+\.\ds \(guest running\)/);
     expect(last).to.match(/EXIT=0/);
     const guests = (await agent.request('GET', '/guests', undefined, auth)).body;
     expect(guests.some((g: any) => g.metadata?.owner === 'cli' && g.cpu === 2 && g.memory === 96 && g.disks[0].size === 16)).to.equal(true);
@@ -70,6 +71,9 @@ describe('CLI: hyperkern in a terminal', function () {
   });
 
   it('a failing action ends with the job message; exit 1', async () => {
+    const session0 = await terminal.run(`${CLI} guests create --memory 64 --disk 8 --no-start --wait`, env);
+    const created = (await terminal.watch(session0, /EXIT=\d+/, 60000)).pop()!;
+    expect(created, '--no-start leaves it off').to.match(/✔ create [0-9a-f]{8} complete in .*\(guest off\)[\s\S]*EXIT=0/);
     const id = await newGuest();
     await agent.request('POST', `/guests/${id}/start?wait=30`, undefined, auth);
     const session = await terminal.run(`${CLI} reboot ${id} --wait`, env);

@@ -143,7 +143,7 @@ export const GUEST_ROUTE_DOCS: RouteDoc[] = [
       operationId: `${p.action}Guest`,
       tag: 'actions',
       summary: p.summary,
-      description: 'Other query parameters are passed to the action\'s stages as string args.',
+      description: "No body (or null, or {}): Go clients send null. Other query parameters are passed to the action's stages as string args.",
       query: p.query ?? waitQuery,
       responses: actionResponses(p.conflict),
     }),
