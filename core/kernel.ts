@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { container as globalContainer, type DependencyContainer } from 'tsyringe';
+import { KernelAgentInfo } from './agent-info.js';
 import { buildActionPlans, type ActionPlans } from './jobs/action-plan.js';
 import { ActionRunner } from './jobs/action-runner.js';
 import { parseListen, type LoadedConfig } from './config/config.js';
@@ -56,7 +57,6 @@ export async function preparePlugins(
 
 export class Kernel {
   private server?: Server;
-  private readonly startedAt = Date.now();
   private readonly eventStreams = new Set<SseStream>();
   private healthWatch?: HealthWatch;
 
@@ -72,6 +72,7 @@ export class Kernel {
     private readonly metadata: HostMetadata,
     private readonly jobs: JobLog,
     private readonly output: Pick<AgentLog, 'dropped'>,
+    private readonly agentInfo: KernelAgentInfo,
   ) {}
 
   /** The change feed (docs/events.md): every committed change, in order. */
@@ -96,9 +97,12 @@ export class Kernel {
       // A fresh root per kernel: kernel services live here, each plugin gets a child.
       const root = globalContainer.createChildContainer();
       root.register(Tokens.Guests, { useValue: registry });
+      const agentInfo = new KernelAgentInfo(VERSION, store.feed);
+      root.register(Tokens.Agent, { useValue: agentInfo });
       const { plugins, plans } = await preparePlugins(loaded, log, root, dataDir);
+      agentInfo.pluginsLoaded(plugins);
       const runner = new ActionRunner(store, registry, jobs, plans, log, config.jobs.concurrency);
-      const kernel = new Kernel(loaded, log, dataDir, lock, store, registry, plugins, runner, metadata, jobs, output);
+      const kernel = new Kernel(loaded, log, dataDir, lock, store, registry, plugins, runner, metadata, jobs, output, agentInfo);
       for (const plugin of plugins) {
         await plugin.instance.start?.();
       }
@@ -134,7 +138,7 @@ export class Kernel {
         pluginHealth: () => pluginHealth(this.plugins),
         logLinesDropped: () => this.output.dropped,
         version: VERSION,
-        startedAt: this.startedAt,
+        startedAt: this.agentInfo.startedAt,
       },
       events: {
         feed: this.store.feed,
@@ -162,6 +166,7 @@ export class Kernel {
       { guests: this.registry.size, jobs: this.jobs.size, ...recovered, plugins: this.plugins.map((p) => p.id), dataDir: this.dataDir, config: this.loaded.file },
       'kernel ready',
     );
+    this.agentInfo.listening(url);
     this.log.info({ url, version: VERSION }, 'listening');
     return url;
   }

@@ -17,13 +17,22 @@ import { HyperkernError } from './errors.js';
 import { Kernel, VERSION, preparePlugins } from './kernel.js';
 import { builtinConfigDialects } from './plugins/plugin-loader.js';
 import { createLogger } from './logger.js';
-import { Tokens, type GuestDirectory } from './contract/plugin-api.js';
+import { Tokens, type AgentInfo, type GuestDirectory } from './contract/plugin-api.js';
 
 /** What plugins see during --check: no guests, nothing recorded. */
 const emptyGuestDirectory: GuestDirectory = {
   list: async () => [],
   get: async () => undefined,
   observe: async () => undefined,
+};
+
+/** What plugins see of the agent during --check: it never listens, no guest changes. */
+const checkAgentInfo: AgentInfo = {
+  version: VERSION,
+  startedAt: Date.now(),
+  url: () => undefined,
+  status: async () => 'ok',
+  onGuestChange: () => () => undefined,
 };
 
 const USAGE = `hyperkern ${VERSION}: REST agent for the guests of this hypervisor host
@@ -82,6 +91,7 @@ async function main(): Promise<number> {
     try {
       const checkContainer = container.createChildContainer();
       checkContainer.register(Tokens.Guests, { useValue: emptyGuestDirectory });
+      checkContainer.register(Tokens.Agent, { useValue: checkAgentInfo });
       const { plugins, plans } = await preparePlugins(loaded, log, checkContainer, scratch);
       await Promise.allSettled(plugins.map((p) => p.instance.stop?.()));
       process.stdout.write(

@@ -14,6 +14,7 @@ packages=(
   chromium                     # the GET /docs test (headless, driven by playwright-core)
   tmux                         # the CLI tests run it in a real terminal
   golang-go                    # the Go client of the conformance suite (test/go-client, stdlib only, built offline)
+  etcd-server etcd-client      # the fleet link's tests and benchmark (a real etcd 3.4, etcdctl)
 )
 [ "${1:-all}" = runtime ] && packages=("${runtime[@]}")
 missing=()

@@ -4,7 +4,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { openSync, closeSync } from 'node:fs';
-import { createServer } from 'node:net';
 
 const live = new Set<ChildProcess>();
 
@@ -82,17 +81,7 @@ export function killAll(): void {
   live.clear();
 }
 
-/** A loopback port free right now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort } from '../../test/support/free-port.js';
 
 /**
  * Polls `url` until it answers 200, at most `timeoutMs`; resolves with the

@@ -38,6 +38,8 @@ export const Tokens = {
   Guests: 'hyperkern.GuestDirectory',
   /** {@link PluginDependencies}: the stages of the plugins listed in `dependsOn`. */
   Dependencies: 'hyperkern.PluginDependencies',
+  /** {@link AgentInfo}: the agent's version, URL, health and guest changes (in-process plugins only). */
+  Agent: 'hyperkern.AgentInfo',
 } as const;
 
 /** Structured logger (pino-compatible subset). */
@@ -63,6 +65,28 @@ export interface GuestDirectory {
    * guest may have been deleted meanwhile).
    */
   observe(id: string, change: Partial<Omit<Guest, 'id'>>, reason: string): Promise<void>;
+}
+
+/**
+ * Facts about the running agent, for plugins that publish them elsewhere
+ * (the fleet link registers the host in etcd). Only in-process plugins get
+ * it: an isolated plugin's child process has no kernel to ask.
+ */
+export interface AgentInfo {
+  readonly version: string;
+  /** When this agent process started, ms since the epoch. */
+  readonly startedAt: number;
+  /** The API's base URL once it listens; undefined before. */
+  url(): string | undefined;
+  /** The agent's GET /health status. */
+  status(): Promise<'ok' | 'degraded'>;
+  /**
+   * `listener(guestId)` after each durable change of a guest (created,
+   * changed, deleted), in commit order. Returns the unsubscribe function.
+   * Listeners run synchronously on the commit path: they must only note
+   * the id and return.
+   */
+  onGuestChange(listener: (guestId: string) => void): () => void;
 }
 
 /** What the kernel passes to every stage call besides the request. */
