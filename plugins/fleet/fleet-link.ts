@@ -276,7 +276,8 @@ export class FleetLink {
       if (this.lease !== lease) return;
       this.lease = undefined;
       this.needsReconcile = true;
-      this.log.warn({ error: messageOf(error) }, 'fleet: lease lost; registering again when etcd answers');
+      // Once per outage: while disconnected every failed grant ends in "lost" again.
+      if (this.state !== 'disconnected') this.log.warn({ error: messageOf(error) }, 'fleet: lease lost; registering again when etcd answers');
       this.wake.notify();
     });
     // A keepalive that fails means etcd was away: whatever happened meanwhile, reconcile.

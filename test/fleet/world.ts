@@ -36,7 +36,8 @@ export function fleetAgentConfig(options: FleetAgentOptions): any {
 }
 
 export async function startFleetAgent(options: FleetAgentOptions): Promise<RunningAgent> {
-  return startAgent({ config: fleetAgentConfig(options), env: { HYPERKERN_LOG_LEVEL: 'info' } });
+  // Ten agents boot at once on a machine shared with other suites: a generous start bound.
+  return startAgent({ config: fleetAgentConfig(options), env: { HYPERKERN_LOG_LEVEL: 'info' }, startTimeoutMs: 90_000 });
 }
 
 export function etcdClient(endpoint: string): Etcd3 {
