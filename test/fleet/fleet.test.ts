@@ -91,7 +91,7 @@ describe('fleet link on a real etcd', function () {
       };
 
       let since = Date.now();
-      const created = await agent.request('POST', '/guests?wait=10', { memory: 1024, cpu: 2, metadata: { name: 'web-1', secret: 'local only' } });
+      const created = await agent.request('POST', '/guests?wait=10&start=false', { memory: 1024, cpu: 2, metadata: { name: 'web-1', secret: 'local only' } });
       expect(created.status).to.equal(200);
       const id = created.body.id;
       const key = guestsPrefix + id;
@@ -171,7 +171,7 @@ describe('fleet link on a real etcd', function () {
         const started = Date.now();
         let res;
         if (i % 4 === 0 || ids.length === 0) {
-          res = await agent.request('POST', '/guests?wait=10', { memory: 256 + i, cpu: 1 + (i % 3), metadata: { name: `g-${n}-${i}` } });
+          res = await agent.request('POST', '/guests?wait=10&start=false', { memory: 256 + i, cpu: 1 + (i % 3), metadata: { name: `g-${n}-${i}` } });
           if (res.status === 200) ids.push(res.body.id);
         } else if (i % 4 === 1) {
           res = await agent.request('POST', `/guests/${ids.at(-1)}/start?wait=10`);
