@@ -20,6 +20,8 @@ export interface AgentSpec {
   isolateSimulator?: boolean;
   /** Extra node flags, e.g. --cpu-prof. */
   nodeArgs?: string[];
+  /** "silent": no log lines at all (the row that shows what logging costs). */
+  logLevel?: 'info' | 'silent';
 }
 
 export interface BenchAgent {
@@ -38,7 +40,7 @@ export interface BenchAgent {
 /** The simulator config, with what the bench needs on top. */
 export function benchConfig(spec: AgentSpec): Record<string, unknown> {
   const base = JSON.parse(readFileSync(path.resolve('config/simulator.json'), 'utf8'));
-  base.logLevel = 'info';
+  base.logLevel = spec.logLevel ?? 'info';
   base.accessLog = true;
   base.auth = { tokens: [TOKEN] };
   // 100,000 reboots + 1,000 creates + 1,000 starts must all stay in the log,
