@@ -58,8 +58,9 @@ export class ActionRunner {
     return { resumed: queued.length, interrupted: running.length };
   }
 
-  get stats(): { queued: number; running: number } {
-    return { queued: this.scheduler.queuedCount, running: this.scheduler.runningCount };
+  /** Jobs waiting and running now, and how many ended since start (see JobLog.endedSinceStart). */
+  get stats(): { queued: number; running: number; complete: number; failed: number } {
+    return { queued: this.scheduler.queuedCount, running: this.scheduler.runningCount, ...this.jobs.endedSinceStart };
   }
 
   /** Run `action` on an existing guest: sync stages now, the rest as a job. */

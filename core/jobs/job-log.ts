@@ -36,6 +36,12 @@ export class JobLog {
   /** Finished job ids in the order they finished: pruning pops the front. */
   private finishedOrder: string[] = [];
   private finishedHead = 0;
+  /**
+   * Jobs that ended since this agent started, by outcome. Unlike the log
+   * itself these are never pruned, so a client can account for every job
+   * it caused however small `jobs.history` is.
+   */
+  readonly endedSinceStart = { complete: 0, failed: 0 };
 
   constructor(
     private readonly store: StateStore,
@@ -145,6 +151,7 @@ export class JobLog {
         this.jobs.set(id, stored);
         if (!isFinished(before.job.Status) && isFinished(stored.job.Status)) {
           this.finishedOrder.push(id);
+          this.endedSinceStart[stored.job.Status === 'Complete' ? 'complete' : 'failed']++;
           this.ends.emit(id, { job: stored.job, guest: typeof guest === 'function' ? guest() : guest } satisfies JobEnd);
           this.prune();
         }

@@ -114,7 +114,12 @@ export const HealthSchema = z
     version: z.string(),
     uptimeSeconds: z.number().int(),
     guests: z.number().int(),
-    jobs: z.object({ queued: z.number().int(), running: z.number().int() }),
+    jobs: z.object({
+      queued: z.number().int(),
+      running: z.number().int(),
+      complete: z.number().int().meta({ description: 'jobs that ended Complete since the agent started (never pruned)' }),
+      failed: z.number().int().meta({ description: 'jobs that ended otherwise since the agent started (never pruned)' }),
+    }),
     logLinesDropped: z.number().int().meta({ description: 'log lines dropped because stdout was not read fast enough' }),
     plugins: z.record(z.string(), z.looseObject({ healthy: z.boolean(), message: z.string().optional(), details: z.record(z.string(), z.unknown()).optional() })),
   })
