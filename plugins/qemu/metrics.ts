@@ -46,13 +46,35 @@ interface CpuInfoFast {
   'thread-id': number;
 }
 
-export async function cpuMetrics(machine: Machine): Promise<GuestCpuMetrics[]> {
-  const cpus = await machine.qmp.execute<CpuInfoFast[]>('query-cpus-fast');
-  const processSeconds = await statSeconds(`/proc/${machine.pid}/stat`);
-  cpus.sort((a, b) => a['cpu-index'] - b['cpu-index']);
-  return Promise.all(
-    cpus.map(async (cpu) => ({ cpu_time: processSeconds, vcpu_time: await threadSeconds(machine.pid, cpu['thread-id']) })),
-  );
+/**
+ * vCPU threads per running QEMU. They are fixed for the life of the process
+ * (hyperkern does no CPU hotplug), so after the first answer cpu metrics are
+ * /proc reads only, with no QMP round trip: QEMU under load (TCG, many
+ * guests) answers QMP in milliseconds, /proc in microseconds.
+ */
+const vcpuThreads = new WeakMap<Machine, Promise<CpuInfoFast[]>>();
+
+function threadsOf(machine: Machine): Promise<CpuInfoFast[]> {
+  let threads = vcpuThreads.get(machine);
+  if (!threads) {
+    threads = machine.qmp.execute<CpuInfoFast[]>('query-cpus-fast').then((cpus) => [...cpus].sort((a, b) => a['cpu-index'] - b['cpu-index']));
+    // A failed query is not remembered: the next request asks again.
+    threads.catch(() => vcpuThreads.delete(machine));
+    vcpuThreads.set(machine, threads);
+  }
+  return threads;
+}
+
+export async function cpuMetrics(machine: Machine, retried = false): Promise<GuestCpuMetrics[]> {
+  const [cpus, processSeconds] = await Promise.all([threadsOf(machine), statSeconds(`/proc/${machine.pid}/stat`)]);
+  try {
+    return await Promise.all(cpus.map(async (cpu) => ({ cpu_time: processSeconds, vcpu_time: await threadSeconds(machine.pid, cpu['thread-id']) })));
+  } catch (error) {
+    // A vCPU thread that is gone means the remembered list is stale: ask QEMU once more.
+    vcpuThreads.delete(machine);
+    if (retried) throw error;
+    return cpuMetrics(machine, true);
+  }
 }
 
 interface BlockStats {
