@@ -270,7 +270,7 @@ describe('API: guests, metadata and jobs', function () {
       expect(res.body.status).to.equal('ok');
       expect(res.body.plugins).to.have.keys('guard', 'simulator');
       expect(res.body.plugins.simulator.healthy).to.equal(true);
-      expect(res.body.jobs).to.have.keys('queued', 'running');
+      expect(res.body.jobs).to.have.keys('queued', 'running', 'complete', 'failed');
     });
   });
 });
