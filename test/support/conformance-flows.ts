@@ -8,7 +8,9 @@
  * until a booted guest's OS listens (soft reboot and shutdown need it).
  */
 import { expect } from 'chai';
+import { stat } from 'node:fs/promises';
 import type { RunningAgent } from './agent.js';
+import { sleep, waitForConsole } from './backend-testing.js';
 import { goClient } from './go-client.js';
 
 export interface FlowBackend {
@@ -126,4 +128,22 @@ export async function jsFlow(agent: RunningAgent, backend: FlowBackend): Promise
   const gone = await send(agent, 'DELETE', `/guests/${id}?${wait}`);
   expect(gone.status, gone.text).to.equal(200);
   expect((await send(agent, 'GET', `/guests/${id}`)).status).to.equal(404);
+}
+
+/**
+ * A `booted` hook for backends with a serial console log: waits for the
+ * tiny guest's init line written after the previous boot (a new QEMU
+ * process may start a fresh log), then gives acpid a moment to listen.
+ */
+export function consoleBootWatcher(consoleLog: (guestId: string) => string, initLine: string, timeoutMs: number): (guestId: string) => Promise<void> {
+  const offsets = new Map<string, number>();
+  return async (guestId) => {
+    const file = consoleLog(guestId);
+    const sizeNow = async () => (await stat(file).catch(() => ({ size: 0 }))).size;
+    let from = offsets.get(guestId) ?? 0;
+    if ((await sizeNow()) < from) from = 0;
+    await waitForConsole(file, initLine, timeoutMs, from);
+    offsets.set(guestId, await sizeNow());
+    await sleep(500);
+  };
 }
