@@ -33,6 +33,7 @@ export const Errors = {
   unauthorized: make('HK_ERR_UNAUTHORIZED', 401),
   guestNotFound: (id: string) => new HyperkernError('HK_ERR_GUEST_NOT_FOUND', 404, `no guest with id "${id}" on this host`),
   jobNotFound: (id: string) => new HyperkernError('HK_ERR_JOB_NOT_FOUND', 404, `no job with id "${id}" (it may have been pruned from the bounded job history)`),
+  imageNotFound: (id: string) => new HyperkernError('HK_ERR_IMAGE_NOT_FOUND', 404, `no image with id "${id}" on this host; GET /images lists them, POST /images fetches one`),
   routeNotFound: make('HK_ERR_ROUTE_NOT_FOUND', 404),
   methodNotAllowed: make('HK_ERR_METHOD_NOT_ALLOWED', 405),
   conflict: make('HK_ERR_CONFLICT', 409),

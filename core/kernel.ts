@@ -12,6 +12,7 @@ import { container as globalContainer, type DependencyContainer } from 'tsyringe
 import { KernelAgentInfo } from './agent-info.js';
 import { buildActionPlans, type ActionPlans } from './jobs/action-plan.js';
 import { ActionRunner } from './jobs/action-runner.js';
+import { ImageRunner } from './jobs/image-runner.js';
 import { parseListen, type LoadedConfig } from './config/config.js';
 import { GuestRegistry } from './guests/guest-registry.js';
 import { HostMetadata } from './guests/host-metadata.js';
@@ -69,6 +70,7 @@ export class Kernel {
     readonly registry: GuestRegistry,
     private readonly plugins: LoadedPlugin[],
     readonly runner: ActionRunner,
+    readonly images: ImageRunner,
     private readonly metadata: HostMetadata,
     private readonly jobs: JobLog,
     private readonly output: Pick<AgentLog, 'dropped'>,
@@ -102,7 +104,8 @@ export class Kernel {
       const { plugins, plans } = await preparePlugins(loaded, log, root, dataDir);
       agentInfo.pluginsLoaded(plugins);
       const runner = new ActionRunner(store, registry, jobs, plans, log, config.jobs.concurrency);
-      const kernel = new Kernel(loaded, log, dataDir, lock, store, registry, plugins, runner, metadata, jobs, output, agentInfo);
+      const images = new ImageRunner(jobs, plans, log, config.jobs.concurrency);
+      const kernel = new Kernel(loaded, log, dataDir, lock, store, registry, plugins, runner, images, metadata, jobs, output, agentInfo);
       for (const plugin of plugins) {
         await plugin.instance.start?.();
       }
@@ -130,6 +133,7 @@ export class Kernel {
       bodyLimit: config.bodyLimit,
       accessLog: config.accessLog,
       guests: { registry: this.registry, runner: this.runner, jobs: this.jobs, maxWaitSeconds: config.jobs.maxWaitSeconds },
+      images: { images: this.images, jobs: this.jobs, maxWaitSeconds: config.jobs.maxWaitSeconds },
       host: {
         metadata: this.metadata,
         jobs: this.jobs,
@@ -161,7 +165,7 @@ export class Kernel {
     const address = server.address() as AddressInfo;
     const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
     const url = `http://${shownHost}:${address.port}`;
-    const recovered = await this.runner.recover();
+    const recovered = { ...(await this.runner.recover()), imageJobsResumed: this.images.recover() };
     this.log.info(
       { guests: this.registry.size, jobs: this.jobs.size, ...recovered, plugins: this.plugins.map((p) => p.id), dataDir: this.dataDir, config: this.loaded.file },
       'kernel ready',
@@ -189,7 +193,7 @@ export class Kernel {
     const closed = this.server ? new Promise<void>((resolve) => this.server!.close(() => resolve())) : Promise.resolve();
     this.server?.closeIdleConnections();
     for (const stream of [...this.eventStreams]) stream.close('the agent is stopping; reconnect with Last-Event-ID when it is back');
-    await this.runner.shutdown(grace);
+    await Promise.all([this.runner.shutdown(grace), this.images.shutdown(grace)]);
     // Requests still open (e.g. ?wait) get a moment to answer, then are cut.
     const cut = setTimeout(() => this.server?.closeAllConnections(), OPEN_REQUEST_GRACE_MS);
     await closed;

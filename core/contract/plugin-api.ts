@@ -100,6 +100,17 @@ export interface StageContext {
   /** The job this stage runs in; absent for sync stages and metrics. */
   jobId?: string;
   log: Logger;
+  /**
+   * Report how far a long transfer is (bytes); shown on the job while it
+   * runs. Present for job stages; call it at most a few times a second.
+   */
+  progress?(progress: TransferProgress): void;
+}
+
+export interface TransferProgress {
+  done: number;
+  /** undefined when the size is not known in advance. */
+  total?: number;
 }
 
 /** A lifecycle stage handler. */
@@ -264,7 +275,7 @@ export function definePlugin<Options, P extends object>(definition: PluginDefini
 export class StageRejection extends Error {
   override readonly name = 'StageRejection';
   constructor(
-    readonly status: 400 | 404 | 409 | 422 | 503,
+    readonly status: 400 | 404 | 409 | 413 | 422 | 503,
     message: string,
   ) {
     super(message);

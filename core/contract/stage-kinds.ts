@@ -5,7 +5,8 @@
  * {@link StageKindShapes} and one in {@link STAGE_KINDS}; builders, the
  * loader, isolation and the action plans then know it.
  */
-import type { GuestMetricsRequest, GuestMetricsResponse, GuestRequest, GuestResponse } from './wire-types.js';
+import type { Readable } from 'node:stream';
+import type { GuestMetricsRequest, GuestMetricsResponse, GuestRequest, GuestResponse, ImageRequest, ImageResponse } from './wire-types.js';
 import type { StageContext } from './plugin-api.js';
 
 /** Request and response type of each stage kind. */
@@ -14,6 +15,17 @@ export interface StageKindShapes {
   action: { request: GuestRequest; response: GuestResponse | void };
   /** Metrics stages: a GuestMetricsRequest in, a GuestMetricsResponse out. */
   metrics: { request: GuestMetricsRequest; response: GuestMetricsResponse };
+  /** Image stages (fetch, list, get, delete): an ImageRequest in, an ImageResponse out (no images = not found). */
+  image: { request: ImageRequest; response: ImageResponse };
+  /** Upload stages: the ImageRequest plus the body stream; in-process plugins only. */
+  imageUpload: { request: ImageUploadRequest; response: ImageResponse };
+}
+
+/** An upload: the ImageRequest plus the request body, streamed (never buffered whole). */
+export interface ImageUploadRequest extends ImageRequest {
+  body: Readable;
+  /** Content-Length of the body; undefined when chunked. */
+  size?: number;
 }
 
 export type StageKind = keyof StageKindShapes;
@@ -53,6 +65,18 @@ export function describeValue(value: unknown): string {
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }
 
+/** An ImageResponse: `images` an array of maps (nil = none, as Go sends an empty slice). */
+function checkImageResponse(result: unknown): Checked<ImageResponse> {
+  if (isMap(result) && (result.images === null || result.images === undefined)) return { ok: true, value: { images: [] } };
+  if (isMap(result) && Array.isArray(result.images) && result.images.every((i) => isMap(i) && typeof i.id === 'string')) {
+    return { ok: true, value: result as unknown as ImageResponse };
+  }
+  return { ok: false, problem: `${describeValue(result)}; an image stage answers an ImageResponse map ({images: [{id, type, size, ...}]})` };
+}
+
+const isImageRequest = (request: StageRequest): request is ImageRequest =>
+  typeof (request as ImageRequest).id === 'string' && !('guest' in request);
+
 /** Every stage kind the kernel knows, with its shape checks. */
 export const STAGE_KINDS: { readonly [K in StageKind]: StageKindSpec<K> } = {
   action: {
@@ -71,6 +95,11 @@ export const STAGE_KINDS: { readonly [K in StageKind]: StageKindSpec<K> } = {
       if (isMap(result)) return { ok: true, value: result as unknown as GuestMetricsResponse };
       return { ok: false, problem: `${describeValue(result)}; a metrics stage answers a GuestMetricsResponse map` };
     },
+  },
+  image: { isRequest: isImageRequest, checkResponse: checkImageResponse },
+  imageUpload: {
+    isRequest: (request): request is ImageUploadRequest => isImageRequest(request) && 'body' in request,
+    checkResponse: checkImageResponse,
   },
 };
 
@@ -118,3 +147,5 @@ export function defineStage<K extends StageKind>(kind: K, handler: StageHandler<
 export const actionStage = (handler: StageHandler<'action'>): Stage => defineStage('action', handler);
 /** A metrics stage: `metricsStage(({ guest }) => ({ guest, type: 'cpu', cpu: [] }))`. */
 export const metricsStage = (handler: StageHandler<'metrics'>): Stage => defineStage('metrics', handler);
+/** An image stage: `imageStage(({ id }) => ({ images: [] }))`. */
+export const imageStage = (handler: StageHandler<'image'>): Stage => defineStage('image', handler);

@@ -126,3 +126,73 @@ export interface Job {
   Status: JobStatus;
   Message: string;
 }
+
+/** A guest disk image on this host (mistify rpc.Image). */
+export interface Image {
+  id: string;
+  /** "kvm" for virtual machine disk images, "container" for container images. */
+  type: string;
+  /** Where the backend keeps it (a file name, a pool volume). */
+  volume: string;
+  snapshot: string;
+  /** MiB a disk made from it gets (its virtual size). */
+  size: number;
+  /** "complete", or "pending" while it is being fetched or uploaded. */
+  status: string;
+}
+
+/**
+ * What image stages receive (mistify rpc.ImageRequest). `sha256` is
+ * hyperkern's addition: the digest a fetched or uploaded image must have.
+ */
+export interface ImageRequest {
+  id: string;
+  type: string;
+  /** Destination of a clone. */
+  dest: string;
+  /** Where a fetch comes from, generally a URL; "" = the configured image server. */
+  source: string;
+  sha256?: string;
+}
+
+/** What image stages answer (mistify rpc.ImageResponse): no images means not found. */
+export interface ImageResponse {
+  images: Image[];
+}
+
+/** A disk volume (mistify rpc.Volume). `size` in MiB; `device` its path in /dev. */
+export interface Volume {
+  id: string;
+  size: number;
+  device: string;
+}
+
+export interface VolumeRequest {
+  id: string;
+  size: number;
+}
+
+export interface VolumeResponse {
+  volumes: Volume[];
+}
+
+/** A snapshot of a guest or of one of its disks (mistify rpc.Snapshot); `size` in MiB. */
+export interface Snapshot {
+  id: string;
+  size: number;
+}
+
+/** mistify rpc.SnapshotRequest. */
+export interface SnapshotRequest {
+  id: string;
+  /** The new snapshot's name. */
+  dest: string;
+  /** All of a guest's disks at one instant. */
+  recursive: boolean;
+  /** On rollback: also delete the snapshots taken after this one. */
+  destroyMoreRecent: boolean;
+}
+
+export interface SnapshotResponse {
+  snapshots: Snapshot[];
+}

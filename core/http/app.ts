@@ -11,6 +11,7 @@ import { edge } from './edge.js';
 import { eventRoutes, type EventRouteDeps } from './event-routes.js';
 import { guestRoutes, type GuestRouteDeps } from './guest-routes.js';
 import { hostRoutes, type HostRouteDeps } from './host-routes.js';
+import { imageRoutes, type ImageRouteDeps } from './image-routes.js';
 import { jsonBody } from './json-body.js';
 import { ROUTE_DOCS } from './openapi/route-docs.js';
 import { referenceRoutes, VIEWER_ASSET_PATHS } from './openapi/reference-routes.js';
@@ -23,13 +24,15 @@ export interface AppOptions {
   guests: GuestRouteDeps;
   host: HostRouteDeps;
   events: EventRouteDeps;
+  images: ImageRouteDeps;
 }
 
 /** Every route of the API; each has a RouteDoc in openapi/route-docs.ts (a test checks). */
-export function createRouter(options: Pick<AppOptions, 'guests' | 'host' | 'events'>): Router {
+export function createRouter(options: Pick<AppOptions, 'guests' | 'host' | 'events' | 'images'>): Router {
   const router = new Router();
   guestRoutes(router, options.guests);
   hostRoutes(router, options.host);
+  imageRoutes(router, options.images);
   eventRoutes(router, options.events);
   referenceRoutes(router, options.host.version);
   return router;

@@ -11,12 +11,15 @@
 import type { Context, Next } from 'koa';
 import { koaBody } from 'koa-body';
 import { HyperkernError } from '../errors.js';
+import { isStreamedBody } from './image-routes.js';
 
 export function jsonBody(limit: string) {
   const parse = koaBody({ json: true, urlencoded: false, text: false, multipart: false, jsonLimit: limit, jsonStrict: false });
   return async function readJson(ctx: Context, next: Next): Promise<void> {
     // Reads carry no body: skip the header checks on the hottest routes.
     if (ctx.method === 'GET' || ctx.method === 'HEAD') return next();
+    // An image upload's body is the image, streamed to its stage unread.
+    if (isStreamedBody(ctx.method, ctx.path)) return next();
     const type = ctx.get('content-type');
     if (ctx.request.length === 0 || (!ctx.request.length && !ctx.get('transfer-encoding'))) {
       ctx.request.body = undefined;

@@ -135,6 +135,8 @@ export class IsolatedPlugin implements PluginInstance {
 
   private forward<K extends StageKind>(short: string, kind: K): Stage {
     const spec = STAGE_KINDS[kind];
+    // An upload's body is a stream in this process; the protocol carries messages, not streams.
+    if (kind === 'imageUpload') throw new Error(`${this.label}: stage ${short} is an imageUpload stage, which cannot run isolated; run the plugin in-process`);
     return defineStage(kind, (request, ctx) =>
       this.queue.add(
         async () => {

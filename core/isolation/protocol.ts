@@ -6,7 +6,7 @@
  * is the reference for authors of sub-agents in other languages; the names
  * and shapes here are that document's, in code.
  */
-import type { GuestMetricsRequest, GuestRequest, PluginHealth, StageKind } from '../contract/plugin-api.js';
+import type { PluginHealth, StageKind, StageRequest } from '../contract/plugin-api.js';
 
 /** Bumped when a change would break an existing sub-agent. */
 export const ISOLATION_PROTOCOL_VERSION = 1;
@@ -69,7 +69,8 @@ export interface InitResult {
 export interface StageParams {
   /** Short stage name, e.g. `start`. */
   stage: string;
-  request: GuestRequest | GuestMetricsRequest;
+  /** A request of the stage's kind (GuestRequest, GuestMetricsRequest, ImageRequest). */
+  request: StageRequest;
   timeoutMs: number;
   jobId?: string;
 }

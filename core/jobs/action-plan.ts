@@ -11,10 +11,14 @@ import {
   METRICS_ACTIONS,
   UNROUTED_MISTIFY_ACTIONS,
   actionNameFor,
+  isImageJobAction,
+  isImageQueryAction,
+  isImageUploadAction,
   isLifecycleAction,
   isMetricsAction,
   splitActionName,
   validActionNames,
+  type ImageAction,
   type LifecycleAction,
   type MetricsAction,
   type PrefixedGuestType,
@@ -51,9 +55,20 @@ export interface PlanSet {
   metrics: Map<MetricsAction, MetricsPlan>;
 }
 
-/** Plans of virtual machines, and per prefixed guest type (container) its own. */
+/**
+ * An image action: fetch and delete have sync checks and a job (async);
+ * list, get and upload have exactly one stage, run in the request (sync).
+ */
+export interface ImagePlan {
+  action: ImageAction;
+  sync: PlannedStage[];
+  async: PlannedStage[];
+}
+
+/** Plans of virtual machines, and per prefixed guest type (container) its own; image actions by name. */
 export interface ActionPlans extends PlanSet {
   byType: Record<PrefixedGuestType, PlanSet>;
+  image: Map<ImageAction, ImagePlan>;
 }
 
 export function buildActionPlans(
@@ -62,7 +77,7 @@ export function buildActionPlans(
   catalogue: Map<string, StageHandle>,
   log: AgentLogger,
 ): ActionPlans {
-  const plans: ActionPlans = { lifecycle: new Map(), metrics: new Map(), byType: { container: { lifecycle: new Map(), metrics: new Map() } } };
+  const plans: ActionPlans = { lifecycle: new Map(), metrics: new Map(), byType: { container: { lifecycle: new Map(), metrics: new Map() } }, image: new Map() };
   const defaultTimeoutMs = config.jobs.stageTimeoutSeconds * 1000;
   const plan = (ref: StageRefConfig, where: string, kind: StageKind): PlannedStage => {
     const name = typeof ref === 'string' ? ref : ref.stage;
@@ -89,6 +104,10 @@ export function buildActionPlans(
       log.warn({ action: configName, file }, `action "${configName}" is a mistify-agent action hyperkern has no route for yet; its stages are ignored`);
       continue;
     }
+    if (isImageJobAction(configName) || isImageQueryAction(configName) || isImageUploadAction(configName)) {
+      plans.image.set(configName, imagePlan(configName, action, `actions.${configName}`));
+      continue;
+    }
     const { guestType, action: plain } = splitActionName(configName);
     const name = ACTION_ALIASES[plain] ?? plain;
     const set = guestType ? plans.byType[guestType] : plans;
@@ -111,6 +130,22 @@ export function buildActionPlans(
     } else {
       throw Errors.config(`${file}: ${where}: unknown action "${configName}". Valid actions: ${validActionNames().join(', ')}`);
     }
+  }
+
+  function imagePlan(name: ImageAction, action: AgentConfig['actions'][string], where: string): ImagePlan {
+    if (isImageJobAction(name)) {
+      const asyncRefs = [...action.async, ...(action.stages ?? [])];
+      return {
+        action: name,
+        sync: action.sync.map((ref, i) => plan(ref, `${where}.sync[${i}]`, 'image')),
+        async: asyncRefs.map((ref, i) => plan(ref, `${where}.async[${i}]`, 'image')),
+      };
+    }
+    const refs = [...(action.stages ?? []), ...action.async];
+    if (refs.length !== 1 || action.sync.length > 0) {
+      throw Errors.config(`${file}: ${where}: ${name} takes exactly one stage, as "stages": ["plugin.stage"]; got ${refs.length + action.sync.length}`);
+    }
+    return { action: name, sync: [plan(refs[0], `${where}.stages[0]`, isImageUploadAction(name) ? 'imageUpload' : 'image')], async: [] };
   }
 
   for (const set of [plans, ...Object.values(plans.byType)]) markBoot(set);

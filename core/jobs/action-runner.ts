@@ -52,7 +52,8 @@ export class ActionRunner {
     for (const { job } of running) {
       await this.fail(job, INTERRUPTED);
     }
-    const queued = this.jobs.withStatus('Queued');
+    // Host jobs (GuestID "", e.g. image fetches) are the ImageRunner's.
+    const queued = this.jobs.withStatus('Queued').filter(({ job }) => job.GuestID !== '');
     for (const { job } of queued) this.scheduler.enqueue(job.GuestID, job.ID);
     this.recovered = true;
     return { resumed: queued.length, interrupted: running.length };

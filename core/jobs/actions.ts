@@ -12,6 +12,36 @@ export { LIFECYCLE_ACTIONS, isLifecycleAction, type LifecycleAction } from '../c
 export const METRICS_ACTIONS = { cpuMetrics: 'cpu', nicMetrics: 'nic', diskMetrics: 'disk' } as const satisfies Record<string, MetricsType>;
 export type MetricsAction = keyof typeof METRICS_ACTIONS;
 
+/**
+ * Image actions (mistify's names). Fetch and delete have sync checks and a
+ * job; list and get are answered in the request by one stage; upload (a
+ * hyperkern addition) runs one stage in the request, fed the body stream.
+ * A request for a "container" image runs the container variant.
+ */
+export const IMAGE_JOB_ACTIONS = ['fetchImage', 'deleteImage', 'containerFetchImage', 'containerDeleteImage'] as const;
+export const IMAGE_QUERY_ACTIONS = ['listImages', 'getImage', 'containerListImages', 'containerGetImage'] as const;
+export const IMAGE_UPLOAD_ACTIONS = ['uploadImage'] as const;
+export type ImageJobAction = (typeof IMAGE_JOB_ACTIONS)[number];
+export type ImageQueryAction = (typeof IMAGE_QUERY_ACTIONS)[number];
+export type ImageUploadAction = (typeof IMAGE_UPLOAD_ACTIONS)[number];
+export type ImageAction = ImageJobAction | ImageQueryAction | ImageUploadAction;
+
+/** The action for an image request: the container variant for container images. */
+export function imageActionFor<A extends 'fetchImage' | 'deleteImage' | 'listImages' | 'getImage'>(action: A, type: string): ImageAction {
+  const guestType = prefixedGuestType(type);
+  return actionNameFor(guestType, action) as ImageAction;
+}
+
+export function isImageJobAction(name: string): name is ImageJobAction {
+  return (IMAGE_JOB_ACTIONS as readonly string[]).includes(name);
+}
+export function isImageQueryAction(name: string): name is ImageQueryAction {
+  return (IMAGE_QUERY_ACTIONS as readonly string[]).includes(name);
+}
+export function isImageUploadAction(name: string): name is ImageUploadAction {
+  return (IMAGE_UPLOAD_ACTIONS as readonly string[]).includes(name);
+}
+
 /** Names mistify-agent used for the same actions. */
 export const ACTION_ALIASES: Record<string, LifecycleAction> = { run: 'start' };
 
@@ -23,11 +53,10 @@ export const ACTION_ALIASES: Record<string, LifecycleAction> = { run: 'start' };
  * `containerCreate`... (as its shipped cmd/mistify-agent/agent.json does).
  */
 export const UNROUTED_MISTIFY_ACTIONS = [
-  'listImages', 'getImage', 'deleteImage', 'fetchImage',
   'listSnapshots', 'getSnapshot', 'createSnapshot', 'deleteSnapshot', 'rollbackSnapshot', 'downloadSnapshot',
+  // Older releases' container image names: a config uses these or the later (routed) ones.
   'listContainerImage', 'getContainerImage', 'deleteContainerImage', 'pullContainerImage',
   'listContainers', 'getContainer', 'createContainer', 'startContainer', 'stopContainer', 'deleteContainer',
-  'containerListImages', 'containerGetImage', 'containerDeleteImage', 'containerFetchImage',
 ] as const;
 
 /**
@@ -69,5 +98,6 @@ export function isMetricsAction(name: string): name is MetricsAction {
 export function validActionNames(): string[] {
   const plain = [...LIFECYCLE_ACTIONS, ...Object.keys(METRICS_ACTIONS)];
   const prefixed = Object.keys(GUEST_TYPE_PREFIXES).flatMap((t) => plain.map((a) => actionNameFor(t as PrefixedGuestType, a)));
-  return [...plain, ...prefixed, ...Object.keys(ACTION_ALIASES), ...UNROUTED_MISTIFY_ACTIONS];
+  const images = [...IMAGE_JOB_ACTIONS, ...IMAGE_QUERY_ACTIONS, ...IMAGE_UPLOAD_ACTIONS];
+  return [...plain, ...prefixed, ...images, ...Object.keys(ACTION_ALIASES), ...UNROUTED_MISTIFY_ACTIONS];
 }

@@ -6,7 +6,7 @@
 import { Errors, HyperkernError, messageOf } from '../errors.js';
 import { StageRejection, type Logger, type StageContext } from '../contract/plugin-api.js';
 import type { StageHandle } from './stage-handle.js';
-import type { GuestMetricsRequest, GuestRequest } from '../contract/wire-types.js';
+import type { StageRequest } from '../contract/plugin-api.js';
 
 export interface PlannedStage {
   handle: StageHandle;
@@ -20,6 +20,9 @@ export interface StageRun {
   jobId?: string;
   /** Aborts every running stage (agent shutdown deadline). */
   shutdown?: AbortSignal;
+  /** Aborts this one stage (its job was cancelled). */
+  cancel?: AbortSignal;
+  progress?: StageContext['progress'];
 }
 
 /** A request's timeout argument (seconds) lengthens the stage's own bound. */
@@ -29,18 +32,21 @@ export function effectiveTimeoutMs(stage: PlannedStage, args: Record<string, unk
   return stage.timeoutMs;
 }
 
-export async function runStage<R>(stage: PlannedStage, request: GuestRequest | GuestMetricsRequest, run: StageRun): Promise<R> {
-  const timeoutMs = effectiveTimeoutMs(stage, request.args);
+export async function runStage<R>(stage: PlannedStage, request: StageRequest, run: StageRun, args?: Record<string, unknown>): Promise<R> {
+  const timeoutMs = effectiveTimeoutMs(stage, args ?? ('args' in request ? request.args : {}));
   const controller = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   const onShutdown = () => controller.abort(new Error('agent is shutting down'));
   run.shutdown?.addEventListener('abort', onShutdown, { once: true });
+  const onCancel = () => controller.abort(run.cancel?.reason ?? new Error('job cancelled'));
+  run.cancel?.addEventListener('abort', onCancel, { once: true });
   let log: StageContext['log'] | undefined;
   const ctx: StageContext = {
     stage: stage.handle.name,
     signal: controller.signal,
     timeoutMs,
     jobId: run.jobId,
+    progress: run.progress,
     // Made on first use: most stage calls (metrics reads) never log, and a
     // child logger per call is a measurable share of a metrics request.
     get log() {
@@ -65,5 +71,6 @@ export async function runStage<R>(stage: PlannedStage, request: GuestRequest | G
   } finally {
     clearTimeout(timer);
     run.shutdown?.removeEventListener('abort', onShutdown);
+    run.cancel?.removeEventListener('abort', onCancel);
   }
 }

@@ -64,7 +64,7 @@ export async function openSource(url: URL, policy: SourcePolicy, signal: AbortSi
     throw new Error(`cannot reach source ${url.origin}: ${describeNetworkError(error)}`);
   }
   if (response.statusCode < 200 || response.statusCode > 299) {
-    response.body.destroy();
+    discard(response.body);
     throw new Error(`source ${url.href} answered HTTP ${response.statusCode}`);
   }
   const length = Number(response.headers['content-length']);
@@ -99,4 +99,13 @@ export function describeNetworkError(error: unknown): string {
   if (code === 'ECONNREFUSED') return 'connection refused';
   if (code === 'ENOTFOUND') return 'host name not found';
   return e.message ?? String(error);
+}
+
+/**
+ * Closes a source stream nobody will read. undici's body reports its own
+ * destruction as an 'error' event; with no listener that would end the process.
+ */
+export function discard(stream: Readable): void {
+  stream.on('error', () => undefined);
+  stream.destroy();
 }

@@ -13,7 +13,7 @@ import type { Readable } from 'node:stream';
 import { StageRejection } from '../../core/contract/index.js';
 import { checkImageFile, ImageRefused } from './image-check.js';
 import { invalidImageId } from './image-id.js';
-import { openSource, parseSource, SourceRefused, describeNetworkError, type SourcePolicy } from './image-source.js';
+import { discard, openSource, parseSource, SourceRefused, describeNetworkError, type SourcePolicy } from './image-source.js';
 import { receiveToFile, TooLarge } from './receive-image.js';
 
 const MIB = 1024 * 1024;
@@ -125,9 +125,7 @@ export class ImageStore {
    * bytes will come from. Refusals are the client's fault (StageRejection).
    */
   planFetch(request: { id: string; type?: string; source?: string; sha256?: string }): FetchPlan {
-    this.checkId(request.id);
-    this.checkType(request.type);
-    this.checkSha256(request.sha256);
+    this.checkRequest(request);
     let source = request.source ?? '';
     if (!source) {
       if (!this.options.imageServer) {
@@ -234,10 +232,11 @@ export class ImageStore {
       return this.entry(id, info.format, info.virtualSize);
     } catch (error) {
       await unlink(temp).catch(() => undefined);
-      throw new Error(`${what} failed: ${this.explain(error, options.signal)}`, { cause: error });
+      const refused = !options.signal.aborted && (error instanceof ImageRefused || error instanceof TooLarge);
+      throw new TransferFailed(`${what} failed: ${this.explain(error, options.signal)}`, refused, { cause: error });
     } finally {
       // A source still open (failed check, abort) must not keep its socket.
-      if (!stream.destroyed) stream.destroy();
+      if (!stream.destroyed) discard(stream);
     }
   }
 
@@ -276,6 +275,13 @@ export class ImageStore {
     return { id, type: this.options.type, volume: '', snapshot: '', size: 0, status: 'pending' };
   }
 
+  /** The id, type and sha256 of a fetch or upload are sound (else a 400 naming the field). */
+  checkRequest(request: { id: string; type?: string; sha256?: string }): void {
+    this.checkId(request.id);
+    this.checkType(request.type);
+    this.checkSha256(request.sha256);
+  }
+
   private checkId(id: string): void {
     const problem = invalidImageId(id);
     if (problem) throw new StageRejection(400, problem);
@@ -294,6 +300,17 @@ export class ImageStore {
   /** Progress of a running transfer, for the job. */
   progressOf(id: string): Progress | undefined {
     return this.transfers.get(id)?.progress;
+  }
+}
+
+/**
+ * A fetch or upload that failed; `refused` when the bytes themselves were
+ * unacceptable (format, checksum, size) rather than the transfer failing.
+ */
+export class TransferFailed extends Error {
+  override readonly name = 'TransferFailed';
+  constructor(message: string, readonly refused: boolean, options?: { cause?: unknown }) {
+    super(message, options);
   }
 }
 

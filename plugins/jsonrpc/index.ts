@@ -4,7 +4,9 @@
  * configured method is a stage named after it, e.g. `libvirt.Libvirt.Start`.
  * A lifecycle stage sends mistify's GuestRequest and takes its
  * GuestResponse; a metrics stage sends GuestMetricsRequest and takes
- * GuestMetricsResponse. docs/jsonrpc.md has the config mapping.
+ * GuestMetricsResponse; an image stage sends ImageRequest and takes
+ * ImageResponse (mistify-agent-image's methods). docs/jsonrpc.md has the
+ * config mapping.
  */
 import { inject, injectable } from 'tsyringe';
 import {
@@ -65,7 +67,7 @@ export class JsonRpcPlugin implements PluginInstance {
       this.unreachable = undefined;
       const checked = STAGE_KINDS[kind].checkResponse(result);
       if (!checked.ok) {
-        const belongs = kind === 'metrics' ? 'GuestMetricsResponse' : 'GuestResponse';
+        const belongs = kind === 'metrics' ? 'GuestMetricsResponse' : kind === 'image' ? 'ImageResponse' : 'GuestResponse';
         throw new JsonRpcError(`${method} at ${this.client.url} answered ${JSON.stringify(result)} where a ${belongs} belongs`);
       }
       return checked.value;
@@ -83,6 +85,8 @@ export class JsonRpcPlugin implements PluginInstance {
  * cannot decode a number there, so every value goes as a string.
  */
 function toMistifyRequest(request: StageRequest): StageRequest {
+  // An ImageRequest has no args in mistify's rpc package.
+  if (!('args' in request)) return request;
   const args: Record<string, string> = {};
   for (const [key, value] of Object.entries(request.args ?? {})) {
     if (value !== undefined && value !== null) args[key] = typeof value === 'string' ? value : JSON.stringify(value);

@@ -31,7 +31,7 @@ export const jsonRpcOptions = z
      * `Libvirt.CpuMetrics` gives stage `libvirt.Libvirt.CpuMetrics`.
      */
     methods: z
-      .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$/, 'a method is "Service.Method"'), z.enum(['action', 'metrics']))
+      .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$/, 'a method is "Service.Method"'), z.enum(['action', 'metrics', 'image']))
       .default({}),
   })
   .strict();

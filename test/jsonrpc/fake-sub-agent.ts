@@ -56,6 +56,9 @@ export class FakeSubAgent {
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
 
+  /** Images it "holds", as mistify-agent-image would (id -> Image). */
+  readonly images = new Map<string, Record<string, unknown>>();
+
   callsTo(method: string): ReceivedCall[] {
     return this.calls.filter((c) => c.method === method);
   }
@@ -78,7 +81,7 @@ export class FakeSubAgent {
       const metadata: Record<string, string> = request?.guest?.metadata ?? {};
       const slow = metadata['fake.slow']?.split(':');
       if (slow && slow[0] === body.method) await new Promise((r) => setTimeout(r, Number(slow[1])));
-      if (service !== this.service || !(name in TRANSITIONS || name.endsWith('Metrics'))) {
+      if (service !== this.service || !(name in TRANSITIONS || name.endsWith('Metrics') || name in IMAGE_METHODS)) {
         res.writeHead(400, { 'content-type': 'text/plain; charset=utf-8' }).end(`rpc: can't find method "${body.method}"`);
         return;
       }
@@ -86,6 +89,10 @@ export class FakeSubAgent {
         if (!res.destroyed) res.writeHead(200, { 'content-type': 'application/json; charset=utf-8' }).end(JSON.stringify({ result, error, id: body.id }) + '\n');
       };
       if (metadata['fake.error'] === body.method) return reply(null, `${body.method} failed: the fake sub-agent was told to fail`);
+      if (name in IMAGE_METHODS) {
+        const outcome = IMAGE_METHODS[name](this.images, request);
+        return typeof outcome === 'string' ? reply(null, outcome) : reply(outcome, null);
+      }
       if (name.endsWith('Metrics')) {
         // mistify sub-agents fill one part; this one fills all three so the test sees the agent pick.
         return reply({
@@ -102,3 +109,18 @@ export class FakeSubAgent {
     }
   }
 }
+
+type ImageMethod = (images: Map<string, Record<string, unknown>>, request: { id: string; type: string; source: string }) => object | string;
+
+/** mistify-agent-image's methods on an ImageRequest, answering an ImageResponse (or an error string). */
+const IMAGE_METHODS: Record<string, ImageMethod> = {
+  ListImages: (images, request) => ({ images: [...images.values()].filter((i) => !request.type || i.type === request.type) }),
+  GetImage: (images, request) => ({ images: images.has(request.id) ? [images.get(request.id)] : [] }),
+  RequestImage: (images, request) => {
+    if (!request.source) return 'source is required';
+    const image = { id: request.id, type: request.type || 'kvm', volume: `images/${request.id}`, snapshot: '', size: 10, status: 'complete' };
+    images.set(request.id, image);
+    return { images: [image] };
+  },
+  DeleteImage: (images, request) => (images.delete(request.id) ? { images: [] } : `image ${request.id} not found`),
+};

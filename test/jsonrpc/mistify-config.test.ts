@@ -77,9 +77,13 @@ describe('jsonrpc: mistify-agent config files', function () {
     expect(valid, run.stdout).to.not.equal(null);
     const containerActions = ['containerCreate', 'containerDelete', 'containerStart', 'containerReboot', 'containerRestart', 'containerPoweroff', 'containerShutdown'];
     expect(run.stdout, 'container actions make the plans of container guests').to.include(`; guest-type actions ${containerActions.join(', ')}`);
-    expect(valid![1].split(', ').sort()).to.deep.equal(['cpuMetrics', 'create', 'delete', 'diskMetrics', 'nicMetrics', 'poweroff', 'reboot', 'restart', 'shutdown', 'start']);
-    // The other 24 load with a warning each, rather than failing the boot.
-    expect(run.stdout.match(/has no route for yet/g)).to.have.length(GO_AGENT_ACTIONS.length - 10 - containerActions.length);
+    const routed = [
+      'containerDeleteImage', 'containerFetchImage', 'containerGetImage', 'containerListImages', 'cpuMetrics', 'create', 'delete', 'deleteImage',
+      'diskMetrics', 'fetchImage', 'getImage', 'listImages', 'nicMetrics', 'poweroff', 'reboot', 'restart', 'shutdown', 'start',
+    ];
+    expect(valid![1].split(', ').sort()).to.deep.equal(routed);
+    // The others load with a warning each, rather than failing the boot.
+    expect(run.stdout.match(/has no route for yet/g)).to.have.length(GO_AGENT_ACTIONS.length - routed.length - containerActions.length);
   });
 
   it('refuses an unknown action, listing the valid ones', async () => {

@@ -27,6 +27,10 @@ function mistifyConfig(port: number) {
       nicMetrics: stage('Test.NicMetrics'),
       diskMetrics: stage('Test.DiskMetrics'),
       listImages: stage('Test.ListImages'),
+      getImage: stage('Test.GetImage'),
+      fetchImage: stage('Test.RequestImage'),
+      deleteImage: stage('Test.DeleteImage'),
+      listSnapshots: stage('Test.ListSnapshots'),
     },
     dbpath: '/nonexistent/agent.db', // --data-dir from the test wins
     // hyperkern's keys pass through:
@@ -58,7 +62,26 @@ describe('jsonrpc: mistify sub-agents over JSON-RPC 1.0', function () {
   }
 
   it('loads a mistify-format config and warns about the actions it has no route for', () => {
-    expect(agent.logs.some((l) => l.includes('action \\"listImages\\" is a mistify-agent action hyperkern has no route for yet'))).to.equal(true);
+    expect(agent.logs.some((l) => l.includes('action \\"listSnapshots\\" is a mistify-agent action hyperkern has no route for yet'))).to.equal(true);
+  });
+
+  it('drives the image actions through mistify-agent-image-style methods with an ImageRequest', async () => {
+    sub.calls.length = 0;
+    const fetched = await agent.request('POST', '/images?wait=10', { id: 'deb', type: '', dest: '', source: 'http://127.0.0.1:9/deb.qcow2' });
+    expect(fetched.status, fetched.text).to.equal(200);
+    expect(fetched.body).to.include({ id: 'deb', type: 'kvm', status: 'complete' });
+    expect(sub.callsTo('Test.RequestImage')[0].params[0]).to.deep.equal({ id: 'deb', type: '', dest: '', source: 'http://127.0.0.1:9/deb.qcow2', sha256: '' });
+    const job = await agent.request('GET', `/jobs/${fetched.headers.get('x-guest-job-id')}`);
+    expect(job.body).to.include({ Action: 'fetchImage', Status: 'Complete', GuestID: '' });
+    expect((await agent.request('GET', '/images')).body.map((i: { id: string }) => i.id)).to.deep.equal(['deb']);
+    expect((await agent.request('GET', '/images/deb')).body).to.include({ id: 'deb', size: 10 });
+    expect((await agent.request('GET', '/images/nope')).status).to.equal(404);
+    const failed = await agent.request('POST', '/images?wait=10', { id: 'x', source: '' });
+    expect(failed.status).to.equal(500);
+    expect(failed.body.job.Message).to.match(/source is required/);
+    const deleted = await agent.request('DELETE', '/images/deb?wait=10');
+    expect(deleted.status, deleted.text).to.equal(200);
+    expect(sub.images.size).to.equal(0);
   });
 
   it('drives every lifecycle action through the sub-agent, with mistify\'s request shape', async () => {

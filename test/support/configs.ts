@@ -19,3 +19,19 @@ export function simulatorConfig(overrides: { simulator?: Record<string, unknown>
   // The data dir comes from --data-dir in tests; logs stay quiet unless debugging.
   return { ...config, logLevel: 'info', ...rest };
 }
+
+/** The image actions as config/agent.json ships them. */
+const IMAGE_ACTIONS = ['fetchImage', 'listImages', 'getImage', 'deleteImage', 'uploadImage'];
+
+/**
+ * A config with the images plugin (options merged over config/agent.json's)
+ * and its actions as shipped; create gets the shipped image check first.
+ */
+export function withImages(config: any, options: Record<string, unknown>): any {
+  const shipped = shippedConfig('agent.json');
+  const entry = shipped.plugins.find((p: { module: string }) => p.module === 'images');
+  const actions = { ...config.actions };
+  for (const name of IMAGE_ACTIONS) actions[name] = shipped.actions[name];
+  actions.create = { ...actions.create, sync: [...shipped.actions.create.sync, ...(actions.create?.sync ?? [])] };
+  return { ...config, plugins: [...config.plugins, { ...entry, options: { ...entry.options, ...options } }], actions };
+}

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { guestSchema } from '../../guests/guest-factory.js';
+import { imageRequestSchema } from '../image-routes.js';
 import type { ResponseDoc, RouteDoc } from './api-registry.js';
 import {
   CpuMetricsSchema,
@@ -12,6 +13,7 @@ import {
   ErrorSchema,
   GuestSchema,
   HealthSchema,
+  ImageSchema,
   JobSchema,
   MetadataPatchSchema,
   MetadataSchema,
@@ -252,5 +254,80 @@ export const REFERENCE_ROUTE_DOCS: RouteDoc[] = [
   },
 ];
 
+const typeQuery = z.object({
+  type: z.string().optional().meta({ description: '"container" runs the container variant of the action (containerListImages...)', example: 'kvm' }),
+});
+
+/** Answers of the image jobs (fetch, delete). */
+const imageJobResponses = (conflict: string): Record<number, ResponseDoc> => ({
+  200: { description: 'With ?wait: the job completed; the image', schema: ImageSchema, headers: ['X-Guest-Job-ID', 'X-Guest-Job-Status'] },
+  202: { description: 'Queued (or still running at the ?wait deadline); follow it with GET /jobs/{id}', schema: ImageSchema, headers: ['X-Guest-Job-ID', 'X-Guest-Job-Status'] },
+  400: err('A bad request: the message names the field or the config option'),
+  409: err(conflict),
+  500: { description: 'With ?wait: the job failed (HK_ERR_JOB_FAILED, the job in `job`); or a fault in the agent', schema: ErrorSchema, headers: ['X-Guest-Job-ID', 'X-Guest-Job-Status'] },
+  501: err('The config maps no stages to this action'),
+  502: err('A backend stage failed'),
+  503: err('The agent is stopping and accepts no new actions'),
+});
+
+export const IMAGE_ROUTE_DOCS: RouteDoc[] = [
+  {
+    method: 'get',
+    path: '/images',
+    operationId: 'listImages',
+    tag: 'images',
+    summary: 'List the images on this host',
+    query: typeQuery,
+    responses: { 200: { description: 'The images', schema: z.array(ImageSchema) }, 501: err('The config maps no stage to listImages'), 502: err('A backend stage failed') },
+  },
+  {
+    method: 'post',
+    path: '/images',
+    operationId: 'fetchImage',
+    tag: 'images',
+    summary: 'Fetch an image from its source (or the configured image server) as a job',
+    description: 'Streamed to a temporary file, checked with qemu-img (raw or self-contained qcow2), sha256 verified when given, renamed into place. Progress shows in the job Message. See docs/images.md.',
+    query: waitQuery.extend({ sha256: z.string().optional().meta({ description: 'The sha256 the image must have (64 hex digits)' }) }),
+    body: imageRequestSchema.meta({ id: 'ImageRequest', description: 'mistify rpc.ImageRequest plus sha256; "" or null = unset' }),
+    responses: imageJobResponses('A fetch or delete of this id is in progress'),
+  },
+  {
+    method: 'get',
+    path: '/images/:id',
+    operationId: 'getImage',
+    tag: 'images',
+    summary: 'Get an image',
+    query: typeQuery,
+    responses: { 200: { description: 'The image', schema: ImageSchema }, 400: err('Not an image id'), 404: err('No such image'), 501: err('The config maps no stage to getImage') },
+  },
+  {
+    method: 'delete',
+    path: '/images/:id',
+    operationId: 'deleteImage',
+    tag: 'images',
+    summary: 'Delete an image as a job',
+    query: waitQuery.extend(typeQuery.shape),
+    responses: { ...imageJobResponses("A guest's disk is built on it (the message names the guest), or a transfer of it is in progress"), 404: err('No such image') },
+  },
+  {
+    method: 'put',
+    path: '/images/:id',
+    operationId: 'uploadImage',
+    tag: 'images',
+    summary: 'Upload an image: the request body is the image (any content type), streamed to disk',
+    description: 'Same checks, limits and atomic rename as a fetch; answers when the image is stored. Example: curl -T disk.qcow2 host:8080/images/ID',
+    query: z.object({ sha256: z.string().optional().meta({ description: 'The sha256 the image must have' }) }),
+    responses: {
+      201: { description: 'Stored and checked', schema: ImageSchema },
+      400: err('Not an image id, or a bad sha256'),
+      409: err('A guest uses the image it would replace, or a transfer of it is in progress'),
+      413: err('Larger than maxImageSizeMiB'),
+      422: err('Refused bytes: not raw or qcow2, a backing file, a checksum mismatch'),
+      501: err('The config maps no stage to uploadImage'),
+      502: err('A backend stage failed'),
+    },
+  },
+];
+
 /** Every documented route, in the order the document lists them. */
-export const ROUTE_DOCS: RouteDoc[] = [...GUEST_ROUTE_DOCS, ...HOST_ROUTE_DOCS, ...EVENT_ROUTE_DOCS, ...REFERENCE_ROUTE_DOCS];
+export const ROUTE_DOCS: RouteDoc[] = [...GUEST_ROUTE_DOCS, ...HOST_ROUTE_DOCS, ...IMAGE_ROUTE_DOCS, ...EVENT_ROUTE_DOCS, ...REFERENCE_ROUTE_DOCS];

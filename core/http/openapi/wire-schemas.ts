@@ -136,3 +136,14 @@ agree<Same<z.infer<typeof JobSchema>, Job>>();
 agree<Same<z.infer<typeof CpuMetricsSchema>, GuestCpuMetrics>>();
 agree<Same<z.infer<typeof NicMetricsSchema>, GuestNicMetrics>>();
 agree<Same<z.infer<typeof DiskMetricsSchema>, GuestDiskMetrics>>();
+
+export const ImageSchema = z
+  .object({
+    id: z.string(),
+    type: z.string().meta({ description: '"kvm" for VM disk images, "container" for container images' }),
+    volume: z.string().meta({ description: "Where the backend keeps it (the file name in the images folder)" }),
+    snapshot: z.string(),
+    size: z.number().int().meta({ description: 'MiB a disk made from it gets (its virtual size)' }),
+    status: z.string().meta({ description: '"complete", or "pending" while it is being fetched or uploaded' }),
+  })
+  .meta({ id: 'Image', description: 'A guest disk image on this host (mistify rpc.Image)' });

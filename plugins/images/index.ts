@@ -1,0 +1,27 @@
+/**
+ * Manifest of the images plugin: fetch, upload, list, get and delete of
+ * guest disk images in a folder (docs/images.md). Importing this module only
+ * declares the plugin.
+ */
+import { actionStage, defineStage, definePlugin, imageStage, PLUGIN_API_VERSION } from '../../core/contract/index.js';
+import { imagesOptionsSchema } from './options.js';
+import { ImagesPlugin } from './plugin.js';
+
+export default definePlugin({
+  id: 'images',
+  version: '0.1.0',
+  pluginApi: PLUGIN_API_VERSION,
+  description: 'Guest disk images (raw, qcow2) in a folder: fetched over http(s)/file or uploaded, checked with qemu-img',
+  options: imagesOptionsSchema,
+  create: ImagesPlugin,
+  stages: ({ handlers }) => ({
+    checkFetch: imageStage(handlers.checkFetch),
+    fetch: imageStage(handlers.fetch),
+    list: imageStage(handlers.list),
+    get: imageStage(handlers.get),
+    checkDelete: imageStage(handlers.checkDelete),
+    delete: imageStage(handlers.delete),
+    upload: defineStage('imageUpload', handlers.upload),
+    requireImages: actionStage(handlers.requireImages),
+  }),
+});

@@ -1,0 +1,28 @@
+/**
+ * Options of the images plugin (config `plugins[].options`). Relative paths
+ * resolve against the agent's working directory; `imagesDir` is the same
+ * folder the QEMU plugin's `imagesDir` names, so fetched images back disks.
+ */
+import { z } from 'zod';
+
+export const imagesOptionsSchema = z
+  .object({
+    /** Folder of the images, one file per image named by its id. */
+    imagesDir: z.string().min(1).default('./images'),
+    qemuImg: z.string().min(1).default('qemu-img'),
+    /** The image type reported and accepted (mistify's VM image type). */
+    type: z.string().min(1).default('kvm'),
+    /** Largest image accepted, fetched or uploaded. */
+    maxImageSizeMiB: z.number().int().positive().default(64 * 1024),
+    /** Source URL schemes a fetch may use. */
+    allowedSchemes: z.array(z.enum(['http', 'https', 'file'])).default(['http', 'https']),
+    /** Folders a file: source must lie in; file: needs at least one. */
+    fileSourceDirs: z.array(z.string().min(1)).default([]),
+    /** Base URL a fetch with an empty source uses: base + id (mistify's image service). */
+    imageServer: z.string().url().or(z.literal('')).default(''),
+    /** Seconds a source may send nothing before the fetch fails. */
+    stallTimeoutSeconds: z.number().positive().max(3600).default(60),
+  })
+  .strict();
+
+export type ImagesOptions = z.infer<typeof imagesOptionsSchema>;
