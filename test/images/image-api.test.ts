@@ -150,6 +150,9 @@ describe('image API', function () {
     expect(wrong.status).to.equal(422);
     expect(wrong.body.message).to.match(/sha256 mismatch/);
     expect((await agent.request('GET', '/images/up3')).status).to.equal(404);
+    // Through the contract-checked client too: a tiny body is a raw image, refused here for its checksum.
+    const small = await agent.request('PUT', `/images/up4?sha256=${'2'.repeat(64)}`, 'sixteen bytes...');
+    expect(small.status, small.text).to.equal(422);
     expect(await leftovers()).to.deep.equal([]);
   });
 
