@@ -33,6 +33,8 @@ export class ImageRunner {
   private readonly cancels = new Map<string, AbortController>();
   private readonly shutdownController = new AbortController();
   private stopping = false;
+  /** False until recover() ran: a fetch must not slip in ahead of a requeued one of the same id. */
+  private recovered = false;
 
   constructor(
     private readonly jobs: JobLog,
@@ -54,6 +56,7 @@ export class ImageRunner {
       this.scheduler.enqueue(`image:${request.id}`, job.ID);
       resumed++;
     }
+    this.recovered = true;
     return resumed;
   }
 
@@ -129,7 +132,7 @@ export class ImageRunner {
   }
 
   private async query(action: ImageQueryAction, request: ImageRequest, args: Record<string, unknown>): Promise<ImageResponse> {
-    const plan = this.plan(action);
+    const plan = this.plan(action, false);
     const response = await runStage<ImageResponse>(plan.sync[0], request, { log: asPluginLogger(this.log) }, args);
     return { images: checkedImages(response, plan.sync[0].handle.name) };
   }
@@ -155,8 +158,10 @@ export class ImageRunner {
     }
   }
 
-  private plan(action: ImageAction): ImagePlan {
+  /** `changes`: the action writes images (fetch, delete, upload), so it waits for recovery. */
+  private plan(action: ImageAction, changes = true): ImagePlan {
     if (this.stopping) throw Errors.shuttingDown('the agent is shutting down and accepts no new actions; retry when it is back');
+    if (changes && !this.recovered) throw Errors.notReady('the agent is starting and is requeueing the jobs of its last run; retry in a moment');
     const plan = this.plans.image.get(action);
     if (!plan) throw Errors.actionNotConfigured(`this agent's config maps no stages to "${action}"; add actions.${action} to the config (docs/images.md)`);
     return plan;

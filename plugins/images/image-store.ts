@@ -212,6 +212,7 @@ export class ImageStore {
       const received = await receiveToFile(stream, temp, {
         total: options.total,
         maxBytes: this.options.maxBytes,
+        hash: Boolean(options.sha256),
         signal: options.signal,
         onProgress: (done, total) => {
           if (transfer) transfer.progress = { done, total };
