@@ -143,6 +143,7 @@ export class Kernel {
         logLinesDropped: () => this.output.dropped,
         version: VERSION,
         startedAt: this.agentInfo.startedAt,
+        maxWaitSeconds: config.jobs.maxWaitSeconds,
       },
       events: {
         feed: this.store.feed,

@@ -34,7 +34,7 @@ export function isGuestState(value: unknown): value is GuestState {
 }
 
 /** Actions with a synchronous part and a job on the guest's queue. */
-export const LIFECYCLE_ACTIONS = ['create', 'delete', 'start', 'shutdown', 'reboot', 'restart', 'poweroff', 'suspend'] as const;
+export const LIFECYCLE_ACTIONS = ['create', 'delete', 'start', 'shutdown', 'reboot', 'restart', 'poweroff', 'suspend', 'resume'] as const;
 export type LifecycleAction = (typeof LIFECYCLE_ACTIONS)[number];
 
 export interface ActionLifecycle {
@@ -60,6 +60,8 @@ export const LIFECYCLE: { readonly [A in LifecycleAction]: ActionLifecycle } = {
   restart: { from: ['running', 'suspended'], to: 'running' },
   poweroff: { from: ['running', 'suspended', 'shutdown', 'crashed'], to: 'off' },
   suspend: { from: ['running'], to: 'suspended' },
+  // Start resumes a suspended guest too (as mistify's does); resume refuses any other state.
+  resume: { from: ['suspended'], to: 'running' },
   delete: { from: EXISTING, during: 'deleting', to: 'deleted' },
 };
 

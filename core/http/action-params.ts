@@ -39,6 +39,9 @@ export function actionParams(ctx: Context, maxWaitSeconds: number): ActionParams
       const seconds = Number(value);
       if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 86400) throw Errors.badRequest(`timeout must be a number of seconds between 0 and 86400; got "${value}"`);
       args[key] = value;
+    } else if (key === 'force') {
+      if (!['', 'true', '1', 'false', '0'].includes(value)) throw Errors.badRequest(`force must be true or false; got "${value}"`);
+      if (value === '' || value === 'true' || value === '1') args[key] = 'true';
     } else {
       args[key] = value;
     }

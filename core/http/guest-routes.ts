@@ -12,6 +12,7 @@ import { parseNewGuest } from '../guests/guest-factory.js';
 import type { JobLog } from '../jobs/job-log.js';
 import { parseMetadataPatch } from '../guests/metadata.js';
 import { actionParams, checkActionBody } from './action-params.js';
+import { cancelJob } from './cancel-job.js';
 import { sendJsonText } from './send-json.js';
 
 export interface GuestRouteDeps {
@@ -21,7 +22,7 @@ export interface GuestRouteDeps {
   maxWaitSeconds: number;
 }
 
-const POWER_ACTIONS: LifecycleAction[] = ['shutdown', 'reboot', 'restart', 'poweroff', 'start', 'suspend'];
+const POWER_ACTIONS: LifecycleAction[] = ['shutdown', 'reboot', 'restart', 'poweroff', 'start', 'suspend', 'resume'];
 const METRICS: Record<string, MetricsAction> = { cpu: 'cpuMetrics', nic: 'nicMetrics', disk: 'diskMetrics' };
 
 export function guestRoutes(router: Router, deps: GuestRouteDeps): void {
@@ -120,13 +121,19 @@ export function guestRoutes(router: Router, deps: GuestRouteDeps): void {
 
   router.get('/guests/:id/jobs', (ctx) => {
     guestOr404(ctx.params.id);
-    ctx.body = jobs.forGuest(ctx.params.id, Number.MAX_SAFE_INTEGER);
+    ctx.body = jobs.forGuest(ctx.params.id, Number.MAX_SAFE_INTEGER).map((job) => runner.withProgress(job));
   });
 
+  const guestJobOr404 = (guestId: string, jobId: string) => {
+    guestOr404(guestId);
+    const job = jobs.get(jobId);
+    if (!job || job.GuestID !== guestId) throw Errors.jobNotFound(jobId);
+    return job;
+  };
+
   router.get('/guests/:id/jobs/:jobId', (ctx) => {
-    guestOr404(ctx.params.id);
-    const job = jobs.get(ctx.params.jobId);
-    if (!job || job.GuestID !== ctx.params.id) throw Errors.jobNotFound(ctx.params.jobId);
-    ctx.body = job;
+    ctx.body = runner.withProgress(guestJobOr404(ctx.params.id, ctx.params.jobId));
   });
+
+  router.delete('/guests/:id/jobs/:jobId', (ctx) => cancelJob(ctx, runner, maxWaitSeconds, guestJobOr404(ctx.params.id, ctx.params.jobId).ID));
 }

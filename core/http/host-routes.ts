@@ -8,6 +8,7 @@ import type { JobLog } from '../jobs/job-log.js';
 import { parseMetadataPatch } from '../guests/metadata.js';
 import type { PluginHealth } from '../contract/plugin-api.js';
 import { limitParam } from './action-params.js';
+import { cancelJob } from './cancel-job.js';
 
 export interface HostRouteDeps {
   metadata: HostMetadata;
@@ -19,6 +20,7 @@ export interface HostRouteDeps {
   logLinesDropped: () => number;
   version: string;
   startedAt: number;
+  maxWaitSeconds: number;
 }
 
 export function hostRoutes(router: Router, deps: HostRouteDeps): void {
@@ -31,14 +33,16 @@ export function hostRoutes(router: Router, deps: HostRouteDeps): void {
   });
 
   router.get('/jobs', (ctx) => {
-    ctx.body = deps.jobs.list(limitParam(ctx, 100, 100000));
+    ctx.body = deps.jobs.list(limitParam(ctx, 100, 100000)).map((job) => deps.runner.withProgress(job));
   });
 
   router.get('/jobs/:id', (ctx) => {
     const job = deps.jobs.get(ctx.params.id);
     if (!job) throw Errors.jobNotFound(ctx.params.id);
-    ctx.body = job;
+    ctx.body = deps.runner.withProgress(job);
   });
+
+  router.delete('/jobs/:id', (ctx) => cancelJob(ctx, deps.runner, deps.maxWaitSeconds, ctx.params.id));
 
   // Liveness plus each plugin's own view; never behind auth.
   router.get('/health', async (ctx) => {

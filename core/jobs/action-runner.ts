@@ -29,6 +29,8 @@ export class ActionRunner {
   private recovered = false;
   /** Ids whose create is between its checks and its first write. */
   private readonly creating = new Set<string>();
+  /** Running jobs: how to cancel each, and the stage it is in. */
+  private readonly active = new Map<string, { cancel: AbortController; stage?: string }>();
 
   constructor(
     private readonly store: StateStore,
@@ -69,6 +71,9 @@ export class ActionRunner {
     const guest = this.registry.find(guestId);
     if (!guest) throw Errors.guestNotFound(guestId);
     const plan = this.lifecyclePlan(action, guest);
+    if (isForcedShutdown(action, args) && !this.plansFor(guest).lifecycle.has('poweroff')) {
+      throw Errors.actionNotConfigured('shutdown?force=true powers off when the shutdown fails, but this config maps no stages to "poweroff"; add actions.poweroff');
+    }
     const checked = await this.runSync(plan, guest, args, true);
     const job = await this.jobs.create(guestId, action, args);
     this.scheduler.enqueue(guestId, job.ID);
@@ -119,6 +124,39 @@ export class ActionRunner {
       throw Errors.stageFailed(`stage ${plan.stage.handle.name} returned no ${type} metrics for guest ${guestId}`);
     }
     return metrics;
+  }
+
+  /**
+   * DELETE /jobs/{id}. A queued job leaves its queue and ends Error
+   * "cancelled" now; a running one has its stage's AbortSignal fired and
+   * ends (Error "cancelled") when that stage returns.
+   */
+  async cancel(jobId: string): Promise<Job> {
+    const job = this.jobs.get(jobId);
+    if (!job) throw Errors.jobNotFound(jobId);
+    if (job.Status === 'Queued' && this.scheduler.remove(job.GuestID, jobId)) {
+      return this.jobs.update(jobId, { Status: 'Error', Message: CANCELLED }, this.registry.find(job.GuestID));
+    }
+    const running = this.active.get(jobId);
+    if (!running) throw Errors.conflict(`job ${jobId} is ${job.Status}; only a queued or running job can be cancelled`);
+    running.cancel.abort(new Error(CANCELLED));
+    return this.withProgress(job);
+  }
+
+  /**
+   * A job with the extension fields Go decoders ignore: `Stage` (the stage
+   * a running job is in) and `QueuePosition` (1 = its guest runs it next).
+   */
+  withProgress(job: Job): Job & { Stage?: string; QueuePosition?: number } {
+    if (job.Status === 'Running') {
+      const stage = this.active.get(job.ID)?.stage;
+      return stage ? { ...job, Stage: stage } : job;
+    }
+    if (job.Status === 'Queued') {
+      const position = this.scheduler.position(job.GuestID, job.ID);
+      return position ? { ...job, QueuePosition: position } : job;
+    }
+    return job;
   }
 
   /** Wait up to `timeoutMs` for a job to end; undefined if it is still going. */
@@ -193,11 +231,16 @@ export class ActionRunner {
     const args = this.jobs.argsOf(jobId);
     const leftOff = job.Action === 'create' && args.start === 'false' && plan?.asyncLeftOff !== undefined;
     const stages = leftOff ? plan!.asyncLeftOff! : (plan?.async ?? []);
+    // Registered before the first await, so a cancel arriving now finds it.
+    const activity: { cancel: AbortController; stage?: string } = { cancel: new AbortController() };
+    this.active.set(jobId, activity);
+    const cancelled = activity.cancel.signal;
     try {
       await this.jobs.update(jobId, { Status: 'Running', StartedAt: new Date().toISOString() });
     } catch (error) {
       // Nothing ran: the job stays Queued in the store and runs at the next start.
       log.error({ error: messageOf(error) }, 'could not mark the job running; it stays queued until the agent restarts');
+      this.active.delete(jobId);
       return;
     }
     let message = '';
@@ -206,17 +249,27 @@ export class ActionRunner {
       let guest = this.registry.find(guestId);
       if (!guest) throw new Error(`guest ${guestId} no longer exists`);
       for (const stage of stages) {
+        if (cancelled.aborted) break;
+        activity.stage = stage.handle.name;
         // The newest guest, not the one the previous stage returned: a
         // metadata PATCH may have landed in between.
         const sent: Guest = this.registry.find(guestId) ?? guest;
-        const response = await runStage<GuestResponse | void>(
-          stage,
-          { guest: sent, action: job.Action, args: { ...stage.args, ...args } },
-          { log, jobId, shutdown: this.shutdownController.signal },
-        );
+        let response: GuestResponse | void;
+        try {
+          response = await runStage<GuestResponse | void>(
+            stage,
+            { guest: sent, action: job.Action, args: { ...stage.args, ...args } },
+            { log, jobId, shutdown: this.shutdownController.signal, cancel: cancelled },
+          );
+        } catch (error) {
+          if (cancelled.aborted || this.shutdownController.signal.aborted || !isForcedShutdown(job.Action, args)) throw error;
+          message = await this.forcePowerOff(guestId, args, log, activity, messageOf(error));
+          break;
+        }
         if (response?.guest) guest = await this.registry.applyStageResult(sent, response.guest);
         if (response?.message) message = response.message;
       }
+      if (cancelled.aborted) throw new Error(CANCELLED);
       const last = this.registry.find(guestId) ?? guest;
       // Complete means the guest got where the client asked: a create that boots ends running.
       if (job.Action === 'create' && plan.asyncLeftOff && !leftOff && last.state !== 'running') {
@@ -231,13 +284,15 @@ export class ActionRunner {
       await this.store.change(guestChange, this.jobs.updateChange(jobId, { Status: 'Complete', Message: message }, endGuest));
       log.info({ status: 'Complete' }, 'job finished');
     } catch (error) {
-      const reason = messageOf(error);
+      const reason = cancelled.aborted ? CANCELLED : messageOf(error);
       log.warn({ status: 'Error', error: reason }, 'job failed');
       try {
         await this.fail(job, reason);
       } catch (storageError) {
         log.error({ error: messageOf(storageError) }, 'could not record the job failure');
       }
+    } finally {
+      this.active.delete(jobId);
     }
   }
 
@@ -255,6 +310,35 @@ export class ActionRunner {
       this.jobs.updateChange(job.ID, { Status: 'Error', Message: reason }, () => this.registry.find(job.GuestID)),
     );
   }
+
+  /**
+   * shutdown?force=true: the guest did not shut down (its stage failed or
+   * timed out), so the poweroff action's job stages run in the same job.
+   */
+  private async forcePowerOff(
+    guestId: string,
+    args: Record<string, unknown>,
+    log: ReturnType<typeof asPluginLogger>,
+    activity: { cancel: AbortController; stage?: string },
+    why: string,
+  ): Promise<string> {
+    const known = this.registry.find(guestId);
+    const plan = known ? this.plansFor(known).lifecycle.get('poweroff') : undefined;
+    if (!plan) throw new Error(`${why}; force=true needs a poweroff action in the config`);
+    log.warn({ reason: why }, 'shutdown failed; forcing power off');
+    for (const stage of plan.async) {
+      activity.stage = stage.handle.name;
+      const sent = this.registry.find(guestId);
+      if (!sent) throw new Error(`guest ${guestId} no longer exists`);
+      const response = await runStage<GuestResponse | void>(
+        stage,
+        { guest: sent, action: 'poweroff', args: { ...stage.args, ...args } },
+        { log, jobId: undefined, shutdown: this.shutdownController.signal, cancel: activity.cancel.signal },
+      );
+      if (response?.guest) await this.registry.applyStageResult(sent, response.guest);
+    }
+    return `forced: powered off after the shutdown did not complete (${why})`;
+  }
 }
 
 const INTERRUPTED = 'interrupted by agent restart';
@@ -262,4 +346,11 @@ const INTERRUPTED = 'interrupted by agent restart';
 function without(metadata: Record<string, string>, key: string): Record<string, string> {
   const { [key]: _removed, ...rest } = metadata;
   return rest;
+}
+
+const CANCELLED = 'cancelled';
+
+/** `?force=true` on shutdown (the value is checked at the HTTP edge). */
+function isForcedShutdown(action: string, args: Record<string, unknown>): boolean {
+  return action === 'shutdown' && (args.force === 'true' || args.force === '1' || args.force === '');
 }

@@ -31,6 +31,23 @@ export class JobScheduler {
     this.pump();
   }
 
+  /** Take a queued job out of its guest's queue; false if it is not queued here. */
+  remove(guestId: string, jobId: string): boolean {
+    const queue = this.queues.get(guestId);
+    const index = queue?.indexOf(jobId) ?? -1;
+    if (index < 0) return false;
+    queue!.splice(index, 1);
+    // A guest left in `ready` with no queue is skipped by pump (no job to shift).
+    if (queue!.length === 0) this.queues.delete(guestId);
+    return true;
+  }
+
+  /** 1 for the job its guest runs next, 2 after it...; undefined if not queued. */
+  position(guestId: string, jobId: string): number | undefined {
+    const index = this.queues.get(guestId)?.indexOf(jobId) ?? -1;
+    return index < 0 ? undefined : index + 1;
+  }
+
   get runningCount(): number {
     return this.running;
   }
@@ -55,6 +72,8 @@ export class JobScheduler {
   private pump(): void {
     while (!this.paused && this.running < this.concurrency && this.readyHead < this.ready.length) {
       const guestId = this.ready[this.readyHead++];
+      // A guest can be listed twice (its queue emptied by a cancel, then refilled): never run two of its jobs.
+      if (this.busy.has(guestId)) continue;
       const queue = this.queues.get(guestId);
       const jobId = queue?.shift();
       if (!jobId) continue;

@@ -37,8 +37,9 @@ export async function runStage<R>(stage: PlannedStage, request: StageRequest, ru
   const controller = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   const onShutdown = () => controller.abort(new Error('agent is shutting down'));
+  const onCancel = () => controller.abort(run.cancel?.reason ?? new Error('cancelled'));
   run.shutdown?.addEventListener('abort', onShutdown, { once: true });
-  const onCancel = () => controller.abort(run.cancel?.reason ?? new Error('job cancelled'));
+  if (run.cancel?.aborted) onCancel();
   run.cancel?.addEventListener('abort', onCancel, { once: true });
   let log: StageContext['log'] | undefined;
   const ctx: StageContext = {
