@@ -49,13 +49,25 @@ const POWER: { action: string; summary: string; conflict: string; query?: z.ZodO
     action: 'shutdown',
     summary: 'Shut the guest down (ACPI power button)',
     conflict: 'Unless running',
-    query: waitQuery.extend({ timeout: z.string().optional().meta({ description: 'Seconds the guest OS gets to power off (1 to 86400)', example: '60' }) }),
+    query: waitQuery.extend({
+      timeout: z.string().optional().meta({ description: 'Seconds the guest OS gets to power off (1 to 86400)', example: '60' }),
+      force: z.string().optional().meta({ description: 'true: when the guest has not shut down by then, power it off in the same job (its Message starts "forced:")', example: 'true' }),
+    }),
   },
   { action: 'reboot', summary: 'Reboot the guest (soft, by the guest OS)', conflict: 'Unless running' },
   { action: 'restart', summary: 'Reset the guest (hard)', conflict: 'Unless running or suspended' },
   { action: 'poweroff', summary: 'Power the guest off (pull the plug)', conflict: 'Unless running, suspended or shutdown' },
   { action: 'suspend', summary: "Pause the guest's vCPUs", conflict: 'Unless running' },
+  { action: 'resume', summary: "Resume a suspended guest's vCPUs", conflict: 'Unless suspended' },
 ];
+
+const cancelResponses = (notFound: string): Record<number, ResponseDoc> => ({
+  200: { description: 'The job has ended: a queued job is cancelled at once (Status Error, Message "cancelled"); with ?wait, a running one ended', schema: JobSchema },
+  202: { description: "A running job: its stage's AbortSignal fired; the job ends (Error, cancelled) when the stage returns", schema: JobSchema },
+  400: err('A bad wait parameter'),
+  404: err(notFound),
+  409: err('The job already ended'),
+});
 
 const METRICS: { type: string; summary: string; schema: z.ZodType }[] = [
   { type: 'cpu', summary: 'CPU time per vCPU', schema: z.array(CpuMetricsSchema) },
@@ -168,6 +180,15 @@ export const GUEST_ROUTE_DOCS: RouteDoc[] = [
     summary: 'One job of a guest',
     responses: { 200: { description: 'The job', schema: JobSchema }, 404: err('No such guest, or no such job of this guest') },
   },
+  {
+    method: 'delete',
+    path: '/guests/:id/jobs/:jobId',
+    operationId: 'cancelGuestJob',
+    tag: 'jobs',
+    summary: 'Cancel one job of a guest',
+    query: waitQuery,
+    responses: cancelResponses('No such guest, or no such job of this guest'),
+  },
 ];
 
 export const HOST_ROUTE_DOCS: RouteDoc[] = [
@@ -191,6 +212,7 @@ export const HOST_ROUTE_DOCS: RouteDoc[] = [
     responses: { 200: { description: 'The jobs', schema: z.array(JobSchema) }, 400: err('A bad limit') },
   },
   { method: 'get', path: '/jobs/:id', operationId: 'getJob', tag: 'jobs', summary: 'Get a job', responses: { 200: { description: 'The job', schema: JobSchema }, 404: err('Unknown or pruned') } },
+  { method: 'delete', path: '/jobs/:id', operationId: 'cancelJob', tag: 'jobs', summary: 'Cancel a queued or running job', query: waitQuery, responses: cancelResponses('Unknown or pruned') },
   {
     method: 'get',
     path: '/health',

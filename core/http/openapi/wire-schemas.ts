@@ -58,8 +58,10 @@ export const JobSchema = z
     UpdatedAt: z.string(),
     Status: z.enum(['Queued', 'Running', 'Complete', 'Error']),
     Message: z.string(),
+    Stage: z.string().optional().meta({ description: 'Extension (Go decoders ignore it): the stage a running job is in' }),
+    QueuePosition: z.number().int().min(1).optional().meta({ description: "Extension: a queued job's place in its guest's queue (1 = next)" }),
   })
-  .meta({ id: 'Job', description: 'A queued action (mistify field names)' });
+  .meta({ id: 'Job', description: 'A queued action (mistify field names; Stage and QueuePosition are hyperkern extensions)' });
 
 export const CpuMetricsSchema = z.object({ cpu_time: z.number(), vcpu_time: z.number() }).meta({ id: 'GuestCpuMetrics', description: 'per vCPU; seconds' });
 
