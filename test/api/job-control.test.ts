@@ -22,7 +22,7 @@ describe('job control (simulator)', function () {
   });
 
   async function guest(metadata: Record<string, string> = {}): Promise<string> {
-    const res = await agent.request('POST', '/guests?wait=10', { memory: 128, metadata });
+    const res = await agent.request('POST', '/guests?wait=10&start=false', { memory: 128, metadata });
     expect(res.status, res.text).to.equal(200);
     return res.body.id;
   }
