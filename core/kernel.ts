@@ -144,6 +144,7 @@ export class Kernel {
         version: VERSION,
         startedAt: this.agentInfo.startedAt,
         maxWaitSeconds: config.jobs.maxWaitSeconds,
+        images: this.images,
       },
       events: {
         feed: this.store.feed,

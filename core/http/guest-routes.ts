@@ -135,5 +135,5 @@ export function guestRoutes(router: Router, deps: GuestRouteDeps): void {
     ctx.body = runner.withProgress(guestJobOr404(ctx.params.id, ctx.params.jobId));
   });
 
-  router.delete('/guests/:id/jobs/:jobId', (ctx) => cancelJob(ctx, runner, maxWaitSeconds, guestJobOr404(ctx.params.id, ctx.params.jobId).ID));
+  router.delete('/guests/:id/jobs/:jobId', (ctx) => cancelJob(ctx, { runner, jobs, maxWaitSeconds }, guestJobOr404(ctx.params.id, ctx.params.jobId).ID));
 }

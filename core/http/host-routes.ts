@@ -9,6 +9,7 @@ import { parseMetadataPatch } from '../guests/metadata.js';
 import type { PluginHealth } from '../contract/plugin-api.js';
 import { limitParam } from './action-params.js';
 import { cancelJob } from './cancel-job.js';
+import type { ImageRunner } from '../jobs/image-runner.js';
 
 export interface HostRouteDeps {
   metadata: HostMetadata;
@@ -21,6 +22,8 @@ export interface HostRouteDeps {
   version: string;
   startedAt: number;
   maxWaitSeconds: number;
+  /** Host jobs (images): DELETE /jobs/{id} cancels them too. */
+  images?: ImageRunner;
 }
 
 export function hostRoutes(router: Router, deps: HostRouteDeps): void {
@@ -42,7 +45,7 @@ export function hostRoutes(router: Router, deps: HostRouteDeps): void {
     ctx.body = deps.runner.withProgress(job);
   });
 
-  router.delete('/jobs/:id', (ctx) => cancelJob(ctx, deps.runner, deps.maxWaitSeconds, ctx.params.id));
+  router.delete('/jobs/:id', (ctx) => cancelJob(ctx, deps, ctx.params.id));
 
   // Liveness plus each plugin's own view; never behind auth.
   router.get('/health', async (ctx) => {
