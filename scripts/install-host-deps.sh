@@ -13,6 +13,7 @@ packages=(
   sqlite3                      # inspecting the state file by hand
   chromium                     # the GET /docs test (headless, driven by playwright-core)
   tmux                         # the CLI tests run it in a real terminal
+  systemd                      # systemd-analyze verify of deploy/hyperkern.service
   golang-go                    # the Go client of the conformance suite (test/go-client, stdlib only, built offline)
   etcd-server etcd-client      # the fleet link's tests and benchmark (a real etcd 3.4, etcdctl)
 )
