@@ -1,58 +1,106 @@
 /**
- * The error catalogue. Every error the kernel raises on purpose is a
- * HyperkernError with a stable `code` (HK_ERR_*) and the HTTP status it maps
- * to; the HTTP edge turns it into `{ message, code: status, error: code }`.
+ * The error catalogue: one entry per kind of failure the kernel reports on
+ * purpose, with its stable code (HK_ERR_*), the HTTP status it maps to and
+ * what it means. A HyperkernError is made from an entry, never from a free
+ * code; the HTTP edge turns it into `{ message, code: status, error: code }`.
  * Anything else that reaches the edge is a fault: logged with its stack,
- * answered as a 500 without one.
+ * answered as HK_ERR_INTERNAL without one.
  */
+const CATALOGUE = {
+  // Boot: the config file and the plugins it names.
+  configUnreadable: { code: 'HK_ERR_CONFIG_UNREADABLE', status: 500, means: 'the config file cannot be read, is not JSON or not a JSON object' },
+  config: { code: 'HK_ERR_CONFIG', status: 500, means: 'the config file fails validation (a key, a value, an unknown key)' },
+  listenAddress: { code: 'HK_ERR_LISTEN_ADDRESS', status: 500, means: 'the listen address is not HOST:PORT' },
+  pluginLoad: { code: 'HK_ERR_PLUGIN_LOAD', status: 500, means: 'a plugin module cannot be loaded or built, or its manifest is wrong' },
+  pluginOptions: { code: 'HK_ERR_PLUGIN_OPTIONS', status: 500, means: "a plugin's options fail its schema" },
+  pluginIdTaken: { code: 'HK_ERR_PLUGIN_ID_TAKEN', status: 500, means: 'two plugin entries use the same id' },
+  pluginDependency: { code: 'HK_ERR_PLUGIN_DEPENDENCY', status: 500, means: 'a plugin depends on one the config lacks, or plugins depend on each other in a cycle' },
+  isolationUnavailable: { code: 'HK_ERR_ISOLATION_UNAVAILABLE', status: 500, means: 'an entry asks for a child process in a build without isolation' },
+  actionPlan: { code: 'HK_ERR_ACTION_PLAN', status: 500, means: "the config's actions name an unknown action, a missing stage or one of the wrong kind" },
+  // Requests.
+  badRequest: { code: 'HK_ERR_BAD_REQUEST', status: 400, means: 'the request is malformed or a value is invalid' },
+  unauthorized: { code: 'HK_ERR_UNAUTHORIZED', status: 401, means: 'no or an unknown bearer token' },
+  guestNotFound: { code: 'HK_ERR_GUEST_NOT_FOUND', status: 404, means: 'no guest with that id' },
+  jobNotFound: { code: 'HK_ERR_JOB_NOT_FOUND', status: 404, means: 'no job with that id' },
+  imageNotFound: { code: 'HK_ERR_IMAGE_NOT_FOUND', status: 404, means: 'no image with that id' },
+  routeNotFound: { code: 'HK_ERR_ROUTE_NOT_FOUND', status: 404, means: 'no such route' },
+  methodNotAllowed: { code: 'HK_ERR_METHOD_NOT_ALLOWED', status: 405, means: 'the route exists, not with this method' },
+  conflict: { code: 'HK_ERR_CONFLICT', status: 409, means: 'the request conflicts with the current state' },
+  payloadTooLarge: { code: 'HK_ERR_PAYLOAD_TOO_LARGE', status: 413, means: 'the body is over the limit' },
+  unsupportedMediaType: { code: 'HK_ERR_UNSUPPORTED_MEDIA_TYPE', status: 415, means: 'the body is not JSON' },
+  /** Its status is the stage's own (400, 404, 409, 422, 503). */
+  stageRejected: { code: 'HK_ERR_STAGE_REJECTED', status: 409, means: 'a stage refused the request (StageRejection)' },
+  stageFailed: { code: 'HK_ERR_STAGE_FAILED', status: 502, means: 'a stage failed: a fault of the backend' },
+  stageTimeout: { code: 'HK_ERR_STAGE_TIMEOUT', status: 504, means: 'a stage did not finish in its time' },
+  actionNotConfigured: { code: 'HK_ERR_ACTION_NOT_CONFIGURED', status: 501, means: 'the action exists in the API but the config maps no stages to it' },
+  jobFailed: { code: 'HK_ERR_JOB_FAILED', status: 500, means: 'a job awaited with ?wait ended in Error' },
+  shuttingDown: { code: 'HK_ERR_SHUTTING_DOWN', status: 503, means: 'the agent is stopping' },
+  notReady: { code: 'HK_ERR_NOT_READY', status: 503, means: 'the agent listens but has not finished recovering its jobs' },
+  dataDirLocked: { code: 'HK_ERR_DATA_DIR_LOCKED', status: 500, means: "another agent holds the data dir's lock (a boot error)" },
+  storage: { code: 'HK_ERR_STORAGE', status: 500, means: 'the state database failed' },
+  internal: { code: 'HK_ERR_INTERNAL', status: 500, means: 'a fault in the agent (logged with its stack)' },
+} as const satisfies Record<string, { code: `HK_ERR_${string}`; status: number; means: string }>;
+
+export type ErrorKind = keyof typeof CATALOGUE;
+export type ErrorCode = (typeof CATALOGUE)[ErrorKind]['code'];
+
+/** Every entry, for documentation and tests. */
+export const ERROR_CATALOGUE: { readonly [K in ErrorKind]: { readonly code: ErrorCode; readonly status: number; readonly means: string } } = CATALOGUE;
+
+export interface ErrorOptions {
+  cause?: unknown;
+  details?: Record<string, unknown>;
+}
+
 export class HyperkernError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly details?: Record<string, unknown>;
   constructor(
-    readonly code: string,
-    readonly status: number,
+    readonly kind: ErrorKind,
     message: string,
-    options?: { cause?: unknown; details?: Record<string, unknown> },
+    options?: ErrorOptions & { status?: number },
   ) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'HyperkernError';
+    this.code = CATALOGUE[kind].code;
+    this.status = options?.status ?? CATALOGUE[kind].status;
     this.details = options?.details;
   }
-  readonly details?: Record<string, unknown>;
 }
 
-const make =
-  (code: string, status: number) =>
-  (message: string, options?: { cause?: unknown; details?: Record<string, unknown> }) =>
-    new HyperkernError(code, status, message, options);
+const make = (kind: ErrorKind) => (message: string, options?: ErrorOptions) => new HyperkernError(kind, message, options);
 
 export const Errors = {
-  /** Config file unreadable, invalid, or inconsistent with the plugins. */
-  config: make('HK_ERR_CONFIG', 500),
-  /** A plugin module could not be loaded or its manifest is wrong. */
-  pluginLoad: make('HK_ERR_PLUGIN_LOAD', 500),
-  badRequest: make('HK_ERR_BAD_REQUEST', 400),
-  unauthorized: make('HK_ERR_UNAUTHORIZED', 401),
-  guestNotFound: (id: string) => new HyperkernError('HK_ERR_GUEST_NOT_FOUND', 404, `no guest with id "${id}" on this host`),
-  jobNotFound: (id: string) => new HyperkernError('HK_ERR_JOB_NOT_FOUND', 404, `no job with id "${id}" (it may have been pruned from the bounded job history)`),
-  imageNotFound: (id: string) => new HyperkernError('HK_ERR_IMAGE_NOT_FOUND', 404, `no image with id "${id}" on this host; GET /images lists them, POST /images fetches one`),
-  routeNotFound: make('HK_ERR_ROUTE_NOT_FOUND', 404),
-  methodNotAllowed: make('HK_ERR_METHOD_NOT_ALLOWED', 405),
-  conflict: make('HK_ERR_CONFLICT', 409),
-  payloadTooLarge: make('HK_ERR_PAYLOAD_TOO_LARGE', 413),
-  /** A stage refused the request (sync stages only): status from the stage. */
-  stageRejected: (status: number, message: string) => new HyperkernError('HK_ERR_STAGE_REJECTED', status, message),
-  /** A stage failed or timed out: a fault of the backend. */
-  stageFailed: make('HK_ERR_STAGE_FAILED', 502),
-  stageTimeout: make('HK_ERR_STAGE_TIMEOUT', 504),
-  /** The action exists in the API but no config maps it to stages. */
-  actionNotConfigured: make('HK_ERR_ACTION_NOT_CONFIGURED', 501),
-  /** A job awaited with ?wait ended in Error. */
-  jobFailed: make('HK_ERR_JOB_FAILED', 500),
-  shuttingDown: make('HK_ERR_SHUTTING_DOWN', 503),
-  /** Between listening and the end of job recovery at start (milliseconds). */
-  notReady: make('HK_ERR_NOT_READY', 503),
-  /** Another agent holds the data dir's lock (a boot error). */
-  dataDirLocked: make('HK_ERR_DATA_DIR_LOCKED', 500),
-  storage: make('HK_ERR_STORAGE', 500),
+  configUnreadable: make('configUnreadable'),
+  config: make('config'),
+  listenAddress: make('listenAddress'),
+  pluginLoad: make('pluginLoad'),
+  pluginOptions: make('pluginOptions'),
+  pluginIdTaken: make('pluginIdTaken'),
+  pluginDependency: make('pluginDependency'),
+  isolationUnavailable: make('isolationUnavailable'),
+  actionPlan: make('actionPlan'),
+  badRequest: make('badRequest'),
+  unauthorized: make('unauthorized'),
+  guestNotFound: (id: string) => new HyperkernError('guestNotFound', `no guest with id "${id}" on this host`),
+  jobNotFound: (id: string) => new HyperkernError('jobNotFound', `no job with id "${id}" (it may have been pruned from the bounded job history)`),
+  imageNotFound: (id: string) => new HyperkernError('imageNotFound', `no image with id "${id}" on this host; GET /images lists them, POST /images fetches one`),
+  routeNotFound: make('routeNotFound'),
+  methodNotAllowed: make('methodNotAllowed'),
+  conflict: make('conflict'),
+  payloadTooLarge: make('payloadTooLarge'),
+  unsupportedMediaType: make('unsupportedMediaType'),
+  stageRejected: (status: number, message: string) => new HyperkernError('stageRejected', message, { status }),
+  stageFailed: make('stageFailed'),
+  stageTimeout: make('stageTimeout'),
+  actionNotConfigured: make('actionNotConfigured'),
+  jobFailed: make('jobFailed'),
+  shuttingDown: make('shuttingDown'),
+  notReady: make('notReady'),
+  dataDirLocked: make('dataDirLocked'),
+  storage: make('storage'),
+  internal: make('internal'),
 };
 
 /** Message of any thrown value, for logs and job messages. */

@@ -138,16 +138,16 @@ export async function loadConfig(
   try {
     text = await readFile(absolute, 'utf8');
   } catch (error) {
-    throw Errors.config(`cannot read config file ${absolute}: ${(error as NodeJS.ErrnoException).code ?? error}. Pass an existing file with --config FILE or HYPERKERN_CONFIG.`);
+    throw Errors.configUnreadable(`cannot read config file ${absolute}: ${(error as NodeJS.ErrnoException).code ?? error}. Pass an existing file with --config FILE or HYPERKERN_CONFIG.`);
   }
   let raw: unknown;
   try {
     raw = JSON.parse(text);
   } catch (error) {
-    throw Errors.config(`config file ${absolute} is not valid JSON: ${(error as Error).message}`);
+    throw Errors.configUnreadable(`config file ${absolute} is not valid JSON: ${(error as Error).message}`);
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-    throw Errors.config(`config file ${absolute} must hold a JSON object`);
+    throw Errors.configUnreadable(`config file ${absolute} must hold a JSON object`);
   }
   let source = raw as Record<string, unknown>;
   if (!('plugins' in source)) {
@@ -210,7 +210,7 @@ export function parseListen(listen: string): { host: string; port: number } {
   const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(listen);
   const port = match ? Number(match[3]) : NaN;
   if (!match || port > 65535) {
-    throw Errors.config(`listen address "${listen}" is not HOST:PORT (e.g. 127.0.0.1:8080 or [::1]:8080); set it with --listen, HYPERKERN_LISTEN or "listen" in the config`);
+    throw Errors.listenAddress(`listen address "${listen}" is not HOST:PORT (e.g. 127.0.0.1:8080 or [::1]:8080); set it with --listen, HYPERKERN_LISTEN or "listen" in the config`);
   }
   return { host: match[1] ?? match[2], port };
 }

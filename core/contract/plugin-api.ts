@@ -267,6 +267,9 @@ export function definePlugin<Options, P extends object>(definition: PluginDefini
   });
 }
 
+/** Brands a StageRejection; a registered symbol, so a plugin built against another copy of this file is recognised too. */
+const STAGE_REJECTION = Symbol.for('hyperkern.StageRejection');
+
 /**
  * Throw from a stage to refuse a request with a client error (4xx) instead
  * of a fault: e.g. `new StageRejection(409, 'guest is running; start needs off')`.
@@ -274,10 +277,16 @@ export function definePlugin<Options, P extends object>(definition: PluginDefini
  */
 export class StageRejection extends Error {
   override readonly name = 'StageRejection';
+  readonly [STAGE_REJECTION] = true;
   constructor(
     readonly status: 400 | 404 | 409 | 413 | 422 | 503,
     message: string,
   ) {
     super(message);
+  }
+
+  /** Whether `error` is a StageRejection (from this copy of the contract or another). */
+  static is(error: unknown): error is StageRejection {
+    return typeof error === 'object' && error !== null && STAGE_REJECTION in error;
   }
 }

@@ -5,7 +5,7 @@
  * are logged with their stack and answered without it.
  */
 import type { Context } from 'koa';
-import { HyperkernError } from '../errors.js';
+import { ERROR_CATALOGUE, HyperkernError } from '../errors.js';
 import type { AgentLogger } from '../logger.js';
 
 /** Answers `error` on `ctx` (called by the edge for whatever a request threw). */
@@ -31,11 +31,12 @@ function toResponse(error: unknown): { status: number; body: Record<string, unkn
   const e = error as { status?: number; statusCode?: number; expose?: boolean; message?: string; type?: string };
   const status = e.status ?? e.statusCode;
   if (status && status >= 400 && status < 500) {
-    return { status, body: { message: clientMessage(status, e), code: status, error: `HK_ERR_HTTP_${status}` } };
+    const kind = status === 413 ? 'payloadTooLarge' : status === 415 ? 'unsupportedMediaType' : 'badRequest';
+    return { status, body: { message: clientMessage(status, e), code: status, error: ERROR_CATALOGUE[kind].code } };
   }
   return {
     status: 500,
-    body: { message: 'internal error in the agent; it has been logged with the request id. Retry, and report it if it persists.', code: 500, error: 'HK_ERR_INTERNAL' },
+    body: { message: 'internal error in the agent; it has been logged with the request id. Retry, and report it if it persists.', code: 500, error: ERROR_CATALOGUE.internal.code },
   };
 }
 

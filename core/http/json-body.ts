@@ -10,7 +10,7 @@
  */
 import type { Context, Next } from 'koa';
 import { koaBody } from 'koa-body';
-import { HyperkernError } from '../errors.js';
+import { Errors } from '../errors.js';
 import { isStreamedBody } from './image-routes.js';
 
 export function jsonBody(limit: string) {
@@ -28,7 +28,7 @@ export function jsonBody(limit: string) {
     if (!type || /^application\/x-www-form-urlencoded\b/i.test(type) || /^text\/plain\b/i.test(type)) {
       ctx.req.headers['content-type'] = 'application/json';
     } else if (!ctx.is('json', '+json')) {
-      throw new HyperkernError('HK_ERR_UNSUPPORTED_MEDIA_TYPE', 415, `request bodies are JSON; got Content-Type "${type}"`);
+      throw Errors.unsupportedMediaType(`request bodies are JSON; got Content-Type "${type}"`);
     }
     await parse(ctx, async () => {
       // Non-strict parsing hands back "" for a body of only whitespace.

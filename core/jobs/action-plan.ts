@@ -84,13 +84,13 @@ export function buildActionPlans(
     const handle = catalogue.get(name);
     if (!handle) {
       const existing = [...catalogue.values()].filter((h) => h.kind === kind).map((h) => h.name);
-      throw Errors.config(
+      throw Errors.actionPlan(
         `${file}: ${where} names stage "${name}", which no configured plugin provides. ` +
           `${kind} stages that exist: ${existing.length ? existing.join(', ') : '(none: add a plugin to "plugins")'}`,
       );
     }
     if (handle.kind !== kind) {
-      throw Errors.config(`${file}: ${where} names "${name}", a ${handle.kind} stage, where a ${kind} stage is needed`);
+      throw Errors.actionPlan(`${file}: ${where} names "${name}", a ${handle.kind} stage, where a ${kind} stage is needed`);
     }
     return {
       handle,
@@ -113,7 +113,7 @@ export function buildActionPlans(
     const set = guestType ? plans.byType[guestType] : plans;
     const where = `actions.${configName}`;
     if (isLifecycleAction(name)) {
-      if (set.lifecycle.has(name)) throw Errors.config(`${file}: ${where}: action "${name}" is configured twice (once under an alias)`);
+      if (set.lifecycle.has(name)) throw Errors.actionPlan(`${file}: ${where}: action "${name}" is configured twice (once under an alias)`);
       const asyncRefs = [...action.async, ...(action.stages ?? [])];
       set.lifecycle.set(name, {
         action: name,
@@ -124,11 +124,11 @@ export function buildActionPlans(
     } else if (isMetricsAction(name)) {
       const refs = [...(action.stages ?? []), ...action.async];
       if (refs.length !== 1 || action.sync.length > 0) {
-        throw Errors.config(`${file}: ${where}: a metrics action takes exactly one stage, as "stages": ["plugin.stage"]; got ${refs.length + action.sync.length}`);
+        throw Errors.actionPlan(`${file}: ${where}: a metrics action takes exactly one stage, as "stages": ["plugin.stage"]; got ${refs.length + action.sync.length}`);
       }
       set.metrics.set(name, { action: name, configName: actionNameFor(guestType, name), stage: plan(refs[0], `${where}.stages[0]`, 'metrics') });
     } else {
-      throw Errors.config(`${file}: ${where}: unknown action "${configName}". Valid actions: ${validActionNames().join(', ')}`);
+      throw Errors.actionPlan(`${file}: ${where}: unknown action "${configName}". Valid actions: ${validActionNames().join(', ')}`);
     }
   }
 
@@ -143,7 +143,7 @@ export function buildActionPlans(
     }
     const refs = [...(action.stages ?? []), ...action.async];
     if (refs.length !== 1 || action.sync.length > 0) {
-      throw Errors.config(`${file}: ${where}: ${name} takes exactly one stage, as "stages": ["plugin.stage"]; got ${refs.length + action.sync.length}`);
+      throw Errors.actionPlan(`${file}: ${where}: ${name} takes exactly one stage, as "stages": ["plugin.stage"]; got ${refs.length + action.sync.length}`);
     }
     return { action: name, sync: [plan(refs[0], `${where}.stages[0]`, isImageUploadAction(name) ? 'imageUpload' : 'image')], async: [] };
   }

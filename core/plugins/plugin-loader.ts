@@ -102,7 +102,7 @@ async function readSlot(entry: PluginConfig, index: number, services: KernelServ
   const where = `${services.configFile}: plugins[${index}] ("${describePluginEntry(entry)}")`;
   let module: { default?: unknown };
   if (entry.command) {
-    if (!services.isolation) throw Errors.config(`${where}: "command" needs isolation support, which this build lacks; use "module"`);
+    if (!services.isolation) throw Errors.isolationUnavailable(`${where}: "command" needs isolation support, which this build lacks; use "module"`);
     module = { default: await services.isolation.readExternalManifest(entry, where, services) };
   } else {
     const specifier = resolvePluginModule(entry.module!, services.configFile);
@@ -127,7 +127,7 @@ async function readSlot(entry: PluginConfig, index: number, services: KernelServ
     const parsed = manifest!.options.safeParse(entry.options);
     if (!parsed.success) {
       const lines = parsed.error.issues.map((i) => `  - plugins[${index}].options${i.path.length ? '.' + i.path.join('.') : ''}: ${i.message}`);
-      throw Errors.config(`${where}: invalid options:\n${lines.join('\n')}`);
+      throw Errors.pluginOptions(`${where}: invalid options:\n${lines.join('\n')}`);
     }
     options = parsed.data;
   }
@@ -149,7 +149,7 @@ function checkUniqueness(slots: PluginSlot[], file: string): void {
   for (const slot of slots) {
     const previous = seen.get(slot.id);
     if (previous) {
-      throw Errors.config(`${file}: two plugins use the id "${slot.id}" (modules "${previous}" and "${describePluginEntry(slot.config)}"); give one of them another "id"`);
+      throw Errors.pluginIdTaken(`${file}: two plugins use the id "${slot.id}" (modules "${previous}" and "${describePluginEntry(slot.config)}"); give one of them another "id"`);
     }
     seen.set(slot.id, describePluginEntry(slot.config));
   }
@@ -164,7 +164,7 @@ function dependencyOrder(slots: PluginSlot[], file: string): PluginSlot[] {
   for (const slot of slots) {
     const missing = (slot.manifest.dependsOn ?? []).filter((d) => !byId.has(d));
     if (missing.length) {
-      throw Errors.config(`${file}: plugin "${slot.id}" needs plugin(s) ${missing.map((m) => `"${m}"`).join(', ')}, which the config does not list; add them to "plugins"`);
+      throw Errors.pluginDependency(`${file}: plugin "${slot.id}" needs plugin(s) ${missing.map((m) => `"${m}"`).join(', ')}, which the config does not list; add them to "plugins"`);
     }
   }
   const ordered: PluginSlot[] = [];
@@ -173,7 +173,7 @@ function dependencyOrder(slots: PluginSlot[], file: string): PluginSlot[] {
     if (done.has(slot.id)) return;
     if (path.includes(slot.id)) {
       const cycle = [...path.slice(path.indexOf(slot.id)), slot.id];
-      throw Errors.config(`${file}: plugins depend on each other in a cycle (${cycle.map((c) => `"${c}"`).join(' -> ')}); remove one of these "dependsOn" links`);
+      throw Errors.pluginDependency(`${file}: plugins depend on each other in a cycle (${cycle.map((c) => `"${c}"`).join(' -> ')}); remove one of these "dependsOn" links`);
     }
     for (const dependency of slot.manifest.dependsOn ?? []) visit(byId.get(dependency)!, [...path, slot.id]);
     done.add(slot.id);
@@ -188,7 +188,7 @@ async function instantiate(slot: PluginSlot, services: KernelServices, earlier: 
   let constructed: ConstructedPlugin;
   if (slot.config.isolate) {
     if (!services.isolation) {
-      throw Errors.config(`${services.configFile}: plugin "${slot.id}" asks for "isolate": true, but this build has no isolation support; remove "isolate"`);
+      throw Errors.isolationUnavailable(`${services.configFile}: plugin "${slot.id}" asks for "isolate": true, but this build has no isolation support; remove "isolate"`);
     }
     constructed = await services.isolation.construct(slot, services);
   } else {

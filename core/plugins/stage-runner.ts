@@ -65,9 +65,7 @@ export async function runStage<R>(stage: PlannedStage, request: StageRequest, ru
     return (await Promise.race([stage.handle.call(request, ctx), timedOut])) as R;
   } catch (error) {
     if (error instanceof HyperkernError) throw error;
-    if (error instanceof StageRejection || (error as { name?: string })?.name === 'StageRejection') {
-      throw Errors.stageRejected((error as StageRejection).status, (error as Error).message);
-    }
+    if (StageRejection.is(error)) throw Errors.stageRejected(error.status, error.message);
     throw Errors.stageFailed(`stage ${stage.handle.name} failed: ${messageOf(error)}`, { cause: error });
   } finally {
     clearTimeout(timer);
