@@ -23,6 +23,8 @@ import { Tokens } from './contract/plugin-api.js';
 import { loadPlugins, pluginHealth, stageCatalogue, type LoadedPlugin } from './plugins/plugin-loader.js';
 import { StateStore } from './state/state-store.js';
 import { HealthWatch } from './events/health-watch.js';
+import { AgentMetrics } from './metrics/agent-metrics.js';
+import { GuestSweep } from './metrics/guest-sweep.js';
 import type { SseStream } from './events/sse-stream.js';
 import { processIsolation } from './isolation/index.js';
 import { DataDirLock } from './state/data-dir-lock.js';
@@ -127,6 +129,18 @@ export class Kernel {
   async listen(): Promise<string> {
     const { host, port } = parseListen(this.loaded.config.listen);
     const { config } = this.loaded;
+    const metrics = new AgentMetrics({
+      queue: () => this.runner.stats,
+      plugins: () => pluginHealth(this.plugins),
+      eventsRetained: () => this.store.eventsRetained(),
+      latestEventId: () => this.store.feed.latestId,
+    });
+    this.runner.telemetry = metrics;
+    const sweep = new GuestSweep(metrics.registry, this.registry, this.runner, {
+      deadlineMs: config.metrics.scrapeDeadlineSeconds * 1000,
+      concurrency: config.metrics.concurrency,
+      guestLabels: config.metrics.guestLabels,
+    });
     const app = createApp({
       log: this.log,
       tokens: config.auth.tokens,
@@ -151,6 +165,7 @@ export class Kernel {
         sse: { heartbeatMs: config.events.heartbeatSeconds * 1000, bufferBytes: config.events.clientBufferBytes },
         streams: this.eventStreams,
       },
+      metrics: { metrics, sweep },
     });
     const server = createServer(app.callback());
     server.keepAliveTimeout = 65_000;

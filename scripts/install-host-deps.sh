@@ -11,6 +11,7 @@ packages=(
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients   # the libvirt backend (virsh) and its tests
   python3-msgpack              # the non-TypeScript isolated sub-agent in tests
   sqlite3                      # inspecting the state file by hand
+  prometheus                   # a real Prometheus scraping GET /metrics in tests (and promtool)
   chromium                     # the GET /docs test (headless, driven by playwright-core)
   tmux                         # the CLI tests run it in a real terminal
   systemd                      # systemd-analyze verify of deploy/hyperkern.service

@@ -100,6 +100,17 @@ export const configSchema = z
       })
       .strict()
       .default({ retention: 100_000, heartbeatSeconds: 15, clientBufferBytes: 1 << 20, healthPollSeconds: 10 }),
+    metrics: z
+      .object({
+        /** A scrape waits at most this long for the guests' metrics stages; late ones are reported as late. */
+        scrapeDeadlineSeconds: z.number().positive().max(300).default(5),
+        /** Metrics stage calls in flight at once per stage during a scrape. */
+        concurrency: z.number().int().positive().max(1024).default(16),
+        /** Guest metadata keys exported as labels of hyperkern_guest_info (none by default). */
+        guestLabels: z.array(z.string().min(1).max(256)).max(32).default([]),
+      })
+      .strict()
+      .default({ scrapeDeadlineSeconds: 5, concurrency: 16, guestLabels: [] }),
     plugins: z.array(pluginSchema).default([]),
     actions: z.record(z.string(), actionSchema).default({}),
   })

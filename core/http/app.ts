@@ -9,6 +9,7 @@ import type { AgentLogger } from '../logger.js';
 import { bearerAuth } from './auth.js';
 import { edge } from './edge.js';
 import { eventRoutes, type EventRouteDeps } from './event-routes.js';
+import { metricsRoutes, type MetricsRouteDeps } from './metrics-routes.js';
 import { guestRoutes, type GuestRouteDeps } from './guest-routes.js';
 import { hostRoutes, type HostRouteDeps } from './host-routes.js';
 import { imageRoutes, type ImageRouteDeps } from './image-routes.js';
@@ -25,15 +26,17 @@ export interface AppOptions {
   host: HostRouteDeps;
   events: EventRouteDeps;
   images: ImageRouteDeps;
+  metrics: MetricsRouteDeps;
 }
 
 /** Every route of the API; each has a RouteDoc in openapi/route-docs.ts (a test checks). */
-export function createRouter(options: Pick<AppOptions, 'guests' | 'host' | 'events' | 'images'>): Router {
+export function createRouter(options: Pick<AppOptions, 'guests' | 'host' | 'events' | 'images' | 'metrics'>): Router {
   const router = new Router();
   guestRoutes(router, options.guests);
   hostRoutes(router, options.host);
   imageRoutes(router, options.images);
   eventRoutes(router, options.events);
+  metricsRoutes(router, options.metrics);
   referenceRoutes(router, options.host.version);
   return router;
 }
@@ -47,6 +50,8 @@ export function createApp(options: AppOptions): Koa {
   app.silent = true;
   const router = createRouter(options);
 
+  // Outside the edge, so it sees the status the edge answered with (errors included).
+  app.use(options.metrics.metrics.http());
   app.use(edge({ log: options.log, accessLog: options.accessLog, authenticate: bearerAuth(options.tokens, OPEN_PATHS) }));
   app.use(jsonBody(options.bodyLimit));
   app.use(router.routes());

@@ -11,10 +11,15 @@ import type { GuestRegistry } from '../guests/guest-registry.js';
 import { JobLog, isFinished, type JobEnd } from './job-log.js';
 import { JobScheduler } from './job-scheduler.js';
 import { asPluginLogger, type AgentLogger } from '../logger.js';
-import { runStage } from '../plugins/stage-runner.js';
+import { runStage, type PlannedStage, type StageRun } from '../plugins/stage-runner.js';
 import type { StateStore } from '../state/state-store.js';
 import { CREATE_FAILURE_KEY } from '../guests/metadata.js';
 import type { Guest, GuestMetricsResponse, GuestResponse, Job } from '../contract/wire-types.js';
+
+export interface RunnerTelemetry {
+  stage(stage: string, seconds: number, failed: boolean): void;
+  job(action: string, outcome: 'complete' | 'error' | 'cancelled', seconds: number): void;
+}
 
 export interface Accepted {
   guest: Guest;
@@ -29,6 +34,8 @@ export class ActionRunner {
   private recovered = false;
   /** Ids whose create is between its checks and its first write. */
   private readonly creating = new Set<string>();
+  /** Stage and job durations for GET /metrics; set by the kernel. */
+  telemetry?: RunnerTelemetry;
   /** Running jobs: how to cancel each, and the stage it is in. */
   private readonly active = new Map<string, { cancel: AbortController; stage?: string }>();
 
@@ -64,6 +71,11 @@ export class ActionRunner {
   /** Jobs waiting and running now, and how many ended since start (see JobLog.endedSinceStart). */
   get stats(): { queued: number; running: number; complete: number; failed: number } {
     return { queued: this.scheduler.queuedCount, running: this.scheduler.runningCount, ...this.jobs.endedSinceStart };
+  }
+
+  /** The stage a metrics action calls for virtual machines, or undefined when unconfigured. */
+  metricsStage(action: MetricsAction): string | undefined {
+    return this.plans.metrics.get(action)?.stage.handle.name;
   }
 
   /** Run `action` on an existing guest: sync stages now, the rest as a job. */
@@ -114,7 +126,7 @@ export class ActionRunner {
     const plan = this.plansFor(guest).metrics.get(action);
     if (!plan) throw Errors.actionNotConfigured(`this agent's config maps no stage to "${name}" (guest type "${guest.type}"); add actions.${name}.stages to the config`);
     const type = METRICS_ACTIONS[action];
-    const response = await runStage<GuestMetricsResponse | undefined>(
+    const response = await this.timedStage<GuestMetricsResponse | undefined>(
       plan.stage,
       { guest, type, args: { ...plan.stage.args, ...args } },
       { log: asPluginLogger(this.log), shutdown: this.shutdownController.signal },
@@ -185,6 +197,19 @@ export class ActionRunner {
     }
   }
 
+  /** runStage, timed for the metrics. */
+  private async timedStage<R>(stage: PlannedStage, request: Parameters<typeof runStage>[1], run: StageRun): Promise<R> {
+    const started = performance.now();
+    let failed = true;
+    try {
+      const result = await runStage<R>(stage, request, run);
+      failed = false;
+      return result;
+    } finally {
+      this.telemetry?.stage(stage.handle.name, (performance.now() - started) / 1000, failed);
+    }
+  }
+
   private lifecyclePlan(action: LifecycleAction, guest: Guest): LifecyclePlan {
     if (this.stopping) throw Errors.shuttingDown('the agent is shutting down and accepts no new actions; retry when it is back');
     if (!this.recovered) throw Errors.notReady('the agent is starting and is requeueing the jobs of its last run; retry in a moment');
@@ -210,7 +235,7 @@ export class ActionRunner {
   private async runSync(plan: LifecyclePlan, guest: Guest, args: Record<string, unknown>, registered: boolean): Promise<Guest> {
     let current = guest;
     for (const stage of plan.sync) {
-      const response = await runStage<GuestResponse | void>(
+      const response = await this.timedStage<GuestResponse | void>(
         stage,
         { guest: current, action: plan.action, args: { ...stage.args, ...args } },
         { log: asPluginLogger(this.log) },
@@ -235,6 +260,8 @@ export class ActionRunner {
     const activity: { cancel: AbortController; stage?: string } = { cancel: new AbortController() };
     this.active.set(jobId, activity);
     const cancelled = activity.cancel.signal;
+    const started = performance.now();
+    let outcome: 'complete' | 'error' | 'cancelled' = 'error';
     try {
       await this.jobs.update(jobId, { Status: 'Running', StartedAt: new Date().toISOString() });
     } catch (error) {
@@ -256,7 +283,7 @@ export class ActionRunner {
         const sent: Guest = this.registry.find(guestId) ?? guest;
         let response: GuestResponse | void;
         try {
-          response = await runStage<GuestResponse | void>(
+          response = await this.timedStage<GuestResponse | void>(
             stage,
             { guest: sent, action: job.Action, args: { ...stage.args, ...args } },
             { log, jobId, shutdown: this.shutdownController.signal, cancel: cancelled },
@@ -282,9 +309,11 @@ export class ActionRunner {
           : this.registry.change(guestId, (current) => (current?.metadata?.[CREATE_FAILURE_KEY] === undefined ? current : { ...current, metadata: without(current.metadata, CREATE_FAILURE_KEY) }));
       const endGuest = job.Action === 'delete' ? last : () => this.registry.find(guestId);
       await this.store.change(guestChange, this.jobs.updateChange(jobId, { Status: 'Complete', Message: message }, endGuest));
+      outcome = 'complete';
       log.info({ status: 'Complete' }, 'job finished');
     } catch (error) {
       const reason = cancelled.aborted ? CANCELLED : messageOf(error);
+      if (cancelled.aborted) outcome = 'cancelled';
       log.warn({ status: 'Error', error: reason }, 'job failed');
       try {
         await this.fail(job, reason);
@@ -293,6 +322,7 @@ export class ActionRunner {
       }
     } finally {
       this.active.delete(jobId);
+      this.telemetry?.job(job.Action, outcome, (performance.now() - started) / 1000);
     }
   }
 
@@ -330,7 +360,7 @@ export class ActionRunner {
       activity.stage = stage.handle.name;
       const sent = this.registry.find(guestId);
       if (!sent) throw new Error(`guest ${guestId} no longer exists`);
-      const response = await runStage<GuestResponse | void>(
+      const response = await this.timedStage<GuestResponse | void>(
         stage,
         { guest: sent, action: 'poweroff', args: { ...stage.args, ...args } },
         { log, jobId: undefined, shutdown: this.shutdownController.signal, cancel: activity.cancel.signal },

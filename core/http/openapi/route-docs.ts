@@ -246,6 +246,18 @@ export const EVENT_ROUTE_DOCS: RouteDoc[] = [
   },
 ];
 
+export const METRICS_ROUTE_DOCS: RouteDoc[] = [
+  {
+    method: 'get',
+    path: '/metrics',
+    operationId: 'getPrometheusMetrics',
+    tag: 'metrics',
+    summary: 'Prometheus metrics of the guests and the agent (docs/metrics.md)',
+    description: 'Prometheus text exposition 0.0.4. One sweep of the metrics stages per scrape, bounded by metrics.scrapeDeadlineSeconds; guests a stage had not answered for are counted in hyperkern_metrics_sweep_late_guests.',
+    responses: { 200: { description: 'The exposition', contentType: 'text/plain' } },
+  },
+];
+
 export const REFERENCE_ROUTE_DOCS: RouteDoc[] = [
   {
     method: 'get',
@@ -352,4 +364,4 @@ export const IMAGE_ROUTE_DOCS: RouteDoc[] = [
 ];
 
 /** Every documented route, in the order the document lists them. */
-export const ROUTE_DOCS: RouteDoc[] = [...GUEST_ROUTE_DOCS, ...HOST_ROUTE_DOCS, ...IMAGE_ROUTE_DOCS, ...EVENT_ROUTE_DOCS, ...REFERENCE_ROUTE_DOCS];
+export const ROUTE_DOCS: RouteDoc[] = [...GUEST_ROUTE_DOCS, ...HOST_ROUTE_DOCS, ...IMAGE_ROUTE_DOCS, ...EVENT_ROUTE_DOCS, ...METRICS_ROUTE_DOCS, ...REFERENCE_ROUTE_DOCS];
