@@ -37,9 +37,7 @@ export async function watchJob(client: AgentClient, jobId: string, options: Watc
     for (;;) {
       guest = await guestIfThere(client, job.GuestID);
       if (job.Status === 'Complete' || job.Status === 'Error') break;
-      if (spinner) {
-        spinner.text = `${job.Action} ${short(job.GuestID)}: ${job.Status}${guest ? ` · guest ${guest.state}` : ''} · ${seconds(Date.now() - started)}`;
-      }
+      if (spinner) spinner.text = liveLine(job, guest, Date.now() - started);
       if (Date.now() >= deadline) {
         const line = `… ${job.Action} ${short(job.GuestID)} still ${job.Status} after ${options.timeoutSeconds}s; job ${job.ID} goes on (hyperkern jobs get ${job.ID})`;
         spinner ? spinner.warn(line) : options.json ? undefined : process.stdout.write(`${line}\n`);
@@ -65,7 +63,34 @@ export async function watchJob(client: AgentClient, jobId: string, options: Watc
   return { exitCode: EXIT.failed, job, guest };
 }
 
+/**
+ * The live line: action, job status with its current stage (or its place in
+ * the guest's queue), a byte progress bar while an image transfers, the
+ * guest's state and the time so far.
+ */
+export function liveLine(job: Job & { Stage?: string; QueuePosition?: number }, guest: Guest | undefined, elapsedMs: number): string {
+  const parts = [`${job.Action} ${short(job.GuestID)}: ${job.Status}`];
+  if (job.Stage) parts.push(`stage ${job.Stage}`);
+  if (job.QueuePosition) parts.push(`queue position ${job.QueuePosition}`);
+  const transfer = /transferring: (\d+)(?: of (\d+))? bytes/.exec(job.Message);
+  if (transfer) parts.push(progressBar(Number(transfer[1]), transfer[2] === undefined ? undefined : Number(transfer[2])));
+  if (guest) parts.push(`guest ${guest.state}`);
+  parts.push(seconds(elapsedMs));
+  return parts.join(' · ');
+}
+
+const mib = (bytes: number) => `${(bytes / 1048576).toFixed(1)} MiB`;
+
+function progressBar(done: number, total: number | undefined): string {
+  if (!total) return `${mib(done)} so far`;
+  const width = 24;
+  const filled = Math.min(width, Math.round((done / total) * width));
+  return `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${mib(done)} of ${mib(total)} (${Math.floor((done / total) * 100)}%)`;
+}
+
 async function guestIfThere(client: AgentClient, id: string): Promise<Guest | undefined> {
+  // Host jobs (image fetch and delete) belong to no guest.
+  if (!id) return undefined;
   try {
     return await client.guest(id);
   } catch (error) {

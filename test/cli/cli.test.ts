@@ -53,7 +53,7 @@ describe('CLI: hyperkern in a terminal', function () {
     const session = await terminal.run(`${CLI} guests create --memory 96 --cpu 2 --disk 16 --nic '' --metadata owner=cli --wait`, env);
     const screens = await terminal.watch(session, /EXIT=\d+/, 60000);
     const last = screens[screens.length - 1];
-    expect(screens.some((s) => /create [0-9a-f]{8}: (Queued|Running) · guest creating · \d+\.\ds/.test(s)), `a live line while it ran:\n${screens.join('\n---\n')}`).to.equal(true);
+    expect(screens.some((s) => /create [0-9a-f]{8}: Running · stage simulator\.create · guest creating · \d+\.\ds/.test(s)), `a live line with the stage while it ran:\n${screens.join('\n---\n')}`).to.equal(true);
     // Create boots the guest unless --no-start.
     expect(last).to.match(/✔ create [0-9a-f]{8} complete in \d+\.\ds \(guest running\)/);
     expect(last).to.match(/EXIT=0/);
@@ -65,7 +65,7 @@ describe('CLI: hyperkern in a terminal', function () {
     const id = await newGuest();
     const session = await terminal.run(`${CLI} start ${id} --wait`, env);
     const screens = await terminal.watch(session, /EXIT=\d+/, 60000);
-    expect(screens.some((s) => new RegExp(`start ${id.slice(0, 8)}: (Queued|Running) · guest off`).test(s)), screens.join('\n---\n')).to.equal(true);
+    expect(screens.some((s) => new RegExp(`start ${id.slice(0, 8)}: Running · stage simulator\\.start · guest off`).test(s)), screens.join('\n---\n')).to.equal(true);
     expect(screens[screens.length - 1]).to.match(new RegExp(`✔ start ${id.slice(0, 8)} complete in .*\\(guest running\\)[\\s\\S]*EXIT=0`));
     expect((await agent.request('GET', `/guests/${id}`, undefined, auth)).body.state).to.equal('running');
   });
