@@ -13,6 +13,7 @@ import { AgentClient } from './agent-client.js';
 import { CliError } from './cli-error.js';
 import { EXIT } from './exit-codes.js';
 import { followEvents } from './event-follow.js';
+import { addFleetCommands } from './fleet.js';
 import { watchJob } from './job-watch.js';
 import { resolveSettings } from './settings.js';
 import { details, table } from './tables.js';
@@ -268,6 +269,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
         await followEvents(api, `/events${query(q)}`, { json: flags.json === true, count: o.count });
       }),
     );
+  addFleetCommands(program, run);
   return program;
 }
 
