@@ -26,7 +26,7 @@ import {
 import type { AgentConfig, StageRefConfig } from '../config/config.js';
 import { Errors } from '../errors.js';
 import type { AgentLogger } from '../logger.js';
-import type { StageKind } from '../contract/plugin-api.js';
+import { LIFECYCLE, type StageKind } from '../contract/plugin-api.js';
 import type { StageHandle } from '../plugins/stage-handle.js';
 import type { PlannedStage } from '../plugins/stage-runner.js';
 
@@ -148,6 +148,9 @@ export function buildActionPlans(
     return { action: name, sync: [plan(refs[0], `${where}.stages[0]`, isImageUploadAction(name) ? 'imageUpload' : 'image')], async: [] };
   }
 
+  // A config without "actions" gets every action from the stages named after
+  // it (one backend's `create`, `start`...), guarded by the lifecycle table.
+  if (Object.keys(config.actions).length === 0) defaultPlans(plans, catalogue, (name, kind) => plan(name, `default plan of ${name}`, kind));
   for (const set of [plans, ...Object.values(plans.byType)]) markBoot(set);
 
   const unconfigured = [...LIFECYCLE_ACTIONS, ...Object.keys(METRICS_ACTIONS)].filter(
@@ -157,6 +160,35 @@ export function buildActionPlans(
     log.warn({ actions: unconfigured, file }, `actions without stages in the config answer 501: ${unconfigured.join(', ')}`);
   }
   return plans;
+}
+
+/**
+ * Plans for a config that lists no actions: each action runs the one stage
+ * of that name (`sim.start` for start) if exactly one plugin offers it, after
+ * `guard.requireState` (the lifecycle table's states) when guard is
+ * configured; create then runs start, so it boots as with the shipped configs.
+ */
+function defaultPlans(plans: PlanSet, catalogue: Map<string, StageHandle>, plan: (name: string, kind: StageKind) => PlannedStage): void {
+  const only = (short: string, kind: StageKind): string | undefined => {
+    const found = [...catalogue.values()].filter((h) => h.kind === kind && h.plugin !== 'guard' && h.name === `${h.plugin}.${short}`);
+    return found.length === 1 ? found[0].name : undefined;
+  };
+  const guard = catalogue.get('guard.requireState')?.kind === 'action';
+  for (const action of LIFECYCLE_ACTIONS) {
+    const stage = only(action, 'action');
+    if (!stage) continue;
+    const start = action === 'create' ? only('start', 'action') : undefined;
+    plans.lifecycle.set(action, {
+      action,
+      configName: action,
+      sync: guard && LIFECYCLE[action].from.length > 0 ? [plan('guard.requireState', 'action')] : [],
+      async: [plan(stage, 'action'), ...(start ? [plan(start, 'action')] : [])],
+    });
+  }
+  for (const action of Object.keys(METRICS_ACTIONS) as MetricsAction[]) {
+    const stage = only(action, 'metrics');
+    if (stage) plans.metrics.set(action, { action, configName: action, stage: plan(stage, 'metrics') });
+  }
 }
 
 /**
