@@ -14,9 +14,10 @@ import { GuestShell, sleep, waitForConsole } from '../support/backend-testing.js
 import { removeDir, startAgent, waitFor, type RunningAgent } from '../support/agent.js';
 import { shippedConfig } from '../support/configs.js';
 import { LibvirtWorld, SYSTEM_URI, virsh } from './world.js';
+import { FIRST_BOOT_MS, recordBoot, underLoad } from '../support/load-budget.js';
 
 describe('libvirt backend on qemu:///system (real libvirtd, tiny guest under TCG)', function () {
-  this.timeout(120000);
+  this.timeout(600000); // bounded by the waits below, which scale with the measured load
   let world: LibvirtWorld;
   let agent: RunningAgent | undefined;
   const dataDirs: string[] = [];
@@ -30,7 +31,7 @@ describe('libvirt backend on qemu:///system (real libvirtd, tiny guest under TCG
     agent = undefined;
   });
   after(async function () {
-    this.timeout(120000);
+    this.timeout(600000); // bounded by the waits below, which scale with the measured load
     if (!world) return;
     // What the tests themselves left (each deletes its guests), then what dispose left.
     const leftByTests = await world.domains();
@@ -74,7 +75,7 @@ describe('libvirt backend on qemu:///system (real libvirtd, tiny guest under TCG
   async function stateOf(a: RunningAgent, id: string): Promise<string> {
     return (await a.request('GET', `/guests/${id}`)).body.state;
   }
-  async function waitForState(a: RunningAgent, id: string, state: string, timeoutMs = 15000): Promise<void> {
+  async function waitForState(a: RunningAgent, id: string, state: string, timeoutMs = underLoad(15000)): Promise<void> {
     await waitFor(async () => (await stateOf(a, id)) === state, timeoutMs, `guest ${id} to be "${state}" (it is "${await stateOf(a, id)}")`);
   }
   async function metrics(a: RunningAgent, id: string, type: string): Promise<any> {
@@ -83,7 +84,9 @@ describe('libvirt backend on qemu:///system (real libvirtd, tiny guest under TCG
     return res.body;
   }
   async function bootAndShell(a: RunningAgent, id: string, from = 0): Promise<GuestShell> {
-    await waitForConsole(consoleLog(a, id), INIT_REACHED, 60000, from);
+    // Measured from the call: the boot was just asked for.
+    const t0 = Date.now();
+    recordBoot((await waitForConsole(consoleLog(a, id), INIT_REACHED, Math.max(underLoad(60000), FIRST_BOOT_MS), from)) - t0);
     return GuestShell.connect(path.join(guestDir(a, id), 'serial1.sock'));
   }
   /** The first bytes a VNC server sends: "RFB 003.008\n". */
@@ -205,7 +208,7 @@ describe('libvirt backend on qemu:///system (real libvirtd, tiny guest under TCG
     await waitForState(a, id, 'running');
 
     shell.send('poweroff -f');
-    await waitForState(a, id, 'shutdown', 30000);
+    await waitForState(a, id, 'shutdown', underLoad(30000));
     shell.close();
 
     await virsh(SYSTEM_URI, 'start', domainOf(id));
@@ -258,11 +261,11 @@ describe('libvirt backend on qemu:///system (real libvirtd, tiny guest under TCG
     await world.restartDaemon();
     // Behind the agent's back while its event stream was down or reconnecting.
     await virsh(SYSTEM_URI, 'suspend', domainOf(id));
-    await waitForState(a, id, 'suspended', 30000).catch((e) => {
+    await waitForState(a, id, 'suspended', underLoad(30000)).catch((e) => {
       console.log(a.logs.filter((l) => l.includes('"plugin":"libvirt"') || l.includes('outside a job')).join('\n'));
       throw e;
     });
-    await waitFor(async () => (await a.request('GET', `/guests/${id}/metrics/disk`)).status === 200, 20000, 'metrics to answer again after the restart');
+    await waitFor(async () => (await a.request('GET', `/guests/${id}/metrics/disk`)).status === 200, underLoad(20000), 'metrics to answer again after the restart');
     await act(a, id, 'start');
     expect((await virsh(SYSTEM_URI, 'domstate', domainOf(id))).trim()).to.equal('running');
     expect(a.logs.some((l) => l.includes('libvirt event stream ended; reconnecting')), 'the event stream noticed').to.equal(true);

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { tinyGuest, TINY_GUEST_CMDLINE } from '../fixtures/tiny-guest/index.js';
 import { makeTempDir, removeDir, repoRoot } from '../support/agent.js';
+import { GUEST_ACTION_SECONDS } from '../support/load-budget.js';
 
 const execFileAsync = promisify(execFile);
 export const SYSTEM_URI = 'qemu:///system';
@@ -83,8 +84,8 @@ export class LibvirtWorld {
       domainPrefix: this.prefix,
       storagePool: this.pool,
       imagesDir: this.imagesDir,
-      shutdownTimeoutSeconds: 20,
-      rebootTimeoutSeconds: 30,
+      shutdownTimeoutSeconds: GUEST_ACTION_SECONDS,
+      rebootTimeoutSeconds: GUEST_ACTION_SECONDS,
       statsMaxAgeMs: 0,
       vnc: true,
       ...extra,

@@ -15,16 +15,17 @@ import { GuestShell, sleep, waitForConsole } from '../support/backend-testing.js
 import { killTestQemus } from './kill-test-qemus.js';
 import { QemuWorld } from './world.js';
 import { processAlive as alive } from '../support/process-alive.js';
+import { FIRST_BOOT_MS, GUEST_ACTION_SECONDS, recordBoot, underLoad } from '../support/load-budget.js';
 
 function qemuConfig(imagesDir: string): any {
   const config = shippedConfig('qemu.json');
   const entry = config.plugins.find((p: { module: string }) => p.module === 'qemu');
-  entry.options = { ...entry.options, accel: 'tcg', imagesDir, shutdownTimeoutSeconds: 20, rebootTimeoutSeconds: 20 };
+  entry.options = { ...entry.options, accel: 'tcg', imagesDir, shutdownTimeoutSeconds: GUEST_ACTION_SECONDS, rebootTimeoutSeconds: GUEST_ACTION_SECONDS };
   return { ...config, logLevel: 'info' };
 }
 
 describe('QEMU backend through the agent (real QEMU under TCG)', function () {
-  this.timeout(120000);
+  this.timeout(600000); // bounded by the waits below, which scale with the measured load
   let world: QemuWorld;
   let agent: RunningAgent | undefined;
   const dataDirs: string[] = [];
@@ -79,9 +80,9 @@ describe('QEMU backend through the agent (real QEMU under TCG)', function () {
     const t0 = Date.now();
     const res = await a.request('POST', `/guests/${guest.id}/start`);
     expect(res.status, res.text).to.equal(202);
-    const initMs = (await waitForConsole(consoleLog(a, guest.id), INIT_REACHED, 30000)) - t0;
+    const initMs = recordBoot((await waitForConsole(consoleLog(a, guest.id), INIT_REACHED, FIRST_BOOT_MS)) - t0);
     console.log(`      POST start -> guest init (TCG, through the agent): ${initMs} ms`);
-    await waitFor(async () => (await stateOf(a, guest.id)) === 'running', 10000, 'running');
+    await waitFor(async () => (await stateOf(a, guest.id)) === 'running', underLoad(10000), 'running');
     expect(a.logs.some((l) => l.includes('QEMU started with TCG')), 'agent log names the accelerator').to.equal(true);
 
     const cpu = await a.request('GET', `/guests/${guest.id}/metrics/cpu`);
@@ -109,7 +110,7 @@ describe('QEMU backend through the agent (real QEMU under TCG)', function () {
       const offset = consoleSize();
       expect((await act(a, guest.id, action)).state, `state after ${action}`).to.equal(expected);
       // A guest still booting would miss the next action's power button.
-      if (reboots) await waitForConsole(consoleLog(a, guest.id), INIT_REACHED, 30000, offset);
+      if (reboots) await waitForConsole(consoleLog(a, guest.id), INIT_REACHED, underLoad(30000), offset);
     }
     await sleep(500); // acpid must be up to hear the power button
     const pid = pidOf(a, guest.id);
@@ -158,12 +159,12 @@ describe('QEMU backend through the agent (real QEMU under TCG)', function () {
     const shell = await GuestShell.connect(path.join(runDir(a, guest.id), 'serial1.sock'));
     shell.send('poweroff -f');
     shell.close();
-    await waitFor(async () => (await stateOf(a, guest.id)) === 'shutdown', 20000, 'state shutdown');
+    await waitFor(async () => (await stateOf(a, guest.id)) === 'shutdown', underLoad(20000), 'state shutdown');
     expect((await act(a, guest.id, 'start')).state, 'starts again').to.equal('running');
     const again = await GuestShell.connect(path.join(runDir(a, guest.id), 'serial1.sock'));
     again.send('echo c > /proc/sysrq-trigger');
     again.close();
-    await waitFor(async () => (await stateOf(a, guest.id)) === 'crashed', 20000, 'state crashed after a kernel panic');
+    await waitFor(async () => (await stateOf(a, guest.id)) === 'crashed', underLoad(20000), 'state crashed after a kernel panic');
     expect((await act(a, guest.id, 'start')).state, 'a crashed guest starts again').to.equal('running');
     await act(a, guest.id, 'poweroff');
     expect((await a.request('DELETE', `/guests/${guest.id}?wait=30`)).status).to.equal(200);
@@ -195,7 +196,7 @@ describe('QEMU backend through the agent (real QEMU under TCG)', function () {
     expect(await stateOf(b, lost.id), 'QEMU gone while the agent was down').to.equal('off');
     expect((await b.request('GET', `/guests/${one.id}/metrics/cpu`)).status).to.equal(200);
     // The reattached QMP connection carries events again.
-    await waitForConsole(consoleLog(b, one.id), INIT_REACHED, 30000);
+    await waitForConsole(consoleLog(b, one.id), INIT_REACHED, underLoad(30000));
     await sleep(500);
     expect((await act(b, one.id, 'shutdown', '&timeout=20')).state).to.equal('shutdown');
     expect((await act(b, two.id, 'start')).state).to.equal('running');

@@ -14,6 +14,7 @@ import { INIT_REACHED } from '../fixtures/tiny-guest/index.js';
 import { GuestShell, kernelShapedGuest, sleep, stageContext, waitForConsole } from '../support/backend-testing.js';
 import { QemuWorld } from './world.js';
 import { processAlive as alive } from '../support/process-alive.js';
+import { FIRST_BOOT_MS, recordBoot, underLoad } from '../support/load-budget.js';
 
 async function action(world: QemuWorld, plugin: QemuPlugin, stage: string, id: string, args: Record<string, unknown> = {}): Promise<Guest> {
   const guest = world.guests.guests.get(id)!;
@@ -42,7 +43,7 @@ function consoleLength(world: QemuWorld, id: string): number {
 }
 
 describe('QEMU plugin (real QEMU under TCG)', function () {
-  this.timeout(120000);
+  this.timeout(600000); // bounded by the waits below, which scale with the measured load
   let world: QemuWorld;
 
   before(async function () {
@@ -74,7 +75,7 @@ describe('QEMU plugin (real QEMU under TCG)', function () {
 
     const startedAt = Date.now();
     expect((await action(world, plugin, 'start', id)).state).to.equal('running');
-    const bootMs = (await waitForConsole(path.join(world.runDir(id), 'console.log'), INIT_REACHED, 30000)) - startedAt;
+    const bootMs = recordBoot((await waitForConsole(path.join(world.runDir(id), 'console.log'), INIT_REACHED, FIRST_BOOT_MS)) - startedAt);
     console.log(`      time from start stage to guest init (TCG): ${bootMs} ms`);
     expect(world.log.lines.some((l) => l.msg?.includes('TCG')), 'log says which accelerator ran').to.equal(true);
 
@@ -119,11 +120,11 @@ describe('QEMU plugin (real QEMU under TCG)', function () {
 
     let offset = consoleLength(world, id);
     expect((await action(world, plugin, 'reboot', id)).state).to.equal('running');
-    await waitForConsole(path.join(world.runDir(id), 'console.log'), INIT_REACHED, 30000, offset);
+    await waitForConsole(path.join(world.runDir(id), 'console.log'), INIT_REACHED, underLoad(30000), offset);
 
     offset = consoleLength(world, id);
     expect((await action(world, plugin, 'restart', id)).state).to.equal('running');
-    await waitForConsole(path.join(world.runDir(id), 'console.log'), INIT_REACHED, 30000, offset);
+    await waitForConsole(path.join(world.runDir(id), 'console.log'), INIT_REACHED, underLoad(30000), offset);
 
     const pid = pidOf(world, id);
     expect((await action(world, plugin, 'shutdown', id)).state, 'graceful shutdown').to.equal('shutdown');
@@ -131,7 +132,7 @@ describe('QEMU plugin (real QEMU under TCG)', function () {
     expect(readFileSync(path.join(world.runDir(id), 'console.log'), 'utf8')).to.include('power button pressed');
 
     expect((await action(world, plugin, 'start', id)).state).to.equal('running');
-    await waitForConsole(path.join(world.runDir(id), 'console.log'), INIT_REACHED, 30000);
+    await waitForConsole(path.join(world.runDir(id), 'console.log'), INIT_REACHED, underLoad(30000));
     const pid2 = pidOf(world, id);
     expect((await action(world, plugin, 'poweroff', id)).state).to.equal('off');
     expect(alive(pid2), 'QEMU stopped by poweroff').to.equal(false);
@@ -170,7 +171,7 @@ describe('QEMU plugin (real QEMU under TCG)', function () {
       await action(world, plugin, 'create', g.id);
       await action(world, plugin, 'start', g.id);
     }
-    await waitForConsole(path.join(world.runDir(a.id), 'console.log'), INIT_REACHED, 30000);
+    await waitForConsole(path.join(world.runDir(a.id), 'console.log'), INIT_REACHED, underLoad(30000));
     const shell = await GuestShell.connect(path.join(world.runDir(a.id), 'serial1.sock'));
     shell.send('poweroff -f');
     shell.close();
@@ -181,7 +182,7 @@ describe('QEMU plugin (real QEMU under TCG)', function () {
     await world.guests.waitForState(b.id, 'off', 15000);
     expect(world.guests.observed.filter((o) => o.id === b.id).at(-1)?.reason).to.match(/without a SHUTDOWN event/);
 
-    await waitForConsole(path.join(world.runDir(c.id), 'console.log'), INIT_REACHED, 30000);
+    await waitForConsole(path.join(world.runDir(c.id), 'console.log'), INIT_REACHED, underLoad(30000));
     const panicking = await GuestShell.connect(path.join(world.runDir(c.id), 'serial1.sock'));
     panicking.send('echo c > /proc/sysrq-trigger');
     panicking.close();
@@ -255,7 +256,7 @@ describe('QEMU plugin (real QEMU under TCG)', function () {
     const nobody = execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).trim();
     expect(status, 'QEMU dropped to nobody').to.match(new RegExp(`^Uid:\\s+${nobody}\\s`, 'm'));
     expect(status, 'seccomp filter mode').to.match(/^Seccomp:\s+2$/m);
-    await waitForConsole(path.join(world.runDir(guest.id), 'console.log'), INIT_REACHED, 30000);
+    await waitForConsole(path.join(world.runDir(guest.id), 'console.log'), INIT_REACHED, underLoad(30000));
     const shell = await GuestShell.connect(path.join(world.runDir(guest.id), 'serial1.sock'));
     await shell.run('dd if=/dev/zero of=/dev/vda bs=64k count=4 conv=fsync 2>/dev/null');
     shell.close();

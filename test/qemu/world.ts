@@ -17,6 +17,7 @@ import { QemuPlugin } from '../../plugins/qemu/plugin.js';
 import { tinyGuest, type TinyGuest } from '../fixtures/tiny-guest/index.js';
 import { MemoryLogger, RecordingGuests } from '../support/backend-testing.js';
 import { killTestQemus } from './kill-test-qemus.js';
+import { GUEST_ACTION_SECONDS } from '../support/load-budget.js';
 
 export interface Bridge {
   name: string;
@@ -51,7 +52,7 @@ export class QemuWorld {
 
   /** Options the way config would give them (schema defaults applied); TCG as this host's KVM cannot run guests. */
   options(extra: Partial<QemuOptions> = {}): QemuOptions {
-    return qemuOptionsSchema.parse({ accel: 'tcg', imagesDir: this.imagesDir, shutdownTimeoutSeconds: 20, rebootTimeoutSeconds: 20, ...extra });
+    return qemuOptionsSchema.parse({ accel: 'tcg', imagesDir: this.imagesDir, shutdownTimeoutSeconds: GUEST_ACTION_SECONDS, rebootTimeoutSeconds: GUEST_ACTION_SECONDS, ...extra });
   }
 
   /** A new plugin instance over the same data dir, as a restarted agent would construct it. */
