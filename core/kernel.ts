@@ -16,6 +16,7 @@ import { ImageRunner } from './jobs/image-runner.js';
 import { parseListen, type LoadedConfig } from './config/config.js';
 import { GuestRegistry } from './guests/guest-registry.js';
 import { HostMetadata } from './guests/host-metadata.js';
+import { ReservedMetadata } from './guests/reserved-metadata.js';
 import { createApp } from './http/app.js';
 import { JobLog } from './jobs/job-log.js';
 import type { AgentLog, AgentLogger } from './logger.js';
@@ -93,8 +94,9 @@ export class Kernel {
     let store: StateStore | undefined;
     try {
       store = await StateStore.open(dataDir, { eventRetention: config.events.retention });
-      const registry = new GuestRegistry(store, log);
-      const metadata = new HostMetadata(store);
+      const limits = { keys: config.limits.metadataKeys, bytes: config.limits.metadataBytes };
+      const registry = new GuestRegistry(store, log, limits);
+      const metadata = new HostMetadata(store, limits);
       const jobs = new JobLog(store, config.jobs.history);
       await Promise.all([registry.load(), metadata.load(), jobs.load()]);
 
@@ -105,6 +107,7 @@ export class Kernel {
       root.register(Tokens.Agent, { useValue: agentInfo });
       const { plugins, plans } = await preparePlugins(loaded, log, root, dataDir);
       agentInfo.pluginsLoaded(plugins);
+      registry.reserved = new ReservedMetadata(plugins.map((p) => [p.id, p.manifest.ownedMetadata ?? []]));
       const runner = new ActionRunner(store, registry, jobs, plans, log, config.jobs.concurrency);
       const images = new ImageRunner(jobs, plans, log, config.jobs.concurrency);
       const kernel = new Kernel(loaded, log, dataDir, lock, store, registry, plugins, runner, images, metadata, jobs, output, agentInfo);
@@ -146,7 +149,7 @@ export class Kernel {
       tokens: config.auth.tokens,
       bodyLimit: config.bodyLimit,
       accessLog: config.accessLog,
-      guests: { registry: this.registry, runner: this.runner, jobs: this.jobs, maxWaitSeconds: config.jobs.maxWaitSeconds },
+      guests: { registry: this.registry, runner: this.runner, jobs: this.jobs, maxWaitSeconds: config.jobs.maxWaitSeconds, errorIssues: config.limits.errorIssues },
       images: { images: this.images, jobs: this.jobs, maxWaitSeconds: config.jobs.maxWaitSeconds },
       host: {
         metadata: this.metadata,

@@ -111,6 +111,18 @@ export const configSchema = z
       })
       .strict()
       .default({ scrapeDeadlineSeconds: 5, concurrency: 16, guestLabels: [] }),
+    /** Bounds on what one guest (and the host) may hold, and on error answers. */
+    limits: z
+      .object({
+        /** Metadata keys one guest (or the host) may hold. */
+        metadataKeys: z.number().int().positive().max(1_000_000).default(512),
+        /** Bytes (UTF-8, keys plus values) of one guest's (or the host's) metadata. */
+        metadataBytes: z.number().int().positive().max(1 << 30).default(256 * 1024),
+        /** Validation issues listed in a 400 answer; the rest are counted. */
+        errorIssues: z.number().int().positive().max(10_000).default(20),
+      })
+      .strict()
+      .default({ metadataKeys: 512, metadataBytes: 256 * 1024, errorIssues: 20 }),
     plugins: z.array(pluginSchema).default([]),
     actions: z.record(z.string(), actionSchema).default({}),
   })

@@ -219,6 +219,13 @@ export interface PluginDefinition<Options, P extends object> {
   stages: (plugin: P) => StageSet;
   /** Another config file format this plugin understands (see ConfigDialect). */
   configDialect?: ConfigDialect;
+  /**
+   * Guest metadata keys only this plugin writes (through what its stages
+   * return or `observe`), e.g. which hypervisor object a guest is. Clients
+   * may not set or remove them (PATCH answers 400 naming the key; a create
+   * body's values are ignored). A key ending in "." names a prefix.
+   */
+  ownedMetadata?: readonly string[];
 }
 
 /** Builds a class's instance in the plugin's container (the kernel supplies it). */
@@ -239,6 +246,7 @@ export interface PluginManifest {
   readonly dependsOn?: readonly string[];
   readonly options?: ZodType<unknown>;
   readonly configDialect?: ConfigDialect;
+  readonly ownedMetadata?: readonly string[];
   /** The definition's class and stage list, kept for readers; the kernel calls {@link construct}. */
   readonly create: unknown;
   readonly stages: unknown;

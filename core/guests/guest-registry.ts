@@ -10,7 +10,8 @@
  */
 import type { GuestDirectory } from '../contract/plugin-api.js';
 import type { Guest } from '../contract/wire-types.js';
-import { applyMetadataPatch, metadataDiff, type MetadataPatch } from './metadata.js';
+import { applyMetadataPatch, checkMetadataLimits, metadataDiff, type MetadataLimits, type MetadataPatch } from './metadata.js';
+import { ReservedMetadata } from './reserved-metadata.js';
 import type { KeyChange, StateStore } from '../state/state-store.js';
 import type { AgentLogger } from '../logger.js';
 import { draft, type EventDraft } from '../events/kernel-event.js';
@@ -24,9 +25,13 @@ export class GuestRegistry implements GuestDirectory {
   /** The whole list as UTF-8 bytes: sent as is, never re-encoded per request. */
   private listJsonCache: Buffer | undefined;
 
+  /** Keys owned by the agent and its plugins; set once the plugins are loaded. */
+  reserved = new ReservedMetadata();
+
   constructor(
     private readonly store: StateStore,
     private readonly log: AgentLogger,
+    private readonly limits: MetadataLimits = { keys: Infinity, bytes: Infinity },
   ) {}
 
   async load(): Promise<void> {
@@ -89,8 +94,26 @@ export class GuestRegistry implements GuestDirectory {
     await this.update(id, () => undefined);
   }
 
+  /**
+   * A client's PATCH: refused (400, nothing changed) when it touches a
+   * reserved key or takes the guest beyond the metadata limits, checked
+   * against the committed metadata it applies to.
+   */
   patchMetadata(id: string, patch: MetadataPatch): Promise<Guest | undefined> {
-    return this.update(id, (current) => current && { ...current, metadata: applyMetadataPatch(current.metadata ?? {}, patch) });
+    return this.update(id, (current) => {
+      if (!current) return undefined;
+      this.reserved.checkPatch(current.metadata ?? {}, patch);
+      const metadata = applyMetadataPatch(current.metadata ?? {}, patch);
+      checkMetadataLimits(metadata, this.limits, `guest ${id}'s`);
+      return { ...current, metadata };
+    });
+  }
+
+  /** A new guest's metadata as a client gave it: reserved keys dropped, limits checked (400). */
+  clientMetadata(metadata: Record<string, string>): Record<string, string> {
+    const own = this.reserved.clientOnly(metadata);
+    checkMetadataLimits(own, this.limits, "the guest's");
+    return own;
   }
 
   /**

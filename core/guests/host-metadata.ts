@@ -4,7 +4,7 @@
  * durable, so concurrent PATCHes never lose each other's keys and a refused
  * one changes nothing.
  */
-import { applyMetadataPatch, type MetadataPatch } from './metadata.js';
+import { applyMetadataPatch, checkMetadataLimits, type MetadataLimits, type MetadataPatch } from './metadata.js';
 import type { KeyChange, StateStore } from '../state/state-store.js';
 import { draft } from '../events/kernel-event.js';
 
@@ -13,7 +13,10 @@ const KEY = 'host:metadata';
 export class HostMetadata {
   private current: Record<string, string> = {};
 
-  constructor(private readonly store: StateStore) {}
+  constructor(
+    private readonly store: StateStore,
+    private readonly limits: MetadataLimits = { keys: Infinity, bytes: Infinity },
+  ) {}
 
   async load(): Promise<void> {
     this.current = (await this.store.get<Record<string, string>>(KEY)) ?? {};
@@ -28,7 +31,11 @@ export class HostMetadata {
     const change: KeyChange<Record<string, string>> = {
       key: KEY,
       current: () => this.current,
-      next: (current) => (result = applyMetadataPatch(current ?? {}, patch)),
+      next: (current) => {
+        result = applyMetadataPatch(current ?? {}, patch);
+        checkMetadataLimits(result, this.limits, 'host');
+        return result;
+      },
       event: (metadata) => draft('host.metadata', { metadata: metadata ?? {} }),
       apply: (value) => (this.current = value ?? {}),
     };

@@ -47,6 +47,29 @@ export function parseMetadataPatch(body: unknown): MetadataPatch {
   return Object.fromEntries(entries.map(([key, value]) => [key, value === '' ? null : (value as string | null)]));
 }
 
+export interface MetadataLimits {
+  /** Keys one guest (or the host) may hold. */
+  keys: number;
+  /** UTF-8 bytes of all its keys and values. */
+  bytes: number;
+}
+
+/**
+ * Throws 400 when `metadata` is beyond the limits: an unbounded guest made
+ * every read of it (GET /guests answers all guests) and every PATCH of it
+ * cost its whole size.
+ */
+export function checkMetadataLimits(metadata: Record<string, string>, limits: MetadataLimits, whose: string): void {
+  let keys = 0;
+  let bytes = 0;
+  for (const [key, value] of Object.entries(metadata)) {
+    keys++;
+    bytes += Buffer.byteLength(key) + Buffer.byteLength(value);
+  }
+  if (keys > limits.keys) throw Errors.badRequest(`${whose} metadata would hold ${keys} keys; at most ${limits.keys} are allowed (limits.metadataKeys)`);
+  if (bytes > limits.bytes) throw Errors.badRequest(`${whose} metadata would hold ${bytes} bytes; at most ${limits.bytes} are allowed (limits.metadataBytes)`);
+}
+
 /** A new object: `current` with the patch applied. */
 export function applyMetadataPatch(current: Record<string, string>, patch: MetadataPatch): Record<string, string> {
   const next = { ...current };

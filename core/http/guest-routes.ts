@@ -9,6 +9,7 @@ import type { ActionRunner, Accepted } from '../jobs/action-runner.js';
 import { Errors } from '../errors.js';
 import type { GuestRegistry } from '../guests/guest-registry.js';
 import { parseNewGuest } from '../guests/guest-factory.js';
+import { createRetryDifference } from '../guests/create-retry.js';
 import type { JobLog } from '../jobs/job-log.js';
 import { parseMetadataPatch } from '../guests/metadata.js';
 import { actionParams, checkActionBody } from './action-params.js';
@@ -20,6 +21,8 @@ export interface GuestRouteDeps {
   runner: ActionRunner;
   jobs: JobLog;
   maxWaitSeconds: number;
+  /** Validation issues listed in a 400 (limits.errorIssues). */
+  errorIssues?: number;
 }
 
 const POWER_ACTIONS: LifecycleAction[] = ['shutdown', 'reboot', 'restart', 'poweroff', 'start', 'suspend', 'resume'];
@@ -65,9 +68,12 @@ export function guestRoutes(router: Router, deps: GuestRouteDeps): void {
     if (args.start !== undefined && !['true', 'false'].includes(args.start)) {
       throw Errors.badRequest(`start must be true (the default: the create boots the guest) or false (leave it off); got "${args.start}"`);
     }
-    const { guest, clientId } = parseNewGuest(ctx.request.body);
+    const { guest: parsed, clientId } = parseNewGuest(ctx.request.body, deps.errorIssues);
+    const guest = { ...parsed, metadata: registry.clientMetadata(parsed.metadata) };
     const existing = clientId ? registry.find(guest.id) : undefined;
     if (existing) {
+      const difference = createRetryDifference(guest, existing);
+      if (difference) throw Errors.conflict(`guest ${guest.id} already exists and differs from this create: ${difference}; use a new id for another guest`);
       // An idempotent retry of a create that already happened.
       const createJob = jobs.forGuest(existing.id, Number.MAX_SAFE_INTEGER).find((j) => j.Action === 'create');
       if (createJob) ctx.set('X-Guest-Job-ID', createJob.ID);
@@ -85,7 +91,8 @@ export function guestRoutes(router: Router, deps: GuestRouteDeps): void {
   });
 
   router.get('/guests/:id/metadata', (ctx) => {
-    ctx.body = guestOr404(ctx.params.id).metadata;
+    // A guest stored without metadata still has an (empty) map.
+    ctx.body = guestOr404(ctx.params.id).metadata ?? {};
   });
 
   router.patch('/guests/:id/metadata', async (ctx) => {

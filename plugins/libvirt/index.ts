@@ -4,7 +4,7 @@
  */
 import { definePlugin, hypervisorBackendStages, PLUGIN_API_VERSION } from '../../core/contract/index.js';
 import { libvirtOptionsSchema } from './options.js';
-import { LibvirtPlugin } from './plugin.js';
+import { LIBVIRT_METADATA, LibvirtPlugin } from './plugin.js';
 
 export default definePlugin({
   id: 'libvirt',
@@ -13,5 +13,8 @@ export default definePlugin({
   description: 'Virtual machines as libvirt domains (qemu:///system, or test:///default to try it out)',
   options: libvirtOptionsSchema,
   create: LibvirtPlugin,
+  // Which domain a guest is, and whether its storage is ours: a client that
+  // rewrote these could start or delete another guest's domain.
+  ownedMetadata: [LIBVIRT_METADATA.domain, LIBVIRT_METADATA.uuid, LIBVIRT_METADATA.adopted],
   stages: (libvirt) => hypervisorBackendStages(libvirt.handlers),
 });

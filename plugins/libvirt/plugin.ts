@@ -38,7 +38,7 @@ import { buildDomainXml, type NicAttachment } from './domain-xml.js';
 import { readExistingDomain } from './existing-domain.js';
 import { BOOT_METADATA, findBootFile } from './images.js';
 import { isTestDriver, resolveOptions, type LibvirtOptions, type ResolvedLibvirtOptions } from './options.js';
-import { checkPool, createVolumes, deleteVolumes } from './storage.js';
+import { checkPool, createVolumes, deleteVolumes, volumesOf } from './storage.js';
 import { VirshError, VirshShell } from './virsh-shell.js';
 
 /** Guest metadata this plugin writes (and reads back). */
@@ -288,7 +288,8 @@ export class LibvirtPlugin implements PluginInstance {
     await mkdir(guestDir, { recursive: true });
     let disks: Disk[] = [];
     try {
-      disks = await createVolumes(this.virsh, guest, name, this.options.storagePool);
+      const others = (await this.guests.list()).filter((g) => g.id !== guest.id);
+      disks = await createVolumes(this.virsh, guest, name, this.options.storagePool, { guestVolumes: volumesOf(others), domainPrefix: this.options.domainPrefix });
       ctx.signal.throwIfAborted();
       const defined: Guest = { ...guest, disks };
       const xml = buildDomainXml(defined, {
@@ -321,6 +322,10 @@ export class LibvirtPlugin implements PluginInstance {
     if (guest.nics.length === 0) return plan;
     const networks = new Set((await this.virsh.run(['net-list', '--all', '--name'], { readOnly: true })).split('\n').map((l) => l.trim()).filter(Boolean));
     for (const nic of guest.nics) {
+      // The name ends up in a /sys path and in virsh arguments: a Linux interface name or a libvirt network name only.
+      if (nic.network && !/^[A-Za-z0-9_][A-Za-z0-9_.:-]{0,63}$/.test(nic.network)) {
+        throw new StageRejection(400, `nic ${nic.name}: network "${nic.network}" is not a bridge or libvirt network name (letters, digits, _ . : -, not starting with "-" or ".")`);
+      }
       if (!nic.network) plan.set(nic.name, { kind: 'user' });
       else if (networks.has(nic.network)) plan.set(nic.name, { kind: 'network', network: nic.network });
       else if (isTestDriver(this.options.uri) || existsSync(`/sys/class/net/${nic.network}/bridge`)) plan.set(nic.name, { kind: 'bridge', bridge: nic.network });

@@ -51,11 +51,48 @@ export async function checkPool(virsh: VirshShell, pool: string): Promise<void> 
 }
 
 /**
+ * What a disk's `image` may name: a volume of the pool by its plain name
+ * (never a path, which virsh would also accept, and never something that
+ * starts with "-", which virsh would read as an option), and never another
+ * guest's disk: a guest built on a live disk of another would read its
+ * data. `guestVolumes` holds every guest's disk volume names and paths; a
+ * name in hyperkern's own volume pattern is refused even when no guest
+ * holds it now (another agent's guest, or one being created).
+ */
+export function checkImageName(imageName: string, guestVolumes: ReadonlySet<string>, domainPrefix: string): void {
+  if (/[/\\\s]/.test(imageName) || imageName.startsWith('-') || imageName === '.' || imageName === '..') {
+    throw new StageRejection(400, `image "${imageName}" must be the plain name of a volume in the images pool (no path, no leading "-")`);
+  }
+  const ownPattern = new RegExp(`^${domainPrefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}[0-9a-f-]{36}-[a-z]+\\.qcow2$`, 'i');
+  if (guestVolumes.has(imageName) || ownPattern.test(imageName)) {
+    throw new StageRejection(400, `image "${imageName}" is a guest's disk, not an image; name an image volume of the pool`);
+  }
+}
+
+/** Every guest's disk volumes, by name and by path, for checkImageName. */
+export function volumesOf(guests: Guest[]): Set<string> {
+  const out = new Set<string>();
+  for (const guest of guests) {
+    for (const disk of guest.disks) {
+      if (disk.volume) out.add(splitVolume(disk.volume).name);
+      if (disk.source) out.add(disk.source);
+    }
+  }
+  return out;
+}
+
+/**
  * Creates every disk's volume and returns the disks with `volume`
  * ("pool/name"), `source` (the volume's path) and `size` filled in. On
  * failure the volumes made so far are deleted again.
  */
-export async function createVolumes(virsh: VirshShell, guest: Guest, domainName: string, pool: string): Promise<Disk[]> {
+export async function createVolumes(
+  virsh: VirshShell,
+  guest: Guest,
+  domainName: string,
+  pool: string,
+  images: { guestVolumes: ReadonlySet<string>; domainPrefix: string },
+): Promise<Disk[]> {
   const disks: Disk[] = [];
   try {
     for (const [index, disk] of guest.disks.entries()) {
@@ -70,6 +107,7 @@ export async function createVolumes(virsh: VirshShell, guest: Guest, domainName:
       let sizeMiB = disk.size ?? 0;
       const args = ['vol-create-as', pool, name];
       if (imageName) {
+        checkImageName(imageName, images.guestVolumes, images.domainPrefix);
         const base = await volumeInfo(virsh, pool, imageName);
         if (!base) throw new StageRejection(400, `image "${imageName}" is not a volume of storage pool "${pool}" (virsh vol-list ${pool})`);
         const baseMiB = Math.ceil(base.capacityBytes / MIB);

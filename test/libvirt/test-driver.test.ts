@@ -145,4 +145,51 @@ describe('libvirt backend on the test driver (test:///default)', function () {
     expect(after.job.Message).to.contain('cannot adopt libvirt domain "test"');
     await agent.request('DELETE', `/guests/${after.guest.id}?wait=10`);
   });
+
+  it('never builds a disk on another guest\'s volume, by name or by pool path, nor on a name virsh would read as an option', async () => {
+    const victim = await create({ disks: [{ size: 16 }] }, '&start=false');
+    expect(victim.status, JSON.stringify(victim.job)).to.equal(200);
+    const volume = victim.guest.disks[0].volume.split('/')[1];
+    const attempts: Array<[string, RegExp]> = [
+      [volume, /is a guest's disk, not an image/],
+      [victim.guest.disks[0].source, /plain name of a volume/],
+      [`hk-${randomUUID()}-vda.qcow2`, /is a guest's disk, not an image/],
+      ['--pool=other', /no leading "-"/],
+    ];
+    for (const [image, refusal] of attempts) {
+      const attacker = await create({ disks: [{ image }] }, '&start=false');
+      expect(attacker.job.Status, `image ${image}`).to.equal('Error');
+      expect(attacker.job.Message, `image ${image}`).to.match(refusal);
+      await agent.request('DELETE', `/guests/${attacker.guest.id}?wait=10`);
+    }
+    const viaGuestImage = await create({ image: volume, disks: [{ size: 16 }] }, '&start=false');
+    expect(viaGuestImage.job.Message).to.match(/is a guest's disk/);
+    await agent.request('DELETE', `/guests/${viaGuestImage.guest.id}?wait=10`);
+    await agent.request('DELETE', `/guests/${victim.guest.id}?wait=10`);
+  });
+
+  it('keeps libvirt.domain and the other plugin-owned keys out of clients\' hands', async () => {
+    const { guest } = await create({ metadata: { 'libvirt.domain': 'test', 'libvirt.adopted': 'true', mine: 'yes' } }, '&start=false');
+    expect(guest.metadata['libvirt.domain'], 'a create body cannot choose the domain').to.equal(`hk-${guest.id}`);
+    expect(guest.metadata).to.not.have.property('libvirt.adopted');
+    expect(guest.metadata.mine).to.equal('yes');
+    for (const patch of [{ 'libvirt.domain': 'test' }, { 'libvirt.domain': null }, { 'libvirt.uuid': '' }, { 'hyperkern.error': 'x' }]) {
+      const res = await agent.request('PATCH', `/guests/${guest.id}/metadata`, patch);
+      expect(res.status, JSON.stringify(patch)).to.equal(400);
+      expect(res.body.message).to.contain(`metadata key "${Object.keys(patch)[0]}" belongs to`);
+    }
+    // What a client read may be sent back unchanged.
+    const echoed = await agent.request('PATCH', `/guests/${guest.id}/metadata`, { ...guest.metadata, mine: 'still' });
+    expect(echoed.status, echoed.text).to.equal(200);
+    expect((await agent.request('GET', `/guests/${guest.id}`)).body.metadata['libvirt.domain']).to.equal(`hk-${guest.id}`);
+    await agent.request('DELETE', `/guests/${guest.id}?wait=10`);
+    expect((await agent.request('GET', '/guests')).body.some((g: any) => g.metadata?.['libvirt.domain'] === 'test')).to.equal(false);
+  });
+
+  it('refuses a NIC network that is not a bridge or network name (no /sys path tricks)', async () => {
+    const { job, guest } = await create({ nics: [{ network: '../../../etc' }] }, '&start=false');
+    expect(job.Status).to.equal('Error');
+    expect(job.Message).to.contain('is not a bridge or libvirt network name');
+    await agent.request('DELETE', `/guests/${guest.id}?wait=10`);
+  });
 });

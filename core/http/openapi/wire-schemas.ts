@@ -105,7 +105,8 @@ export const ErrorSchema = z
     message: z.string().meta({ description: 'what is wrong, for a person' }),
     code: z.number().int().meta({ description: 'the HTTP status' }),
     error: z.string().meta({ description: 'stable HK_ERR_* name', example: 'HK_ERR_GUEST_NOT_FOUND' }),
-    issues: z.array(z.object({ path: z.string(), message: z.string() })).optional().meta({ description: 'every invalid field of a create body' }),
+    issues: z.array(z.object({ path: z.string(), message: z.string() })).optional().meta({ description: 'the invalid fields of a create body, the first limits.errorIssues of them' }),
+    issuesTotal: z.number().int().optional().meta({ description: 'how many invalid fields there were in all (issues lists the first limits.errorIssues)' }),
     job: JobSchema.optional().meta({ description: 'the failed job (HK_ERR_JOB_FAILED)' }),
   })
   .meta({ id: 'Error', description: 'Every error; never a stack trace' });
