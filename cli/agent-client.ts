@@ -1,7 +1,20 @@
 /** The agent's REST API over fetch, as the CLI uses it. */
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { Readable } from 'node:stream';
 import type { Guest, Job } from '../core/contract/wire-types.js';
 import { ApiError, CliError } from './cli-error.js';
 import type { Settings } from './settings.js';
+
+/** mistify rpc.Image, as GET /images answers it. */
+export interface Image {
+  id: string;
+  type: string;
+  volume: string;
+  snapshot: string;
+  size: number;
+  status: string;
+}
 
 export interface Answer<T> {
   status: number;
@@ -12,13 +25,28 @@ export interface Answer<T> {
 export class AgentClient {
   constructor(readonly settings: Settings) {}
 
-  async request<T = unknown>(method: string, urlPath: string, body?: unknown, signal?: AbortSignal): Promise<Answer<T>> {
-    const headers: Record<string, string> = { accept: 'application/json' };
+  /** PUT a file as the body, streamed from disk. */
+  async upload<T>(urlPath: string, file: string): Promise<T> {
+    let size: number;
+    try {
+      size = (await stat(file)).size;
+    } catch (error) {
+      throw new CliError(`cannot read ${file}: ${(error as NodeJS.ErrnoException).code ?? error}`);
+    }
+    const body = Readable.toWeb(createReadStream(file)) as ReadableStream;
+    return (await this.request<T>('PUT', urlPath, body, undefined, { 'content-type': 'application/octet-stream', 'content-length': String(size) })).body;
+  }
+
+  async request<T = unknown>(method: string, urlPath: string, body?: unknown, signal?: AbortSignal, extraHeaders: Record<string, string> = {}): Promise<Answer<T>> {
+    const headers: Record<string, string> = { accept: 'application/json', ...extraHeaders };
     if (this.settings.token) headers.authorization = `Bearer ${this.settings.token}`;
-    if (body !== undefined) headers['content-type'] = 'application/json';
+    const raw = body instanceof ReadableStream;
+    if (body !== undefined && !raw) headers['content-type'] = 'application/json';
     let res: Response;
     try {
-      res = await fetch(this.settings.url + urlPath, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal });
+      const init: RequestInit & { duplex?: 'half' } = { method, headers, body: body === undefined ? undefined : raw ? body : JSON.stringify(body), signal };
+      if (raw) init.duplex = 'half';
+      res = await fetch(this.settings.url + urlPath, init);
     } catch (error) {
       const cause = (error as { cause?: { code?: string; message?: string } }).cause;
       throw new CliError(`cannot reach the agent at ${this.settings.url}: ${cause?.code ?? cause?.message ?? (error as Error).message} (set --url or HYPERKERN_URL)`);

@@ -9,6 +9,7 @@
 import { Argument, Command, CommanderError, Option } from 'commander';
 import { readFile } from 'node:fs/promises';
 import type { Guest, Job } from '../core/contract/wire-types.js';
+import type { Image } from './agent-client.js';
 import { AgentClient } from './agent-client.js';
 import { CliError } from './cli-error.js';
 import { EXIT } from './exit-codes.js';
@@ -74,7 +75,7 @@ function waitOptions(cmd: Command): Command {
 }
 
 /** An action was queued: report it, or follow it with --wait. */
-async function queued(api: AgentClient, flags: WaitFlags, answer: { body: Guest; headers: Headers }, verb: string): Promise<number> {
+async function queued(api: AgentClient, flags: WaitFlags, answer: { body: { id: string }; headers: Headers }, verb: string): Promise<number> {
   const jobId = answer.headers.get('x-guest-job-id');
   if (!flags.wait || !jobId) {
     if (flags.json) json({ guest: answer.body, job: jobId });
@@ -249,6 +250,61 @@ export function buildProgram(setExit: (code: number) => void): Command {
         const { api, flags } = client(cmd);
         const answer = await api.request<Job>('DELETE', `/jobs/${enc(id)}`);
         flags.json ? json(answer.body) : out(`job ${id}: ${answer.body?.Status ?? 'cancel requested'}${answer.body?.Message ? ` (${answer.body.Message})` : ''}\n`);
+      }),
+    );
+
+  const images = program.command('images').description('guest disk images on this host');
+  images
+    .command('ls')
+    .description('list the images')
+    .action(
+      run(async (_o, cmd: Command) => {
+        const { api, flags } = client(cmd);
+        const list = await api.get<Image[]>('/images');
+        flags.json ? json(list) : out(list.length ? table(['ID', 'STATUS', 'SIZE', 'TYPE', 'VOLUME'], list.map((i) => [i.id, i.status, `${i.size} MiB`, i.type, i.volume])) : 'no images\n');
+      }),
+    );
+  images
+    .command('get <id>')
+    .description('show one image')
+    .action(
+      run(async (id: string, _o, cmd: Command) => {
+        const { api, flags } = client(cmd);
+        const image = await api.get<Image>(`/images/${enc(id)}`);
+        flags.json ? json(image) : out(details(Object.entries(image)));
+      }),
+    );
+  waitOptions(
+    images
+      .command('fetch <id>')
+      .description('fetch an image from a URL (a job; --wait shows a progress bar)')
+      .requiredOption('--source <url>', 'http(s) or file URL of a raw or qcow2 image')
+      .option('--sha256 <hex>', 'the sha256 the image must have'),
+  ).action(
+    run(async (id: string, o: WaitFlags & { source: string; sha256?: string }, cmd: Command) => {
+      const { api, flags } = client(cmd);
+      const args = keyValues(o.arg, '--arg');
+      if (o.sha256) args.sha256 = o.sha256;
+      const answer = await api.request<Image>('POST', `/images${query(args)}`, { id, source: o.source });
+      return queued(api, { ...flags, ...o }, answer, 'fetch');
+    }),
+  );
+  waitOptions(images.command('rm <id>').description('delete an image (a job)')).action(
+    run(async (id: string, o: WaitFlags, cmd: Command) => {
+      const { api, flags } = client(cmd);
+      const answer = await api.request<Image>('DELETE', `/images/${enc(id)}${query(keyValues(o.arg, '--arg'))}`);
+      return queued(api, { ...flags, ...o }, answer, 'delete');
+    }),
+  );
+  images
+    .command('upload <id> <file>')
+    .description('upload an image file (streamed; answers when it is stored and checked)')
+    .option('--sha256 <hex>', 'the sha256 the image must have')
+    .action(
+      run(async (id: string, file: string, o: { sha256?: string }, cmd: Command) => {
+        const { api, flags } = client(cmd);
+        const image = await api.upload<Image>(`/images/${enc(id)}${o.sha256 ? `?sha256=${enc(o.sha256)}` : ''}`, file);
+        flags.json ? json(image) : out(`uploaded ${image.id}: ${image.size} MiB, ${image.status}\n`);
       }),
     );
 

@@ -24,6 +24,8 @@ export interface WatchResult {
 }
 
 const short = (id: string) => id.slice(0, 8);
+/** Whose job: the guest's short id, or "host" for image jobs (GuestID ""). */
+const subject = (job: Job) => (job.GuestID ? short(job.GuestID) : 'host');
 const seconds = (ms: number) => `${(ms / 1000).toFixed(1)}s`;
 
 export async function watchJob(client: AgentClient, jobId: string, options: WatchOptions): Promise<WatchResult> {
@@ -39,7 +41,7 @@ export async function watchJob(client: AgentClient, jobId: string, options: Watc
       if (job.Status === 'Complete' || job.Status === 'Error') break;
       if (spinner) spinner.text = liveLine(job, guest, Date.now() - started);
       if (Date.now() >= deadline) {
-        const line = `… ${job.Action} ${short(job.GuestID)} still ${job.Status} after ${options.timeoutSeconds}s; job ${job.ID} goes on (hyperkern jobs get ${job.ID})`;
+        const line = `… ${job.Action} ${subject(job)} still ${job.Status} after ${options.timeoutSeconds}s; job ${job.ID} goes on (hyperkern jobs get ${job.ID})`;
         spinner ? spinner.warn(line) : options.json ? undefined : process.stdout.write(`${line}\n`);
         return { exitCode: EXIT.timedOut, job, guest };
       }
@@ -52,12 +54,12 @@ export async function watchJob(client: AgentClient, jobId: string, options: Watc
   }
   const took = seconds(Date.now() - started);
   if (job.Status === 'Complete') {
-    const line = `${job.Action} ${short(job.GuestID)} complete in ${took}${guest ? ` (guest ${guest.state})` : job.Action === 'delete' ? ' (guest deleted)' : ''}`;
+    const line = `${job.Action} ${subject(job)} complete in ${took}${guest ? ` (guest ${guest.state})` : job.Action === 'delete' ? ' (guest deleted)' : ''}`;
     if (spinner) spinner.succeed(line);
     else if (!options.json) process.stdout.write(`✔ ${line}\n`);
     return { exitCode: EXIT.ok, job, guest };
   }
-  const line = `${job.Action} ${short(job.GuestID)} failed after ${took}: ${job.Message}`;
+  const line = `${job.Action} ${subject(job)} failed after ${took}: ${job.Message}`;
   if (spinner) spinner.fail(line);
   else if (!options.json) process.stdout.write(`✖ ${line}\n`);
   return { exitCode: EXIT.failed, job, guest };
@@ -69,7 +71,7 @@ export async function watchJob(client: AgentClient, jobId: string, options: Watc
  * guest's state and the time so far.
  */
 export function liveLine(job: Job & { Stage?: string; QueuePosition?: number }, guest: Guest | undefined, elapsedMs: number): string {
-  const parts = [`${job.Action} ${short(job.GuestID)}: ${job.Status}`];
+  const parts = [`${job.Action} ${subject(job)}: ${job.Status}`];
   if (job.Stage) parts.push(`stage ${job.Stage}`);
   if (job.QueuePosition) parts.push(`queue position ${job.QueuePosition}`);
   const transfer = /transferring: (\d+)(?: of (\d+))? bytes/.exec(job.Message);
