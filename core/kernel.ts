@@ -17,6 +17,7 @@ import { parseListen, type LoadedConfig } from './config/config.js';
 import { GuestRegistry } from './guests/guest-registry.js';
 import { HostMetadata } from './guests/host-metadata.js';
 import { ReservedMetadata } from './guests/reserved-metadata.js';
+import { answerClientError } from './http/client-error.js';
 import { createApp } from './http/app.js';
 import { JobLog } from './jobs/job-log.js';
 import type { AgentLog, AgentLogger } from './logger.js';
@@ -171,6 +172,7 @@ export class Kernel {
       metrics: { metrics, sweep },
     });
     const server = createServer(app.callback());
+    server.on('clientError', answerClientError);
     server.keepAliveTimeout = 65_000;
     this.server = server;
     await new Promise<void>((resolve, reject) => {

@@ -67,4 +67,24 @@ describe('API: limits, reserved metadata and create retries', function () {
     const disks = await agent.request('POST', '/guests', { id, memory: 256, disks: [{ size: 64 }, { size: 1 }] });
     expect(disks.body.message).to.contain('it has 1 disks, the retry asks for 2');
   });
+
+  it('answers what Node\'s HTTP parser refuses (431, 400) as JSON errors', async () => {
+    const { connect } = await import('node:net');
+    const raw = (request: string) =>
+      new Promise<string>((resolve, reject) => {
+        const { hostname, port } = new URL(agent.url);
+        const socket = connect(Number(port), hostname, () => socket.write(request));
+        let text = '';
+        socket.on('data', (d) => (text += d));
+        socket.on('end', () => resolve(text));
+        socket.on('error', reject);
+        socket.setTimeout(5000, () => socket.destroy(new Error('no answer')));
+      });
+    const big = await raw(`GET /guests HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20000)}\r\n\r\n`);
+    expect(big).to.match(/^HTTP\/1.1 431/);
+    expect(JSON.parse(big.slice(big.indexOf('\r\n\r\n') + 4))).to.include({ code: 431, error: 'HK_ERR_HTTP_431' });
+    const bad = await raw('NOT A REQUEST\r\n\r\n');
+    expect(bad).to.match(/^HTTP\/1.1 400/);
+    expect(JSON.parse(bad.slice(bad.indexOf('\r\n\r\n') + 4)).error).to.equal('HK_ERR_HTTP_400');
+  });
 });
