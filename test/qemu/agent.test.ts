@@ -211,7 +211,7 @@ describe('QEMU backend through the agent (real QEMU under TCG)', function () {
     for (const g of [one, two, off, lost]) expect((await c.request('DELETE', `/guests/${g.id}?wait=30`)).status).to.equal(200);
   });
 
-  it('creates disks as overlays of an image from the images dir, and fails the create job clearly when the image is missing', async () => {
+  it('creates disks as overlays of an image from the images dir, and refuses a create whose image is missing, naming it', async () => {
     const a = await start();
     execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', path.join(world.imagesDir, 'base.qcow2'), '48M']);
     const guest = await create(a, { disks: [{ image: 'base' }] });
@@ -223,10 +223,14 @@ describe('QEMU backend through the agent (real QEMU under TCG)', function () {
     expect(metrics.body.message).to.match(/is not running \(state "off"\); cpu metrics need a running QEMU/);
     expect((await a.request('DELETE', `/guests/${guest.id}?wait=30`)).status).to.equal(200);
 
+    // A missing image is refused inside the request (docs/images.md): no
+    // guest, no job, and the answer names the image and how to fetch it.
+    const before = (await a.request('GET', '/guests')).body.length;
     const res = await a.request('POST', '/guests?wait=30', { memory: 128, disks: [{ image: 'no-such-image' }] });
-    const job = (await a.request('GET', `/jobs/${res.headers.get('x-guest-job-id')}`)).body;
-    expect(job.Status, res.text).to.equal('Error');
-    expect(job.Message).to.include(`image "no-such-image" not found in the images folder ${world.imagesDir}`);
+    expect(res.status, res.text).to.equal(400);
+    expect(res.body.message).to.include('image "no-such-image" is not on this host');
+    expect(res.headers.get('x-guest-job-id'), 'a refused create queues no job').to.equal(null);
+    expect((await a.request('GET', '/guests')).body.length, 'a refused create leaves no guest').to.equal(before);
   });
 
   it('puts a NIC whose network is a bridge on a tap in that bridge, counts its traffic, and removes the tap on delete', async () => {

@@ -18,6 +18,7 @@ import {
   MetadataPatchSchema,
   MetadataSchema,
   NicMetricsSchema,
+  UnavailableNicMetricsSchema,
 } from './wire-schemas.js';
 
 const err = (description: string): ResponseDoc => ({ description, schema: ErrorSchema });
@@ -71,7 +72,7 @@ const cancelResponses = (notFound: string): Record<number, ResponseDoc> => ({
 
 const METRICS: { type: string; summary: string; schema: z.ZodType }[] = [
   { type: 'cpu', summary: 'CPU time per vCPU', schema: z.array(CpuMetricsSchema) },
-  { type: 'nic', summary: 'Counters per NIC (by NIC name)', schema: z.record(z.string(), NicMetricsSchema) },
+  { type: 'nic', summary: 'Counters per NIC (by NIC name)', schema: z.record(z.string(), z.union([NicMetricsSchema, UnavailableNicMetricsSchema])) },
   { type: 'disk', summary: 'Counters per disk (by device)', schema: z.record(z.string(), DiskMetricsSchema) },
 ];
 

@@ -79,6 +79,16 @@ export const NicMetricsSchema = z
   })
   .meta({ id: 'GuestNicMetrics' });
 
+/**
+ * A NIC whose backend cannot count its traffic (QEMU user-mode networking, a
+ * tap that vanished): the name and why, and deliberately no numbers, since
+ * zeros would claim the NIC moved nothing. A Go decoder reads it as a
+ * GuestNicMetrics with zero counters and ignores `counters`.
+ */
+export const UnavailableNicMetricsSchema = z
+  .object({ name: z.string(), counters: z.string().meta({ description: 'why this NIC has no counters' }) })
+  .meta({ id: 'UnavailableNicMetrics' });
+
 export const DiskMetricsSchema = z
   .object({
     disk: z.string(),
