@@ -21,6 +21,9 @@ function qemuConfig(imagesDir: string): any {
   const config = shippedConfig('qemu.json');
   const entry = config.plugins.find((p: { module: string }) => p.module === 'qemu');
   entry.options = { ...entry.options, accel: 'tcg', imagesDir, shutdownTimeoutSeconds: GUEST_ACTION_SECONDS, rebootTimeoutSeconds: GUEST_ACTION_SECONDS };
+  // The images plugin checks creates against the same folder QEMU builds disks from.
+  const images = config.plugins.find((p: { module: string }) => p.module === 'images');
+  if (images) images.options = { ...images.options, imagesDir };
   return { ...config, logLevel: 'info' };
 }
 
