@@ -9,7 +9,7 @@ import type { ActionRunner } from '../jobs/action-runner.js';
 import type { ImageRunner } from '../jobs/image-runner.js';
 import { isFinished, type JobLog } from '../jobs/job-log.js';
 import type { Job } from '../contract/wire-types.js';
-import { actionParams } from './action-params.js';
+import { actionParams, checkActionBody } from './action-params.js';
 
 export interface CancelDeps {
   runner: ActionRunner;
@@ -19,6 +19,7 @@ export interface CancelDeps {
 }
 
 export async function cancelJob(ctx: Context, deps: CancelDeps, jobId: string): Promise<void> {
+  checkActionBody(ctx.request.body);
   const { waitMs } = actionParams(ctx, deps.maxWaitSeconds);
   let job: Job = deps.images?.cancel(jobId, 'cancelled') ? deps.jobs.get(jobId)! : await deps.runner.cancel(jobId);
   if (!isFinished(job.Status) && waitMs > 0) job = (await deps.jobs.waitForEnd(jobId, waitMs))?.job ?? deps.jobs.get(jobId) ?? job;

@@ -14,7 +14,7 @@ import { Errors } from '../errors.js';
 import type { ImageRunner, AcceptedImageJob } from '../jobs/image-runner.js';
 import type { JobLog } from '../jobs/job-log.js';
 import type { ImageRequest } from '../contract/wire-types.js';
-import { actionParams } from './action-params.js';
+import { actionParams, checkActionBody } from './action-params.js';
 
 export interface ImageRouteDeps {
   images: ImageRunner;
@@ -93,6 +93,7 @@ export function imageRoutes(router: Router, deps: ImageRouteDeps): void {
   });
 
   router.delete('/images/:id', async (ctx) => {
+    checkActionBody(ctx.request.body);
     const { waitMs, args } = actionParams(ctx, maxWaitSeconds);
     await answer(ctx, await images.remove(requestFor(ctx.params.id, args), args), waitMs);
   });

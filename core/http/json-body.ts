@@ -9,12 +9,15 @@
  * without a Content-Type, with or without chunked encoding) is no body.
  */
 import type { Context, Next } from 'koa';
-import { koaBody } from 'koa-body';
+import { HttpMethodEnum, koaBody } from 'koa-body';
 import { Errors } from '../errors.js';
 import { isStreamedBody } from './image-routes.js';
 
 export function jsonBody(limit: string) {
-  const parse = koaBody({ json: true, urlencoded: false, text: false, multipart: false, jsonLimit: limit, jsonStrict: false });
+  const parse = koaBody({ json: true, urlencoded: false, text: false, multipart: false, jsonLimit: limit, jsonStrict: false,
+    // DELETE too: a Go client sends json.Marshal(nil) there as well, and any other body must be checked, not skipped.
+    parsedMethods: [HttpMethodEnum.POST, HttpMethodEnum.PUT, HttpMethodEnum.PATCH, HttpMethodEnum.DELETE],
+  });
   return async function readJson(ctx: Context, next: Next): Promise<void> {
     // Reads carry no body: skip the header checks on the hottest routes.
     if (ctx.method === 'GET' || ctx.method === 'HEAD') return next();

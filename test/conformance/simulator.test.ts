@@ -99,12 +99,14 @@ describe('conformance: Go and JavaScript clients on the simulator', function () 
     const id = created.body.id;
     const bodies: Array<[string | undefined, string | undefined]> = [];
     for (const payload of [undefined, '', 'null', '{}', ' null ']) for (const type of [undefined, 'application/json', 'text/plain']) bodies.push([payload, type]);
-    const routes = ['start', 'shutdown', 'reboot', 'restart', 'poweroff', 'suspend'].map((a) => ['POST', `/guests/${id}/${a}`]).concat([['DELETE', `/guests/${randomUUID()}`], ['POST', `/guests/${randomUUID()}/delete`]]);
+    const routes = ['start', 'shutdown', 'reboot', 'restart', 'poweroff', 'suspend', 'resume']
+      .map((a) => ['POST', `/guests/${id}/${a}`])
+      .concat([['DELETE', `/guests/${randomUUID()}`], ['POST', `/guests/${randomUUID()}/delete`], ['DELETE', `/jobs/${randomUUID()}`], ['DELETE', `/images/no-such-image`]]);
     for (const [method, path] of routes) {
       for (const [payload, type] of bodies) {
         const res = await fetch(agent.url + path, { method, body: payload, headers: type ? { 'content-type': type } : {} });
-        // Accepted (202), wrong state (409) or unknown guest (404): never a complaint about the body.
-        expect([202, 404, 409], `${method} ${path} body ${JSON.stringify(payload)} ${type ?? 'no Content-Type'}: ${await res.text()}`).to.include(res.status);
+        // Accepted (202), wrong state (409), unknown guest, job or image (404), no image store (501): never a complaint about the body.
+        expect([202, 404, 409, 501], `${method} ${path} body ${JSON.stringify(payload)} ${type ?? 'no Content-Type'}: ${await res.text()}`).to.include(res.status);
       }
     }
     const notJson = await fetch(`${agent.url}/guests/${id}/start`, { method: 'POST', body: 'go', headers: { 'content-type': 'application/json' } });
@@ -113,6 +115,10 @@ describe('conformance: Go and JavaScript clients on the simulator', function () 
     const list = await agent.request('POST', `/guests/${id}/start`, [1]);
     expect(list.status).to.equal(400);
     expect(list.body.message).to.match(/an action takes no body \(or null, or \{\}\); got an array/);
+    for (const path of [`/guests/${id}`, `/jobs/${randomUUID()}`, '/images/no-such-image']) {
+      const res = await agent.request('DELETE', path, [1]);
+      expect(res.status, `DELETE ${path} with an array body`).to.equal(400);
+    }
   });
 
   it('removes metadata keys sent as "" or null, host and guest; a null patch changes nothing', async () => {
