@@ -32,7 +32,9 @@ export async function watchJob(client: AgentClient, jobId: string, options: Watc
   const started = Date.now();
   const deadline = started + options.timeoutSeconds * 1000;
   const live = !options.json && process.stderr.isTTY === true;
-  const spinner = live ? ora({ stream: process.stderr, text: `job ${short(jobId)}: asking the agent` }).start() : undefined;
+  // The CLI decides itself whether the display is live (a terminal, no --json):
+  // ora would otherwise switch itself off wherever a CI variable is set.
+  const spinner = live ? ora({ stream: process.stderr, isEnabled: true, text: `job ${short(jobId)}: asking the agent` }).start() : undefined;
   let job = await client.job(jobId);
   let guest: Guest | undefined;
   try {
