@@ -6,11 +6,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { expect } from 'chai';
 import { distRoot, makeTempDir, removeDir, repoRoot, waitFor } from '../support/agent.js';
 import { simulatorConfig } from '../support/configs.js';
+import { freePort } from '../support/free-port.js';
 import { LOG_BUFFER_BYTES } from '../../core/logger.js';
 
 const GRACE_SECONDS = 2;
@@ -30,16 +30,6 @@ interface StalledAgent {
   dataDir: string;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** An agent whose stdout is a pipe this test does not read (until it chooses to). */
 async function startStalledAgent(): Promise<StalledAgent> {

@@ -8,25 +8,15 @@
 import { expect } from 'chai';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { removeDir, startAgent, waitFor, type RunningAgent } from '../support/agent.js';
 import { shippedConfig } from '../support/configs.js';
+import { freePort } from '../support/free-port.js';
 import { killTestQemus } from '../qemu/kill-test-qemus.js';
 
 const TOKEN = 'metrics-test-token-0123456789';
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 describe('GET /metrics scraped by a real Prometheus (3 QEMU guests)', function () {
   this.timeout(300000);
