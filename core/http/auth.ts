@@ -16,19 +16,30 @@ import type { Socket } from 'node:net';
 import type { Context } from 'koa';
 import { Errors } from '../errors.js';
 
-/** Throws 401 unless the request may pass. */
-export type BearerCheck = (ctx: Context) => void;
+/**
+ * Throws 401 unless the request may pass. Answers whether the request is
+ * authenticated: true with a valid token or when no tokens are configured;
+ * false only on an open path (e.g. /health, which then shows less) reached
+ * without a valid token.
+ */
+export type BearerCheck = (ctx: Context) => boolean;
 
 export function bearerAuth(tokens: string[], openPaths: Set<string>): BearerCheck {
   const digests = new Set(tokens.map(digest));
-  if (digests.size === 0) return () => undefined;
+  if (digests.size === 0) return () => true;
   const passed = new WeakMap<Socket, string>();
-  return function authenticate(ctx: Context): void {
-    if (openPaths.has(ctx.path)) return;
+  return function authenticate(ctx: Context): boolean {
     const header = ctx.get('authorization');
     const socket = ctx.req.socket;
-    if (header !== '' && passed.get(socket) === header) return;
+    if (header !== '' && passed.get(socket) === header) return true;
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    // An open path never answers 401, whatever the header: a load balancer
+    // probing /health with a stale token must still see the agent alive.
+    if (openPaths.has(ctx.path)) {
+      if (!match || !digests.has(digest(match[1]))) return false;
+      passed.set(socket, header);
+      return true;
+    }
     if (!match) {
       ctx.set('WWW-Authenticate', 'Bearer realm="hyperkern"');
       throw Errors.unauthorized('authentication required: send "Authorization: Bearer <token>" with a token from the agent\'s config');
@@ -38,6 +49,7 @@ export function bearerAuth(tokens: string[], openPaths: Set<string>): BearerChec
       throw Errors.unauthorized('invalid bearer token');
     }
     passed.set(socket, header);
+    return true;
   };
 }
 

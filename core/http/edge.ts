@@ -27,7 +27,8 @@ export function edge({ log, accessLog, authenticate }: EdgeOptions) {
     ctx.set('X-Request-ID', reqId);
     const started = accessLog ? performance.now() : 0;
     try {
-      authenticate(ctx);
+      // Routes open to all (GET /health) show details only to the authenticated.
+      ctx.state.authenticated = authenticate(ctx);
       await next();
     } catch (error) {
       answerError(ctx, error, log);

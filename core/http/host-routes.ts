@@ -47,14 +47,23 @@ export function hostRoutes(router: Router, deps: HostRouteDeps): void {
 
   router.delete('/jobs/:id', (ctx) => cancelJob(ctx, deps, ctx.params.id));
 
-  // Liveness plus each plugin's own view; never behind auth.
+  // Never behind auth, never 401 (load balancers probe it): liveness for
+  // everyone; counts and each plugin's own view (PIDs, versions, URIs: host
+  // internals) only for an authenticated request, or for all when auth is off.
   router.get('/health', async (ctx) => {
     const plugins = await deps.pluginHealth();
     const healthy = Object.values(plugins).every((p) => p.healthy);
-    ctx.body = {
+    const liveness = {
       status: healthy ? 'ok' : 'degraded',
       version: deps.version,
       uptimeSeconds: Math.round((Date.now() - deps.startedAt) / 1000),
+    };
+    if (ctx.state.authenticated !== true) {
+      ctx.body = liveness;
+      return;
+    }
+    ctx.body = {
+      ...liveness,
       guests: deps.registry.size,
       jobs: deps.runner.stats,
       logLinesDropped: deps.logLinesDropped(),

@@ -131,7 +131,25 @@ describe('API: bearer-token auth', function () {
     expect((await agent.request('POST', '/guests', {}, { authorization: `Bearer ${envToken}` })).status).to.equal(202);
   });
 
-  it('never guards /health', async () => {
-    expect((await agent.request('GET', '/health')).status).to.equal(200);
+  it('never guards /health, but shows its details only with a valid token', async () => {
+    const liveness = ['status', 'version', 'uptimeSeconds'];
+    const details = ['guests', 'jobs', 'logLinesDropped', 'plugins'];
+    const anonymous = await agent.request('GET', '/health');
+    expect(anonymous.status).to.equal(200);
+    expect(anonymous.body).to.have.keys(liveness);
+    expect(anonymous.body.status).to.equal('ok');
+    // A wrong or malformed token is not a 401 here: a load balancer with a stale token still sees the agent alive.
+    for (const authorization of ['Bearer wrong-token-0123456789', 'Basic xyz', `Bearer ${configToken}x`]) {
+      const wrong = await agent.request('GET', '/health', undefined, { authorization });
+      expect(wrong.status, authorization).to.equal(200);
+      expect(wrong.body, authorization).to.have.keys(liveness);
+    }
+    for (const token of [configToken, envToken]) {
+      const full = await agent.request('GET', '/health', undefined, { authorization: `Bearer ${token}` });
+      expect(full.status).to.equal(200);
+      expect(full.body).to.have.keys([...liveness, ...details]);
+      expect(full.body.plugins).to.have.keys('guard', 'simulator');
+    }
+    expect(anonymous.text, 'nothing of a plugin without a token').to.not.match(/simulat|machines/);
   });
 });

@@ -54,7 +54,8 @@ describe('API: OpenAPI document', function () {
     const start = document.paths?.['/guests/{id}/start']?.post;
     expect(Object.keys(start?.responses ?? {})).to.include.members(['200', '202', '401', '404', '409', '500', '502', '504', 'default']);
     expect(start?.parameters?.map((p) => ('name' in p ? p.name : ''))).to.include.members(['id', 'wait']);
-    expect(document.paths?.['/health']?.get?.security, '/health is open').to.deep.equal([]);
+    expect(document.paths?.['/health']?.get?.security, '/health is open, a token optional').to.deep.equal([{}, { bearerAuth: [] }]);
+    expect(document.paths?.['/openapi.json']?.get?.security, '/openapi.json is open').to.deep.equal([]);
   });
 
   describe('served by a real agent', function () {

@@ -40,6 +40,8 @@ export interface RouteDoc {
   responses: Record<number, ResponseDoc>;
   /** Reachable without a bearer token (health, the docs themselves). */
   open?: boolean;
+  /** Open, but a valid token (when tokens are configured) gets a fuller answer (health). */
+  tokenOptional?: boolean;
 }
 
 export type HeaderName = 'X-Request-ID' | 'X-Guest-Job-ID' | 'X-Guest-Job-Status' | 'Allow' | 'WWW-Authenticate';
@@ -68,7 +70,7 @@ export function newApiRegistry(): OpenAPIRegistry {
   registry.registerComponent('securitySchemes', BEARER, {
     type: 'http',
     scheme: 'bearer',
-    description: 'A token from auth.tokens or HYPERKERN_TOKENS; needed by every route but /health, /openapi.json and /docs when tokens are configured',
+    description: 'A token from auth.tokens or HYPERKERN_TOKENS; needed by every route but /health, /openapi.json and /docs when tokens are configured; /health shows its details only with one',
   });
   for (const [name, header] of Object.entries(HEADERS)) registry.registerComponent('headers', name, header);
   return registry;
@@ -105,7 +107,8 @@ export function describeRoute(registry: OpenAPIRegistry, doc: RouteDoc): void {
     tags: [doc.tag],
     summary: doc.summary,
     ...(doc.description ? { description: doc.description } : {}),
-    ...(doc.open ? { security: [] } : {}),
+    // `{}` is "no token"; with the bearer scheme beside it, a token is optional.
+    ...(doc.open ? { security: doc.tokenOptional ? [{}, { [BEARER]: [] }] : [] } : {}),
     request,
     responses,
   });

@@ -220,7 +220,11 @@ export const HOST_ROUTE_DOCS: RouteDoc[] = [
     operationId: 'getHealth',
     tag: 'host',
     summary: "Liveness and each plugin's health",
+    description:
+      'Open to all and never 401, so load balancers can probe it: without a valid token (when auth.tokens are configured) it answers only `status`, `version` and `uptimeSeconds`; ' +
+      'with one (or with auth off) also the guest and job counts, dropped log lines and each plugin\'s health, which can name host processes, versions and URIs.',
     open: true,
+    tokenOptional: true,
     responses: { 200: { description: 'ok, or degraded when a plugin is unhealthy', schema: HealthSchema } },
   },
 ];

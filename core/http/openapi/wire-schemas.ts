@@ -121,20 +121,29 @@ export const ErrorSchema = z
   })
   .meta({ id: 'Error', description: 'Every error; never a stack trace' });
 
+/** Which /health fields are not for everyone. */
+const DETAIL = 'only with a valid bearer token when auth.tokens are configured';
+
 export const HealthSchema = z
   .object({
     status: z.enum(['ok', 'degraded']),
     version: z.string(),
     uptimeSeconds: z.number().int(),
-    guests: z.number().int(),
-    jobs: z.object({
-      queued: z.number().int(),
-      running: z.number().int(),
-      complete: z.number().int().meta({ description: 'jobs that ended Complete since the agent started (never pruned)' }),
-      failed: z.number().int().meta({ description: 'jobs that ended otherwise since the agent started (never pruned)' }),
-    }),
-    logLinesDropped: z.number().int().meta({ description: 'log lines dropped because stdout was not read fast enough' }),
-    plugins: z.record(z.string(), z.looseObject({ healthy: z.boolean(), message: z.string().optional(), details: z.record(z.string(), z.unknown()).optional() })),
+    guests: z.number().int().optional().meta({ description: DETAIL }),
+    jobs: z
+      .object({
+        queued: z.number().int(),
+        running: z.number().int(),
+        complete: z.number().int().meta({ description: 'jobs that ended Complete since the agent started (never pruned)' }),
+        failed: z.number().int().meta({ description: 'jobs that ended otherwise since the agent started (never pruned)' }),
+      })
+      .optional()
+      .meta({ description: DETAIL }),
+    logLinesDropped: z.number().int().optional().meta({ description: `log lines dropped because stdout was not read fast enough; ${DETAIL}` }),
+    plugins: z
+      .record(z.string(), z.looseObject({ healthy: z.boolean(), message: z.string().optional(), details: z.record(z.string(), z.unknown()).optional() }))
+      .optional()
+      .meta({ description: `each plugin's own health (may name host processes, versions and URIs); ${DETAIL}` }),
   })
   .meta({ id: 'Health' });
 
