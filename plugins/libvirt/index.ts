@@ -4,7 +4,8 @@
  */
 import { definePlugin, hypervisorBackendStages, PLUGIN_API_VERSION } from '../../core/contract/index.js';
 import { libvirtOptionsSchema } from './options.js';
-import { LIBVIRT_METADATA, LibvirtPlugin } from './plugin.js';
+import { LIBVIRT_METADATA } from './metadata.js';
+import { LibvirtPlugin } from './plugin.js';
 
 export default definePlugin({
   id: 'libvirt',
