@@ -30,6 +30,11 @@ export interface LaunchPlan {
   vncPort: number;
 }
 
+/** The QEMU drive id of a guest disk device (vda -> drive-vda), for -drive and for QMP. */
+export function driveId(device: string): string {
+  return `drive-${device}`;
+}
+
 /** QEMU separates sub-options with commas; a literal comma is written twice. */
 function escape(value: string): string {
   return value.replaceAll(',', ',,');
@@ -79,7 +84,7 @@ export function buildCommandLine(guest: Guest, runDir: RunDir, options: Resolved
   let ahciController = false;
   guest.disks.forEach((disk, position) => {
     if (!disk.source) throw new Error(`disk ${disk.device} has no source file; was the guest created by this plugin?`);
-    const drive = `drive-${disk.device}`;
+    const drive = driveId(disk.device);
     args.push('-drive', `file=${escape(disk.source)},if=none,id=${drive},format=qcow2,discard=unmap`);
     const boot = position === 0 ? ',bootindex=1' : '';
     const index = diskIndex(disk.device);

@@ -30,9 +30,11 @@ import { run } from './exec.js';
 import { Machine, WaitTimeout, type MachineListener, type ShutdownInfo } from './machine.js';
 import { cpuMetrics, diskMetrics, nicMetrics } from './metrics.js';
 import { resolveOptions, type QemuOptions, type ResolvedQemuOptions } from './options.js';
+import { GuestSnapshots } from './guest-snapshots.js';
 import { findGuestProcess, launchQemu, terminate } from './qemu-process.js';
 import { MAX_UNIX_SOCKET_PATH, type QmpEvent } from './qmp-client.js';
 import { RunDir } from './run-dir.js';
+import { removeStaleExports } from './snapshot-export.js';
 import { ensureTap, isBridge, MAX_INTERFACE_NAME, removeTap } from './taps.js';
 import { allocateVncPort } from './vnc-ports.js';
 
@@ -50,6 +52,8 @@ export class QemuPlugin implements PluginInstance {
   /** Keeps observe() calls in event order. */
   private observations: Promise<void> = Promise.resolve();
   private version = 'unknown';
+  /** Disk and guest snapshots (qcow2 internal): QMP while a guest runs, qemu-img while it is off. */
+  readonly snapshots: GuestSnapshots;
 
   /** One handler per backend stage; the manifest makes them its stages. */
   readonly handlers: HypervisorBackendHandlers = {
@@ -74,6 +78,7 @@ export class QemuPlugin implements PluginInstance {
     @inject(Tokens.PluginId) private readonly id: string,
   ) {
     this.options = resolveOptions(options);
+    this.snapshots = new GuestSnapshots(this.options.qemuImg, (id) => this.machines.get(id));
   }
 
   // ---- plugin lifecycle ----------------------------------------------------
@@ -109,6 +114,7 @@ export class QemuPlugin implements PluginInstance {
   private async reattach(guest: Guest): Promise<void> {
     const runDir = new RunDir(this.dataDir, guest.id);
     if (!(await isDirectory(runDir.dir))) return; // not one of ours (or never created)
+    await removeStaleExports(runDir.dir); // downloads cut off by the agent's death
     const pid = await findGuestProcess(runDir);
     if (pid) {
       let machine: Machine | undefined;
