@@ -126,6 +126,21 @@ export class Kernel {
   }
 
   /**
+   * Boot, then listen: what `hyperkern serve` runs (and the tests' in-process
+   * agents). A kernel that cannot listen is stopped again before the error
+   * goes up: plugins stopped, data dir unlocked, no job touched.
+   */
+  static async serve(loaded: LoadedConfig, log: AgentLogger, output?: Pick<AgentLog, 'dropped'>): Promise<{ kernel: Kernel; url: string }> {
+    const kernel = await Kernel.boot(loaded, log, output);
+    try {
+      return { kernel, url: await kernel.listen() };
+    } catch (error) {
+      await kernel.stop().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  /**
    * Listen on the configured address, then recover the last run's jobs;
    * resolves with the URL. Recovery waits for the socket: an agent that
    * cannot serve must not touch the jobs (actions answer 503 in between).

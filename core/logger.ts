@@ -64,15 +64,7 @@ export function createLogger(level: string, fd = 1): AgentLog {
   // A closed reader (EPIPE) or an exit-time EAGAIN: logging stops, the agent does not.
   destination.on('error', () => undefined);
 
-  const log = pino(
-    {
-      level,
-      base: { name: 'hyperkern' },
-      timestamp: pino.stdTimeFunctions.isoTime,
-      formatters: { level: (label) => ({ level: label }) },
-    },
-    destination,
-  );
+  const log = pino(logLineFormat(level), destination);
 
   process.once('exit', () => {
     exiting = true;
@@ -132,6 +124,16 @@ function nonBlockingDescriptor(fd: number): number {
 
 /** Stream handles that keep O_NONBLOCK on a socket stdout; never closed. */
 const socketHolds: Socket[] = [];
+
+/** What every log line carries and how: the same for every destination (tests log to memory). */
+export function logLineFormat(level: string): pino.LoggerOptions {
+  return {
+    level,
+    base: { name: 'hyperkern' },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label) => ({ level: label }) },
+  };
+}
 
 /** The plugin-facing subset of a pino logger. */
 export function asPluginLogger(log: AgentLogger): Logger {

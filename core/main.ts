@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { container } from 'tsyringe';
-import { loadConfig } from './config/config.js';
+import { loadConfig, overridesFrom } from './config/config.js';
 import { HyperkernError } from './errors.js';
 import { Kernel, VERSION, preparePlugins } from './kernel.js';
 import { builtinConfigDialects } from './plugins/plugin-loader.js';
@@ -75,12 +75,7 @@ async function main(): Promise<number> {
   }
   const env = process.env;
   const configFile = flags.config ?? env.HYPERKERN_CONFIG ?? 'config/agent.json';
-  const loaded = await loadConfig(configFile, {
-    listen: flags.listen ?? env.HYPERKERN_LISTEN,
-    dataDir: flags['data-dir'] ?? env.HYPERKERN_DATA_DIR,
-    tokens: env.HYPERKERN_TOKENS?.split(',').map((t) => t.trim()).filter(Boolean),
-    logLevel: env.HYPERKERN_LOG_LEVEL,
-  }, builtinConfigDialects);
+  const loaded = await loadConfig(configFile, overridesFrom({ listen: flags.listen, dataDir: flags['data-dir'] }, env), builtinConfigDialects);
   const output = createLogger(loaded.config.logLevel);
   const { log } = output;
 
@@ -110,14 +105,7 @@ async function main(): Promise<number> {
     }
   }
 
-  const kernel = await Kernel.boot(loaded, log, output);
-  try {
-    await kernel.listen();
-  } catch (error) {
-    // Plugins stop and the data dir is unlocked; no job was touched.
-    await kernel.stop().catch(() => undefined);
-    throw error;
-  }
+  const { kernel } = await Kernel.serve(loaded, log, output);
   await new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {

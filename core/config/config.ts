@@ -147,6 +147,20 @@ export interface ConfigOverrides {
 }
 
 /**
+ * What the command line's flags and the environment change in the config
+ * file: a flag wins over its variable (HYPERKERN_LISTEN, HYPERKERN_DATA_DIR);
+ * HYPERKERN_TOKENS adds comma-separated tokens, HYPERKERN_LOG_LEVEL sets the level.
+ */
+export function overridesFrom(flags: { listen?: string; dataDir?: string }, env: NodeJS.ProcessEnv): ConfigOverrides {
+  return {
+    listen: flags.listen ?? env.HYPERKERN_LISTEN,
+    dataDir: flags.dataDir ?? env.HYPERKERN_DATA_DIR,
+    tokens: env.HYPERKERN_TOKENS?.split(',').map((t) => t.trim()).filter(Boolean),
+    logLevel: env.HYPERKERN_LOG_LEVEL,
+  };
+}
+
+/**
  * Reads, translates and validates a config file. `dialects` are asked for
  * (lazily: only a file without a "plugins" list needs them) when the file
  * may be in another plugin's format; main.ts passes the built-in plugins'.
