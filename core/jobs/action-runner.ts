@@ -11,7 +11,7 @@ import type { GuestRegistry } from '../guests/guest-registry.js';
 import { JobLog, isFinished, type JobEnd } from './job-log.js';
 import { JobScheduler } from './job-scheduler.js';
 import { asPluginLogger, type AgentLogger } from '../logger.js';
-import { runStage, type PlannedStage, type StageRun } from '../plugins/stage-runner.js';
+import { runStage, stageShutdownController, type PlannedStage, type StageRun } from '../plugins/stage-runner.js';
 import type { StateStore } from '../state/state-store.js';
 import { CREATE_FAILURE_KEY } from '../guests/metadata.js';
 import type { Guest, GuestMetricsResponse, GuestResponse, Job } from '../contract/wire-types.js';
@@ -28,7 +28,7 @@ export interface Accepted {
 
 export class ActionRunner {
   private readonly scheduler: JobScheduler;
-  private readonly shutdownController = new AbortController();
+  private readonly shutdownController = stageShutdownController();
   private stopping = false;
   /** False until recover() ran: no action is accepted before the old jobs are requeued. */
   private recovered = false;

@@ -13,7 +13,7 @@ import { Errors, messageOf } from '../errors.js';
 import { JobLog, isFinished, type JobEnd } from './job-log.js';
 import { JobScheduler } from './job-scheduler.js';
 import { asPluginLogger, type AgentLogger } from '../logger.js';
-import { runStage } from '../plugins/stage-runner.js';
+import { runStage, stageShutdownController } from '../plugins/stage-runner.js';
 import type { TransferProgress } from '../contract/plugin-api.js';
 import type { Image, ImageRequest, ImageResponse, Job } from '../contract/wire-types.js';
 
@@ -31,7 +31,7 @@ export class ImageRunner {
   /** Image id -> its queued or running job. */
   private readonly active = new Map<string, string>();
   private readonly cancels = new Map<string, AbortController>();
-  private readonly shutdownController = new AbortController();
+  private readonly shutdownController = stageShutdownController();
   private stopping = false;
   /** False until recover() ran: a fetch must not slip in ahead of a requeued one of the same id. */
   private recovered = false;

@@ -3,6 +3,7 @@
  * (so a well-behaved plugin stops its work) and the caller gets an error
  * naming the stage; a stage that ignores the signal cannot hold the job.
  */
+import { setMaxListeners } from 'node:events';
 import { Errors, HyperkernError, messageOf } from '../errors.js';
 import { StageRejection, type Logger, type StageContext } from '../contract/plugin-api.js';
 import type { StageHandle } from './stage-handle.js';
@@ -30,6 +31,18 @@ export function effectiveTimeoutMs(stage: PlannedStage, args: Record<string, unk
   const requested = Number(args.timeout);
   if (Number.isFinite(requested) && requested > 0) return Math.max(stage.timeoutMs, (requested + 5) * 1000);
   return stage.timeoutMs;
+}
+
+/**
+ * The controller whose signal tells running stages that the agent stops.
+ * Every stage call in flight (jobs and metrics reads alike) listens on it
+ * until it ends, so its listener count follows the load: Node's warning at
+ * 11 listeners would report a leak that is not one.
+ */
+export function stageShutdownController(): AbortController {
+  const controller = new AbortController();
+  setMaxListeners(0, controller.signal);
+  return controller;
 }
 
 export async function runStage<R>(stage: PlannedStage, request: StageRequest, run: StageRun, args?: Record<string, unknown>): Promise<R> {
