@@ -25,6 +25,7 @@ export class SseStream {
   private heartbeat?: NodeJS.Timeout;
   private ended = false;
   private lastId = 0;
+  private drained?: Promise<void>;
 
   constructor(
     private readonly res: ServerResponse,
@@ -65,7 +66,24 @@ export class SseStream {
     if (!this.filter(event)) return;
     const ok = this.write(`id: ${event.id}\nevent: ${event.type}\ndata: ${eventJson(event)}\n\n`);
     // Replay waits for the socket to drain; live events never wait.
-    if (!ok && !this.ended) return new Promise((resolve) => this.res.once('drain', resolve).once('close', resolve));
+    if (!ok && !this.ended) return this.whenDrained();
+  }
+
+  /**
+   * Resolves once the socket drains or closes. One wait per stream, shared by
+   * every event that finds the buffer full: a listener pair per event would
+   * pile up on the response while a slow client reads.
+   */
+  private whenDrained(): Promise<void> {
+    this.drained ??= new Promise<void>((resolve) => {
+      const done = () => {
+        this.res.off('drain', done).off('close', done);
+        this.drained = undefined;
+        resolve();
+      };
+      this.res.once('drain', done).once('close', done);
+    });
+    return this.drained;
   }
 
   private reset(notice: ResetNotice): void {
