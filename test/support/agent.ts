@@ -1,8 +1,11 @@
 /**
  * Starts the real agent (dist/core/main.js) as a child process on loopback
  * with a temporary data dir, the way an operator would, and tears it down.
- * Integration tests use this instead of in-process app objects so that they
- * exercise the CLI, config loading, SQLite and HTTP for real.
+ * Tests where the process is the point use this: kill -9, SIGTERM and exit
+ * codes, the CLI's flags and environment, the data-dir lock between two
+ * processes, isolation, a stalled stdout. Route and kernel tests use the
+ * same kernel in-process instead (in-process-agent.ts), which answers on a
+ * real loopback HTTP server from a real SQLite file just the same.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -28,19 +31,24 @@ export interface AgentOptions {
   startTimeoutMs?: number;
 }
 
-export interface RunningAgent {
+/** What a test sees of an agent, whether it runs in a child process or in the test's own. */
+export interface TestAgent {
   url: string;
-  pid: number;
   dataDir: string;
-  process: ChildProcess;
-  /** Every line the agent logged so far (stdout and stderr). */
+  /** Every line the agent logged so far (for a child: stdout and stderr). */
   logs: string[];
-  /** SIGTERM and wait for exit; returns the exit code. */
+  /** Stop gracefully (a child gets SIGTERM) and wait; returns the exit code (0 for a clean in-process stop). */
   stop(timeoutMs?: number): Promise<number | null>;
+  /** fetch() relative to the agent's URL, with JSON helpers; every answer is checked against the OpenAPI document. */
+  request(method: string, urlPath: string, body?: unknown, headers?: Record<string, string>): Promise<ApiResponse>;
+}
+
+/** An agent in its own process. */
+export interface RunningAgent extends TestAgent {
+  pid: number;
+  process: ChildProcess;
   /** SIGKILL, as a crash would, and wait for exit. */
   kill9(): Promise<void>;
-  /** fetch() relative to the agent's URL, with JSON helpers. */
-  request(method: string, urlPath: string, body?: unknown, headers?: Record<string, string>): Promise<ApiResponse>;
 }
 
 export interface ApiResponse {
@@ -59,18 +67,22 @@ export async function removeDir(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true });
 }
 
+/**
+ * The config file an agent is started with: the path given, or a config
+ * object written to a temp file beside the data dir (`written`), which the
+ * caller removes once the agent has read it.
+ */
+export async function configFileFor(config: object | string, dataDir: string): Promise<{ file: string; written?: string }> {
+  if (typeof config === 'string') return { file: config };
+  const file = path.join(dataDir, '..', `${path.basename(dataDir)}.config.json`);
+  await writeFile(file, JSON.stringify(config, null, 2));
+  return { file, written: file };
+}
+
 export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const dataDir = options.dataDir ?? (await makeTempDir());
-  let configPath: string;
-  // A config object is written to a temp file the agent reads once at boot;
-  // the file is removed as soon as the agent listens (or fails to).
-  let writtenConfig: string | undefined;
-  if (typeof options.config === 'string') {
-    configPath = options.config;
-  } else {
-    configPath = writtenConfig = path.join(dataDir, '..', `${path.basename(dataDir)}.config.json`);
-    await writeFile(configPath, JSON.stringify(options.config, null, 2));
-  }
+  // The agent reads its config once at boot; a written one is removed as soon as it listens (or fails to).
+  const { file: configPath, written: writtenConfig } = await configFileFor(options.config, dataDir);
   const child = spawn(
     process.execPath,
     [path.join(distRoot, 'core/main.js'), '--config', configPath, '--listen', '127.0.0.1:0', '--data-dir', dataDir, ...(options.args ?? [])],
@@ -128,26 +140,30 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       child.kill('SIGKILL');
       await exited;
     },
-    async request(method, urlPath, body, headers = {}) {
-      const init: RequestInit = { method, headers: { ...headers } };
-      if (body !== undefined) {
-        init.body = typeof body === 'string' ? body : JSON.stringify(body);
-        (init.headers as Record<string, string>)['content-type'] ??= 'application/json';
-      }
-      const res = await fetch(url + urlPath, init);
-      const text = await res.text();
-      let parsed: unknown = undefined;
-      try {
-        parsed = text ? JSON.parse(text) : undefined;
-      } catch {
-        parsed = undefined;
-      }
-      // Every answer a test sees must match the OpenAPI document.
-      await checkResponse({ method, url: url + urlPath, status: res.status, headers: res.headers, body: parsed });
-      return { status: res.status, headers: res.headers, body: parsed, text };
-    },
+    request: requestTo(url),
   };
   return agent;
+}
+
+/** fetch() against `url` with JSON helpers; every answer must match the OpenAPI document. */
+export function requestTo(url: string): TestAgent['request'] {
+  return async (method, urlPath, body, headers = {}) => {
+    const init: RequestInit = { method, headers: { ...headers } };
+    if (body !== undefined) {
+      init.body = typeof body === 'string' ? body : JSON.stringify(body);
+      (init.headers as Record<string, string>)['content-type'] ??= 'application/json';
+    }
+    const res = await fetch(url + urlPath, init);
+    const text = await res.text();
+    let parsed: unknown = undefined;
+    try {
+      parsed = text ? JSON.parse(text) : undefined;
+    } catch {
+      parsed = undefined;
+    }
+    await checkResponse({ method, url: url + urlPath, status: res.status, headers: res.headers, body: parsed });
+    return { status: res.status, headers: res.headers, body: parsed, text };
+  };
 }
 
 function lineReader(stream: NodeJS.ReadableStream, onLine: (line: string) => void): void {

@@ -9,7 +9,7 @@
  */
 import { expect } from 'chai';
 import { stat } from 'node:fs/promises';
-import type { RunningAgent } from './agent.js';
+import type { TestAgent } from './agent.js';
 import { sleep, waitForConsole } from './backend-testing.js';
 import { goClient } from './go-client.js';
 
@@ -34,7 +34,7 @@ const ACTIONS: Array<[action: string, state: string, boots: boolean]> = [
 ];
 
 /** The Go client, step by step; every answer it decoded is checked here too. */
-export async function goFlow(agent: RunningAgent, backend: FlowBackend): Promise<void> {
+export async function goFlow(agent: TestAgent, backend: FlowBackend): Promise<void> {
   const t = String(backend.jobTimeoutSeconds);
   const host = await goClient(agent.url, 'host-metadata', JSON.stringify({ 'go.rack': 'r1', 'go.zone': 'z1' }));
   expect(host.patched).to.include({ 'go.rack': 'r1', 'go.zone': 'z1' });
@@ -88,14 +88,14 @@ export async function goFlow(agent: RunningAgent, backend: FlowBackend): Promise
 }
 
 /** Raw fetch, for bodies agent.request cannot send (none at all, or no Content-Type). */
-async function send(agent: RunningAgent, method: string, path: string, body?: string, contentType?: string) {
+async function send(agent: TestAgent, method: string, path: string, body?: string, contentType?: string) {
   const res = await fetch(agent.url + path, { method, body, headers: contentType ? { 'content-type': contentType } : {} });
   const text = await res.text();
   return { status: res.status, jobId: res.headers.get('x-guest-job-id'), body: text ? JSON.parse(text) : undefined, text };
 }
 
 /** The same flow with JavaScript-shaped bodies; the Go client then decodes what the agent holds. */
-export async function jsFlow(agent: RunningAgent, backend: FlowBackend): Promise<void> {
+export async function jsFlow(agent: TestAgent, backend: FlowBackend): Promise<void> {
   const wait = `wait=${backend.jobTimeoutSeconds}`;
   const body = { memory: 128, cpu: 1, disks: [{ size: 64 }], nics: [{}], ...backend.guest, metadata: { owner: 'js', ...backend.guest.metadata } };
   const created = await send(agent, 'POST', `/guests?${wait}`, JSON.stringify(body), 'application/json');

@@ -1,0 +1,77 @@
+/**
+ * The setup and teardown every agent test repeated: start an agent in a
+ * mocha hook or a test, and afterwards stop it and remove the data dir made
+ * for it, whatever the test did in between.
+ */
+import { removeDir, startAgent, type AgentOptions, type RunningAgent, type TestAgent } from './agent.js';
+import { startInProcessAgent, type InProcessAgentOptions } from './in-process-agent.js';
+
+/**
+ * One in-process agent for a describe block: started before its first
+ * test, stopped (gracefully) after its last, its data dir removed. The
+ * object returned stands for that agent in the tests' bodies.
+ */
+export function suiteAgent(options: () => InProcessAgentOptions | Promise<InProcessAgentOptions>): TestAgent {
+  let agent: TestAgent | undefined;
+  before(async () => {
+    agent = await startInProcessAgent(await options());
+  });
+  after(async () => {
+    if (!agent) return;
+    await agent.stop();
+    await removeDir(agent.dataDir);
+    agent = undefined;
+  });
+  const current = (): TestAgent => {
+    if (!agent) throw new Error('the suite agent runs only between its before() and after() hooks');
+    return agent;
+  };
+  return {
+    get url() {
+      return current().url;
+    },
+    get dataDir() {
+      return current().dataDir;
+    },
+    get logs() {
+      return current().logs;
+    },
+    stop: (timeoutMs) => current().stop(timeoutMs),
+    request: (...args) => current().request(...args),
+  };
+}
+
+export interface PerTestAgents {
+  /** An agent in this process (routes, jobs, state). */
+  inProcess(options: InProcessAgentOptions): Promise<TestAgent>;
+  /** An agent in a child process, where the process is the point (kill -9, SIGTERM, two processes). */
+  spawn(options: AgentOptions): Promise<RunningAgent>;
+}
+
+/**
+ * Agents a test starts: after each test the children are killed (kill -9:
+ * nothing to wait for) and in-process agents stopped, then the data dirs
+ * the helpers made for them are removed. A data dir passed in belongs to
+ * the test, but an agent restarted on one made here is still cleaned up.
+ */
+export function agentsPerTest(): PerTestAgents {
+  const running: Array<TestAgent | RunningAgent> = [];
+  const madeDirs = new Set<string>();
+  afterEach(async () => {
+    // Every agent is ended and every dir removed even if one stop fails; the first failure is reported.
+    const ended = await Promise.allSettled(running.splice(0).map((agent) => ('kill9' in agent ? agent.kill9() : agent.stop())));
+    for (const dir of madeDirs) await removeDir(dir);
+    madeDirs.clear();
+    const failed = ended.find((result) => result.status === 'rejected');
+    if (failed) throw failed.reason;
+  });
+  const track = <A extends TestAgent>(agent: A, ownDir: boolean): A => {
+    running.push(agent);
+    if (ownDir) madeDirs.add(agent.dataDir);
+    return agent;
+  };
+  return {
+    inProcess: async (options) => track(await startInProcessAgent(options), options.dataDir === undefined),
+    spawn: async (options) => track(await startAgent(options), options.dataDir === undefined),
+  };
+}
