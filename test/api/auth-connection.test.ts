@@ -5,29 +5,26 @@
  */
 import { expect } from 'chai';
 import { Agent, request } from 'undici';
-import { removeDir, startAgent, type RunningAgent } from '../support/agent.js';
+import { agentsPerTest } from '../support/agent-hooks.js';
 import { simulatorConfig } from '../support/configs.js';
 
 const TOKEN = 'connection-test-token-0123456789';
 
 describe('bearer auth on one keep-alive connection', function () {
   this.timeout(60_000);
-  let agent: RunningAgent | undefined;
   let dispatcher: Agent | undefined;
-
+  // Registered first, so the connection closes before the agent stops.
   afterEach(async () => {
     await dispatcher?.close();
-    await agent?.stop();
-    if (agent) await removeDir(agent.dataDir);
-    agent = undefined;
   });
+  const agents = agentsPerTest();
 
   it('checks every request whose header differs from the one that passed', async () => {
-    agent = await startAgent({ config: simulatorConfig({ auth: { tokens: [TOKEN] } }) });
+    const agent = await agents.inProcess({ config: simulatorConfig({ auth: { tokens: [TOKEN] } }) });
     // One connection, reused for every request.
     dispatcher = new Agent({ connections: 1, pipelining: 1 });
     const get = async (authorization?: string) => {
-      const res = await request(`${agent!.url}/guests`, { dispatcher, headers: authorization ? { authorization } : {} });
+      const res = await request(`${agent.url}/guests`, { dispatcher, headers: authorization ? { authorization } : {} });
       await res.body.text();
       return res.statusCode;
     };

@@ -1,34 +1,23 @@
 /**
  * Nothing acknowledged is lost: what got a 2xx survives kill -9 of the
  * agent; queued jobs run after a restart, in order; jobs cut off mid-stage
- * are marked interrupted; SIGTERM lets running stages finish.
+ * are marked interrupted; SIGTERM lets running stages finish. Where a
+ * process is killed or signalled the agent is a child; the rest run in-process.
  */
 import { expect } from 'chai';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { removeDir, startAgent, waitFor, type RunningAgent } from '../support/agent.js';
+import { waitFor } from '../support/agent.js';
+import { agentsPerTest } from '../support/agent-hooks.js';
 import { simulatorConfig } from '../support/configs.js';
 
 describe('durability and recovery', function () {
   this.timeout(60000);
-  const agents: RunningAgent[] = [];
-  const dirs = new Set<string>();
-
-  async function start(config: object, dataDir?: string): Promise<RunningAgent> {
-    const agent = await startAgent({ config, dataDir });
-    agents.push(agent);
-    dirs.add(agent.dataDir);
-    return agent;
-  }
-  afterEach(async () => {
-    for (const agent of agents.splice(0)) await agent.kill9();
-    for (const dir of dirs) await removeDir(dir);
-    dirs.clear();
-  });
+  const agents = agentsPerTest();
 
   it('keeps every acknowledged guest, metadata patch and job through kill -9', async () => {
     const config = simulatorConfig();
-    const first = await start(config);
+    const first = await agents.spawn({ config });
     const ids: string[] = [];
     const jobIds: string[] = [];
     // Fire writes concurrently and kill the agent as soon as the last is acknowledged.
@@ -44,7 +33,7 @@ describe('durability and recovery', function () {
     expect(host.status).to.equal(200);
     await first.kill9();
 
-    const second = await start(config, first.dataDir);
+    const second = await agents.spawn({ config, dataDir: first.dataDir });
     const guests = (await second.request('GET', '/guests')).body as Array<{ id: string; memory: number; metadata: Record<string, string> }>;
     const byId = new Map(guests.map((g) => [g.id, g]));
     for (const [i, id] of ids.entries()) {
@@ -66,7 +55,7 @@ describe('durability and recovery', function () {
   it('after kill -9: queued jobs run again in order, running ones end as "interrupted by agent restart"', async () => {
     // One job slot, so the second guest's job stays queued behind the first.
     const config = simulatorConfig({ jobs: { concurrency: 1 } });
-    const first = await start(config);
+    const first = await agents.spawn({ config });
     const slow = (await first.request('POST', '/guests?wait=5&start=false', { metadata: { 'simulator.delay.start': '30000' } })).body.id;
     const other = (await first.request('POST', '/guests?wait=5&start=false', {})).body.id;
     const running = await first.request('POST', `/guests/${slow}/start`);
@@ -77,7 +66,7 @@ describe('durability and recovery', function () {
     expect((await first.request('GET', `/jobs/${queuedStart.headers.get('x-guest-job-id')}`)).body.Status).to.equal('Queued');
     await first.kill9();
 
-    const second = await start(config, first.dataDir);
+    const second = await agents.spawn({ config, dataDir: first.dataDir });
     const interrupted = (await second.request('GET', `/jobs/${runningId}`)).body;
     expect(interrupted).to.include({ Status: 'Error', Message: 'interrupted by agent restart' });
     const deleteJob = await waitFor(async () => {
@@ -95,7 +84,7 @@ describe('durability and recovery', function () {
 
   it('SIGTERM lets a running stage finish, then exits 0 with its result stored', async () => {
     const config = simulatorConfig();
-    const first = await start(config);
+    const first = await agents.spawn({ config });
     const id = (await first.request('POST', '/guests?wait=5&start=false', { metadata: { 'simulator.delay.start': '1500' } })).body.id;
     const res = await first.request('POST', `/guests/${id}/start`);
     const jobId = res.headers.get('x-guest-job-id')!;
@@ -105,21 +94,21 @@ describe('durability and recovery', function () {
     const logs = first.logs.map((l) => JSON.parse(l));
     expect(logs.some((e) => e.msg === 'stopped')).to.equal(true);
 
-    const second = await start(config, first.dataDir);
+    const second = await agents.spawn({ config, dataDir: first.dataDir });
     const job = (await second.request('GET', `/jobs/${jobId}`)).body;
     expect(job.Status, 'the stage finished during the grace period').to.equal('Complete');
     expect((await second.request('GET', `/guests/${id}`)).body.state).to.equal('running');
   });
 
   it('keeps the SQLite state file in the data dir', async () => {
-    const agent = await start(simulatorConfig());
+    const agent = await agents.inProcess({ config: simulatorConfig() });
     await agent.request('PATCH', '/metadata', { k: 'v' });
     const header = (await readFile(`${agent.dataDir}/hyperkern.sqlite`)).subarray(0, 16).toString('latin1');
     expect(header).to.equal('SQLite format 3\u0000');
   });
 
   it('prunes the job history to its bound, oldest first', async () => {
-    const agent = await start(simulatorConfig({ jobs: { history: 5 } }));
+    const agent = await agents.inProcess({ config: simulatorConfig({ jobs: { history: 5 } }) });
     const id = (await agent.request('POST', '/guests?wait=5&start=false', {})).body.id;
     const jobIds: string[] = [];
     for (let i = 0; i < 4; i++) {
@@ -134,7 +123,7 @@ describe('durability and recovery', function () {
 
   it('a create cut off by a restart leaves the guest in error with the reason; start and delete work from there', async () => {
     const config = simulatorConfig();
-    const first = await start(config);
+    const first = await agents.spawn({ config });
     const ids: string[] = [];
     const jobIds: string[] = [];
     for (let i = 0; i < 2; i++) {
@@ -148,7 +137,7 @@ describe('durability and recovery', function () {
     }
     await first.kill9();
 
-    const second = await start(config, first.dataDir);
+    const second = await agents.spawn({ config, dataDir: first.dataDir });
     for (const [i, id] of ids.entries()) {
       const guest = (await second.request('GET', `/guests/${id}`)).body;
       expect(guest.state, `guest ${i}`).to.equal('error');
@@ -172,13 +161,13 @@ describe('durability and recovery', function () {
   });
 
   it('names the state file when it is corrupt', async () => {
-    const first = await start(simulatorConfig());
+    const first = await agents.spawn({ config: simulatorConfig() });
     await first.kill9();
     const file = path.join(first.dataDir, 'hyperkern.sqlite');
     await rm(`${file}-wal`, { force: true });
     await rm(`${file}-shm`, { force: true });
     await writeFile(file, 'this is not a SQLite database, it was overwritten by accident '.repeat(100));
-    const refused = await start(simulatorConfig(), first.dataDir).then(
+    const refused = await agents.spawn({ config: simulatorConfig(), dataDir: first.dataDir }).then(
       () => '',
       (error: Error) => error.message,
     );

@@ -4,7 +4,8 @@
  * bearer-token auth guards everything but /health.
  */
 import { expect } from 'chai';
-import { removeDir, startAgent, type ApiResponse, type RunningAgent } from '../support/agent.js';
+import type { ApiResponse } from '../support/agent.js';
+import { suiteAgent } from '../support/agent-hooks.js';
 import { simulatorConfig } from '../support/configs.js';
 
 function expectJsonError(res: ApiResponse, status: number, message: RegExp): void {
@@ -17,15 +18,7 @@ function expectJsonError(res: ApiResponse, status: number, message: RegExp): voi
 }
 
 describe('API: errors', function () {
-  let agent: RunningAgent;
-
-  before(async () => {
-    agent = await startAgent({ config: simulatorConfig({ bodyLimit: '2kb' }) });
-  });
-  after(async () => {
-    await agent?.stop();
-    if (agent) await removeDir(agent.dataDir);
-  });
+  const agent = suiteAgent(() => ({ config: simulatorConfig({ bodyLimit: '2kb' }) }));
 
   it('400 on malformed JSON', async () => {
     expectJsonError(await agent.request('POST', '/guests', '{"memory": 12'), 400, /malformed JSON body/);
@@ -105,15 +98,7 @@ describe('API: errors', function () {
 describe('API: bearer-token auth', function () {
   const configToken = 'config-token-0123456789abcdef';
   const envToken = 'env-token-0123456789abcdef';
-  let agent: RunningAgent;
-
-  before(async () => {
-    agent = await startAgent({ config: simulatorConfig({ auth: { tokens: [configToken] } }), env: { HYPERKERN_TOKENS: envToken } });
-  });
-  after(async () => {
-    await agent?.stop();
-    if (agent) await removeDir(agent.dataDir);
-  });
+  const agent = suiteAgent(() => ({ config: simulatorConfig({ auth: { tokens: [configToken] } }), env: { HYPERKERN_TOKENS: envToken } }));
 
   it('401 without a token, with WWW-Authenticate', async () => {
     const res = await agent.request('GET', '/guests');

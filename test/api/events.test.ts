@@ -1,8 +1,9 @@
 /**
- * GET /events against the real agent (child process, real SQLite file):
- * a real EventSource client follows the stream across kill -9 and a
- * restart under load, and what it received equals the events table and the
- * state the store holds; filters, reset, auth, slow-client cut-off.
+ * GET /events against the real agent (real SQLite file): a real
+ * EventSource client follows the stream across kill -9 of a child agent and
+ * a restart under load, and what it received equals the events table and
+ * the state the store holds; filters, reset, auth, slow-client cut-off
+ * (in-process).
  */
 import { expect } from 'chai';
 import path from 'node:path';
@@ -10,7 +11,8 @@ import sqlite3 from 'sqlite3';
 import { EventSource } from 'eventsource';
 import { EVENT_TYPES, type KernelEvent } from '../../core/events/kernel-event.js';
 import { STATE_FILE } from '../../core/state/state-store.js';
-import { removeDir, startAgent, waitFor, type RunningAgent } from '../support/agent.js';
+import { waitFor } from '../support/agent.js';
+import { agentsPerTest } from '../support/agent-hooks.js';
 import { simulatorConfig } from '../support/configs.js';
 import { readSse } from '../support/sse-reader.js';
 
@@ -73,23 +75,11 @@ function generateLoad(target: () => string, workers: number, maxRequests: number
 
 describe('GET /events', function () {
   this.timeout(120000);
-  const agents: RunningAgent[] = [];
-  const dirs = new Set<string>();
-  async function start(config: object, dataDir?: string, env?: Record<string, string>): Promise<RunningAgent> {
-    const agent = await startAgent({ config, dataDir, env });
-    agents.push(agent);
-    dirs.add(agent.dataDir);
-    return agent;
-  }
-  afterEach(async () => {
-    for (const agent of agents.splice(0)) await agent.kill9();
-    for (const dir of dirs) await removeDir(dir);
-    dirs.clear();
-  });
+  const agents = agentsPerTest();
 
   it('an EventSource across kill -9 and a restart under load receives exactly the committed events, in order, matching the stored state', async () => {
     const config = simulatorConfig({ simulator: { delays: { start: 20 } } });
-    let agent = await start(config);
+    let agent = await agents.spawn({ config });
     let current = agent.url;
     const received: KernelEvent[] = [];
     const resets: string[] = [];
@@ -107,7 +97,7 @@ describe('GET /events', function () {
       await waitFor(async () => received.length > 300, 30000, 'events under load');
       await agent.kill9();
       const dataDir = agent.dataDir;
-      agent = await start(config, dataDir);
+      agent = await agents.spawn({ config, dataDir });
       current = agent.url;
       await waitFor(async () => opens > 1, 20000, 'the client to reconnect');
       const beforeStop = received.length;
@@ -155,7 +145,7 @@ describe('GET /events', function () {
   });
 
   it('filters by guest and type, resumes with ?since, resets a foreign id, refuses bad parameters', async () => {
-    const agent = await start(simulatorConfig());
+    const agent = await agents.inProcess({ config: simulatorConfig() });
     const a = (await agent.request('POST', '/guests?wait=10', { memory: 128 })).body.id as string;
     const b = (await agent.request('POST', '/guests?wait=10', { memory: 128 })).body.id as string;
     await agent.request('PATCH', '/metadata', { site: 'lab' });
@@ -201,7 +191,7 @@ describe('GET /events', function () {
 
   it('needs the bearer token like every route, and sends heartbeats', async () => {
     const token = 'events-test-token-0123456789';
-    const agent = await start(simulatorConfig({ auth: { tokens: [token] }, events: { heartbeatSeconds: 0.2 } }));
+    const agent = await agents.inProcess({ config: simulatorConfig({ auth: { tokens: [token] }, events: { heartbeatSeconds: 0.2 } }) });
     const refused = await agent.request('GET', '/events');
     expect(refused.status).to.equal(401);
     const stream = await readSse(`${agent.url}/events`, { authorization: `Bearer ${token}` });
@@ -211,7 +201,7 @@ describe('GET /events', function () {
   });
 
   it('cuts off a client that stops reading with a final overflow event, without slowing the agent', async () => {
-    const agent = await start(simulatorConfig({ events: { clientBufferBytes: 65536 } }));
+    const agent = await agents.inProcess({ config: simulatorConfig({ events: { clientBufferBytes: 65536 } }) });
     const stalled = await readSse(`${agent.url}/events`);
     stalled.response.pause();
     // ~60 KB per event: a few dozen fill the socket buffers and then the bound.

@@ -1,24 +1,17 @@
 /**
- * The seed API's guest, metadata and job endpoints against the real agent
- * (child process, SQLite in a temp dir, HTTP on loopback, simulator backend).
+ * The seed API's guest, metadata and job endpoints against the real kernel
+ * (in-process, SQLite in a temp dir, HTTP on loopback, simulator backend).
  */
 import { expect } from 'chai';
 import { randomUUID } from 'node:crypto';
-import { removeDir, startAgent, waitFor, type RunningAgent } from '../support/agent.js';
+import { waitFor } from '../support/agent.js';
+import { suiteAgent } from '../support/agent-hooks.js';
 import { simulatorConfig } from '../support/configs.js';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 describe('API: guests, metadata and jobs', function () {
-  let agent: RunningAgent;
-
-  before(async () => {
-    agent = await startAgent({ config: simulatorConfig() });
-  });
-  after(async () => {
-    await agent?.stop();
-    if (agent) await removeDir(agent.dataDir);
-  });
+  const agent = suiteAgent(() => ({ config: simulatorConfig() }));
 
   // Guests left off (?start=false), so tests can start them themselves.
   async function createGuest(body: object = { memory: 256, cpu: 2, disks: [{ size: 64 }], nics: [{ network: 'br0' }] }) {

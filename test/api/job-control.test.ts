@@ -4,7 +4,8 @@
  * shutdown of a guest that ignores ACPI, resume.
  */
 import { expect } from 'chai';
-import { removeDir, startAgent, waitFor, type RunningAgent } from '../support/agent.js';
+import { waitFor } from '../support/agent.js';
+import { suiteAgent } from '../support/agent-hooks.js';
 import { simulatorConfig } from '../support/configs.js';
 import { readSse } from '../support/sse-reader.js';
 
@@ -12,14 +13,7 @@ const ZERO_TIME = '0001-01-01T00:00:00Z';
 
 describe('job control (simulator)', function () {
   this.timeout(60000);
-  let agent: RunningAgent;
-  before(async () => {
-    agent = await startAgent({ config: simulatorConfig() });
-  });
-  after(async () => {
-    await agent.stop();
-    await removeDir(agent.dataDir);
-  });
+  const agent = suiteAgent(() => ({ config: simulatorConfig() }));
 
   async function guest(metadata: Record<string, string> = {}): Promise<string> {
     const res = await agent.request('POST', '/guests?wait=10&start=false', { memory: 128, metadata });

@@ -4,21 +4,15 @@
  * bench) accounts for more jobs than the log keeps.
  */
 import { expect } from 'chai';
-import { removeDir, startAgent, type RunningAgent } from '../support/agent.js';
+import { agentsPerTest } from '../support/agent-hooks.js';
 import { simulatorConfig } from '../support/configs.js';
 
 describe('job counts in /health', function () {
   this.timeout(60_000);
-  let agent: RunningAgent | undefined;
-
-  afterEach(async () => {
-    await agent?.stop();
-    if (agent) await removeDir(agent.dataDir);
-    agent = undefined;
-  });
+  const agents = agentsPerTest();
 
   it('counts Complete and failed jobs since start, beyond what jobs.history keeps', async () => {
-    agent = await startAgent({ config: simulatorConfig({ simulator: { failures: { suspend: 'simulated suspend failure' } }, jobs: { history: 2 } }) });
+    const agent = await agents.inProcess({ config: simulatorConfig({ simulator: { failures: { suspend: 'simulated suspend failure' } }, jobs: { history: 2 } }) });
     const created = await agent.request('POST', '/guests?wait=30', {});
     expect(created.status).to.equal(200);
     expect(created.body.state, 'create boots the guest').to.equal('running');

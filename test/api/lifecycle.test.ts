@@ -4,19 +4,12 @@
  * failures, per-guest FIFO order, and metrics, on the simulator backend.
  */
 import { expect } from 'chai';
-import { removeDir, startAgent, waitFor, type RunningAgent } from '../support/agent.js';
+import { waitFor } from '../support/agent.js';
+import { suiteAgent } from '../support/agent-hooks.js';
 import { simulatorConfig } from '../support/configs.js';
 
 describe('API: lifecycle actions and metrics', function () {
-  let agent: RunningAgent;
-
-  before(async () => {
-    agent = await startAgent({ config: simulatorConfig({ jobs: { stageTimeoutSeconds: 2 } }) });
-  });
-  after(async () => {
-    await agent?.stop();
-    if (agent) await removeDir(agent.dataDir);
-  });
+  const agent = suiteAgent(() => ({ config: simulatorConfig({ jobs: { stageTimeoutSeconds: 2 } }) }));
 
   async function newGuest(metadata: Record<string, string> = {}) {
     // Left off (?start=false): each test starts it when it needs it running.

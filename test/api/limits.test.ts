@@ -4,20 +4,12 @@
  */
 import { expect } from 'chai';
 import { randomUUID } from 'node:crypto';
-import { removeDir, startAgent, type RunningAgent } from '../support/agent.js';
+import { suiteAgent } from '../support/agent-hooks.js';
 import { simulatorConfig } from '../support/configs.js';
 
 describe('API: limits, reserved metadata and create retries', function () {
   this.timeout(60000);
-  let agent: RunningAgent;
-
-  before(async () => {
-    agent = await startAgent({ config: simulatorConfig({ limits: { metadataKeys: 8, metadataBytes: 4096, errorIssues: 5 } }) });
-  });
-  after(async () => {
-    await agent?.kill9();
-    if (agent) await removeDir(agent.dataDir);
-  });
+  const agent = suiteAgent(() => ({ config: simulatorConfig({ limits: { metadataKeys: 8, metadataBytes: 4096, errorIssues: 5 } }) }));
 
   it('refuses a guest PATCH beyond the key or byte limit, changing nothing', async () => {
     const id = (await agent.request('POST', '/guests?wait=10&start=false', { metadata: { a: '1' } })).body.id;

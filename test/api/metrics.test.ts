@@ -1,5 +1,5 @@
 /**
- * GET /metrics on the real agent (simulator backend): guest counters are
+ * GET /metrics on the real kernel (in-process, simulator backend): guest counters are
  * the JSON metrics' numbers, labels are guest id and device only (metadata
  * only through the allow-list), the agent's own series move with the
  * traffic, a slow backend is reported late instead of holding the scrape,
@@ -7,7 +7,7 @@
  */
 import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
-import { removeDir, startAgent, type RunningAgent } from '../support/agent.js';
+import { suiteAgent } from '../support/agent-hooks.js';
 import { simulatorConfig } from '../support/configs.js';
 
 /** `name{labels} value` lines of one metric family. */
@@ -25,14 +25,7 @@ function samples(text: string, name: string): Array<{ labels: Record<string, str
 
 describe('GET /metrics (simulator)', function () {
   this.timeout(60000);
-  let agent: RunningAgent;
-  before(async () => {
-    agent = await startAgent({ config: simulatorConfig({ metrics: { scrapeDeadlineSeconds: 1, guestLabels: ['owner', 'rack.row'] } }) });
-  });
-  after(async () => {
-    await agent.stop();
-    await removeDir(agent.dataDir);
-  });
+  const agent = suiteAgent(() => ({ config: simulatorConfig({ metrics: { scrapeDeadlineSeconds: 1, guestLabels: ['owner', 'rack.row'] } }) }));
 
   async function scrape(): Promise<string> {
     const res = await agent.request('GET', '/metrics');

@@ -12,7 +12,7 @@ import { createRouter, type AppOptions } from '../../core/http/app.js';
 import { openApiPath } from '../../core/http/openapi/api-registry.js';
 import { buildOpenApiDocument } from '../../core/http/openapi/openapi-document.js';
 import { VERSION } from '../../core/kernel.js';
-import { removeDir, startAgent, type RunningAgent } from '../support/agent.js';
+import { suiteAgent } from '../support/agent-hooks.js';
 import { checkResponse, ContractViolation, contractTally } from '../support/contract.js';
 import { simulatorConfig } from '../support/configs.js';
 
@@ -59,14 +59,7 @@ describe('API: OpenAPI document', function () {
   });
 
   describe('served by a real agent', function () {
-    let agent: RunningAgent;
-    before(async () => {
-      agent = await startAgent({ config: simulatorConfig({ auth: { tokens: [TOKEN] }, simulator: { failures: { reboot: 'simulated reboot failure' } } }) });
-    });
-    after(async () => {
-      await agent?.stop();
-      if (agent) await removeDir(agent.dataDir);
-    });
+    const agent = suiteAgent(() => ({ config: simulatorConfig({ auth: { tokens: [TOKEN] }, simulator: { failures: { reboot: 'simulated reboot failure' } } }) }));
 
     it('GET /openapi.json is the generated document, without a token', async () => {
       const res = await agent.request('GET', '/openapi.json');

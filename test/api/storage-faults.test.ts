@@ -12,7 +12,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { randomUUID } from 'node:crypto';
-import { removeDir, startAgent, type RunningAgent } from '../support/agent.js';
+import { removeDir, type TestAgent } from '../support/agent.js';
+import { agentsPerTest } from '../support/agent-hooks.js';
 import { simulatorConfig } from '../support/configs.js';
 import { GuestRegistry } from '../../core/guests/guest-registry.js';
 import { StateStore } from '../../core/state/state-store.js';
@@ -56,7 +57,6 @@ describe('storage faults: a full data dir', function () {
   this.timeout(60000);
   let mountPoint: string;
   let mounted = false;
-  const agents: RunningAgent[] = [];
 
   before(async function () {
     mountPoint = await mkdtemp(path.join(tmpdir(), 'hyperkern-tmpfs-'));
@@ -70,8 +70,9 @@ describe('storage faults: a full data dir', function () {
       this.skip();
     }
   });
+  // Agents stop before the space is freed (their hook comes first).
+  const agents = agentsPerTest();
   afterEach(async () => {
-    for (const agent of agents.splice(0)) await agent.kill9();
     if (mounted) await freeUp(mountPoint);
   });
   after(async () => {
@@ -79,10 +80,8 @@ describe('storage faults: a full data dir', function () {
     await removeDir(mountPoint);
   });
 
-  async function start(dataDir: string): Promise<RunningAgent> {
-    const agent = await startAgent({ config: simulatorConfig(), dataDir });
-    agents.push(agent);
-    return agent;
+  async function start(dataDir: string): Promise<TestAgent> {
+    return agents.inProcess({ config: simulatorConfig(), dataDir });
   }
 
   function expectStorageError(res: { status: number; body: any; text: string }, what: string, dataDir: string) {
@@ -138,7 +137,6 @@ describe('storage faults: a full data dir', function () {
     expect(started.body.state).to.equal('running');
 
     expect(await agent.stop()).to.equal(0);
-    agents.splice(agents.indexOf(agent), 1);
     const again = await start(dataDir);
     expect((await again.request('GET', '/metadata')).body).to.deep.equal({ site: 'lab', later: 'yes' });
     const guests = (await again.request('GET', '/guests')).body as Array<{ id: string; state: string; metadata: Record<string, string> }>;
@@ -176,17 +174,12 @@ describe('storage faults: a full data dir', function () {
 
 describe('one agent per data dir', function () {
   this.timeout(60000);
-  const agents: RunningAgent[] = [];
-  afterEach(async () => {
-    const dirs = new Set(agents.map((a) => a.dataDir));
-    for (const agent of agents.splice(0)) await agent.kill9();
-    for (const dir of dirs) await removeDir(dir);
-  });
+  // Two processes on one data dir: the lock is between processes.
+  const agents = agentsPerTest();
 
   it('refuses a second agent at once, naming the holder PID and the data dir; it touched no job', async () => {
     const config = simulatorConfig({ jobs: { concurrency: 1 } });
-    const first = await startAgent({ config });
-    agents.push(first);
+    const first = await agents.spawn({ config });
     const slow = (await first.request('POST', '/guests?wait=10&start=false', { metadata: { 'simulator.delay.start': '20000' } })).body.id;
     const running = (await first.request('POST', `/guests/${slow}/start`)).headers.get('x-guest-job-id');
     const queued = (await first.request('DELETE', `/guests/${slow}`)).headers.get('x-guest-job-id');
@@ -195,9 +188,8 @@ describe('one agent per data dir', function () {
     let refusal = '';
     const began = Date.now();
     // Same data dir and another port: what `npm start` run again would do.
-    await startAgent({ config, dataDir: first.dataDir }).then(
-      (second) => {
-        agents.push(second);
+    await agents.spawn({ config, dataDir: first.dataDir }).then(
+      () => {
         throw new Error('a second agent started on a data dir in use');
       },
       (error: Error) => (refusal = error.message),
@@ -212,11 +204,9 @@ describe('one agent per data dir', function () {
   });
 
   it('lets the next agent take the data dir at once after kill -9 (the lock dies with its process)', async () => {
-    const first = await startAgent({ config: simulatorConfig() });
-    agents.push(first);
+    const first = await agents.spawn({ config: simulatorConfig() });
     await first.kill9();
-    const second = await startAgent({ config: simulatorConfig(), dataDir: first.dataDir });
-    agents.push(second);
+    const second = await agents.spawn({ config: simulatorConfig(), dataDir: first.dataDir });
     expect((await second.request('GET', '/health')).status).to.equal(200);
   });
 });

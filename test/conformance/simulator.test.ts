@@ -6,7 +6,7 @@
  */
 import { expect } from 'chai';
 import { randomUUID } from 'node:crypto';
-import { removeDir, startAgent, type RunningAgent } from '../support/agent.js';
+import { agentsPerTest, suiteAgent } from '../support/agent-hooks.js';
 import { simulatorConfig } from '../support/configs.js';
 import { goFlow, jsFlow, type FlowBackend } from '../support/conformance-flows.js';
 import { buildGoClient, goClient, removeGoClient } from '../support/go-client.js';
@@ -15,18 +15,14 @@ const simulator: FlowBackend = { guest: {}, jobTimeoutSeconds: 10, booted: async
 
 describe('conformance: Go and JavaScript clients on the simulator', function () {
   this.timeout(120_000);
-  let agent: RunningAgent;
-
   before(async function () {
     this.timeout(300_000); // a first go build on a cold cache
     await buildGoClient();
-    agent = await startAgent({ config: simulatorConfig() });
   });
   after(async () => {
-    await agent?.stop();
-    if (agent) await removeDir(agent.dataDir);
     await removeGoClient();
   });
+  const agent = suiteAgent(() => ({ config: simulatorConfig() }));
 
   it('a Go client creates (a running guest), gets, lists, patches and removes metadata, reads metrics, runs all seven actions and polls their jobs', async () => {
     await goFlow(agent, simulator);
@@ -134,17 +130,10 @@ describe('conformance: Go and JavaScript clients on the simulator', function () 
 
 describe('conformance: per-guest-type action plans', function () {
   this.timeout(60_000);
-  const agents: RunningAgent[] = [];
-  after(async () => {
-    for (const a of agents) {
-      await a.stop();
-      await removeDir(a.dataDir);
-    }
-  });
+  const agents = agentsPerTest();
 
   it('without a container plan, a container create is a 501 naming the action to configure, not a VM', async () => {
-    const agent = await startAgent({ config: simulatorConfig() });
-    agents.push(agent);
+    const agent = await agents.inProcess({ config: simulatorConfig() });
     const res = await agent.request('POST', '/guests', { type: 'container' });
     expect(res.status).to.equal(501);
     expect(res.body.message).to.match(/maps no stages to "containerCreate" \(guest type "container"\); add actions\.containerCreate/);
@@ -163,8 +152,7 @@ describe('conformance: per-guest-type action plans', function () {
     config.actions.containerStart = { async: ['simulator.start'] };
     config.actions.containerDelete = { async: ['simulator.delete'] };
     config.actions.containerCpuMetrics = { stages: ['simulator.cpuMetrics'] };
-    const agent = await startAgent({ config });
-    agents.push(agent);
+    const agent = await agents.inProcess({ config });
     const created = await agent.request('POST', '/guests?wait=10', { type: 'container', cpu: 2 });
     expect(created.status, created.text).to.equal(200);
     expect(created.body.state, 'containerCreate ran, not create (which boots)').to.equal('off');

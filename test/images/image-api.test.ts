@@ -1,6 +1,7 @@
 /**
- * The image API through the real agent (CLI, config, SQLite, HTTP) with the
- * images plugin beside the simulator, fetching from a real loopback server.
+ * The image API through the real kernel (in-process: config, SQLite, HTTP)
+ * with the images plugin beside the simulator, fetching from a real
+ * loopback server; a kill -9 mid-fetch in a child agent.
  */
 import { expect } from 'chai';
 import { createReadStream } from 'node:fs';
@@ -8,7 +9,8 @@ import { mkdir, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { request as httpRequest } from 'node:http';
-import { makeTempDir, removeDir, startAgent, waitFor, type RunningAgent } from '../support/agent.js';
+import { makeTempDir, removeDir, waitFor } from '../support/agent.js';
+import { agentsPerTest, suiteAgent } from '../support/agent-hooks.js';
 import { simulatorConfig, withImages } from '../support/configs.js';
 import { makeQcow2, makeRaw, sha256Of } from '../support/image-files.js';
 import { startImageServer, type ImageServer } from '../support/image-server.js';
@@ -34,7 +36,6 @@ describe('image API', function () {
   let served: string;
   let imagesDir: string;
   let server: ImageServer;
-  let agent: RunningAgent;
 
   before(async () => {
     work = await makeTempDir('hk-image-api-');
@@ -44,12 +45,11 @@ describe('image API', function () {
     await makeQcow2(served, 'base.qcow2', 64, 4);
     await makeRaw(served, 'disk.raw', 8);
     server = await startImageServer(served);
-    agent = await startAgent({ config: withImages(simulatorConfig(), { imagesDir }) });
   });
+  const agent = suiteAgent(() => ({ config: withImages(simulatorConfig(), { imagesDir }) }));
+  const children = agentsPerTest();
 
   after(async () => {
-    await agent?.stop();
-    if (agent) await removeDir(agent.dataDir);
     await server?.close();
     await removeDir(work);
   });
@@ -173,14 +173,16 @@ describe('image API', function () {
   });
 
   it('leaves no partial file after a kill -9 mid-fetch; the job ends as interrupted', async () => {
-    const res = await agent.request('POST', '/images', { id: 'killed', source: `${server.url}/slow/base.qcow2` });
+    // The process is the point: a child agent on the same images folder is killed and restarted.
+    const config = withImages(simulatorConfig(), { imagesDir });
+    const first = await children.spawn({ config });
+    const res = await first.request('POST', '/images', { id: 'killed', source: `${server.url}/slow/base.qcow2` });
     const jobId = res.headers.get('x-guest-job-id')!;
-    await waitFor(async () => (await agent.request('GET', `/jobs/${jobId}`)).body.Status === 'Running' && (await leftovers()).length > 0, 30_000, 'the fetch to be writing');
-    const dataDir = agent.dataDir;
-    await agent.kill9();
-    agent = await startAgent({ config: withImages(simulatorConfig(), { imagesDir }), dataDir });
-    expect((await agent.request('GET', `/jobs/${jobId}`)).body).to.include({ Status: 'Error', Message: 'interrupted by agent restart' });
+    await waitFor(async () => (await first.request('GET', `/jobs/${jobId}`)).body.Status === 'Running' && (await leftovers()).length > 0, 30_000, 'the fetch to be writing');
+    await first.kill9();
+    const second = await children.spawn({ config, dataDir: first.dataDir });
+    expect((await second.request('GET', `/jobs/${jobId}`)).body).to.include({ Status: 'Error', Message: 'interrupted by agent restart' });
     expect(await leftovers()).to.deep.equal([]);
-    expect((await agent.request('GET', '/images/killed')).status).to.equal(404);
+    expect((await second.request('GET', '/images/killed')).status).to.equal(404);
   });
 });

@@ -1,12 +1,13 @@
 /**
- * mistify sub-agents as drop-ins: the real agent, started from a config in
+ * mistify sub-agents as drop-ins: the real kernel (in-process), started from a config in
  * mistify-agent's own format, calls a JSON-RPC 1.0 server written here from
  * the wire format (fake-sub-agent.ts) for every seed action and metrics
  * call, including error replies, replies slower than the stage timeout,
  * and a sub-agent that is not listening.
  */
 import { expect } from 'chai';
-import { removeDir, startAgent, waitFor, type RunningAgent } from '../support/agent.js';
+import { waitFor } from '../support/agent.js';
+import { suiteAgent } from '../support/agent-hooks.js';
 import { FakeSubAgent } from './fake-sub-agent.js';
 
 function mistifyConfig(port: number) {
@@ -43,15 +44,11 @@ function mistifyConfig(port: number) {
 describe('jsonrpc: mistify sub-agents over JSON-RPC 1.0', function () {
   this.timeout(60_000);
   let sub: FakeSubAgent;
-  let agent: RunningAgent;
-
   before(async () => {
     sub = await new FakeSubAgent('Test').start();
-    agent = await startAgent({ config: mistifyConfig(sub.port) });
   });
+  const agent = suiteAgent(() => ({ config: mistifyConfig(sub.port) }));
   after(async () => {
-    await agent?.stop();
-    if (agent) await removeDir(agent.dataDir);
     await sub?.stop();
   });
 

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { distRoot, removeDir, startAgent } from '../support/agent.js';
+import { agentsPerTest } from '../support/agent-hooks.js';
 import { shippedConfig, simulatorConfig } from '../support/configs.js';
 
 const run = promisify(execFile);
@@ -21,6 +22,8 @@ describe('config and plugin loading', function () {
     dir = await mkdtemp(path.join(tmpdir(), 'hyperkern-config-'));
   });
   after(async () => removeDir(dir));
+  // Plugins at work in jobs need no command line: those agents run in-process.
+  const agents = agentsPerTest();
 
   let counter = 0;
   /** Runs `main.js --check` on a config; returns exit code and output. */
@@ -114,15 +117,10 @@ describe('config and plugin loading', function () {
     const config = simulatorConfig();
     config.plugins.push({ module: fixture('good'), options: { greeting: 'hi' } });
     config.actions.create.async.push('good.tag');
-    const agent = await startAgent({ config });
-    try {
-      const res = await agent.request('POST', '/guests?wait=5', {});
-      expect(res.status).to.equal(200);
-      expect(res.body.metadata.greeting, 'the plugin stage saw its own options').to.equal('hi');
-    } finally {
-      await agent.stop();
-      await removeDir(agent.dataDir);
-    }
+    const agent = await agents.inProcess({ config });
+    const res = await agent.request('POST', '/guests?wait=5', {});
+    expect(res.status).to.equal(200);
+    expect(res.body.metadata.greeting, 'the plugin stage saw its own options').to.equal('hi');
   });
 
   it('refuses a plugin whose dependency is not configured', async () => {
@@ -151,20 +149,15 @@ describe('config and plugin loading', function () {
     const checked = await check(config);
     expect(checked.code, checked.stderr).to.equal(0);
     expect(checked.stdout).to.match(/plugins guard, uses-guard, simulator/);
-    const agent = await startAgent({ config });
-    try {
-      const created = await agent.request('POST', '/guests?wait=5&start=false', {});
-      expect(created.status).to.equal(200);
-      const id = created.body.id;
-      expect((await agent.request('POST', `/guests/${id}/start?wait=5`)).status).to.equal(200);
-      // Running now: guard.requireState, reached through uses-guard, refuses.
-      const again = await agent.request('POST', `/guests/${id}/start`);
-      expect(again.status).to.equal(409);
-      expect(again.body.message).to.match(/guest is running; start needs off/);
-    } finally {
-      await agent.stop();
-      await removeDir(agent.dataDir);
-    }
+    const agent = await agents.inProcess({ config });
+    const created = await agent.request('POST', '/guests?wait=5&start=false', {});
+    expect(created.status).to.equal(200);
+    const id = created.body.id;
+    expect((await agent.request('POST', `/guests/${id}/start?wait=5`)).status).to.equal(200);
+    // Running now: guard.requireState, reached through uses-guard, refuses.
+    const again = await agent.request('POST', `/guests/${id}/start`);
+    expect(again.status).to.equal(409);
+    expect(again.body.message).to.match(/guest is running; start needs off/);
   });
 
   it('refuses broken plugins with a message naming the config entry', async () => {

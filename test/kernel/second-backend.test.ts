@@ -6,22 +6,16 @@
  */
 import { expect } from 'chai';
 import path from 'node:path';
-import { distRoot, removeDir, startAgent, type RunningAgent } from '../support/agent.js';
+import { distRoot } from '../support/agent.js';
+import { suiteAgent } from '../support/agent-hooks.js';
 
 describe('a second backend from one folder and no action config', () => {
-  let agent: RunningAgent;
-  before(async () => {
-    agent = await startAgent({
-      config: {
-        logLevel: 'info',
-        plugins: [{ module: 'guard' }, { module: path.join(distRoot, 'test/fixtures/mini-sim/index.js'), options: { cpuSeconds: 7 } }],
-      },
-    });
-  });
-  after(async () => {
-    await agent?.stop();
-    if (agent) await removeDir(agent.dataDir);
-  });
+  const agent = suiteAgent(() => ({
+    config: {
+      logLevel: 'info',
+      plugins: [{ module: 'guard' }, { module: path.join(distRoot, 'test/fixtures/mini-sim/index.js'), options: { cpuSeconds: 7 } }],
+    },
+  }));
 
   it('creates (and boots), guards, powers off, reads metrics and deletes', async () => {
     const created = await agent.request('POST', '/guests?wait=10', { cpu: 2 });
