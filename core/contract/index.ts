@@ -4,3 +4,4 @@
  * kernel reaches plugins through `await import()` of the names in the config.
  */
 export * from './plugin-api.js';
+export * from './backend-kit/index.js';

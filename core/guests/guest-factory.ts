@@ -17,6 +17,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import { Errors } from '../errors.js';
 import type { Disk, Guest, Nic } from '../contract/wire-types.js';
+import { tapName } from '../contract/backend-kit/device-names.js';
 
 const MAX_MEMORY_MIB = 4 * 1024 * 1024; // 4 TiB
 const MAX_DISK_MIB = 64 * 1024 * 1024; // 64 TiB
@@ -149,9 +150,4 @@ export function macFor(guestId: string, index: number): string {
   const bytes = [0x52, 0x54, 0x00, digest[0], digest[1], digest[2]];
   bytes[0] = (bytes[0] | 0x02) & 0xfe;
   return bytes.map((b) => b.toString(16).padStart(2, '0')).join(':');
-}
-
-/** Host-side device name: at most 15 characters (Linux IFNAMSIZ - 1). */
-export function tapName(guestId: string, index: number): string {
-  return `hk${guestId.replace(/-/g, '').slice(0, 8)}n${index}`;
 }

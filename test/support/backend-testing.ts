@@ -7,7 +7,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import net from 'node:net';
-import type { Guest, GuestDirectory, Logger, StageContext } from '../../core/contract/index.js';
+import { tapName, type Guest, type GuestDirectory, type Logger, type StageContext } from '../../core/contract/index.js';
 
 /** The kernel's registry as a plugin sees it, in memory, recording what the plugin observed. */
 export class RecordingGuests implements GuestDirectory {
@@ -72,7 +72,6 @@ export function stageContext(stage: string, log: Logger, timeoutMs = 60000): Sta
 /** A guest as the kernel hands it to create: ids, NIC names, MACs and devices assigned. */
 export function kernelShapedGuest(overrides: Partial<Guest> & { nicNetworks?: string[]; diskSizes?: number[] } = {}): Guest {
   const id = randomUUID();
-  const short = id.replaceAll('-', '').slice(0, 8);
   const { nicNetworks = [], diskSizes = [64], ...rest } = overrides;
   return {
     id,
@@ -91,7 +90,7 @@ export function kernelShapedGuest(overrides: Partial<Guest> & { nicNetworks?: st
       address: '',
       netmask: '',
       gateway: '',
-      device: `hk${short}n${i}`,
+      device: tapName(id, i),
       vlans: [],
     })),
     disks: diskSizes.map((size, i) => ({
