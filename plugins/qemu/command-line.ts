@@ -2,19 +2,16 @@
  * The QEMU command line for a guest. Everything comes from the Guest record
  * and the plugin options, so a restarted agent rebuilds the same machine.
  */
-import { StageRejection, type Guest } from '../../core/contract/index.js';
+import { checkMac, checkNicName, nicModel, StageRejection, type Guest, type NicModel } from '../../core/contract/index.js';
 import type { ResolvedQemuOptions } from './options.js';
 import type { RunDir } from './run-dir.js';
 
 /** Guest metadata keys that boot a kernel from the images folder directly (no bootloader on disk). */
 export const KERNEL_METADATA = { kernel: 'qemu.kernel', initrd: 'qemu.initrd', cmdline: 'qemu.cmdline' } as const;
 
-/** NIC models a guest may ask for; anything else could smuggle QEMU options. */
-const NIC_MODELS: Record<string, string> = {
-  '': 'virtio-net-pci',
+/** QEMU's device for each NIC model of the backend kit. */
+const NIC_DEVICES: Record<NicModel, string> = {
   virtio: 'virtio-net-pci',
-  'virtio-net': 'virtio-net-pci',
-  'virtio-net-pci': 'virtio-net-pci',
   e1000: 'e1000',
   e1000e: 'e1000e',
   rtl8139: 'rtl8139',
@@ -118,10 +115,10 @@ export function buildCommandLine(guest: Guest, runDir: RunDir, options: Resolved
   });
 
   for (const nic of guest.nics) {
-    const model = NIC_MODELS[nic.model ?? ''];
-    if (!model) throw new StageRejection(400, `nic ${nic.name}: unknown model "${nic.model}" (one of ${Object.keys(NIC_MODELS).filter(Boolean).join(', ')})`);
-    if (!/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i.test(nic.mac)) throw new StageRejection(400, `nic ${nic.name}: bad MAC "${nic.mac}"`);
-    if (!/^[A-Za-z0-9_-]+$/.test(nic.name)) throw new StageRejection(400, `nic name "${nic.name}" must be letters, digits, _ and -`);
+    // Model, MAC and name all end up inside QEMU's option syntax.
+    const model = NIC_DEVICES[nicModel(nic)];
+    checkMac(nic);
+    checkNicName(nic);
     const tap = plan.taps.get(nic.name);
     const netdev = `netdev-${nic.name}`;
     if (tap) args.push('-netdev', `tap,id=${netdev},ifname=${tap},script=no,downscript=no`);

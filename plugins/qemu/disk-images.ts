@@ -6,7 +6,7 @@
 import { stat } from 'node:fs/promises';
 import { pathExists as exists } from './path-exists.js';
 import path from 'node:path';
-import { StageRejection, type Disk, type Guest } from '../../core/contract/index.js';
+import { checkImageName, StageRejection, type Disk, type Guest } from '../../core/contract/index.js';
 import { run } from './exec.js';
 import type { RunDir } from './run-dir.js';
 
@@ -19,9 +19,7 @@ const IMAGE_SUFFIXES = ['', '.qcow2', '.img', '.raw'];
  * file names: the API must not reach files elsewhere on the host.
  */
 export async function findImage(imagesDir: string, name: string): Promise<string> {
-  if (name.includes('/') || name === '.' || name === '..' || name.includes('\0')) {
-    throw new StageRejection(400, `image "${name}" must be a file name in the images folder ${imagesDir}, not a path`);
-  }
+  checkImageName(name, imagesDir);
   for (const suffix of IMAGE_SUFFIXES) {
     const candidate = path.join(imagesDir, name + suffix);
     try {

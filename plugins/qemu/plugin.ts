@@ -8,7 +8,12 @@
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { inject, injectable } from 'tsyringe';
 import {
+  checkUnixSocketPath,
+  isInterfaceName,
+  ObserveQueue,
   StageRejection,
+  tapName,
+  timeoutArg,
   Tokens,
   type Guest,
   type GuestDirectory,
@@ -32,10 +37,10 @@ import { cpuMetrics, diskMetrics, nicMetrics } from './metrics.js';
 import { resolveOptions, type QemuOptions, type ResolvedQemuOptions } from './options.js';
 import { GuestSnapshots } from './guest-snapshots.js';
 import { findGuestProcess, launchQemu, terminate } from './qemu-process.js';
-import { MAX_UNIX_SOCKET_PATH, type QmpEvent } from './qmp-client.js';
+import type { QmpEvent } from './qmp-client.js';
 import { RunDir } from './run-dir.js';
 import { removeStaleExports } from './snapshot-export.js';
-import { ensureTap, isBridge, MAX_INTERFACE_NAME, removeTap } from './taps.js';
+import { ensureTap, isBridge, removeTap } from './taps.js';
 import { allocateVncPort } from './vnc-ports.js';
 
 /** States in which a QEMU process should exist. */
@@ -49,8 +54,8 @@ export class QemuPlugin implements PluginInstance {
   /** VNC ports handed out by creates that may not be persisted yet (creates of different guests run in parallel). */
   private readonly vncReserved = new Set<number>();
   private vncAllocation: Promise<unknown> = Promise.resolve();
-  /** Keeps observe() calls in event order. */
-  private observations: Promise<void> = Promise.resolve();
+  /** What QEMU reports on its own, recorded in event order. */
+  private readonly observations: ObserveQueue;
   private version = 'unknown';
   /** Disk and guest snapshots (qcow2 internal): QMP while a guest runs, qemu-img while it is off. */
   readonly snapshots: GuestSnapshots;
@@ -79,6 +84,7 @@ export class QemuPlugin implements PluginInstance {
   ) {
     this.options = resolveOptions(options);
     this.snapshots = new GuestSnapshots(this.options.qemuImg, (id) => this.machines.get(id));
+    this.observations = new ObserveQueue(guests, log, 'QEMU');
   }
 
   // ---- plugin lifecycle ----------------------------------------------------
@@ -101,7 +107,7 @@ export class QemuPlugin implements PluginInstance {
   async stop(): Promise<void> {
     for (const machine of this.machines.values()) machine.detach();
     this.machines.clear();
-    await this.observations;
+    await this.observations.drained();
   }
 
   health(): PluginHealth {
@@ -174,25 +180,20 @@ export class QemuPlugin implements PluginInstance {
       const reason = shutdown ? `QEMU exited after SHUTDOWN (${shutdown.reason})` : 'QEMU process exited without a SHUTDOWN event (killed or crashed)';
       this.log.info({ guest: machine.guestId, pid: machine.pid, state, reason }, 'QEMU exited');
       this.observe(machine.guestId, { state }, reason);
-      await this.observations;
+      await this.observations.drained();
     },
   };
 
   private observe(id: string, change: Partial<Omit<Guest, 'id'>>, reason: string): void {
-    this.observations = this.observations
-      .then(() => this.guests.observe(id, change, reason))
-      .catch((error: Error) => this.log.error({ guest: id, change, err: error.message }, 'could not record a state change QEMU reported'));
+    this.observations.observe(id, change, reason);
   }
 
   // ---- lifecycle stages ----------------------------------------------------
 
   private async create({ guest }: GuestRequest, ctx: StageContext): Promise<GuestResponse> {
     const runDir = new RunDir(this.dataDir, guest.id);
-    for (const socket of [runDir.qmpSocket, runDir.serialSocket]) {
-      if (Buffer.byteLength(socket) > MAX_UNIX_SOCKET_PATH) {
-        throw new Error(`socket path ${socket} is longer than the ${MAX_UNIX_SOCKET_PATH} bytes unix sockets allow; configure a shorter dataDir`);
-      }
-    }
+    checkUnixSocketPath(runDir.qmpSocket, 'QMP socket');
+    checkUnixSocketPath(runDir.serialSocket, 'serial socket');
     await mkdir(this.dataDir, { recursive: true });
     try {
       await mkdir(runDir.dir);
@@ -207,8 +208,8 @@ export class QemuPlugin implements PluginInstance {
       const nics = [];
       for (const [index, nic] of guest.nics.entries()) {
         if (await isBridge(nic.network)) {
-          const device = nic.device || `hk${guest.id.replaceAll('-', '').slice(0, 8)}n${index}`;
-          if (device.length > MAX_INTERFACE_NAME) throw new StageRejection(400, `nic ${nic.name}: device name ${device} is longer than ${MAX_INTERFACE_NAME}`);
+          const device = nic.device || tapName(guest.id, index);
+          if (!isInterfaceName(device)) throw new StageRejection(400, `nic ${nic.name}: device name ${device} is not a Linux interface name`);
           await ensureTap(device, nic.network, ctx.signal);
           createdTaps.push(device);
           nics.push({ ...nic, device });
@@ -425,15 +426,6 @@ export class QemuPlugin implements PluginInstance {
 /** A guest that is not running: keep "shutdown" if that is how it stopped. */
 function offState(guest: Guest): GuestState {
   return guest.state === 'shutdown' ? 'shutdown' : 'off';
-}
-
-/** `timeout` from the request's args (query strings arrive as strings), in seconds. */
-function timeoutArg(args: Record<string, unknown>, fallback: number): number {
-  const raw = args?.timeout;
-  if (raw === undefined || raw === null || raw === '') return fallback;
-  const seconds = typeof raw === 'number' ? raw : Number(raw);
-  if (!Number.isFinite(seconds) || seconds <= 0) throw new StageRejection(400, `timeout must be a positive number of seconds, got "${String(raw)}"`);
-  return seconds;
 }
 
 async function isDirectory(dir: string): Promise<boolean> {

@@ -8,6 +8,7 @@
  */
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
+import { checkUnixSocketPath } from '../../core/contract/index.js';
 
 export interface QmpEvent {
   event: string;
@@ -34,9 +35,6 @@ interface Pending {
   timer: NodeJS.Timeout;
 }
 
-/** Longest unix socket path Linux accepts (sun_path is 108 bytes with the NUL). */
-export const MAX_UNIX_SOCKET_PATH = 107;
-
 export interface QmpClientEvents {
   event: [QmpEvent];
   close: [];
@@ -62,11 +60,7 @@ export class QmpClient extends EventEmitter<QmpClientEvents> {
    * Rejects with a message that names the socket if any step fails.
    */
   static async connect(socketPath: string, options: { timeoutMs?: number; commandTimeoutMs?: number } = {}): Promise<QmpClient> {
-    if (Buffer.byteLength(socketPath) > MAX_UNIX_SOCKET_PATH) {
-      throw new Error(
-        `QMP socket path ${socketPath} is ${Buffer.byteLength(socketPath)} bytes; unix sockets allow ${MAX_UNIX_SOCKET_PATH}: use a shorter data dir`,
-      );
-    }
+    checkUnixSocketPath(socketPath, 'QMP socket');
     const timeoutMs = options.timeoutMs ?? 5000;
     const socket = net.connect({ path: socketPath });
     const greeting = await new Promise<unknown>((resolve, reject) => {

@@ -6,15 +6,15 @@
  * restarts until the guest is deleted.
  */
 import { readFile } from 'node:fs/promises';
+import { isInterfaceName, MAX_INTERFACE_NAME } from '../../core/contract/index.js';
 import { pathExists as exists } from './path-exists.js';
 import { run } from './exec.js';
 
 const SYS_NET = '/sys/class/net';
-/** IFNAMSIZ - 1 */
-export const MAX_INTERFACE_NAME = 15;
 
 export function isBridge(name: string): Promise<boolean> {
-  if (!name || name.includes('/') || name.startsWith('.')) return Promise.resolve(false);
+  // A name that cannot be an interface is no bridge (and must not reach the /sys path).
+  if (!isInterfaceName(name)) return Promise.resolve(false);
   return exists(`${SYS_NET}/${name}/bridge`);
 }
 
@@ -23,7 +23,7 @@ export function interfaceExists(name: string): Promise<boolean> {
 }
 
 function checkName(tap: string): void {
-  if (!/^[A-Za-z0-9_.-]+$/.test(tap) || tap.length > MAX_INTERFACE_NAME) {
+  if (!isInterfaceName(tap)) {
     throw new Error(`tap name "${tap}" is not a valid interface name (letters, digits, _.-, at most ${MAX_INTERFACE_NAME})`);
   }
 }
