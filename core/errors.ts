@@ -23,6 +23,8 @@ const CATALOGUE = {
   guestNotFound: { code: 'HK_ERR_GUEST_NOT_FOUND', status: 404, means: 'no guest with that id' },
   jobNotFound: { code: 'HK_ERR_JOB_NOT_FOUND', status: 404, means: 'no job with that id' },
   imageNotFound: { code: 'HK_ERR_IMAGE_NOT_FOUND', status: 404, means: 'no image with that id' },
+  diskNotFound: { code: 'HK_ERR_DISK_NOT_FOUND', status: 404, means: 'the guest has no disk with that device name' },
+  snapshotNotFound: { code: 'HK_ERR_SNAPSHOT_NOT_FOUND', status: 404, means: 'no snapshot with that name (of that guest or disk)' },
   routeNotFound: { code: 'HK_ERR_ROUTE_NOT_FOUND', status: 404, means: 'no such route' },
   methodNotAllowed: { code: 'HK_ERR_METHOD_NOT_ALLOWED', status: 405, means: 'the route exists, not with this method' },
   conflict: { code: 'HK_ERR_CONFLICT', status: 409, means: 'the request conflicts with the current state' },
@@ -86,6 +88,9 @@ export const Errors = {
   guestNotFound: (id: string) => new HyperkernError('guestNotFound', `no guest with id "${id}" on this host`),
   jobNotFound: (id: string) => new HyperkernError('jobNotFound', `no job with id "${id}" (it may have been pruned from the bounded job history)`),
   imageNotFound: (id: string) => new HyperkernError('imageNotFound', `no image with id "${id}" on this host; GET /images lists them, POST /images fetches one`),
+  diskNotFound: (guestId: string, disk: string, devices: string[]) =>
+    new HyperkernError('diskNotFound', `guest ${guestId} has no disk "${disk}"; its disks are ${devices.length ? devices.join(', ') : '(none)'}`),
+  snapshotNotFound: (name: string, of: string) => new HyperkernError('snapshotNotFound', `no snapshot "${name}" of ${of}; GET its snapshots to list them`),
   routeNotFound: make('routeNotFound'),
   methodNotAllowed: make('methodNotAllowed'),
   conflict: make('conflict'),

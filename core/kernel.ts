@@ -13,6 +13,7 @@ import { KernelAgentInfo } from './agent-info.js';
 import { buildActionPlans, type ActionPlans } from './jobs/action-plan.js';
 import { ActionRunner } from './jobs/action-runner.js';
 import { ImageRunner } from './jobs/image-runner.js';
+import { SnapshotRunner } from './jobs/snapshot-runner.js';
 import { parseListen, type LoadedConfig } from './config/config.js';
 import { GuestRegistry } from './guests/guest-registry.js';
 import { HostMetadata } from './guests/host-metadata.js';
@@ -75,6 +76,7 @@ export class Kernel {
     private readonly plugins: LoadedPlugin[],
     readonly runner: ActionRunner,
     readonly images: ImageRunner,
+    readonly snapshots: SnapshotRunner,
     private readonly metadata: HostMetadata,
     private readonly jobs: JobLog,
     private readonly output: Pick<AgentLog, 'dropped'>,
@@ -111,7 +113,8 @@ export class Kernel {
       registry.reserved = new ReservedMetadata(plugins.map((p) => [p.id, p.manifest.ownedMetadata ?? []]));
       const runner = new ActionRunner(store, registry, jobs, plans, log, config.jobs.concurrency);
       const images = new ImageRunner(jobs, plans, log, config.jobs.concurrency);
-      const kernel = new Kernel(loaded, log, dataDir, lock, store, registry, plugins, runner, images, metadata, jobs, output, agentInfo);
+      const snapshots = new SnapshotRunner(registry, jobs, plans, runner, log);
+      const kernel = new Kernel(loaded, log, dataDir, lock, store, registry, plugins, runner, images, snapshots, metadata, jobs, output, agentInfo);
       for (const plugin of plugins) {
         await plugin.instance.start?.();
       }
@@ -167,6 +170,7 @@ export class Kernel {
       accessLog: config.accessLog,
       guests: { registry: this.registry, runner: this.runner, jobs: this.jobs, maxWaitSeconds: config.jobs.maxWaitSeconds, errorIssues: config.limits.errorIssues },
       images: { images: this.images, jobs: this.jobs, maxWaitSeconds: config.jobs.maxWaitSeconds },
+      snapshots: { snapshots: this.snapshots, runner: this.runner, jobs: this.jobs, log: this.log, maxWaitSeconds: config.jobs.maxWaitSeconds },
       host: {
         metadata: this.metadata,
         jobs: this.jobs,
@@ -202,7 +206,7 @@ export class Kernel {
     const address = server.address() as AddressInfo;
     const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
     const url = `http://${shownHost}:${address.port}`;
-    const recovered = { ...(await this.runner.recover()), imageJobsResumed: this.images.recover() };
+    const recovered = { ...(await this.runner.recover()), imageJobsResumed: this.images.recover(), snapshotJobsQueued: this.snapshots.recover() };
     this.log.info(
       { guests: this.registry.size, jobs: this.jobs.size, ...recovered, plugins: this.plugins.map((p) => p.id), dataDir: this.dataDir, config: this.loaded.file },
       'kernel ready',

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { Errors } from '../errors.js';
 import { ConfigRejection, type ConfigDialect } from '../contract/plugin-api.js';
-import { isImageJobAction, isImageQueryAction, isMetricsAction, splitActionName, UNROUTED_MISTIFY_ACTIONS } from '../jobs/actions.js';
+import { isImageJobAction, isImageQueryAction, isMetricsAction, isSnapshotAction, splitActionName, UNROUTED_MISTIFY_ACTIONS } from '../jobs/actions.js';
 
 const stageRefSchema = z.union([
   z.string().regex(/^[^.\s]+\..+$/, 'a stage name looks like "plugin.stage"'),
@@ -204,7 +204,16 @@ function translateWith(dialect: ConfigDialect, raw: Record<string, unknown>, fil
   try {
     return dialect(raw, {
       file,
-      stageKindOf: (action) => (isMetricsAction(splitActionName(action).action) ? 'metrics' : isImageJobAction(action) || isImageQueryAction(action) ? 'image' : 'action'),
+      stageKindOf: (action) =>
+        isMetricsAction(splitActionName(action).action)
+          ? 'metrics'
+          : isImageJobAction(action) || isImageQueryAction(action)
+            ? 'image'
+            : action === 'downloadSnapshot'
+              ? 'snapshotDownload'
+              : isSnapshotAction(action)
+                ? 'snapshot'
+                : 'action',
       isUnroutedAction: (action) => (UNROUTED_MISTIFY_ACTIONS as readonly string[]).includes(action),
     });
   } catch (error) {

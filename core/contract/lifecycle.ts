@@ -68,3 +68,34 @@ export const LIFECYCLE: { readonly [A in LifecycleAction]: ActionLifecycle } = {
 export function isLifecycleAction(name: string): name is LifecycleAction {
   return (LIFECYCLE_ACTIONS as readonly string[]).includes(name);
 }
+
+/**
+ * Snapshot actions (mistify's names). Create, delete and rollback run as jobs
+ * on the guest's queue, so they never interleave with its lifecycle jobs;
+ * list, get and download are answered inside the request.
+ */
+export const SNAPSHOT_ACTIONS = ['createSnapshot', 'listSnapshots', 'getSnapshot', 'deleteSnapshot', 'rollbackSnapshot', 'downloadSnapshot'] as const;
+export type SnapshotAction = (typeof SNAPSHOT_ACTIONS)[number];
+
+export function isSnapshotAction(name: string): name is SnapshotAction {
+  return (SNAPSHOT_ACTIONS as readonly string[]).includes(name);
+}
+
+/** Every state but the transient ones: a guest being created or deleted has no stable disks. */
+const SETTLED: readonly GuestState[] = ['off', 'running', 'suspended', 'shutdown', 'crashed', 'error'];
+
+/**
+ * The states each snapshot action may start from; the kernel checks them
+ * when the request arrives and again when the action's job starts (a start
+ * queued ahead of a rollback changes the state in between).
+ */
+export const SNAPSHOT_LIFECYCLE: { readonly [A in SnapshotAction]: { readonly from: readonly GuestState[] } } = {
+  // Running guests too: the backend takes the disks at one instant (docs/snapshots.md says what each captures).
+  createSnapshot: { from: ['off', 'running', 'suspended', 'shutdown', 'crashed'] },
+  listSnapshots: { from: SETTLED },
+  getSnapshot: { from: SETTLED },
+  deleteSnapshot: { from: SETTLED },
+  // Rollback replaces the disks under the guest: never while its vCPUs may write to them.
+  rollbackSnapshot: { from: ['off', 'shutdown', 'crashed'] },
+  downloadSnapshot: { from: SETTLED },
+};

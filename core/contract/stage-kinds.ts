@@ -6,7 +6,7 @@
  * loader, isolation and the action plans then know it.
  */
 import type { Readable } from 'node:stream';
-import type { GuestMetricsRequest, GuestMetricsResponse, GuestRequest, GuestResponse, ImageRequest, ImageResponse } from './wire-types.js';
+import type { Guest, GuestMetricsRequest, GuestMetricsResponse, GuestRequest, GuestResponse, ImageRequest, ImageResponse, SnapshotRequest, SnapshotResponse } from './wire-types.js';
 import type { StageContext } from './plugin-api.js';
 
 /** Request and response type of each stage kind. */
@@ -19,6 +19,39 @@ export interface StageKindShapes {
   image: { request: ImageRequest; response: ImageResponse };
   /** Upload stages: the ImageRequest plus the body stream; in-process plugins only. */
   imageUpload: { request: ImageUploadRequest; response: ImageResponse };
+  /** Snapshot stages (create, list, get, delete, rollback): a SnapshotStageRequest in, a SnapshotResponse out (no snapshots = not found). */
+  snapshot: { request: SnapshotStageRequest; response: SnapshotResponse };
+  /** Download stages: a SnapshotStageRequest (always naming a disk) in, a byte stream out. */
+  snapshotDownload: { request: SnapshotStageRequest; response: SnapshotDownload };
+}
+
+/**
+ * What a snapshot stage receives: mistify's SnapshotRequest plus the guest
+ * and the disk it is about. `id` is the snapshot's name (for a create, the
+ * new one's, as in `dest`); "" for a list.
+ */
+export interface SnapshotStageRequest extends SnapshotRequest {
+  /** The guest, as the registry holds it now. */
+  guest: Guest;
+  /**
+   * The disk's device name (`vda`), from the `/disks/{disk}/` routes. Absent:
+   * guest-wide, every disk of the guest at one instant (`recursive` is true).
+   */
+  disk?: string;
+  /** The stage's config args, with the request's query arguments over them. */
+  args: Record<string, unknown>;
+}
+
+/**
+ * A download stage's answer: the snapshot of one disk as a self-contained
+ * image, streamed. The kernel pipes `stream` to the client with
+ * Content-Length when `size` (bytes) is given, chunked otherwise; it
+ * destroys the stream when the client goes away.
+ */
+export interface SnapshotDownload {
+  stream: Readable;
+  /** Bytes the stream will yield; undefined when not known in advance. */
+  size?: number;
 }
 
 /** An upload: the ImageRequest plus the request body, streamed (never buffered whole). */
@@ -74,6 +107,27 @@ function checkImageResponse(result: unknown): Checked<ImageResponse> {
   return { ok: false, problem: `${describeValue(result)}; an image stage answers an ImageResponse map ({images: [{id, type, size, ...}]})` };
 }
 
+/** A SnapshotResponse: `snapshots` an array of {id, size} maps (nil = none). */
+function checkSnapshotResponse(result: unknown): Checked<SnapshotResponse> {
+  if (result === undefined || (isMap(result) && (result.snapshots === null || result.snapshots === undefined))) return { ok: true, value: { snapshots: [] } };
+  if (isMap(result) && Array.isArray(result.snapshots) && result.snapshots.every((s) => isMap(s) && typeof s.id === 'string' && (s.size === undefined || s.size === null || typeof s.size === 'number'))) {
+    return { ok: true, value: { snapshots: result.snapshots.map((s) => ({ id: s.id as string, size: typeof s.size === 'number' ? s.size : 0 })) } };
+  }
+  return { ok: false, problem: `${describeValue(result)}; a snapshot stage answers a SnapshotResponse map ({snapshots: [{id, size}]})` };
+}
+
+function checkSnapshotDownload(result: unknown): Checked<SnapshotDownload> {
+  const stream = isMap(result) ? result.stream : undefined;
+  const size = isMap(result) ? result.size : undefined;
+  const isStream = typeof stream === 'object' && stream !== null && typeof (stream as Readable).pipe === 'function' && typeof (stream as Readable).on === 'function';
+  const sizeOk = size === undefined || size === null || (typeof size === 'number' && Number.isSafeInteger(size) && size >= 0);
+  if (isStream && sizeOk) return { ok: true, value: { stream: stream as Readable, ...(typeof size === 'number' ? { size } : {}) } };
+  return { ok: false, problem: `${describeValue(result)}; a download stage answers {stream: Readable, size?: bytes}` };
+}
+
+const isSnapshotRequest = (request: StageRequest): request is SnapshotStageRequest =>
+  'guest' in request && 'destroyMoreRecent' in request && typeof (request as SnapshotStageRequest).id === 'string';
+
 const isImageRequest = (request: StageRequest): request is ImageRequest =>
   typeof (request as ImageRequest).id === 'string' && !('guest' in request);
 
@@ -101,6 +155,8 @@ export const STAGE_KINDS: { readonly [K in StageKind]: StageKindSpec<K> } = {
     isRequest: (request): request is ImageUploadRequest => isImageRequest(request) && 'body' in request,
     checkResponse: checkImageResponse,
   },
+  snapshot: { isRequest: isSnapshotRequest, checkResponse: checkSnapshotResponse },
+  snapshotDownload: { isRequest: (request): request is SnapshotStageRequest => isSnapshotRequest(request) && typeof request.disk === 'string', checkResponse: checkSnapshotDownload },
 };
 
 export function isStageKind(value: unknown): value is StageKind {
@@ -149,3 +205,7 @@ export const actionStage = (handler: StageHandler<'action'>): Stage => defineSta
 export const metricsStage = (handler: StageHandler<'metrics'>): Stage => defineStage('metrics', handler);
 /** An image stage: `imageStage(({ id }) => ({ images: [] }))`. */
 export const imageStage = (handler: StageHandler<'image'>): Stage => defineStage('image', handler);
+/** A snapshot stage: `snapshotStage(({ guest, disk }) => ({ snapshots: [] }))`. */
+export const snapshotStage = (handler: StageHandler<'snapshot'>): Stage => defineStage('snapshot', handler);
+/** A download stage: `snapshotDownloadStage(({ disk, id }) => ({ stream, size }))`. */
+export const snapshotDownloadStage = (handler: StageHandler<'snapshotDownload'>): Stage => defineStage('snapshotDownload', handler);

@@ -14,6 +14,7 @@ import { guestRoutes, type GuestRouteDeps } from './guest-routes.js';
 import { hostRoutes, type HostRouteDeps } from './host-routes.js';
 import { imageRoutes, type ImageRouteDeps } from './image-routes.js';
 import { jsonBody } from './json-body.js';
+import { snapshotRoutes, type SnapshotRouteDeps } from './snapshot-routes.js';
 import { ROUTE_DOCS } from './openapi/route-docs.js';
 import { referenceRoutes, VIEWER_ASSET_PATHS } from './openapi/reference-routes.js';
 
@@ -26,15 +27,17 @@ export interface AppOptions {
   host: HostRouteDeps;
   events: EventRouteDeps;
   images: ImageRouteDeps;
+  snapshots: SnapshotRouteDeps;
   metrics: MetricsRouteDeps;
 }
 
 /** Every route of the API; each has a RouteDoc in openapi/route-docs.ts (a test checks). */
-export function createRouter(options: Pick<AppOptions, 'guests' | 'host' | 'events' | 'images' | 'metrics'>): Router {
+export function createRouter(options: Pick<AppOptions, 'guests' | 'host' | 'events' | 'images' | 'snapshots' | 'metrics'>): Router {
   const router = new Router();
   guestRoutes(router, options.guests);
   hostRoutes(router, options.host);
   imageRoutes(router, options.images);
+  snapshotRoutes(router, options.snapshots);
   eventRoutes(router, options.events);
   metricsRoutes(router, options.metrics);
   referenceRoutes(router, options.host.version);

@@ -14,6 +14,7 @@ import type { JobLog } from '../jobs/job-log.js';
 import { parseMetadataPatch } from '../guests/metadata.js';
 import { actionParams, checkActionBody } from './action-params.js';
 import { cancelJob } from './cancel-job.js';
+import { answerJob } from './job-answer.js';
 import { sendJsonText } from './send-json.js';
 
 export interface GuestRouteDeps {
@@ -38,27 +39,14 @@ export function guestRoutes(router: Router, deps: GuestRouteDeps): void {
   };
 
   /** 202 + job id, or with ?wait the job's outcome. */
-  const answer = async (ctx: Context, accepted: Accepted, waitMs: number) => {
-    ctx.set('X-Guest-Job-ID', accepted.job.ID);
-    if (waitMs <= 0) {
-      ctx.status = 202;
-      ctx.body = accepted.guest;
-      return;
-    }
-    const end = await runner.waitForJob(accepted.job.ID, waitMs);
-    if (!end) {
-      ctx.set('X-Guest-Job-Status', jobs.get(accepted.job.ID)?.Status ?? 'Queued');
-      ctx.status = 202;
-      ctx.body = registry.find(accepted.guest.id) ?? accepted.guest;
-      return;
-    }
-    ctx.set('X-Guest-Job-Status', end.job.Status);
-    if (end.job.Status === 'Error') {
-      throw Errors.jobFailed(`${end.job.Action} job ${end.job.ID} failed: ${end.job.Message}`, { details: { job: end.job } });
-    }
-    ctx.status = 200;
-    ctx.body = end.guest ?? registry.find(accepted.guest.id) ?? accepted.guest;
-  };
+  const answer = (ctx: Context, accepted: Accepted, waitMs: number) =>
+    answerJob(ctx, jobs, {
+      jobId: accepted.job.ID,
+      waitMs,
+      wait: (jobId, ms) => runner.waitForJob(jobId, ms),
+      pending: () => (waitMs > 0 ? (registry.find(accepted.guest.id) ?? accepted.guest) : accepted.guest),
+      done: (end) => end.guest ?? registry.find(accepted.guest.id) ?? accepted.guest,
+    });
 
   router.get('/guests', (ctx) => sendJsonText(ctx, 200, registry.listJson()));
 

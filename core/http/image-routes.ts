@@ -15,6 +15,7 @@ import type { ImageRunner, AcceptedImageJob } from '../jobs/image-runner.js';
 import type { JobLog } from '../jobs/job-log.js';
 import type { ImageRequest } from '../contract/wire-types.js';
 import { actionParams, checkActionBody } from './action-params.js';
+import { answerJob } from './job-answer.js';
 
 export interface ImageRouteDeps {
   images: ImageRunner;
@@ -49,32 +50,17 @@ function requestFor(id: string, args: Record<string, string>): ImageRequest {
 export function imageRoutes(router: Router, deps: ImageRouteDeps): void {
   const { images, jobs, maxWaitSeconds } = deps;
 
-  const answer = async (ctx: Context, accepted: AcceptedImageJob, waitMs: number) => {
-    ctx.set('X-Guest-Job-ID', accepted.job.ID);
-    if (waitMs <= 0) {
-      ctx.status = 202;
-      ctx.body = accepted.image;
-      return;
-    }
-    const end = await images.waitForJob(accepted.job.ID, waitMs);
-    ctx.set('X-Guest-Job-Status', end?.job.Status ?? jobs.get(accepted.job.ID)?.Status ?? 'Queued');
-    if (!end) {
-      ctx.status = 202;
-      ctx.body = accepted.image;
-      return;
-    }
-    if (end.job.Status === 'Error') {
-      throw Errors.jobFailed(`${end.job.Action} job ${end.job.ID} failed: ${end.job.Message}`, { details: { job: end.job } });
-    }
-    if (end.job.Action.endsWith('eleteImage')) {
-      ctx.status = 200;
-      ctx.body = { ...accepted.image, status: 'deleted' };
-      return;
-    }
-    const request = jobs.argsOf(end.job.ID).request as ImageRequest;
-    ctx.status = 200;
-    ctx.body = await images.get(request, {});
-  };
+  const answer = (ctx: Context, accepted: AcceptedImageJob, waitMs: number) =>
+    answerJob(ctx, jobs, {
+      jobId: accepted.job.ID,
+      waitMs,
+      wait: (jobId, ms) => jobs.waitFor(jobId, ms),
+      pending: () => accepted.image,
+      done: async (end) => {
+        if (end.job.Action.endsWith('eleteImage')) return { ...accepted.image, status: 'deleted' };
+        return images.get(jobs.argsOf(end.job.ID).request as ImageRequest, {});
+      },
+    });
 
   router.get('/images', async (ctx) => {
     const { args } = actionParams(ctx, maxWaitSeconds);

@@ -137,6 +137,11 @@ export class IsolatedPlugin implements PluginInstance {
     const spec = STAGE_KINDS[kind];
     // An upload's body is a stream in this process; the protocol carries messages, not streams.
     if (kind === 'imageUpload') throw new Error(`${this.label}: stage ${short} is an imageUpload stage, which cannot run isolated; run the plugin in-process`);
+    if (kind === 'snapshotDownload') {
+      return defineStage('snapshotDownload', () => {
+        throw new Error(`${this.label}: stage ${short} streams a download, which isolated plugins cannot do yet; run the plugin in-process`);
+      });
+    }
     return defineStage(kind, (request, ctx) =>
       this.queue.add(
         async () => {

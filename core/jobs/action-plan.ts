@@ -9,6 +9,7 @@ import {
   ACTION_ALIASES,
   LIFECYCLE_ACTIONS,
   METRICS_ACTIONS,
+  SNAPSHOT_ACTIONS,
   UNROUTED_MISTIFY_ACTIONS,
   actionNameFor,
   isImageJobAction,
@@ -16,12 +17,15 @@ import {
   isImageUploadAction,
   isLifecycleAction,
   isMetricsAction,
+  isSnapshotAction,
+  isSnapshotJobAction,
   splitActionName,
   validActionNames,
   type ImageAction,
   type LifecycleAction,
   type MetricsAction,
   type PrefixedGuestType,
+  type SnapshotAction,
 } from './actions.js';
 import type { AgentConfig, StageRefConfig } from '../config/config.js';
 import { Errors } from '../errors.js';
@@ -65,10 +69,21 @@ export interface ImagePlan {
   async: PlannedStage[];
 }
 
-/** Plans of virtual machines, and per prefixed guest type (container) its own; image actions by name. */
+/**
+ * A snapshot action: create, delete and rollback have sync checks and a job
+ * (async); list, get and download exactly one stage, run in the request.
+ */
+export interface SnapshotPlan {
+  action: SnapshotAction;
+  sync: PlannedStage[];
+  async: PlannedStage[];
+}
+
+/** Plans of virtual machines, and per prefixed guest type (container) its own; image and snapshot actions by name. */
 export interface ActionPlans extends PlanSet {
   byType: Record<PrefixedGuestType, PlanSet>;
   image: Map<ImageAction, ImagePlan>;
+  snapshot: Map<SnapshotAction, SnapshotPlan>;
 }
 
 export function buildActionPlans(
@@ -77,7 +92,7 @@ export function buildActionPlans(
   catalogue: Map<string, StageHandle>,
   log: AgentLogger,
 ): ActionPlans {
-  const plans: ActionPlans = { lifecycle: new Map(), metrics: new Map(), byType: { container: { lifecycle: new Map(), metrics: new Map() } }, image: new Map() };
+  const plans: ActionPlans = { lifecycle: new Map(), metrics: new Map(), byType: { container: { lifecycle: new Map(), metrics: new Map() } }, image: new Map(), snapshot: new Map() };
   const defaultTimeoutMs = config.jobs.stageTimeoutSeconds * 1000;
   const plan = (ref: StageRefConfig, where: string, kind: StageKind): PlannedStage => {
     const name = typeof ref === 'string' ? ref : ref.stage;
@@ -106,6 +121,10 @@ export function buildActionPlans(
     }
     if (isImageJobAction(configName) || isImageQueryAction(configName) || isImageUploadAction(configName)) {
       plans.image.set(configName, imagePlan(configName, action, `actions.${configName}`));
+      continue;
+    }
+    if (isSnapshotAction(configName)) {
+      plans.snapshot.set(configName, snapshotPlan(configName, action, `actions.${configName}`));
       continue;
     }
     const { guestType, action: plain } = splitActionName(configName);
@@ -148,6 +167,22 @@ export function buildActionPlans(
     return { action: name, sync: [plan(refs[0], `${where}.stages[0]`, isImageUploadAction(name) ? 'imageUpload' : 'image')], async: [] };
   }
 
+  function snapshotPlan(name: SnapshotAction, action: AgentConfig['actions'][string], where: string): SnapshotPlan {
+    if (isSnapshotJobAction(name)) {
+      const asyncRefs = [...action.async, ...(action.stages ?? [])];
+      return {
+        action: name,
+        sync: action.sync.map((ref, i) => plan(ref, `${where}.sync[${i}]`, 'snapshot')),
+        async: asyncRefs.map((ref, i) => plan(ref, `${where}.async[${i}]`, 'snapshot')),
+      };
+    }
+    const refs = [...(action.stages ?? []), ...action.async];
+    if (refs.length !== 1 || action.sync.length > 0) {
+      throw Errors.actionPlan(`${file}: ${where}: ${name} takes exactly one stage, as "stages": ["plugin.stage"]; got ${refs.length + action.sync.length}`);
+    }
+    return { action: name, sync: [plan(refs[0], `${where}.stages[0]`, name === 'downloadSnapshot' ? 'snapshotDownload' : 'snapshot')], async: [] };
+  }
+
   // A config without "actions" gets every action from the stages named after
   // it (one backend's `create`, `start`...), guarded by the lifecycle table.
   if (Object.keys(config.actions).length === 0) defaultPlans(plans, catalogue, (name, kind) => plan(name, `default plan of ${name}`, kind));
@@ -168,7 +203,7 @@ export function buildActionPlans(
  * `guard.requireState` (the lifecycle table's states) when guard is
  * configured; create then runs start, so it boots as with the shipped configs.
  */
-function defaultPlans(plans: PlanSet, catalogue: Map<string, StageHandle>, plan: (name: string, kind: StageKind) => PlannedStage): void {
+function defaultPlans(plans: ActionPlans, catalogue: Map<string, StageHandle>, plan: (name: string, kind: StageKind) => PlannedStage): void {
   const only = (short: string, kind: StageKind): string | undefined => {
     const found = [...catalogue.values()].filter((h) => h.kind === kind && h.plugin !== 'guard' && h.name === `${h.plugin}.${short}`);
     return found.length === 1 ? found[0].name : undefined;
@@ -188,6 +223,13 @@ function defaultPlans(plans: PlanSet, catalogue: Map<string, StageHandle>, plan:
   for (const action of Object.keys(METRICS_ACTIONS) as MetricsAction[]) {
     const stage = only(action, 'metrics');
     if (stage) plans.metrics.set(action, { action, configName: action, stage: plan(stage, 'metrics') });
+  }
+  for (const action of SNAPSHOT_ACTIONS) {
+    const kind = action === 'downloadSnapshot' ? 'snapshotDownload' : 'snapshot';
+    const stage = only(action, kind);
+    if (!stage) continue;
+    const planned = plan(stage, kind);
+    plans.snapshot.set(action, isSnapshotJobAction(action) ? { action, sync: [], async: [planned] } : { action, sync: [planned], async: [] });
   }
 }
 

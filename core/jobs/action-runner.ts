@@ -8,7 +8,7 @@ import { METRICS_ACTIONS, VM_GUEST_TYPES, GUEST_TYPE_PREFIXES, actionNameFor, pr
 import type { ActionPlans, LifecyclePlan, PlanSet } from './action-plan.js';
 import { Errors, messageOf } from '../errors.js';
 import type { GuestRegistry } from '../guests/guest-registry.js';
-import { JobLog, isFinished, type JobEnd } from './job-log.js';
+import { JobLog, type JobEnd } from './job-log.js';
 import { JobScheduler } from './job-scheduler.js';
 import { asPluginLogger, type AgentLogger } from '../logger.js';
 import { runStage, stageShutdownController, type PlannedStage, type StageRun } from '../plugins/stage-runner.js';
@@ -20,6 +20,18 @@ export interface RunnerTelemetry {
   stage(stage: string, seconds: number, failed: boolean): void;
   job(action: string, outcome: 'complete' | 'error' | 'cancelled', seconds: number): void;
 }
+
+/** What a job of an added kind gets to run its stages with (see ActionRunner.addGuestJobKind). */
+export interface GuestJobRun {
+  log: ReturnType<typeof asPluginLogger>;
+  jobId: string;
+  shutdown: AbortSignal;
+  cancel: AbortSignal;
+  /** Runs a stage, timed for GET /metrics and shown as the job's Stage. */
+  stage<R>(stage: PlannedStage, request: Parameters<typeof runStage>[1], args?: Record<string, unknown>): Promise<R>;
+}
+
+export type GuestJobExecutor = (job: Job, args: Record<string, unknown>, run: GuestJobRun) => Promise<string>;
 
 export interface Accepted {
   guest: Guest;
@@ -38,6 +50,8 @@ export class ActionRunner {
   telemetry?: RunnerTelemetry;
   /** Running jobs: how to cancel each, and the stage it is in. */
   private readonly active = new Map<string, { cancel: AbortController; stage?: string }>();
+  /** Job kinds other than lifecycle actions that share the guests' queues. */
+  private readonly guestJobKinds: { handles: (action: string) => boolean; execute: GuestJobExecutor }[] = [];
 
   constructor(
     private readonly store: StateStore,
@@ -172,11 +186,32 @@ export class ActionRunner {
   }
 
   /** Wait up to `timeoutMs` for a job to end; undefined if it is still going. */
-  async waitForJob(jobId: string, timeoutMs: number): Promise<JobEnd | undefined> {
-    const job = this.jobs.get(jobId);
-    if (!job) return undefined;
-    if (isFinished(job.Status)) return { job, guest: this.registry.find(job.GuestID) };
-    return this.jobs.waitForEnd(jobId, timeoutMs);
+  waitForJob(jobId: string, timeoutMs: number): Promise<JobEnd | undefined> {
+    return this.jobs.waitFor(jobId, timeoutMs, (job) => this.registry.find(job.GuestID));
+  }
+
+  /**
+   * Another kind of job on the guests' queues (snapshot actions): jobs whose
+   * action `handles` accepts run through `execute`, after the guest's earlier
+   * jobs and before its later ones, with cancel, shutdown, recovery and
+   * telemetry as for lifecycle jobs. `execute` answers the job's Message.
+   */
+  addGuestJobKind(handles: (action: string) => boolean, execute: GuestJobExecutor): void {
+    this.guestJobKinds.push({ handles, execute });
+  }
+
+  /** Queue a job of an added kind on the guest's queue (after its sync checks passed). */
+  async enqueue(guestId: string, action: string, args: Record<string, unknown>): Promise<Job> {
+    this.checkAccepting();
+    const job = await this.jobs.create(guestId, action, args);
+    this.scheduler.enqueue(guestId, job.ID);
+    return job;
+  }
+
+  /** Refuses new work while the agent stops, or before the last run's jobs are requeued. */
+  checkAccepting(): void {
+    if (this.stopping) throw Errors.shuttingDown('the agent is shutting down and accepts no new actions; retry when it is back');
+    if (!this.recovered) throw Errors.notReady('the agent is starting and is requeueing the jobs of its last run; retry in a moment');
   }
 
   /**
@@ -198,11 +233,11 @@ export class ActionRunner {
   }
 
   /** runStage, timed for the metrics. */
-  private async timedStage<R>(stage: PlannedStage, request: Parameters<typeof runStage>[1], run: StageRun): Promise<R> {
+  private async timedStage<R>(stage: PlannedStage, request: Parameters<typeof runStage>[1], run: StageRun, args?: Record<string, unknown>): Promise<R> {
     const started = performance.now();
     let failed = true;
     try {
-      const result = await runStage<R>(stage, request, run);
+      const result = await runStage<R>(stage, request, run, args);
       failed = false;
       return result;
     } finally {
@@ -211,8 +246,7 @@ export class ActionRunner {
   }
 
   private lifecyclePlan(action: LifecycleAction, guest: Guest): LifecyclePlan {
-    if (this.stopping) throw Errors.shuttingDown('the agent is shutting down and accepts no new actions; retry when it is back');
-    if (!this.recovered) throw Errors.notReady('the agent is starting and is requeueing the jobs of its last run; retry in a moment');
+    this.checkAccepting();
     const plan = this.plansFor(guest).lifecycle.get(action);
     if (!plan) {
       const name = actionNameFor(prefixedGuestType(guest.type), action);
@@ -251,6 +285,8 @@ export class ActionRunner {
     const job = this.jobs.get(jobId);
     if (!job || job.Status !== 'Queued') return;
     const log = asPluginLogger(this.log.child({ job: jobId, guest: guestId, action: job.Action }));
+    const other = this.guestJobKinds.find((kind) => kind.handles(job.Action));
+    if (other) return this.executeOther(job, other.execute, log);
     const known = this.registry.find(guestId);
     const plan = known ? this.plansFor(known).lifecycle.get(job.Action as LifecycleAction) : undefined;
     const args = this.jobs.argsOf(jobId);
@@ -322,6 +358,48 @@ export class ActionRunner {
       }
     } finally {
       this.active.delete(jobId);
+      this.telemetry?.job(job.Action, outcome, (performance.now() - started) / 1000);
+    }
+  }
+
+  /** A job of an added kind: the same bookkeeping as a lifecycle job around its executor. */
+  private async executeOther(job: Job, execute: GuestJobExecutor, log: ReturnType<typeof asPluginLogger>): Promise<void> {
+    const activity: { cancel: AbortController; stage?: string } = { cancel: new AbortController() };
+    this.active.set(job.ID, activity);
+    const started = performance.now();
+    let outcome: 'complete' | 'error' | 'cancelled' = 'error';
+    try {
+      await this.jobs.update(job.ID, { Status: 'Running', StartedAt: new Date().toISOString() });
+    } catch (error) {
+      log.error({ error: messageOf(error) }, 'could not mark the job running; it stays queued until the agent restarts');
+      this.active.delete(job.ID);
+      return;
+    }
+    const cancel = activity.cancel.signal;
+    const run: GuestJobRun = {
+      log,
+      jobId: job.ID,
+      shutdown: this.shutdownController.signal,
+      cancel,
+      stage: <R>(stage: PlannedStage, request: Parameters<typeof runStage>[1], args?: Record<string, unknown>) => {
+        if (cancel.aborted) throw new Error(CANCELLED);
+        activity.stage = stage.handle.name;
+        return this.timedStage<R>(stage, request, { log, jobId: job.ID, shutdown: this.shutdownController.signal, cancel }, args);
+      },
+    };
+    try {
+      const message = await execute(job, this.jobs.argsOf(job.ID), run);
+      if (cancel.aborted) throw new Error(CANCELLED);
+      await this.jobs.update(job.ID, { Status: 'Complete', Message: message }, this.registry.find(job.GuestID));
+      outcome = 'complete';
+      log.info({ status: 'Complete' }, 'job finished');
+    } catch (error) {
+      const reason = cancel.aborted ? CANCELLED : messageOf(error);
+      if (cancel.aborted) outcome = 'cancelled';
+      log.warn({ status: 'Error', error: reason }, 'job failed');
+      await this.fail(job, reason).catch((e: unknown) => log.error({ error: messageOf(e) }, 'could not record the job failure'));
+    } finally {
+      this.active.delete(job.ID);
       this.telemetry?.job(job.Action, outcome, (performance.now() - started) / 1000);
     }
   }

@@ -3,7 +3,7 @@
  * routes to these names and nothing else (it never names a plugin).
  */
 import type { MetricsType } from '../contract/wire-types.js';
-import { LIFECYCLE_ACTIONS, isLifecycleAction, type LifecycleAction } from '../contract/lifecycle.js';
+import { LIFECYCLE_ACTIONS, SNAPSHOT_ACTIONS, isLifecycleAction, type LifecycleAction } from '../contract/lifecycle.js';
 
 // The lifecycle actions live with the lifecycle table in the contract.
 export { LIFECYCLE_ACTIONS, isLifecycleAction, type LifecycleAction } from '../contract/lifecycle.js';
@@ -42,6 +42,22 @@ export function isImageUploadAction(name: string): name is ImageUploadAction {
   return (IMAGE_UPLOAD_ACTIONS as readonly string[]).includes(name);
 }
 
+/**
+ * Snapshot actions (mistify's names; the states they need are in the
+ * contract's SNAPSHOT_LIFECYCLE). Create, delete and rollback have sync
+ * stages and a job on the guest's queue; list and get one stage in the
+ * request; download one stage answering a stream.
+ */
+export { SNAPSHOT_ACTIONS, SNAPSHOT_LIFECYCLE, isSnapshotAction, type SnapshotAction } from '../contract/lifecycle.js';
+export const SNAPSHOT_JOB_ACTIONS = ['createSnapshot', 'deleteSnapshot', 'rollbackSnapshot'] as const;
+export const SNAPSHOT_QUERY_ACTIONS = ['listSnapshots', 'getSnapshot'] as const;
+export type SnapshotJobAction = (typeof SNAPSHOT_JOB_ACTIONS)[number];
+export type SnapshotQueryAction = (typeof SNAPSHOT_QUERY_ACTIONS)[number];
+
+export function isSnapshotJobAction(name: string): name is SnapshotJobAction {
+  return (SNAPSHOT_JOB_ACTIONS as readonly string[]).includes(name);
+}
+
 /** Names mistify-agent used for the same actions. */
 export const ACTION_ALIASES: Record<string, LifecycleAction> = { run: 'start' };
 
@@ -53,7 +69,6 @@ export const ACTION_ALIASES: Record<string, LifecycleAction> = { run: 'start' };
  * `containerCreate`... (as its shipped cmd/mistify-agent/agent.json does).
  */
 export const UNROUTED_MISTIFY_ACTIONS = [
-  'listSnapshots', 'getSnapshot', 'createSnapshot', 'deleteSnapshot', 'rollbackSnapshot', 'downloadSnapshot',
   // Older releases' container image names: a config uses these or the later (routed) ones.
   'listContainerImage', 'getContainerImage', 'deleteContainerImage', 'pullContainerImage',
   'listContainers', 'getContainer', 'createContainer', 'startContainer', 'stopContainer', 'deleteContainer',
@@ -99,5 +114,5 @@ export function validActionNames(): string[] {
   const plain = [...LIFECYCLE_ACTIONS, ...Object.keys(METRICS_ACTIONS)];
   const prefixed = Object.keys(GUEST_TYPE_PREFIXES).flatMap((t) => plain.map((a) => actionNameFor(t as PrefixedGuestType, a)));
   const images = [...IMAGE_JOB_ACTIONS, ...IMAGE_QUERY_ACTIONS, ...IMAGE_UPLOAD_ACTIONS];
-  return [...plain, ...prefixed, ...images, ...Object.keys(ACTION_ALIASES), ...UNROUTED_MISTIFY_ACTIONS];
+  return [...plain, ...prefixed, ...images, ...SNAPSHOT_ACTIONS, ...Object.keys(ACTION_ALIASES), ...UNROUTED_MISTIFY_ACTIONS];
 }

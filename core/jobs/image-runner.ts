@@ -10,7 +10,7 @@ import type { Readable } from 'node:stream';
 import { imageActionFor, type ImageAction, type ImageJobAction, type ImageQueryAction } from './actions.js';
 import type { ActionPlans, ImagePlan } from './action-plan.js';
 import { Errors, messageOf } from '../errors.js';
-import { JobLog, isFinished, type JobEnd } from './job-log.js';
+import { JobLog } from './job-log.js';
 import { JobScheduler } from './job-scheduler.js';
 import { asPluginLogger, type AgentLogger } from '../logger.js';
 import { runStage, stageShutdownController } from '../plugins/stage-runner.js';
@@ -98,14 +98,6 @@ export class ImageRunner {
     const image = checkedImages(response, plan.sync[0].handle.name)[0];
     if (!image) throw Errors.stageFailed(`stage ${plan.sync[0].handle.name} stored no image`);
     return image;
-  }
-
-  /** Wait up to `timeoutMs` for a job to end; undefined if it is still going. */
-  async waitForJob(jobId: string, timeoutMs: number): Promise<JobEnd | undefined> {
-    const job = this.jobs.get(jobId);
-    if (!job) return undefined;
-    if (isFinished(job.Status)) return { job };
-    return this.jobs.waitForEnd(jobId, timeoutMs);
   }
 
   /** Stops a queued or running image job; true when it was one of ours. */

@@ -172,6 +172,18 @@ export class JobLog {
    * Resolves when the job ends, or with undefined at the deadline.
    * The caller checks the job's status first; this only waits.
    */
+  /**
+   * Wait up to `timeoutMs` for a job to end; undefined if it is still going
+   * (or unknown). A job that already ended answers at once, with the guest
+   * `current` gives for it (ended jobs keep no guest).
+   */
+  async waitFor(id: string, timeoutMs: number, current?: (job: Job) => Guest | undefined): Promise<JobEnd | undefined> {
+    const job = this.get(id);
+    if (!job) return undefined;
+    if (isFinished(job.Status)) return { job, guest: current?.(job) };
+    return this.waitForEnd(id, timeoutMs);
+  }
+
   waitForEnd(id: string, timeoutMs: number): Promise<JobEnd | undefined> {
     return new Promise((resolve) => {
       const onEnd = (end: JobEnd) => {

@@ -8,11 +8,17 @@
  *   simulator.acpi = "ignore"   the guest ignores the power button (shutdown times out)
  *   simulator.fail = "<action>" that action's stage fails for this guest
  *   simulator.delay.<action> = "<ms>"  that action's stage takes this long
+ *   simulator.download = "chunked"      snapshot downloads have no Content-Length
+ *   simulator.download = "fail-midway"  snapshot downloads break off halfway
+ * Snapshot actions (createSnapshot...) take the same fail and delay hooks.
  */
 import { inject, injectable } from 'tsyringe';
 import {
   LIFECYCLE,
   PLUGIN_API_VERSION,
+  SNAPSHOT_LIFECYCLE,
+  snapshotDownloadStage,
+  snapshotStage,
   Tokens,
   definePlugin,
   hypervisorBackendStages,
@@ -24,14 +30,18 @@ import {
   type Logger,
   type MetricsStage,
   type PluginInstance,
+  type SnapshotResponse,
+  type SnapshotStageRequest,
   type StageContext,
 } from '../../core/contract/index.js';
+import { SimulatedSnapshots } from './simulated-snapshots.js';
 import { simulatorOptions, type SimulatedAction, type SimulatorOptions } from './options.js';
 import { SimulatedMachine } from './simulated-machine.js';
 
 @injectable()
 export class SimulatorPlugin implements PluginInstance {
   private readonly machines = new Map<string, SimulatedMachine>();
+  private readonly snapshots = new SimulatedSnapshots();
 
   constructor(
     @inject(Tokens.Options) private readonly options: SimulatorOptions,
@@ -93,11 +103,34 @@ export class SimulatorPlugin implements PluginInstance {
     delete: this.lifecycle('delete', (guest, m) => {
       m.transition('off');
       this.machines.delete(guest.id);
+      this.snapshots.forget(guest.id);
       return { ...guest, state: LIFECYCLE.delete.to };
     }),
     cpuMetrics: this.metrics('cpuMetrics', (guest, m) => ({ guest, type: 'cpu', cpu: m.cpu(guest) })),
     nicMetrics: this.metrics('nicMetrics', (guest, m) => ({ guest, type: 'nic', nic: m.nic(guest) })),
     diskMetrics: this.metrics('diskMetrics', (guest, m) => ({ guest, type: 'disk', disk: m.disk(guest) })),
+  };
+
+  /** The snapshot stages (docs/snapshots.md "snapshot stage contract"); the kernel has checked guest, disk, state and name. */
+  readonly snapshotHandlers = {
+    createSnapshot: this.snapshot('createSnapshot', (r, m) => [this.snapshots.create(r.guest, m, r.disk, r.dest || r.id)]),
+    listSnapshots: this.snapshot('listSnapshots', (r) => this.snapshots.list(r.guest, r.disk)),
+    getSnapshot: this.snapshot('getSnapshot', (r) => this.snapshots.list(r.guest, r.disk).filter((s) => s.id === r.id)),
+    deleteSnapshot: this.snapshot('deleteSnapshot', (r) => {
+      this.snapshots.remove(r.guest, r.disk, r.id);
+      return [];
+    }),
+    rollbackSnapshot: this.snapshot('rollbackSnapshot', (r, m) => {
+      // The kernel checked the state; the simulated machine is the hypervisor's own account.
+      this.expect(m, 'roll back', SNAPSHOT_LIFECYCLE.rollbackSnapshot.from);
+      return [this.snapshots.rollback(r.guest, m, r.disk, r.id, r.destroyMoreRecent)];
+    }),
+    downloadSnapshot: async (request: SnapshotStageRequest, ctx: StageContext) => {
+      await this.inject('downloadSnapshot', request.guest, ctx);
+      const mode = request.guest.metadata['simulator.download'];
+      const bytes = this.options.snapshotDownloadBytes;
+      return this.snapshots.download(request.guest, request.disk!, request.id, { bytes, chunked: mode === 'chunked', failAfter: mode === 'fail-midway' ? Math.floor(bytes / 2) : undefined });
+    },
   };
 
   health() {
@@ -137,6 +170,13 @@ export class SimulatorPlugin implements PluginInstance {
     };
   }
 
+  private snapshot(action: SimulatedAction, act: (request: SnapshotStageRequest, machine: SimulatedMachine) => SnapshotResponse['snapshots']) {
+    return async (request: SnapshotStageRequest, ctx: StageContext): Promise<SnapshotResponse> => {
+      await this.inject(action, request.guest, ctx);
+      return { snapshots: act(request, this.machine(request.guest)) };
+    };
+  }
+
   private metrics(action: SimulatedAction, read: (guest: Guest, machine: SimulatedMachine) => ReturnType<MetricsStage>): MetricsStage {
     return async (request, ctx) => {
       await this.inject(action, request.guest, ctx);
@@ -167,5 +207,13 @@ export default definePlugin({
   description: 'In-memory simulated hypervisor (no real guests)',
   options: simulatorOptions,
   create: SimulatorPlugin,
-  stages: (simulator) => hypervisorBackendStages(simulator.handlers),
+  stages: (simulator) => ({
+    ...hypervisorBackendStages(simulator.handlers),
+    createSnapshot: snapshotStage(simulator.snapshotHandlers.createSnapshot),
+    listSnapshots: snapshotStage(simulator.snapshotHandlers.listSnapshots),
+    getSnapshot: snapshotStage(simulator.snapshotHandlers.getSnapshot),
+    deleteSnapshot: snapshotStage(simulator.snapshotHandlers.deleteSnapshot),
+    rollbackSnapshot: snapshotStage(simulator.snapshotHandlers.rollbackSnapshot),
+    downloadSnapshot: snapshotDownloadStage(simulator.snapshotHandlers.downloadSnapshot),
+  }),
 });

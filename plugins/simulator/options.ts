@@ -1,6 +1,9 @@
 import { z } from 'zod';
 
-const actions = z.enum(['create', 'delete', 'start', 'shutdown', 'reboot', 'restart', 'poweroff', 'suspend', 'cpuMetrics', 'nicMetrics', 'diskMetrics']);
+const actions = z.enum([
+  'create', 'delete', 'start', 'shutdown', 'reboot', 'restart', 'poweroff', 'suspend', 'cpuMetrics', 'nicMetrics', 'diskMetrics',
+  'createSnapshot', 'listSnapshots', 'getSnapshot', 'deleteSnapshot', 'rollbackSnapshot', 'downloadSnapshot',
+]);
 
 export const simulatorOptions = z
   .object({
@@ -10,6 +13,8 @@ export const simulatorOptions = z
     failures: z.partialRecord(actions, z.string().min(1)).default({}),
     /** Seconds a shutdown waits for a guest that ignores ACPI (metadata simulator.acpi = "ignore"). */
     shutdownTimeoutSeconds: z.number().positive().max(3600).default(30),
+    /** Bytes of a simulated snapshot download (a disk image's stand-in). */
+    snapshotDownloadBytes: z.number().int().nonnegative().max(64 * 1024 ** 3).default(1024 * 1024),
   })
   .strict();
 

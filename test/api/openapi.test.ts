@@ -22,7 +22,7 @@ const auth = { authorization: `Bearer ${TOKEN}` };
 /** "METHOD /path" of every route the router serves (HEAD is Koa's echo of GET). */
 function servedRoutes(): string[] {
   // Route handlers only run per request; registering them reads no dependency.
-  const router = createRouter({ guests: {}, host: { version: VERSION }, events: {}, images: {} } as unknown as AppOptions);
+  const router = createRouter({ guests: {}, host: { version: VERSION }, events: {}, images: {}, snapshots: {} } as unknown as AppOptions);
   return router.stack.flatMap((layer) => layer.methods.filter((m) => m !== 'HEAD').map((m) => `${m} ${openApiPath(String(layer.path))}`)).sort();
 }
 

@@ -85,10 +85,17 @@ function response(doc: ResponseDoc, extraHeaders: HeaderName[] = []): ResponseCo
   return out;
 }
 
+function paramDescription(name: string, path: string): string {
+  if (name === 'id') return path.startsWith('/jobs') ? 'job id' : path.startsWith('/images') ? 'image id' : 'guest id';
+  if (name === 'disk') return "the disk's device name (vda)";
+  if (name === 'name') return "the snapshot's name";
+  return name;
+}
+
 /** Adds one route's operation to the registry. */
 export function describeRoute(registry: OpenAPIRegistry, doc: RouteDoc): void {
   const names = [...doc.path.matchAll(/:([A-Za-z0-9_]+)/g)].map((m) => m[1]);
-  const params = names.length ? z.object(Object.fromEntries(names.map((n) => [n, z.string().meta({ description: n === 'id' && doc.path.startsWith('/jobs') ? 'job id' : n === 'id' && doc.path.startsWith('/images') ? 'image id' : n === 'id' ? 'guest id' : n })]))) : undefined;
+  const params = names.length ? z.object(Object.fromEntries(names.map((n) => [n, z.string().meta({ description: paramDescription(n, doc.path) })]))) : undefined;
   const responses: RouteConfig['responses'] = {};
   for (const [status, r] of Object.entries(doc.responses)) responses[status] = response(r);
   if (!doc.open) {

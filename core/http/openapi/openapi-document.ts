@@ -26,6 +26,7 @@ export function buildOpenApiDocument(version: string, routes: RouteDoc[] = ROUTE
       { name: 'metadata', description: 'Host and guest metadata' },
       { name: 'jobs', description: 'The job log' },
       { name: 'images', description: 'Guest disk images: fetch, upload, list, delete (docs/images.md)' },
+      { name: 'snapshots', description: 'Snapshots of a guest or one of its disks: take, list, roll back, download, delete (docs/snapshots.md)' },
       { name: 'events', description: 'The durable change feed' },
       { name: 'host', description: 'The agent itself' },
       { name: 'reference', description: 'This document and its viewer' },

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { guestSchema } from '../../guests/guest-factory.js';
 import { imageRequestSchema } from '../image-routes.js';
+import { snapshotRequestSchema } from '../snapshot-routes.js';
 import type { ResponseDoc, RouteDoc } from './api-registry.js';
 import {
   CpuMetricsSchema,
@@ -14,6 +15,7 @@ import {
   GuestSchema,
   HealthSchema,
   ImageSchema,
+  SnapshotSchema,
   JobSchema,
   MetadataPatchSchema,
   MetadataSchema,
@@ -368,5 +370,91 @@ export const IMAGE_ROUTE_DOCS: RouteDoc[] = [
   },
 ];
 
+const SnapshotRequestBody = snapshotRequestSchema.nullable().meta({
+  id: 'SnapshotRequest',
+  description: 'mistify rpc.SnapshotRequest; null, "" and false = unset; the body may be null or absent',
+});
+
+/** Answers of the snapshot jobs (create, delete, rollback). */
+const snapshotJobResponses = (conflict: string): Record<number, ResponseDoc> => ({
+  200: { description: 'With ?wait: the job completed; the snapshot (for a delete, as it was)', schema: SnapshotSchema, headers: ['X-Guest-Job-ID', 'X-Guest-Job-Status'] },
+  202: { description: "Queued on the guest's queue (or still running at the ?wait deadline); follow it with GET /jobs/{id}", schema: SnapshotSchema, headers: ['X-Guest-Job-ID', 'X-Guest-Job-Status'] },
+  400: err('A bad snapshot name or body: the message names the field'),
+  404: err('No such guest, disk or snapshot'),
+  409: err(conflict),
+  500: { description: 'With ?wait: the job failed (HK_ERR_JOB_FAILED, the job in `job`); or a fault in the agent', schema: ErrorSchema, headers: ['X-Guest-Job-ID', 'X-Guest-Job-Status'] },
+  501: err('The config maps no stages to this action'),
+  502: err('A backend stage failed'),
+  503: err('The agent is stopping and accepts no new actions'),
+  504: err('A backend stage timed out'),
+});
+
+const snapshotReadResponses: Record<number, ResponseDoc> = {
+  404: err('No such guest, disk or snapshot'),
+  409: err('The guest is being created or deleted'),
+  501: err('The config maps no stage to this action'),
+  502: err('A backend stage failed'),
+  504: err('A backend stage timed out'),
+};
+
+/** The same six operations for a guest (every disk at one instant) and for one disk. */
+function snapshotRouteDocs(prefix: string, idPrefix: string, of: string): RouteDoc[] {
+  const tag = 'snapshots';
+  return [
+    { method: 'get', path: prefix, operationId: `list${idPrefix}Snapshots`, tag, summary: `List the snapshots of ${of}`, responses: { 200: { description: 'The snapshots', schema: z.array(SnapshotSchema) }, ...snapshotReadResponses } },
+    {
+      method: 'post',
+      path: prefix,
+      operationId: `create${idPrefix}Snapshot`,
+      tag,
+      summary: `Take a snapshot of ${of} as a job`,
+      description: 'Named `dest` (or snap-<unix seconds>). Running and off guests both work; docs/snapshots.md says what each backend captures.',
+      query: waitQuery,
+      body: SnapshotRequestBody,
+      responses: snapshotJobResponses('The name is taken, a job is changing it, or the guest is creating, deleting or in error'),
+    },
+    { method: 'get', path: `${prefix}/:name`, operationId: `get${idPrefix}Snapshot`, tag, summary: `Get a snapshot of ${of}`, responses: { 200: { description: 'The snapshot', schema: SnapshotSchema }, 400: err('Not a snapshot name'), ...snapshotReadResponses } },
+    {
+      method: 'delete',
+      path: `${prefix}/:name`,
+      operationId: `delete${idPrefix}Snapshot`,
+      tag,
+      summary: `Delete a snapshot of ${of} as a job`,
+      query: waitQuery,
+      responses: snapshotJobResponses('A job is changing the snapshot, or the guest is being created or deleted'),
+    },
+    {
+      method: 'post',
+      path: `${prefix}/:name/rollback`,
+      operationId: `rollback${idPrefix}Snapshot`,
+      tag,
+      summary: `Roll ${of} back to a snapshot as a job`,
+      description: 'The guest must be off (or shutdown, crashed). With destroyMoreRecent the later snapshots are deleted; without, a later one is a 409 from the backend.',
+      query: waitQuery,
+      body: SnapshotRequestBody,
+      responses: snapshotJobResponses('The guest is not off, or a job is changing the snapshot'),
+    },
+    {
+      method: 'get',
+      path: `${prefix}/:name/download`,
+      operationId: `download${idPrefix}Snapshot`,
+      tag,
+      summary: `Download a snapshot of ${of} as a self-contained disk image, streamed`,
+      description: 'Content-Length when the backend knows the size, else chunked. A transfer that fails midway is cut off (a short body), never ended as if complete. Example: curl -o snap.qcow2 host:8080/guests/ID/snapshots/NAME/download',
+      responses: {
+        200: { description: 'The image bytes', contentType: 'application/octet-stream' },
+        400: err('Not a snapshot name'),
+        ...snapshotReadResponses,
+        409: err('A job is changing the snapshot; or, guest-wide, the guest has several disks (download each from its disk route)'),
+      },
+    },
+  ];
+}
+
+export const SNAPSHOT_ROUTE_DOCS: RouteDoc[] = [
+  ...snapshotRouteDocs('/guests/:id/snapshots', 'Guest', 'the guest (all its disks)'),
+  ...snapshotRouteDocs('/guests/:id/disks/:disk/snapshots', 'Disk', 'one disk of the guest'),
+];
+
 /** Every documented route, in the order the document lists them. */
-export const ROUTE_DOCS: RouteDoc[] = [...GUEST_ROUTE_DOCS, ...HOST_ROUTE_DOCS, ...IMAGE_ROUTE_DOCS, ...EVENT_ROUTE_DOCS, ...METRICS_ROUTE_DOCS, ...REFERENCE_ROUTE_DOCS];
+export const ROUTE_DOCS: RouteDoc[] = [...GUEST_ROUTE_DOCS, ...HOST_ROUTE_DOCS, ...IMAGE_ROUTE_DOCS, ...SNAPSHOT_ROUTE_DOCS, ...EVENT_ROUTE_DOCS, ...METRICS_ROUTE_DOCS, ...REFERENCE_ROUTE_DOCS];

@@ -169,3 +169,10 @@ export const ImageSchema = z
     status: z.string().meta({ description: '"complete", or "pending" while it is being fetched or uploaded' }),
   })
   .meta({ id: 'Image', description: 'A guest disk image on this host (mistify rpc.Image)' });
+
+export const SnapshotSchema = z
+  .object({
+    id: z.string().meta({ description: "The snapshot's name" }),
+    size: z.number().meta({ description: 'MiB it holds (what the backend reports; 0 while a create is queued)' }),
+  })
+  .meta({ id: 'Snapshot', description: 'A snapshot of a guest (all its disks) or of one disk (mistify rpc.Snapshot)' });

@@ -1,0 +1,262 @@
+/**
+ * Runs snapshot actions. Create, delete and rollback are jobs on the
+ * guest's own queue (ActionRunner's), so they run in order with its start,
+ * shutdown and delete; list, get and download are answered inside the
+ * request. The kernel, not each backend, checks what every backend would:
+ * the guest and disk exist, the guest's state allows the action (the
+ * contract's SNAPSHOT_LIFECYCLE, again when the job starts), the name is
+ * sound, a snapshot to act on exists (through getSnapshot) and no other job
+ * of this guest is already changing that snapshot.
+ */
+import { isSnapshotJobAction, SNAPSHOT_LIFECYCLE, type SnapshotAction, type SnapshotJobAction, type SnapshotQueryAction } from './actions.js';
+import type { ActionPlans, SnapshotPlan } from './action-plan.js';
+import type { ActionRunner, GuestJobRun } from './action-runner.js';
+import { Errors } from '../errors.js';
+import type { GuestRegistry } from '../guests/guest-registry.js';
+import { isFinished, type JobLog } from './job-log.js';
+import { asPluginLogger, type AgentLogger } from '../logger.js';
+import { runStage, type PlannedStage } from '../plugins/stage-runner.js';
+import type { SnapshotDownload, SnapshotStageRequest } from '../contract/plugin-api.js';
+import type { Guest, Job, Snapshot, SnapshotRequest, SnapshotResponse } from '../contract/wire-types.js';
+
+/** What a snapshot route is about: a guest, and one of its disks (by device) or all of them. */
+export interface SnapshotTarget {
+  guestId: string;
+  /** Device name (vda); undefined = guest-wide. */
+  disk?: string;
+}
+
+export interface AcceptedSnapshotJob {
+  job: Job;
+  /** The snapshot as known when the job was queued (size 0 for a create). */
+  snapshot: Snapshot;
+}
+
+/** What a job stores to run later: the request without the guest (read fresh when the job starts). */
+interface StoredSnapshotRequest extends SnapshotRequest {
+  disk?: string;
+}
+
+/** Snapshot names: what qcow2, libvirt and ZFS all accept, and safe in a URL path and a file name. */
+const SNAPSHOT_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$/;
+
+export function checkSnapshotName(name: string, field: string): void {
+  if (!SNAPSHOT_NAME.test(name) || name.includes('..')) {
+    throw Errors.badRequest(`${field}: "${name.slice(0, 100)}" is not a snapshot name; use 1 to 80 letters, digits, ".", "_" or "-", starting with a letter or digit`);
+  }
+}
+
+export class SnapshotRunner {
+  /** `guest/disk/name` -> id of the queued or running job changing that snapshot. */
+  private readonly changing = new Map<string, string>();
+
+  constructor(
+    private readonly registry: GuestRegistry,
+    private readonly jobs: JobLog,
+    private readonly plans: ActionPlans,
+    private readonly runner: ActionRunner,
+    private readonly log: AgentLogger,
+  ) {
+    runner.addGuestJobKind(isSnapshotJobAction, (job, args, run) => this.execute(job, args, run));
+  }
+
+  /** After ActionRunner.recover(): the snapshots that requeued jobs will change. */
+  recover(): number {
+    let queued = 0;
+    for (const { job, args } of this.jobs.withStatus('Queued')) {
+      const request = args.request as StoredSnapshotRequest | undefined;
+      if (!isSnapshotJobAction(job.Action) || !request) continue;
+      this.changing.set(keyOf({ guestId: job.GuestID, disk: request.disk }, request.id), job.ID);
+      queued++;
+    }
+    return queued;
+  }
+
+  async list(target: SnapshotTarget, args: Record<string, unknown>): Promise<Snapshot[]> {
+    const guest = this.target('listSnapshots', target);
+    return (await this.query('listSnapshots', guest, target, request(target, '', {}), args)).snapshots;
+  }
+
+  /** The snapshot, or a 404 naming it. */
+  async get(target: SnapshotTarget, name: string, args: Record<string, unknown>): Promise<Snapshot> {
+    checkSnapshotName(name, 'name');
+    const guest = this.target('getSnapshot', target);
+    const found = await this.find(guest, target, name, args);
+    if (!found) throw Errors.snapshotNotFound(name, describeTarget(target));
+    return found;
+  }
+
+  /** createSnapshot: `dest` "" names it snap-<unix seconds>. */
+  async create(target: SnapshotTarget, body: SnapshotRequest, args: Record<string, unknown>): Promise<AcceptedSnapshotJob> {
+    const name = body.dest || `snap-${Math.floor(Date.now() / 1000)}`;
+    checkSnapshotName(name, 'dest');
+    const guest = this.target('createSnapshot', target);
+    if (guest.disks.length === 0) throw Errors.conflict(`guest ${guest.id} has no disks to snapshot`);
+    if (await this.find(guest, target, name, args)) throw Errors.conflict(`${describeTarget(target)} already has a snapshot "${name}"; pick another dest or delete it first`);
+    return this.submit('createSnapshot', guest, target, request(target, name, { dest: name }), args, { id: name, size: 0 });
+  }
+
+  async remove(target: SnapshotTarget, name: string, args: Record<string, unknown>): Promise<AcceptedSnapshotJob> {
+    return this.onExisting('deleteSnapshot', target, name, {}, args);
+  }
+
+  /** rollbackSnapshot: `destroyMoreRecent` also deletes the snapshots taken after it. */
+  async rollback(target: SnapshotTarget, name: string, body: SnapshotRequest, args: Record<string, unknown>): Promise<AcceptedSnapshotJob> {
+    return this.onExisting('rollbackSnapshot', target, name, { destroyMoreRecent: body.destroyMoreRecent }, args);
+  }
+
+  /**
+   * downloadSnapshot: the stream of one disk's snapshot. A guest-wide
+   * download is that of the guest's only disk; with several there is no one
+   * image to send, so it is a 409 naming the disk routes.
+   */
+  async download(target: SnapshotTarget, name: string, args: Record<string, unknown>): Promise<SnapshotDownload> {
+    checkSnapshotName(name, 'name');
+    const guest = this.target('downloadSnapshot', target);
+    const plan = this.plan('downloadSnapshot');
+    if (!(await this.find(guest, target, name, args))) throw Errors.snapshotNotFound(name, describeTarget(target));
+    this.refuseChanging(target, name, 'download');
+    let disk = target.disk;
+    if (disk === undefined) {
+      if (guest.disks.length !== 1) {
+        throw Errors.conflict(
+          `guest ${guest.id} has ${guest.disks.length} disks, so its snapshot "${name}" is ${guest.disks.length} images; download each from /guests/${guest.id}/disks/{disk}/snapshots/${name}/download (disks: ${guest.disks.map((d) => d.device).join(', ')})`,
+        );
+      }
+      disk = guest.disks[0].device;
+    }
+    const stage = plan.sync[0];
+    return runStage<SnapshotDownload>(stage, stageRequest(guest, { ...request(target, name, {}), disk }, stage, args), { log: asPluginLogger(this.log) }, args);
+  }
+
+  /** delete and rollback: the snapshot must exist and no other job be changing it. */
+  private async onExisting(action: 'deleteSnapshot' | 'rollbackSnapshot', target: SnapshotTarget, name: string, fields: Partial<SnapshotRequest>, args: Record<string, unknown>): Promise<AcceptedSnapshotJob> {
+    checkSnapshotName(name, 'name');
+    const guest = this.target(action, target);
+    this.plan(action);
+    const found = await this.find(guest, target, name, args);
+    if (!found) throw Errors.snapshotNotFound(name, describeTarget(target));
+    return this.submit(action, guest, target, request(target, name, fields), args, found);
+  }
+
+  private async submit(action: SnapshotJobAction, guest: Guest, target: SnapshotTarget, stored: StoredSnapshotRequest, args: Record<string, unknown>, snapshot: Snapshot): Promise<AcceptedSnapshotJob> {
+    const plan = this.plan(action);
+    this.runner.checkAccepting();
+    this.refuseChanging(target, stored.id, action);
+    const key = keyOf(target, stored.id);
+    // Claimed before the first await: a concurrent request sees it.
+    this.changing.set(key, '');
+    try {
+      for (const stage of plan.sync) {
+        await runStage<SnapshotResponse>(stage, stageRequest(guest, stored, stage, args), { log: asPluginLogger(this.log) }, args);
+      }
+      const job = await this.runner.enqueue(guest.id, action, { ...args, request: stored });
+      this.changing.set(key, job.ID);
+      return { job, snapshot };
+    } catch (error) {
+      this.changing.delete(key);
+      throw error;
+    }
+  }
+
+  /** The job: the state is checked again (earlier jobs of the guest ran since), then the async stages. */
+  private async execute(job: Job, stored: Record<string, unknown>, run: GuestJobRun): Promise<string> {
+    const { request: saved, ...args } = stored;
+    const requested = saved as StoredSnapshotRequest;
+    const action = job.Action as SnapshotJobAction;
+    const target: SnapshotTarget = { guestId: job.GuestID, disk: requested.disk };
+    const key = keyOf(target, requested.id);
+    try {
+      const plan = this.plans.snapshot.get(action);
+      if (!plan) throw new Error(`action "${action}" is no longer configured`);
+      const guest = this.registry.find(job.GuestID);
+      if (!guest) throw new Error(`guest ${job.GuestID} no longer exists`);
+      checkState(action, guest);
+      let last: Snapshot | undefined;
+      for (const stage of plan.async) {
+        const current = this.registry.find(job.GuestID) ?? guest;
+        const response = await run.stage<SnapshotResponse>(stage, stageRequest(current, requested, stage, args), args);
+        last = response.snapshots[0] ?? last;
+      }
+      const what = `${describeTarget(target)} snapshot "${requested.id}"`;
+      if (action === 'createSnapshot') return last ? `${what} taken (${last.size} MiB)` : `${what} taken`;
+      if (action === 'deleteSnapshot') return `${what} deleted`;
+      return `${what} rolled back to${requested.destroyMoreRecent ? ' (later snapshots destroyed)' : ''}`;
+    } finally {
+      if (this.changing.get(key) === job.ID) this.changing.delete(key);
+    }
+  }
+
+  /** The guest, checked: it exists, has the disk named, and is in a state the action allows. */
+  private target(action: SnapshotAction, target: SnapshotTarget): Guest {
+    const guest = this.registry.find(target.guestId);
+    if (!guest) throw Errors.guestNotFound(target.guestId);
+    if (target.disk !== undefined && !guest.disks.some((d) => d.device === target.disk)) {
+      throw Errors.diskNotFound(guest.id, target.disk, guest.disks.map((d) => d.device));
+    }
+    checkState(action, guest);
+    return guest;
+  }
+
+  private async query(action: SnapshotQueryAction, guest: Guest, target: SnapshotTarget, stored: StoredSnapshotRequest, args: Record<string, unknown>): Promise<SnapshotResponse> {
+    const stage = this.plan(action).sync[0];
+    return runStage<SnapshotResponse>(stage, stageRequest(guest, stored, stage, args), { log: asPluginLogger(this.log) }, args);
+  }
+
+  /** The snapshot through getSnapshot (or listSnapshots when only that is configured). */
+  private async find(guest: Guest, target: SnapshotTarget, name: string, args: Record<string, unknown>): Promise<Snapshot | undefined> {
+    const action: SnapshotQueryAction = this.plans.snapshot.has('getSnapshot') || !this.plans.snapshot.has('listSnapshots') ? 'getSnapshot' : 'listSnapshots';
+    const { snapshots } = await this.query(action, guest, target, request(target, action === 'getSnapshot' ? name : '', {}), args);
+    return snapshots.find((s) => s.id === name) ?? (action === 'getSnapshot' ? snapshots[0] : undefined);
+  }
+
+  private refuseChanging(target: SnapshotTarget, name: string, what: string): void {
+    const jobId = this.changing.get(keyOf(target, name));
+    if (jobId === undefined) return;
+    const job = jobId ? this.jobs.get(jobId) : undefined;
+    // A job cancelled while queued ends without running: its claim ends with it.
+    if (jobId && (!job || isFinished(job.Status))) {
+      this.changing.delete(keyOf(target, name));
+      return;
+    }
+    throw Errors.conflict(
+      `${describeTarget(target)} snapshot "${name}" is being changed by ${job ? `a queued or running ${job.Action} (job ${job.ID})` : 'another request'}; ${what} it when that has ended`,
+    );
+  }
+
+  private plan(action: SnapshotAction): SnapshotPlan {
+    const plan = this.plans.snapshot.get(action);
+    if (!plan) throw Errors.actionNotConfigured(`this agent's config maps no stages to "${action}"; add actions.${action} to the config (docs/snapshots.md)`);
+    return plan;
+  }
+}
+
+function checkState(action: SnapshotAction, guest: Guest): void {
+  const from = SNAPSHOT_LIFECYCLE[action].from;
+  if (!from.includes(guest.state)) {
+    throw Errors.conflict(`guest ${guest.id} is ${guest.state || 'in no state'}; ${action} needs it ${from.length === 1 ? from[0] : `${from.slice(0, -1).join(', ')} or ${from[from.length - 1]}`}`);
+  }
+}
+
+function request(target: SnapshotTarget, id: string, fields: Partial<SnapshotRequest>): StoredSnapshotRequest {
+  return {
+    id,
+    dest: fields.dest ?? '',
+    recursive: target.disk === undefined,
+    destroyMoreRecent: fields.destroyMoreRecent ?? false,
+    ...(target.disk !== undefined ? { disk: target.disk } : {}),
+  };
+}
+
+/** A stage's request: the stored one, the guest as it is now, the stage's config args under the request's. */
+function stageRequest(guest: Guest, stored: StoredSnapshotRequest, stage: PlannedStage, args: Record<string, unknown>): SnapshotStageRequest {
+  return { ...stored, guest, args: { ...stage.args, ...args } };
+}
+
+function keyOf(target: SnapshotTarget, name: string): string {
+  return `${target.guestId}/${target.disk ?? ''}/${name}`;
+}
+
+function describeTarget(target: SnapshotTarget): string {
+  return target.disk === undefined ? `guest ${target.guestId}` : `disk ${target.disk} of guest ${target.guestId}`;
+}
