@@ -87,7 +87,7 @@ describe('snapshot API', function () {
     const fromNull = await agent.request('POST', `${diskSnap(id, 'vdb')}?wait=10`, 'null');
     expect(fromNull.status, fromNull.text).to.equal(200);
     expect(fromNull.body.id).to.match(/^snap-\d+$/);
-    const absent = await agent.request('POST', `${diskSnap(id, 'vda')}?wait=10`);
+    const absent = await agent.request('POST', `${diskSnap(await newGuest(), 'vda')}?wait=10`);
     expect(absent.status, absent.text).to.equal(200);
     expect(absent.body.id).to.match(/^snap-\d+$/);
     const taken = await agent.request('POST', `${snap(id)}?wait=10`, { ...GO_EMPTY, dest: 'first' });
@@ -251,6 +251,20 @@ describe('snapshot API', function () {
     expect(failure, 'a download cut off midway is an error for the client, not a short success').to.be.instanceOf(Error);
     // The agent is fine afterwards.
     expect((await agent.request('GET', snap(broken))).status).to.equal(200);
+  });
+
+  it('rolls back and deletes one disk without touching the other', async () => {
+    const id = await newGuest();
+    await agent.request('POST', `${snap(id)}?wait=10`, { ...GO_EMPTY, dest: 'both' });
+    await agent.request('POST', `${diskSnap(id, 'vda')}?wait=10`, { ...GO_EMPTY, dest: 'vda-only' });
+    const rolled = await agent.request('POST', `${diskSnap(id, 'vda', '/both/rollback')}?wait=10`, { ...GO_EMPTY, destroyMoreRecent: true });
+    expect(rolled.status, rolled.text).to.equal(200);
+    expect((await agent.request('GET', diskSnap(id, 'vda'))).body.map((s: { id: string }) => s.id)).to.deep.equal(['both']);
+    const removed = await agent.request('DELETE', `${diskSnap(id, 'vdb', '/both')}?wait=10`);
+    expect(removed.status, removed.text).to.equal(200);
+    expect((await agent.request('GET', diskSnap(id, 'vdb'))).body).to.deep.equal([]);
+    expect((await agent.request('GET', diskSnap(id, 'vda'))).body.map((s: { id: string }) => s.id)).to.deep.equal(['both']);
+    expect((await agent.request('GET', snap(id))).body, 'no longer on every disk: not a guest-wide snapshot').to.deep.equal([]);
   });
 
   it('deleting a guest deletes its snapshots', async () => {
