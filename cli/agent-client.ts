@@ -6,16 +6,6 @@ import type { Guest, Job } from '../core/contract/wire-types.js';
 import { ApiError, CliError } from './cli-error.js';
 import type { Settings } from './settings.js';
 
-/** mistify rpc.Image, as GET /images answers it. */
-export interface Image {
-  id: string;
-  type: string;
-  volume: string;
-  snapshot: string;
-  size: number;
-  status: string;
-}
-
 export interface Answer<T> {
   status: number;
   body: T;

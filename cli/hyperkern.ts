@@ -8,8 +8,7 @@
  */
 import { Argument, Command, CommanderError, Option } from 'commander';
 import { readFile } from 'node:fs/promises';
-import type { Guest, Job } from '../core/contract/wire-types.js';
-import type { Image } from './agent-client.js';
+import type { Guest, Image, Job } from '../core/contract/wire-types.js';
 import { AgentClient } from './agent-client.js';
 import { CliError } from './cli-error.js';
 import { EXIT } from './exit-codes.js';

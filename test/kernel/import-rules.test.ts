@@ -1,7 +1,8 @@
 /**
  * The dependency rule, enforced: core never imports a plugin, and a plugin
  * reaches the kernel only through core/contract (so the contract is the
- * whole plugin API). Read from the TypeScript sources.
+ * whole plugin API); the CLI, a client, sees only the contract's wire
+ * types. Read from the TypeScript sources.
  */
 import { expect } from 'chai';
 import { readdir, readFile } from 'node:fs/promises';
@@ -36,6 +37,21 @@ describe('import rules', () => {
     const offenders: string[] = [];
     for (const file of await sources(path.join(repoRoot, 'core/contract'))) {
       for (const target of await importsOf(file)) if (!target.startsWith('core/contract/')) offenders.push(`${path.relative(repoRoot, file)} -> ${target}`);
+    }
+    expect(offenders).to.deep.equal([]);
+  });
+
+  it('the CLI, a client of the API, takes the kernel\'s wire types from core/contract and nothing else of core', async () => {
+    const files = await sources(path.join(repoRoot, 'cli'));
+    expect(files.length).to.be.greaterThan(3);
+    const offenders: string[] = [];
+    for (const file of files) {
+      const own = path.relative(repoRoot, file);
+      for (const target of await importsOf(file)) {
+        // `hyperkern serve` is the agent itself: it hands the process to core/main.
+        const servesTheAgent = own === 'cli/serve.ts' && target === 'core/main.js';
+        if (target.startsWith('core/') && !target.startsWith('core/contract/') && !servesTheAgent) offenders.push(`${own} -> ${target}`);
+      }
     }
     expect(offenders).to.deep.equal([]);
   });
