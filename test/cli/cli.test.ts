@@ -9,7 +9,8 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
 import { writeFile } from 'node:fs/promises';
-import { distRoot, makeTempDir, removeDir, startAgent, type RunningAgent } from '../support/agent.js';
+import { distRoot, makeTempDir, removeDir } from '../support/agent.js';
+import { suiteAgent } from '../support/agent-hooks.js';
 import { simulatorConfig } from '../support/configs.js';
 import { Terminal } from './terminal.js';
 
@@ -22,25 +23,23 @@ const exec = promisify(execFile);
 describe('CLI: hyperkern in a terminal', function () {
   // Each case waits for jobs the simulator stretches to ~2 s; generous for a loaded machine.
   this.timeout(120000);
-  let agent: RunningAgent;
+  // The CLI is the child process here; the agent it talks to runs in-process.
+  const agent = suiteAgent(() => ({
+    config: simulatorConfig({
+      auth: { tokens: [TOKEN] },
+      simulator: { delays: { create: 2000, start: 2000, suspend: 8000 }, failures: { reboot: 'simulated reboot failure' } },
+    }),
+  }));
   let terminal: Terminal;
   let env: Record<string, string>;
 
   before(async () => {
-    agent = await startAgent({
-      config: simulatorConfig({
-        auth: { tokens: [TOKEN] },
-        simulator: { delays: { create: 2000, start: 2000, suspend: 8000 }, failures: { reboot: 'simulated reboot failure' } },
-      }),
-    });
     // No CLI config file of the machine's user gets in the way.
     env = { HYPERKERN_URL: agent.url, HYPERKERN_TOKEN: TOKEN, XDG_CONFIG_HOME: '/nonexistent' };
     terminal = new Terminal();
   });
   after(async () => {
     await terminal?.close();
-    await agent?.stop();
-    if (agent) await removeDir(agent.dataDir);
   });
 
   async function newGuest(): Promise<string> {

@@ -6,7 +6,8 @@
 import path from 'node:path';
 import { mkdir } from 'node:fs/promises';
 import { expect } from 'chai';
-import { distRoot, makeTempDir, removeDir, startAgent, type RunningAgent } from '../support/agent.js';
+import { distRoot, makeTempDir, removeDir } from '../support/agent.js';
+import { suiteAgent } from '../support/agent-hooks.js';
 import { simulatorConfig, withImages } from '../support/configs.js';
 import { makeRaw } from '../support/image-files.js';
 import { startImageServer, type ImageServer } from '../support/image-server.js';
@@ -19,7 +20,6 @@ describe('CLI: hyperkern images in a terminal', function () {
   let work: string;
   let served: string;
   let server: ImageServer;
-  let agent: RunningAgent;
   let terminal: Terminal;
   let env: Record<string, string>;
 
@@ -30,15 +30,16 @@ describe('CLI: hyperkern images in a terminal', function () {
     // 2 MiB in 64 KiB pieces every 100 ms: about 3 s of visible progress.
     await makeRaw(served, 'disk.raw', 2);
     server = await startImageServer(served);
-    agent = await startAgent({ config: withImages(simulatorConfig(), { imagesDir: path.join(work, 'images') }) });
+  });
+  // The CLI is the child process here; the agent it talks to runs in-process.
+  const agent = suiteAgent(() => ({ config: withImages(simulatorConfig(), { imagesDir: path.join(work, 'images') }) }));
+  before(async () => {
     env = { HYPERKERN_URL: agent.url, XDG_CONFIG_HOME: '/nonexistent' };
     terminal = new Terminal();
   });
   after(async () => {
     await terminal?.close();
-    await agent?.stop();
     await server?.close();
-    if (agent) await removeDir(agent.dataDir);
     if (work) await removeDir(work);
   });
 

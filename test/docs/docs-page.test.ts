@@ -8,7 +8,8 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
 import { chromium, type BrowserContext } from 'playwright-core';
-import { makeTempDir, removeDir, repoRoot, startAgent, type RunningAgent } from '../support/agent.js';
+import { makeTempDir, removeDir, repoRoot } from '../support/agent.js';
+import { suiteAgent } from '../support/agent-hooks.js';
 import { simulatorConfig } from '../support/configs.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -17,12 +18,11 @@ const ARTIFACTS = path.join(repoRoot, 'test-artifacts');
 describe('GET /docs in headless Chromium', function () {
   // A cold Chromium on a loaded 2-core machine takes seconds to start and render.
   this.timeout(180000);
-  let agent: RunningAgent;
+  const agent = suiteAgent(() => ({ config: simulatorConfig({ auth: { tokens: ['docs-test-token-0123456789'] } }) }));
   let browser: BrowserContext;
   let profile: string;
 
   before(async () => {
-    agent = await startAgent({ config: simulatorConfig({ auth: { tokens: ['docs-test-token-0123456789'] } }) });
     profile = await makeTempDir('hyperkern-chromium-');
     // A fresh profile per run (playwright passes it as --user-data-dir).
     browser = await chromium.launchPersistentContext(profile, {
@@ -42,8 +42,6 @@ describe('GET /docs in headless Chromium', function () {
   });
   after(async () => {
     await browser?.close();
-    await agent?.stop();
-    if (agent) await removeDir(agent.dataDir);
     if (profile) await removeDir(profile);
   });
 
