@@ -2,7 +2,7 @@
  * Manifest of the libvirt backend. Importing this module only declares the
  * plugin; nothing connects until the kernel constructs and starts it.
  */
-import { definePlugin, hypervisorBackendStages, PLUGIN_API_VERSION } from '../../core/contract/index.js';
+import { actionStage, defineStage, definePlugin, hypervisorBackendStages, imageStage, PLUGIN_API_VERSION } from '../../core/contract/index.js';
 import { libvirtOptionsSchema } from './options.js';
 import { LIBVIRT_METADATA } from './metadata.js';
 import { LibvirtPlugin } from './plugin.js';
@@ -17,5 +17,16 @@ export default definePlugin({
   // Which domain a guest is, and whether its storage is ours: a client that
   // rewrote these could start or delete another guest's domain.
   ownedMetadata: [LIBVIRT_METADATA.domain, LIBVIRT_METADATA.uuid, LIBVIRT_METADATA.adopted],
-  stages: (libvirt) => hypervisorBackendStages(libvirt.handlers),
+  stages: (libvirt) => ({
+    ...hypervisorBackendStages(libvirt.handlers),
+    // Images as volumes of the storage pool (docs/images.md, "Images on libvirt").
+    listImages: imageStage(libvirt.imageHandlers.list),
+    getImage: imageStage(libvirt.imageHandlers.get),
+    checkFetchImage: imageStage(libvirt.imageHandlers.checkFetch),
+    importImage: imageStage(libvirt.imageHandlers.importFetched),
+    checkDeleteImage: imageStage(libvirt.imageHandlers.checkDelete),
+    deleteImage: imageStage(libvirt.imageHandlers.delete),
+    uploadImage: defineStage('imageUpload', libvirt.imageHandlers.upload),
+    requireImages: actionStage(libvirt.imageHandlers.requireImages),
+  }),
 });

@@ -38,6 +38,16 @@ export const libvirtOptionsSchema = z
     storagePool: z.string().default(''),
     /** Folder of direct-boot kernels and initrds that guests name by file name (metadata libvirt.kernel). */
     imagesDir: z.string().min(1).default('./images'),
+    /**
+     * Folder where the images plugin leaves fetched images (its imagesDir)
+     * for the importImage stage to upload into the pool; empty: fetchImage
+     * is not wired to this plugin (see docs/images.md).
+     */
+    fetchDir: z.string().default(''),
+    /** Largest image an upload may bring into the pool. */
+    maxImageSizeMiB: z.number().int().positive().default(64 * 1024),
+    /** qemu-img, which checks uploaded images before they become volumes. */
+    qemuImg: z.string().min(1).default('qemu-img'),
     /** QEMU machine type (e.g. q35); empty lets libvirt choose. */
     machine: z.string().default(''),
     /** Give each guest a VNC display (port chosen by libvirt at start, reported as the guest's vnc). */
@@ -69,7 +79,12 @@ export interface ResolvedLibvirtOptions extends LibvirtOptions {
 }
 
 export function resolveOptions(options: LibvirtOptions, env: NodeJS.ProcessEnv = process.env): ResolvedLibvirtOptions {
-  const resolved: ResolvedLibvirtOptions = { ...options, uriSource: 'config', imagesDir: path.resolve(options.imagesDir) };
+  const resolved: ResolvedLibvirtOptions = {
+    ...options,
+    uriSource: 'config',
+    imagesDir: path.resolve(options.imagesDir),
+    fetchDir: options.fetchDir ? path.resolve(options.fetchDir) : '',
+  };
   if (env[URI_ENV]) {
     resolved.uri = env[URI_ENV]!;
     resolved.uriSource = URI_ENV;

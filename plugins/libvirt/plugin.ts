@@ -36,10 +36,12 @@ import { buildDomainXml } from './domain-xml.js';
 import { Domains } from './domains.js';
 import { readExistingDomain } from './existing-domain.js';
 import { GuestMetrics } from './guest-metrics.js';
+import { imageHandlers, type ImageHandlers } from './image-stages.js';
 import { bootFilesOf } from './images.js';
 import { LIBVIRT_METADATA } from './metadata.js';
 import { planNics } from './nic-plan.js';
 import { isTestDriver, resolveOptions, type LibvirtOptions, type ResolvedLibvirtOptions } from './options.js';
+import { PoolImages } from './pool-images.js';
 import { StateSync } from './state-sync.js';
 import { checkPool, createVolumes, deleteVolumes, volumesOf } from './storage.js';
 import { VirshShell } from './virsh-shell.js';
@@ -61,6 +63,7 @@ export class LibvirtPlugin implements PluginInstance {
   private readonly domains: Domains;
   private readonly metrics: GuestMetrics;
   private readonly sync: StateSync;
+  private readonly images: PoolImages;
   private events: DomainEventStream | undefined;
   private domainType: 'kvm' | 'qemu' | 'test' = 'qemu';
   private libvirtVersion = 'unknown';
@@ -80,6 +83,9 @@ export class LibvirtPlugin implements PluginInstance {
     nicMetrics: ({ guest }: GuestMetricsRequest): Promise<GuestMetricsResponse> => this.metrics.nic(guest),
   };
 
+  /** The image stages (images as volumes of the storage pool); the manifest lists them. */
+  readonly imageHandlers: ImageHandlers;
+
   constructor(
     @inject(Tokens.Options) options: LibvirtOptions,
     @inject(Tokens.Logger) private readonly log: Logger,
@@ -94,6 +100,16 @@ export class LibvirtPlugin implements PluginInstance {
     this.domains = new Domains(this.virsh, guests, this.options.domainPrefix, id);
     this.metrics = new GuestMetrics(this.domains, this.reader, this.options.statsMaxAgeMs);
     this.sync = new StateSync(this.domains, guests, this.reader, log, { vnc: this.options.vnc }, () => this.metrics.invalidate());
+    this.images = new PoolImages(this.virsh, guests, log, {
+      pool: this.options.storagePool,
+      uri: this.options.uri,
+      virshBinary: this.options.virsh,
+      qemuImg: this.options.qemuImg,
+      domainPrefix: this.options.domainPrefix,
+      workDir: path.join(dataDir, 'image-uploads'),
+      maxBytes: this.options.maxImageSizeMiB * 1024 * 1024,
+    });
+    this.imageHandlers = imageHandlers(this.images, this.virsh, guests, { pool: this.options.storagePool, domainPrefix: this.options.domainPrefix, fetchDir: this.options.fetchDir });
   }
 
   // ---- plugin lifecycle ----------------------------------------------------
@@ -113,6 +129,7 @@ export class LibvirtPlugin implements PluginInstance {
       // Not fatal: adopted guests and guests without disks need no pool.
       this.log.warn({ pool: this.options.storagePool, err: error.message }, 'storage pool unusable; creating guests with disks will fail until it is');
     });
+    await this.images.open().catch((error: Error) => this.log.warn({ err: error.message }, 'could not clean up after unfinished image uploads'));
     this.log.info(
       { uri: this.options.uri, uriSource: this.options.uriSource, libvirt: this.libvirtVersion, domainType: this.domainType, pool: this.options.storagePool, prefix: this.options.domainPrefix },
       'libvirt backend ready',

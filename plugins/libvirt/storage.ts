@@ -21,7 +21,8 @@ interface VolumeInfo {
   format: string;
 }
 
-async function volumeInfo(virsh: VirshShell, pool: string, name: string): Promise<VolumeInfo | undefined> {
+/** A volume's capacity and format, or undefined when the pool has no such volume. */
+export async function volumeInfo(virsh: VirshShell, pool: string, name: string): Promise<VolumeInfo | undefined> {
   let xml: string;
   try {
     xml = await virsh.run(['vol-dumpxml', '--pool', pool, name], { readOnly: true });

@@ -17,7 +17,6 @@ import { VirshShell } from '../../plugins/libvirt/virsh-shell.js';
 import { INIT_REACHED } from '../fixtures/tiny-guest/index.js';
 import { waitForConsole, MemoryLogger } from '../support/backend-testing.js';
 import { removeDir, startAgent, type RunningAgent } from '../support/agent.js';
-import { shippedConfig } from '../support/configs.js';
 import { LibvirtWorld, SYSTEM_URI } from './world.js';
 import { summarize as summary } from '../support/latency.js';
 
@@ -62,8 +61,7 @@ async function main() {
   const dataDirs: string[] = [];
   try {
     const configFor = (statsMaxAgeMs: number) => {
-      const config = shippedConfig('libvirt.json');
-      config.plugins.find((p: { module: string }) => p.module === 'libvirt').options = world.pluginOptions({ statsMaxAgeMs });
+      const config = world.config({ statsMaxAgeMs });
       return { ...config, logLevel: 'warn', accessLog: false };
     };
     agent = await startAgent({ config: configFor(0), startTimeoutMs: 60000, env: { HYPERKERN_LIBVIRT_URI: '' } });

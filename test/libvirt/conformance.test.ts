@@ -9,7 +9,6 @@ import { expect } from 'chai';
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { removeDir, startAgent, type RunningAgent } from '../support/agent.js';
-import { shippedConfig } from '../support/configs.js';
 import { consoleBootWatcher, goFlow, jsFlow, type FlowBackend } from '../support/conformance-flows.js';
 import { buildGoClient, removeGoClient } from '../support/go-client.js';
 import { INIT_REACHED } from '../fixtures/tiny-guest/index.js';
@@ -25,8 +24,7 @@ describe('conformance: Go and JavaScript clients on libvirt (real libvirtd, tiny
     this.timeout(600_000);
     await buildGoClient();
     world = await LibvirtWorld.create();
-    const config = shippedConfig('libvirt.json');
-    config.plugins.find((p: { module: string }) => p.module === 'libvirt').options = { ...world.pluginOptions(), shutdownTimeoutSeconds: 60, rebootTimeoutSeconds: 60 };
+    const config = world.config({ shutdownTimeoutSeconds: 60, rebootTimeoutSeconds: 60 });
     agent = await startAgent({ config: { ...config, logLevel: 'info' }, startTimeoutMs: 60000, env: { HYPERKERN_LIBVIRT_URI: '' } });
     const consoleLog = (id: string) => path.join(agent!.dataDir, 'plugins', 'libvirt', id, 'console.log');
     backend = {

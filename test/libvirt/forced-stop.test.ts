@@ -6,7 +6,6 @@
 import { expect } from 'chai';
 import { rm } from 'node:fs/promises';
 import { removeDir, startAgent, type RunningAgent } from '../support/agent.js';
-import { shippedConfig } from '../support/configs.js';
 import { LibvirtWorld, SYSTEM_URI, virsh } from './world.js';
 
 describe('forced stop on libvirt (guest without an OS)', function () {
@@ -25,8 +24,7 @@ describe('forced stop on libvirt (guest without an OS)', function () {
   });
 
   it('shutdown?timeout=2&force=true ends with the domain off and a forced Message', async () => {
-    const c = shippedConfig('libvirt.json');
-    c.plugins.find((p: { module: string }) => p.module === 'libvirt').options = world.pluginOptions();
+    const c = world.config();
     agent = await startAgent({ config: { ...c, logLevel: 'info' }, startTimeoutMs: 60000, env: { HYPERKERN_LIBVIRT_URI: '' } });
     const created = await agent.request('POST', '/guests?wait=90', { memory: 64, cpu: 1, disks: [{ size: 16 }] });
     expect(created.status, created.text).to.equal(200);

@@ -12,7 +12,6 @@ import path from 'node:path';
 import { INIT_REACHED } from '../fixtures/tiny-guest/index.js';
 import { GuestShell, sleep, waitForConsole } from '../support/backend-testing.js';
 import { removeDir, startAgent, waitFor, type RunningAgent } from '../support/agent.js';
-import { shippedConfig } from '../support/configs.js';
 import { LibvirtWorld, SYSTEM_URI, virsh } from './world.js';
 import { FIRST_BOOT_MS, recordBoot, underLoad } from '../support/load-budget.js';
 
@@ -44,8 +43,7 @@ describe('libvirt backend on qemu:///system (real libvirtd, tiny guest under TCG
   });
 
   function config(): any {
-    const c = shippedConfig('libvirt.json');
-    c.plugins.find((p: { module: string }) => p.module === 'libvirt').options = world.pluginOptions();
+    const c = world.config();
     return { ...c, logLevel: 'info' };
   }
   async function start(dataDir?: string): Promise<RunningAgent> {
@@ -285,11 +283,10 @@ describe('libvirt backend on qemu:///system (real libvirtd, tiny guest under TCG
       expect((await a.request('DELETE', `/guests/${guest.id}?wait=60`)).status).to.equal(200);
       expect(await world.volumes(), 'the base stays, the overlays go').to.deep.equal([base]);
 
+      // libvirt.requireImages refuses it before any job or guest record.
       const res = await a.request('POST', '/guests?wait=30', { disks: [{ image: 'no-such-image' }] });
-      const job = (await a.request('GET', `/jobs/${res.headers.get('x-guest-job-id')}`)).body;
-      expect(job.Status).to.equal('Error');
-      expect(job.Message).to.contain(`image "no-such-image" is not a volume of storage pool "${world.pool}"`);
-      expect((await a.request('DELETE', `/guests/${job.GuestID}?wait=60`)).status).to.equal(200);
+      expect(res.status).to.equal(400);
+      expect(res.body.message).to.contain(`image "no-such-image" is not in libvirt storage pool "${world.pool}"`);
     } finally {
       await virsh(SYSTEM_URI, 'vol-delete', '--pool', world.pool, base).catch(() => undefined);
     }

@@ -8,21 +8,32 @@
 import { expect } from 'chai';
 import { rm } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
-import { startAgent, type RunningAgent } from '../support/agent.js';
+import { makeTempDir, removeDir, startAgent, type RunningAgent } from '../support/agent.js';
 import { shippedConfig } from '../support/configs.js';
 
 describe('libvirt backend on the test driver (test:///default)', function () {
   this.timeout(30000);
   let agent: RunningAgent;
 
+  let fetchDir: string;
+
+  /** The shipped config, with fetched images in this run's own folder rather than ./images/fetched. */
+  function config(): any {
+    const c = shippedConfig('libvirt.json');
+    c.plugins.find((p: { module: string }) => p.module === 'libvirt').options.fetchDir = fetchDir;
+    c.plugins.find((p: { module: string }) => p.module === 'images').options.imagesDir = fetchDir;
+    return { ...c, logLevel: 'info' };
+  }
+
   before(async () => {
-    agent = await startAgent({ config: { ...shippedConfig('libvirt.json'), logLevel: 'info' }, env: { HYPERKERN_LIBVIRT_URI: 'test:///default' } });
+    fetchDir = await makeTempDir('hkt-libvirt-fetch-');
+    agent = await startAgent({ config: config(), env: { HYPERKERN_LIBVIRT_URI: 'test:///default' } });
   });
   after(async () => {
     await agent?.stop();
-    const { removeDir } = await import('../support/agent.js');
     // startAgent writes the config next to the data dir; remove both.
     if (agent) await Promise.all([removeDir(agent.dataDir), rm(`${agent.dataDir}.config.json`, { force: true })]);
+    await removeDir(fetchDir);
   });
 
   async function create(body: object, query = ''): Promise<{ status: number; guest: any; job: any }> {
@@ -97,15 +108,33 @@ describe('libvirt backend on the test driver (test:///default)', function () {
     expect(path.job.Message).to.contain('must be a file name in the images folder');
     await agent.request('DELETE', `/guests/${path.guest.id}?wait=10`);
 
-    // The second disk is refused after the first one's volume was made: that volume must go again.
+    // An image the pool lacks is refused at once (libvirt.requireImages), before any job.
+    const missingImage = await agent.request('POST', '/guests?wait=10', { disks: [{ size: 8 }, { image: 'no-such-image' }] });
+    expect(missingImage.status).to.equal(400);
+    expect(missingImage.body.message).to.contain('image "no-such-image" is not in libvirt storage pool "default-pool"');
+    // Without that check (a config whose create has no sync stages) the create job refuses it,
+    // after the first disk's volume was made: that volume must go again.
+    const unchecked = config();
+    unchecked.actions.create = { async: unchecked.actions.create.async };
+    const bare = await startAgent({ config: unchecked, env: { HYPERKERN_LIBVIRT_URI: 'test:///default' } });
+    try {
+      const sameId = randomUUID();
+      const res = await bare.request('POST', '/guests?wait=10', { id: sameId, disks: [{ size: 8 }, { image: 'no-such-image' }] });
+      const job = (await bare.request('GET', `/jobs/${res.headers.get('x-guest-job-id')}`)).body;
+      expect(job.Status).to.equal('Error');
+      expect(job.Message).to.contain('image "no-such-image" is not a volume of storage pool');
+      expect((await bare.request('DELETE', `/guests/${sameId}?wait=10`)).status).to.equal(200);
+      const again = await bare.request('POST', '/guests?wait=10&start=false', { id: sameId, disks: [{ size: 8 }] });
+      expect(again.status, `the same guest id again finds no stale volume: ${again.text}`).to.equal(200);
+      expect((await bare.request('DELETE', `/guests/${sameId}?wait=10`)).status).to.equal(200);
+    } finally {
+      await bare.stop();
+      await rm(bare.dataDir, { recursive: true, force: true });
+    }
     const id = randomUUID();
-    const second = await create({ id, disks: [{ size: 8 }, { image: 'no-such-image' }] });
-    expect(second.job.Status).to.equal('Error');
-    expect(second.job.Message).to.contain('image "no-such-image" is not a volume of storage pool');
-    await agent.request('DELETE', `/guests/${id}?wait=10`);
     // A client's disk source (a Go client sends the one it last saw) is ignored: the agent makes its own.
     const retry = await create({ id, disks: [{ size: 8, source: '/etc/shadow' }] });
-    expect(retry.job.Status, `the same guest id again finds no stale volume: ${retry.job.Message}`).to.equal('Complete');
+    expect(retry.job.Status, retry.job.Message).to.equal('Complete');
     expect(retry.guest.disks[0].source).to.match(/hk-.*-vda\.qcow2$/);
     expect(retry.guest.state, 'the create booted the guest').to.equal('running');
     await agent.request('DELETE', `/guests/${id}?wait=10`);
@@ -156,15 +185,18 @@ describe('libvirt backend on the test driver (test:///default)', function () {
       [`hk-${randomUUID()}-vda.qcow2`, /is a guest's disk, not an image/],
       ['--pool=other', /no leading "-"/],
     ];
+    // Refused at once by libvirt.requireImages, before virsh sees the name.
+    const guestsBefore = (await agent.request('GET', '/guests')).body.map((g: any) => g.id).sort();
     for (const [image, refusal] of attempts) {
-      const attacker = await create({ disks: [{ image }] }, '&start=false');
-      expect(attacker.job.Status, `image ${image}`).to.equal('Error');
-      expect(attacker.job.Message, `image ${image}`).to.match(refusal);
-      await agent.request('DELETE', `/guests/${attacker.guest.id}?wait=10`);
+      const attacker = await agent.request('POST', '/guests?wait=10&start=false', { disks: [{ image }] });
+      expect(attacker.status, `image ${image}`).to.equal(400);
+      expect(attacker.body.message, `image ${image}`).to.match(refusal);
     }
-    const viaGuestImage = await create({ image: volume, disks: [{ size: 16 }] }, '&start=false');
-    expect(viaGuestImage.job.Message).to.match(/is a guest's disk/);
-    await agent.request('DELETE', `/guests/${viaGuestImage.guest.id}?wait=10`);
+    const viaGuestImage = await agent.request('POST', '/guests?wait=10&start=false', { image: volume, disks: [{ size: 16 }] });
+    expect(viaGuestImage.status).to.equal(400);
+    expect(viaGuestImage.body.message).to.match(/is a guest's disk/);
+    const guestsAfter = (await agent.request('GET', '/guests')).body.map((g: any) => g.id).sort();
+    expect(guestsAfter, 'no guest record was made for a refused create').to.deep.equal(guestsBefore);
     await agent.request('DELETE', `/guests/${victim.guest.id}?wait=10`);
   });
 

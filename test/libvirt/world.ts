@@ -13,6 +13,7 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { tinyGuest, TINY_GUEST_CMDLINE } from '../fixtures/tiny-guest/index.js';
 import { makeTempDir, removeDir, repoRoot } from '../support/agent.js';
+import { shippedConfig } from '../support/configs.js';
 import { GUEST_ACTION_SECONDS } from '../support/load-budget.js';
 
 const execFileAsync = promisify(execFile);
@@ -32,6 +33,8 @@ export class LibvirtWorld {
   /** A transient libvirt network over `bridge`. */
   readonly network: string;
   readonly imagesDir: string;
+  /** Where the images plugin leaves fetched images for libvirt.importImage. */
+  readonly fetchDir: string;
   private startedDaemons: number[] = [];
   private bridgeCreated = false;
 
@@ -41,6 +44,7 @@ export class LibvirtWorld {
     this.bridge = `hkt${token}br`;
     this.network = `hkt${token}-net`;
     this.imagesDir = path.join(root, 'images');
+    this.fetchDir = path.join(root, 'fetched');
   }
 
   /** Guest metadata that boots the tiny guest directly. */
@@ -84,12 +88,22 @@ export class LibvirtWorld {
       domainPrefix: this.prefix,
       storagePool: this.pool,
       imagesDir: this.imagesDir,
+      fetchDir: this.fetchDir,
       shutdownTimeoutSeconds: GUEST_ACTION_SECONDS,
       rebootTimeoutSeconds: GUEST_ACTION_SECONDS,
       statsMaxAgeMs: 0,
       vnc: true,
       ...extra,
     };
+  }
+
+  /** config/libvirt.json in this world: the libvirt plugin's options from pluginOptions(extra), fetched images under the run's folder. */
+  config(extra: Record<string, unknown> = {}): any {
+    const config = shippedConfig('libvirt.json');
+    config.plugins.find((p: { module: string }) => p.module === 'libvirt').options = this.pluginOptions(extra);
+    const images = config.plugins.find((p: { module: string }) => p.module === 'images');
+    images.options = { ...images.options, imagesDir: this.fetchDir };
+    return config;
   }
 
   /** Names of this run's domains that libvirt still has. */
