@@ -113,9 +113,9 @@ export class GuestSnapshots {
 
   /**
    * Reverts the target's disks to snapshot `name`; the guest must be off.
-   * Snapshots taken after it stay unless `destroyMoreRecent`, which deletes
-   * them (after the rollback succeeded, so a failed rollback loses nothing).
-   * Answers the names deleted.
+   * With snapshots taken after it, this is a 409 that changes nothing unless
+   * `destroyMoreRecent`, which deletes them (as ZFS rollback -r does, which
+   * mistify's clients expect). Answers the names deleted.
    */
   rollback(target: SnapshotTarget, name: string, options: { destroyMoreRecent: boolean }, signal?: AbortSignal): Promise<string[]> {
     return this.serial(target.guest.id, async () => {
@@ -128,6 +128,16 @@ export class GuestSnapshots {
       const disks = this.disksOf(target);
       const tables = await this.tables(target.guest, disks);
       this.requireOn(target, tables, name);
+      // Snapshots taken after the target, on the disks rolled back.
+      const newer = new Set<string>();
+      for (const disk of disks) {
+        const table = tables.get(disk.device)!;
+        const point = table.find((s) => s.name === name)!;
+        for (const s of table) if (byAge(s, point) > 0) newer.add(s.name);
+      }
+      if (newer.size > 0 && !options.destroyMoreRecent) {
+        throw new StageRejection(409, `snapshot "${name}" has later snapshots (${[...newer].join(', ')}); roll back with destroyMoreRecent to delete them, or delete them first`);
+      }
       const rolledBack: string[] = [];
       for (const disk of disks) {
         try {
@@ -138,14 +148,7 @@ export class GuestSnapshots {
         }
         rolledBack.push(disk.device);
       }
-      if (!options.destroyMoreRecent) return [];
-      const newer = new Set<string>();
-      for (const disk of disks) {
-        const table = tables.get(disk.device)!;
-        const point = table.find((s) => s.name === name)!;
-        for (const s of table) if (byAge(s, point) > 0) newer.add(s.name);
-      }
-      // A newer guest-wide snapshot goes from the disks rolled back only when this is a disk rollback.
+      // Deleted after the rollback succeeded, so a failed rollback loses none.
       await this.deleteFrom(target.guest, disks, [...newer], signal);
       return [...newer];
     });
@@ -153,7 +156,7 @@ export class GuestSnapshots {
 
   /**
    * A self-contained qcow2 of the snapshot of one disk, streamed. A guest-wide
-   * download is of the guest's only disk; with several, a 400 names the disk routes.
+   * download is of the guest's only disk; with several, a 409 names the disk routes.
    */
   download(target: SnapshotTarget, name: string, workDir: string, signal?: AbortSignal): Promise<SnapshotStream> {
     return this.serial(target.guest.id, async () => {
@@ -161,7 +164,7 @@ export class GuestSnapshots {
       if (disks.length !== 1) {
         const devices = disks.map((d) => d.device);
         throw new StageRejection(
-          400,
+          409,
           `guest ${target.guest.id} has ${disks.length} disks (${devices.join(', ')}); download one disk's snapshot at /guests/${target.guest.id}/disks/{disk}/snapshots/${name}/download`,
         );
       }

@@ -77,8 +77,12 @@ describe('QEMU snapshots (real qemu-img and QEMU under TCG)', function () {
     expect((await rejection(plugin.snapshots.get(target, 'nope'))).status).to.equal(404);
     expect((await rejection(plugin.snapshots.list({ guest: created, disk: 'vdz' }))).status).to.equal(404);
 
+    const later = await rejection(plugin.snapshots.rollback(target, 's1', { destroyMoreRecent: false }));
+    expect(later.status).to.equal(409);
+    expect(later.message).to.include('later snapshots (s2)');
+    expect(await hasPattern(disk, 'qcow2', 0x33, '0', '1M'), 'a refused rollback changes nothing').to.equal(true);
     // Rolling back to s2 keeps s1 (older) and loses the 0x33 write.
-    expect(await plugin.snapshots.rollback(target, 's2', { destroyMoreRecent: true })).to.deep.equal([]);
+    expect(await plugin.snapshots.rollback(target, 's2', { destroyMoreRecent: false })).to.deep.equal([]);
     expect(await hasPattern(disk, 'qcow2', 0x22, '0', '1M'), 'data of s2 back').to.equal(true);
     expect(await plugin.snapshots.rollback(target, 's1', { destroyMoreRecent: true }), 'names what went').to.deep.equal(['s2']);
     expect(await hasPattern(disk, 'qcow2', 0x11, '0', '1M'), 'data written after s1 gone').to.equal(true);
