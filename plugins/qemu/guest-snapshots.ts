@@ -128,16 +128,7 @@ export class GuestSnapshots {
       const disks = this.disksOf(target);
       const tables = await this.tables(target.guest, disks);
       this.requireOn(target, tables, name);
-      // Snapshots taken after the target, on the disks rolled back.
-      const newer = new Set<string>();
-      for (const disk of disks) {
-        const table = tables.get(disk.device)!;
-        const point = table.find((s) => s.name === name)!;
-        for (const s of table) if (byAge(s, point) > 0) newer.add(s.name);
-      }
-      if (newer.size > 0 && !options.destroyMoreRecent) {
-        throw new StageRejection(409, `snapshot "${name}" has later snapshots (${[...newer].join(', ')}); roll back with destroyMoreRecent to delete them, or delete them first`);
-      }
+      const newer = this.refuseLater(target, tables, name, options.destroyMoreRecent);
       const rolledBack: string[] = [];
       for (const disk of disks) {
         try {
@@ -151,6 +142,18 @@ export class GuestSnapshots {
       // Deleted after the rollback succeeded, so a failed rollback loses none.
       await this.deleteFrom(target.guest, disks, [...newer], signal);
       return [...newer];
+    });
+  }
+
+  /**
+   * The check of a rollback that can be made before its job is queued: the
+   * 409 for later snapshots without destroyMoreRecent (rollback checks again).
+   */
+  checkRollback(target: SnapshotTarget, name: string, options: { destroyMoreRecent: boolean }): Promise<void> {
+    return this.serial(target.guest.id, async () => {
+      const tables = await this.tables(target.guest, this.disksOf(target));
+      this.requireOn(target, tables, name);
+      this.refuseLater(target, tables, name, options.destroyMoreRecent);
     });
   }
 
@@ -192,6 +195,20 @@ export class GuestSnapshots {
     const tables = new Map<string, InternalSnapshot[]>();
     for (const disk of disks) tables.set(disk.device, await listFileSnapshots(this.qemuImg, sourceOf(disk)));
     return tables;
+  }
+
+  /** Names of the snapshots taken after `name` on the target's disks; a 409 if there are some and they may not go. */
+  private refuseLater(target: SnapshotTarget, tables: Map<string, InternalSnapshot[]>, name: string, destroyMoreRecent: boolean): string[] {
+    const newer = new Set<string>();
+    for (const table of tables.values()) {
+      const point = table.find((s) => s.name === name)!;
+      for (const s of table) if (byAge(s, point) > 0) newer.add(s.name);
+    }
+    if (newer.size > 0 && !destroyMoreRecent) {
+      const where = target.disk ? `disk ${target.disk} of guest ${target.guest.id}` : `guest ${target.guest.id}`;
+      throw new StageRejection(409, `snapshot "${name}" of ${where} has later snapshots (${[...newer].join(', ')}); roll back with destroyMoreRecent to delete them, or delete them first`);
+    }
+    return [...newer];
   }
 
   private requireOn(target: SnapshotTarget, tables: Map<string, InternalSnapshot[]>, name: string): void {
