@@ -2,7 +2,7 @@
  * Manifest of the QEMU backend. Importing this module only declares the
  * plugin; nothing runs until the kernel constructs and starts it.
  */
-import { definePlugin, hypervisorBackendStages, PLUGIN_API_VERSION } from '../../core/contract/index.js';
+import { definePlugin, hypervisorBackendStages, PLUGIN_API_VERSION, snapshotDownloadStage, snapshotStage } from '../../core/contract/index.js';
 import { qemuOptionsSchema } from './options.js';
 import { QemuPlugin } from './plugin.js';
 
@@ -13,5 +13,15 @@ export default definePlugin({
   description: 'Virtual machines as qemu-system-x86_64 processes driven over QMP (no libvirt)',
   options: qemuOptionsSchema,
   create: QemuPlugin,
-  stages: (qemu) => hypervisorBackendStages(qemu.handlers),
+  stages: (qemu) => ({
+    ...hypervisorBackendStages(qemu.handlers),
+    checkCreateSnapshot: snapshotStage(qemu.snapshotHandlers.checkCreateSnapshot),
+    createSnapshot: snapshotStage(qemu.snapshotHandlers.createSnapshot),
+    listSnapshots: snapshotStage(qemu.snapshotHandlers.listSnapshots),
+    getSnapshot: snapshotStage(qemu.snapshotHandlers.getSnapshot),
+    deleteSnapshot: snapshotStage(qemu.snapshotHandlers.deleteSnapshot),
+    checkRollbackSnapshot: snapshotStage(qemu.snapshotHandlers.checkRollbackSnapshot),
+    rollbackSnapshot: snapshotStage(qemu.snapshotHandlers.rollbackSnapshot),
+    downloadSnapshot: snapshotDownloadStage(qemu.snapshotHandlers.downloadSnapshot),
+  }),
 });

@@ -40,6 +40,7 @@ import { findGuestProcess, launchQemu, terminate } from './qemu-process.js';
 import type { QmpEvent } from './qmp-client.js';
 import { RunDir } from './run-dir.js';
 import { removeStaleExports } from './snapshot-export.js';
+import { snapshotHandlers } from './snapshot-stages.js';
 import { ensureTap, isBridge, removeTap } from './taps.js';
 import { allocateVncPort } from './vnc-ports.js';
 
@@ -59,6 +60,8 @@ export class QemuPlugin implements PluginInstance {
   private version = 'unknown';
   /** Disk and guest snapshots (qcow2 internal): QMP while a guest runs, qemu-img while it is off. */
   readonly snapshots: GuestSnapshots;
+  /** The snapshot stages, on `snapshots` (the manifest makes them its stages). */
+  readonly snapshotHandlers: ReturnType<typeof snapshotHandlers>;
 
   /** One handler per backend stage; the manifest makes them its stages. */
   readonly handlers: HypervisorBackendHandlers = {
@@ -84,6 +87,7 @@ export class QemuPlugin implements PluginInstance {
   ) {
     this.options = resolveOptions(options);
     this.snapshots = new GuestSnapshots(this.options.qemuImg, (id) => this.machines.get(id));
+    this.snapshotHandlers = snapshotHandlers(this.snapshots, (id) => new RunDir(this.dataDir, id).dir);
     this.observations = new ObserveQueue(guests, log, 'QEMU');
   }
 
