@@ -91,7 +91,7 @@ async function main(): Promise<number> {
       await Promise.allSettled(plugins.map((p) => p.instance.stop?.()));
       process.stdout.write(
         `config ${loaded.file} is valid: plugins ${plugins.map((p) => p.id).join(', ') || '(none)'}; ` +
-          `actions ${[...plans.lifecycle.keys(), ...plans.metrics.keys(), ...plans.image.keys()].join(', ') || '(none)'}` +
+          `actions ${[...plans.lifecycle.keys(), ...plans.metrics.keys(), ...plans.image.keys(), ...plans.snapshot.keys()].join(', ') || '(none)'}` +
           Object.values(plans.byType)
             .map((set) => [...set.lifecycle.values(), ...set.metrics.values()].map((p) => p.configName))
             .filter((names) => names.length > 0)

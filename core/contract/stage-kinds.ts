@@ -8,6 +8,7 @@
 import type { Readable } from 'node:stream';
 import type { Guest, GuestMetricsRequest, GuestMetricsResponse, GuestRequest, GuestResponse, ImageRequest, ImageResponse, SnapshotRequest, SnapshotResponse } from './wire-types.js';
 import type { StageContext } from './plugin-api.js';
+import type { SnapshotAction } from './lifecycle.js';
 
 /** Request and response type of each stage kind. */
 export interface StageKindShapes {
@@ -40,6 +41,8 @@ export interface SnapshotStageRequest extends SnapshotRequest {
   disk?: string;
   /** The stage's config args, with the request's query arguments over them. */
   args: Record<string, unknown>;
+  /** The action this request is for, for a stage that serves several (a JSON-RPC bridge). */
+  operation: SnapshotAction;
 }
 
 /**

@@ -11,7 +11,7 @@
 import { isSnapshotJobAction, SNAPSHOT_LIFECYCLE, type SnapshotAction, type SnapshotJobAction, type SnapshotQueryAction } from './actions.js';
 import type { ActionPlans, SnapshotPlan } from './action-plan.js';
 import type { ActionRunner, GuestJobRun } from './action-runner.js';
-import { Errors } from '../errors.js';
+import { Errors, HyperkernError } from '../errors.js';
 import type { GuestRegistry } from '../guests/guest-registry.js';
 import { isFinished, type JobLog } from './job-log.js';
 import { asPluginLogger, type AgentLogger } from '../logger.js';
@@ -126,7 +126,7 @@ export class SnapshotRunner {
       disk = guest.disks[0].device;
     }
     const stage = plan.sync[0];
-    return runStage<SnapshotDownload>(stage, stageRequest(guest, { ...request(target, name, {}), disk }, stage, args), { log: asPluginLogger(this.log) }, args);
+    return runStage<SnapshotDownload>(stage, stageRequest('downloadSnapshot', guest, { ...request(target, name, {}), disk }, stage, args), { log: asPluginLogger(this.log) }, args);
   }
 
   /** delete and rollback: the snapshot must exist and no other job be changing it. */
@@ -148,7 +148,7 @@ export class SnapshotRunner {
     this.changing.set(key, '');
     try {
       for (const stage of plan.sync) {
-        await runStage<SnapshotResponse>(stage, stageRequest(guest, stored, stage, args), { log: asPluginLogger(this.log) }, args);
+        await runStage<SnapshotResponse>(stage, stageRequest(action, guest, stored, stage, args), { log: asPluginLogger(this.log) }, args);
       }
       const job = await this.runner.enqueue(guest.id, action, { ...args, request: stored });
       this.changing.set(key, job.ID);
@@ -175,7 +175,7 @@ export class SnapshotRunner {
       let last: Snapshot | undefined;
       for (const stage of plan.async) {
         const current = this.registry.find(job.GuestID) ?? guest;
-        const response = await run.stage<SnapshotResponse>(stage, stageRequest(current, requested, stage, args), args);
+        const response = await run.stage<SnapshotResponse>(stage, stageRequest(action, current, requested, stage, args), args);
         last = response.snapshots[0] ?? last;
       }
       const what = `${describeTarget(target)} snapshot "${requested.id}"`;
@@ -200,13 +200,20 @@ export class SnapshotRunner {
 
   private async query(action: SnapshotQueryAction, guest: Guest, target: SnapshotTarget, stored: StoredSnapshotRequest, args: Record<string, unknown>): Promise<SnapshotResponse> {
     const stage = this.plan(action).sync[0];
-    return runStage<SnapshotResponse>(stage, stageRequest(guest, stored, stage, args), { log: asPluginLogger(this.log) }, args);
+    return runStage<SnapshotResponse>(stage, stageRequest(action, guest, stored, stage, args), { log: asPluginLogger(this.log) }, args);
   }
 
   /** The snapshot through getSnapshot (or listSnapshots when only that is configured). */
   private async find(guest: Guest, target: SnapshotTarget, name: string, args: Record<string, unknown>): Promise<Snapshot | undefined> {
     const action: SnapshotQueryAction = this.plans.snapshot.has('getSnapshot') || !this.plans.snapshot.has('listSnapshots') ? 'getSnapshot' : 'listSnapshots';
-    const { snapshots } = await this.query(action, guest, target, request(target, action === 'getSnapshot' ? name : '', {}), args);
+    let snapshots: Snapshot[];
+    try {
+      ({ snapshots } = await this.query(action, guest, target, request(target, action === 'getSnapshot' ? name : '', {}), args));
+    } catch (error) {
+      // A backend that answers "no such snapshot" with a 404 rather than an empty list (a JSON-RPC sub-agent's error).
+      if (error instanceof HyperkernError && error.kind === 'stageRejected' && error.status === 404) return undefined;
+      throw error;
+    }
     return snapshots.find((s) => s.id === name) ?? (action === 'getSnapshot' ? snapshots[0] : undefined);
   }
 
@@ -249,8 +256,8 @@ function request(target: SnapshotTarget, id: string, fields: Partial<SnapshotReq
 }
 
 /** A stage's request: the stored one, the guest as it is now, the stage's config args under the request's. */
-function stageRequest(guest: Guest, stored: StoredSnapshotRequest, stage: PlannedStage, args: Record<string, unknown>): SnapshotStageRequest {
-  return { ...stored, guest, args: { ...stage.args, ...args } };
+function stageRequest(operation: SnapshotAction, guest: Guest, stored: StoredSnapshotRequest, stage: PlannedStage, args: Record<string, unknown>): SnapshotStageRequest {
+  return { ...stored, guest, args: { ...stage.args, ...args }, operation };
 }
 
 function keyOf(target: SnapshotTarget, name: string): string {

@@ -5,8 +5,10 @@
  * A lifecycle stage sends mistify's GuestRequest and takes its
  * GuestResponse; a metrics stage sends GuestMetricsRequest and takes
  * GuestMetricsResponse; an image stage sends ImageRequest and takes
- * ImageResponse (mistify-agent-image's methods). docs/jsonrpc.md has the
- * config mapping.
+ * ImageResponse (mistify-agent-image's methods); a snapshot stage sends
+ * mistify's SnapshotRequest (entity ids as mistify-agent made them, see
+ * mistify-snapshots.ts) and takes SnapshotResponse; a download stage POSTs
+ * the SnapshotRequest to the service's path and streams the answer. docs/jsonrpc.md has the config mapping.
  */
 import { inject, injectable } from 'tsyringe';
 import {
@@ -24,7 +26,12 @@ import {
   type StageResponseOf,
   type StageContext,
   type StageSet,
+  type SnapshotDownload,
+  type SnapshotResponse,
+  type SnapshotStageRequest,
+  StageRejection,
 } from '../../core/contract/index.js';
+import { datasetsOf, fromMistifySnapshots, toMistifySnapshotRequest } from './mistify-snapshots.js';
 import { JsonRpcClient, JsonRpcError } from './json-rpc-client.js';
 import { translateMistifyConfig } from './mistify-config.js';
 import { jsonRpcOptions, type JsonRpcOptions } from './options.js';
@@ -46,7 +53,11 @@ export class JsonRpcPlugin implements PluginInstance {
   ) {
     this.client = new JsonRpcClient({ port: options.port, path: options.path, maxPending: options.max_pending });
     this.stages = Object.fromEntries(
-      Object.entries(options.methods).map(([method, kind]) => [method, defineStage(kind, (request, ctx) => this.call(method, kind, request, ctx))]),
+      Object.entries(options.methods).map(([method, kind]) => {
+        if (kind === 'snapshot') return [method, defineStage('snapshot', (request, ctx) => this.snapshot(method, request, ctx))];
+        if (kind === 'snapshotDownload') return [method, defineStage('snapshotDownload', (request, ctx) => this.download(request, ctx))];
+        return [method, defineStage(kind, (request, ctx) => this.call(method, kind, request, ctx))];
+      }),
     );
   }
 
@@ -60,6 +71,48 @@ export class JsonRpcPlugin implements PluginInstance {
     await this.client.close();
   }
 
+  /**
+   * A snapshot method. A guest-wide rollback is one call per dataset (the
+   * guest's, then each disk's): a ZFS rollback is not recursive, and a guest
+   * snapshot covers every disk. "does not exist" answers become 404s.
+   */
+  private async snapshot(method: string, request: SnapshotStageRequest, ctx: StageContext): Promise<SnapshotResponse> {
+    const entities = request.operation === 'rollbackSnapshot' ? datasetsOf(request) : [undefined];
+    let first: SnapshotResponse | undefined;
+    for (const entity of entities) {
+      const mistify = toMistifySnapshotRequest(request, entity);
+      let result: SnapshotResponse;
+      try {
+        result = await this.call(method, 'snapshot', mistify as unknown as SnapshotStageRequest, ctx);
+      } catch (error) {
+        if (error instanceof JsonRpcError && /does not exist|not found|no such/i.test(error.message)) throw new StageRejection(404, error.message);
+        throw error;
+      }
+      first ??= fromMistifySnapshots(request, result);
+    }
+    return first!;
+  }
+
+  /**
+   * A download, as mistify-agent's stream stages did it: POST the
+   * SnapshotRequest to the service's path (mistify-agent-image serves
+   * `/snapshots/download`), its answer streamed on, never read here.
+   */
+  private async download(request: SnapshotStageRequest, ctx: StageContext): Promise<SnapshotDownload> {
+    this.calls += 1;
+    try {
+      const { body, size } = await this.client.stream(toMistifySnapshotRequest(request), ctx.signal, ctx.timeoutMs);
+      this.unreachable = undefined;
+      return size === undefined ? { stream: body } : { stream: body, size };
+    } catch (error) {
+      this.failures += 1;
+      const status = ((error as Error).cause as { status?: number } | undefined)?.status;
+      if (status === 404) throw new StageRejection(404, (error as Error).message);
+      if (!ctx.signal.aborted) this.log.warn({ url: this.client.url, error: (error as Error).message }, 'sub-agent download failed');
+      throw error;
+    }
+  }
+
   private async call<K extends StageKind>(method: string, kind: K, request: StageRequestOf<K>, ctx: StageContext): Promise<StageResponseOf<K>> {
     this.calls += 1;
     try {
@@ -67,7 +120,7 @@ export class JsonRpcPlugin implements PluginInstance {
       this.unreachable = undefined;
       const checked = STAGE_KINDS[kind].checkResponse(result);
       if (!checked.ok) {
-        const belongs = kind === 'metrics' ? 'GuestMetricsResponse' : kind === 'image' ? 'ImageResponse' : 'GuestResponse';
+        const belongs = kind === 'metrics' ? 'GuestMetricsResponse' : kind === 'image' ? 'ImageResponse' : kind === 'snapshot' ? 'SnapshotResponse' : 'GuestResponse';
         throw new JsonRpcError(`${method} at ${this.client.url} answered ${JSON.stringify(result)} where a ${belongs} belongs`);
       }
       return checked.value;
@@ -85,7 +138,7 @@ export class JsonRpcPlugin implements PluginInstance {
  * cannot decode a number there, so every value goes as a string.
  */
 function toMistifyRequest(request: StageRequest): StageRequest {
-  // An ImageRequest has no args in mistify's rpc package.
+  // An ImageRequest and a SnapshotRequest have no args in mistify's rpc package.
   if (!('args' in request)) return request;
   const args: Record<string, string> = {};
   for (const [key, value] of Object.entries(request.args ?? {})) {

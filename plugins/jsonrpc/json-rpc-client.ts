@@ -10,7 +10,8 @@
  * calls in flight, and later calls queue in the pool until one is free or
  * their signal aborts (the stage's timeout).
  */
-import { Pool, errors as undiciErrors } from 'undici';
+import type { Readable } from 'node:stream';
+import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
 
 export class JsonRpcError extends Error {
   override readonly name = 'JsonRpcError';
@@ -79,6 +80,36 @@ export class JsonRpcClient {
       throw new JsonRpcError(`${method} at ${this.url} answered call id ${JSON.stringify(reply.id)} to call id ${id}`);
     }
     return reply.result ?? null;
+  }
+
+  /**
+   * POST `param` as JSON to the endpoint and hand back the answer's body as a
+   * stream, unread (mistify-agent-image's snapshot download). A non-2xx
+   * answer is read (bounded) and thrown with its status.
+   */
+  async stream(param: unknown, signal: AbortSignal, timeoutMs: number): Promise<{ body: Readable; size?: number }> {
+    let response: Dispatcher.ResponseData;
+    try {
+      response = await this.pool.request({
+        path: this.options.path,
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(param),
+        signal,
+        headersTimeout: timeoutMs,
+        // The transfer may take long; a sub-agent that stops sending for this long is dead.
+        bodyTimeout: Math.max(timeoutMs, 60_000),
+      });
+    } catch (error) {
+      if (signal.aborted) throw signal.reason;
+      throw new JsonRpcError(`download at ${this.url}: ${transportProblem(error, this.options.port)}`, { cause: error });
+    }
+    if (response.statusCode < 200 || response.statusCode >= 300) {
+      const text = clip((await response.body.text().catch(() => '')).trim());
+      throw new JsonRpcError(`download at ${this.url} answered HTTP ${response.statusCode}: ${text || '(empty body)'}`, { cause: { status: response.statusCode } });
+    }
+    const length = Number(response.headers['content-length']);
+    return { body: response.body, ...(Number.isSafeInteger(length) && length >= 0 && response.headers['content-length'] !== undefined ? { size: length } : {}) };
   }
 
   async close(): Promise<void> {

@@ -49,7 +49,7 @@ export const translateMistifyConfig: ConfigDialect = (raw, { file, stageKindOf, 
       // Actions hyperkern has no route for are skipped by the planner; their methods become no stages.
       if (!unrouted) {
         if (offered[method] && offered[method] !== kind) {
-          throw new ConfigRejection(`${where}: ${at}: ${service} ${method} is used both as a metrics and a lifecycle method; give each its own service entry`);
+          throw new ConfigRejection(`${where}: ${at}: ${service} ${method} is used both as a ${offered[method]} and a ${kind} method; give each its own service entry`);
         }
         offered[method] = kind;
       }

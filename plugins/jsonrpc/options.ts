@@ -11,7 +11,12 @@ export const jsonRpcOptions = z
   .object({
     /** TCP port on 127.0.0.1 where the sub-agent serves JSON-RPC over HTTP. */
     port: z.number().int().min(1).max(65535),
-    /** HTTP path of the endpoint; empty means mistify's default. */
+    /**
+     * HTTP path of the endpoint; empty means mistify's default. A download
+     * stage POSTs its SnapshotRequest here and streams the answer, so
+     * mistify configs give downloads their own service entry with
+     * mistify-agent-image's `/snapshots/download`.
+     */
     path: z
       .string()
       .refine((p) => p === '' || p.startsWith('/'), 'a path starts with "/"')
@@ -31,7 +36,7 @@ export const jsonRpcOptions = z
      * `Libvirt.CpuMetrics` gives stage `libvirt.Libvirt.CpuMetrics`.
      */
     methods: z
-      .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$/, 'a method is "Service.Method"'), z.enum(['action', 'metrics', 'image']))
+      .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*$/, 'a method is "Service.Method"'), z.enum(['action', 'metrics', 'image', 'snapshot', 'snapshotDownload']))
       .default({}),
   })
   .strict();

@@ -8,6 +8,9 @@
  * guest's metadata says so:
  *   fake.error = METHOD    answer that method with an error string
  *   fake.slow = METHOD:MS  answer that method after MS milliseconds
+ * Snapshots are kept as mistify-agent-image keeps them in ZFS: per dataset
+ * (`guests/ID`, `guests/ID/disk-N`, made by Create), named `pool/DATASET@NAME`,
+ * recursive for a guest; POST /snapshots/download streams one (chunked).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -59,6 +62,26 @@ export class FakeSubAgent {
   /** Images it "holds", as mistify-agent-image would (id -> Image). */
   readonly images = new Map<string, Record<string, unknown>>();
 
+  /** Snapshots it "holds". */
+  readonly zfs = new FakeZfs();
+  /** Requests its download endpoint received. */
+  readonly downloads: any[] = [];
+
+  /** mistify-agent-image's DownloadSnapshot: the body is a SnapshotRequest; the answer the bytes, chunked. */
+  private download(body: Buffer, res: ServerResponse): void {
+    const request = JSON.parse(body.toString('utf8'));
+    this.downloads.push(request);
+    const content = this.zfs.contentOf(request.id);
+    if (content === undefined) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end(`dataset ${request.id} does not exist`);
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'application/octet-stream' });
+    // Several writes without a length: Node sends them chunked, as Go's http server does.
+    for (let i = 0; i < 4; i++) res.write(content.subarray((i * content.length) / 4, ((i + 1) * content.length) / 4));
+    res.end();
+  }
+
   callsTo(method: string): ReceivedCall[] {
     return this.calls.filter((c) => c.method === method);
   }
@@ -66,6 +89,7 @@ export class FakeSubAgent {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
+    if (req.method === 'POST' && req.url === '/snapshots/download') return this.download(Buffer.concat(chunks), res);
     if (req.method !== 'POST' || req.url !== this.path) {
       res.writeHead(404, { 'content-type': 'text/plain' }).end(`no RPC endpoint at ${req.method} ${req.url}`);
       return;
@@ -81,7 +105,7 @@ export class FakeSubAgent {
       const metadata: Record<string, string> = request?.guest?.metadata ?? {};
       const slow = metadata['fake.slow']?.split(':');
       if (slow && slow[0] === body.method) await new Promise((r) => setTimeout(r, Number(slow[1])));
-      if (service !== this.service || !(name in TRANSITIONS || name.endsWith('Metrics') || name in IMAGE_METHODS)) {
+      if (service !== this.service || !(name in TRANSITIONS || name.endsWith('Metrics') || name in IMAGE_METHODS || name in SNAPSHOT_METHODS)) {
         res.writeHead(400, { 'content-type': 'text/plain; charset=utf-8' }).end(`rpc: can't find method "${body.method}"`);
         return;
       }
@@ -93,6 +117,11 @@ export class FakeSubAgent {
         const outcome = IMAGE_METHODS[name](this.images, request);
         return typeof outcome === 'string' ? reply(null, outcome) : reply(outcome, null);
       }
+      if (name in SNAPSHOT_METHODS) {
+        const outcome = SNAPSHOT_METHODS[name](this.zfs, request);
+        return typeof outcome === 'string' ? reply(null, outcome) : reply(outcome, null);
+      }
+      if (name === 'Create') this.zfs.addGuest(request.guest.id, request.guest.disks?.length ?? 0);
       if (name.endsWith('Metrics')) {
         // mistify sub-agents fill one part; this one fills all three so the test sees the agent pick.
         return reply({
@@ -123,4 +152,80 @@ const IMAGE_METHODS: Record<string, ImageMethod> = {
     return { images: [image] };
   },
   DeleteImage: (images, request) => (images.delete(request.id) ? { images: [] } : `image ${request.id} not found`),
+};
+
+/** ZFS datasets and snapshots, as far as mistify-agent-image's snapshot methods see them. */
+export class FakeZfs {
+  static readonly POOL = 'mistify';
+  readonly datasets = new Set<string>();
+  /** Full snapshot names (POOL/DATASET@NAME) in creation order, with what the dataset held then. */
+  readonly snapshots: { id: string; written: number }[] = [];
+  /** What each dataset holds: bumped by write(). */
+  readonly written = new Map<string, number>();
+
+  addGuest(id: string, disks: number): void {
+    this.datasets.add(`guests/${id}`);
+    for (let i = 0; i < disks; i++) this.datasets.add(`guests/${id}/disk-${i}`);
+  }
+
+  /** The guest "writes" to a dataset. */
+  write(dataset: string): void {
+    this.written.set(dataset, (this.written.get(dataset) ?? 0) + 1);
+  }
+
+  full(dataset: string): string {
+    return `${FakeZfs.POOL}/${dataset}`;
+  }
+
+  /** The dataset and its descendants. */
+  tree(dataset: string): string[] {
+    return [...this.datasets].filter((d) => d === dataset || d.startsWith(`${dataset}/`));
+  }
+
+  contentOf(snapshotId: string): Buffer | undefined {
+    const found = this.snapshots.find((s) => s.id === this.full(snapshotId) || s.id === snapshotId);
+    return found ? Buffer.alloc(96 * 1024, `written ${found.written};`) : undefined;
+  }
+}
+
+type SnapshotMethod = (zfs: FakeZfs, request: { id: string; dest: string; recursive: boolean; destroyMoreRecent: boolean }) => object | string;
+
+const wire = (s: { id: string; written: number }) => ({ id: s.id, size: 1 + s.written });
+
+/** mistify-agent-image's snapshot methods (snapshot.go), on the fake's datasets. */
+const SNAPSHOT_METHODS: Record<string, SnapshotMethod> = {
+  CreateSnapshot: (zfs, { id, dest, recursive }) => {
+    if (!id) return 'need an id';
+    if (!zfs.datasets.has(id)) return `dataset ${id} does not exist`;
+    if (!dest) return 'need a dest';
+    if (!/^[a-zA-Z0-9_\-:.]+$/.test(dest)) return 'invalid snapshot dest';
+    const made = (recursive ? zfs.tree(id) : [id]).map((d) => ({ id: `${zfs.full(d)}@${dest}`, written: zfs.written.get(d) ?? 0 }));
+    if (made.some((m) => zfs.snapshots.some((s) => s.id === m.id))) return `snapshot ${made[0].id} already exists`;
+    zfs.snapshots.push(...made);
+    return { snapshots: made.map(wire) };
+  },
+  ListSnapshots: (zfs, { id }) => ({
+    snapshots: zfs.snapshots.filter((s) => s.id.startsWith(`${zfs.full(id)}@`) || s.id.startsWith(`${zfs.full(id)}/`)).map(wire),
+  }),
+  GetSnapshot: (zfs, { id }) => {
+    const found = zfs.snapshots.find((s) => s.id === zfs.full(id));
+    return found ? { snapshots: [wire(found)] } : `dataset ${id} does not exist`;
+  },
+  DeleteSnapshot: (zfs, { id, recursive }) => {
+    const [dataset, name] = id.split('@');
+    const gone = zfs.snapshots.filter((s) => s.id === zfs.full(id) || (recursive && s.id.startsWith(`${zfs.full(dataset)}/`) && s.id.endsWith(`@${name}`)));
+    if (!gone.some((s) => s.id === zfs.full(id))) return `dataset ${id} does not exist`;
+    for (const s of gone) zfs.snapshots.splice(zfs.snapshots.indexOf(s), 1);
+    return { snapshots: gone.map(wire) };
+  },
+  RollbackSnapshot: (zfs, { id, destroyMoreRecent }) => {
+    const [dataset] = id.split('@');
+    const at = zfs.snapshots.findIndex((s) => s.id === zfs.full(id));
+    if (at < 0) return `dataset ${id} does not exist`;
+    const later = zfs.snapshots.slice(at + 1).filter((s) => s.id.startsWith(`${zfs.full(dataset)}@`));
+    if (later.length > 0 && !destroyMoreRecent) return `cannot rollback to '${zfs.full(id)}': more recent snapshots or bookmarks exist`;
+    for (const s of later) zfs.snapshots.splice(zfs.snapshots.indexOf(s), 1);
+    zfs.written.set(dataset, zfs.snapshots[at].written);
+    return { snapshots: [wire(zfs.snapshots[at])] };
+  },
 };

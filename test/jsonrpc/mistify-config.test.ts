@@ -59,14 +59,15 @@ describe('jsonrpc: mistify-agent config files', function () {
     return file;
   }
 
-  it('checks config/mistify-example.json as is: one jsonrpc plugin per service, container actions planned, unrouted actions warned about', async () => {
+  it('checks config/mistify-example.json as is: one jsonrpc plugin per service, container, image and snapshot actions planned', async () => {
     const run = await cli(['--config', 'config/mistify-example.json', '--check']);
     expect(run.code, run.stderr).to.equal(0);
     expect(run.stdout).to.include('plugins libvirt, storage, storageDownload, mdocker');
     expect(run.stdout).to.match(/actions create, start, shutdown, reboot, restart, poweroff, delete, cpuMetrics, nicMetrics, diskMetrics/);
     expect(run.stdout).to.include('; guest-type actions containerCreate, containerPoweroff');
     expect(run.stdout, 'image actions are planned as image stages').to.match(/actions create, .*listImages, getImage, fetchImage, deleteImage/);
-    expect(run.stdout).to.include('action \\"listSnapshots\\" is a mistify-agent action hyperkern has no route for yet');
+    expect(run.stdout, 'snapshot actions are planned as snapshot stages').to.match(/actions create, .*listSnapshots, createSnapshot, downloadSnapshot/);
+    expect(run.stdout, 'every action of the example is routed').to.not.include('has no route for yet');
   });
 
   it('loads every action name the Go agent accepted', async () => {
@@ -81,7 +82,8 @@ describe('jsonrpc: mistify-agent config files', function () {
     const routed = [
       'containerDeleteImage', 'containerFetchImage', 'containerGetImage', 'containerListImages', 'cpuMetrics', 'create', 'delete', 'deleteImage',
       'diskMetrics', 'fetchImage', 'getImage', 'listImages', 'nicMetrics', 'poweroff', 'reboot', 'restart', 'shutdown', 'start',
-    ];
+      'listSnapshots', 'getSnapshot', 'createSnapshot', 'deleteSnapshot', 'rollbackSnapshot', 'downloadSnapshot',
+    ].sort();
     expect(valid![1].split(', ').sort()).to.deep.equal(routed);
     // The others load with a warning each, rather than failing the boot.
     expect(run.stdout.match(/has no route for yet/g)).to.have.length(GO_AGENT_ACTIONS.length - routed.length - containerActions.length);

@@ -31,7 +31,7 @@ function mistifyConfig(port: number) {
       getImage: stage('Test.GetImage'),
       fetchImage: stage('Test.RequestImage'),
       deleteImage: stage('Test.DeleteImage'),
-      listSnapshots: stage('Test.ListSnapshots'),
+      listContainers: stage('Test.ListContainers'),
     },
     dbpath: '/nonexistent/agent.db', // --data-dir from the test wins
     // hyperkern's keys pass through:
@@ -59,7 +59,7 @@ describe('jsonrpc: mistify sub-agents over JSON-RPC 1.0', function () {
   }
 
   it('loads a mistify-format config and warns about the actions it has no route for', () => {
-    expect(agent.logs.some((l) => l.includes('action \\"listSnapshots\\" is a mistify-agent action hyperkern has no route for yet'))).to.equal(true);
+    expect(agent.logs.some((l) => l.includes('action \\"listContainers\\" is a mistify-agent action hyperkern has no route for yet'))).to.equal(true);
   });
 
   it('drives the image actions through mistify-agent-image-style methods with an ImageRequest', async () => {
