@@ -4,19 +4,7 @@
  * bridge or a libvirt network, where the disks' volumes are), so a restarted
  * agent would define the same machine again.
  */
-import { StageRejection, type Guest } from '../../core/contract/index.js';
-
-/** NIC models a guest may ask for (libvirt's names); anything else is refused early. */
-const NIC_MODELS: Record<string, string> = {
-  '': 'virtio',
-  virtio: 'virtio',
-  'virtio-net': 'virtio',
-  'virtio-net-pci': 'virtio',
-  e1000: 'e1000',
-  e1000e: 'e1000e',
-  rtl8139: 'rtl8139',
-  vmxnet3: 'vmxnet3',
-};
+import { checkMac, nicModel, StageRejection, type Guest } from '../../core/contract/index.js';
 
 export type NicAttachment =
   /** A Linux (or Open vSwitch) bridge on the host. */
@@ -92,8 +80,9 @@ export function buildDomainXml(guest: Guest, plan: DomainPlan): string {
     lines.push('    </disk>');
   }
   for (const nic of guest.nics) {
-    const model = NIC_MODELS[nic.model ?? ''];
-    if (!model) throw new StageRejection(400, `nic ${nic.name}: unknown model "${nic.model}" (one of ${Object.keys(NIC_MODELS).filter(Boolean).join(', ')})`);
+    // The backend kit's model names are libvirt's; anything else is refused before it reaches the XML.
+    const model = nicModel(nic);
+    checkMac(nic);
     const attachment = plan.nics.get(nic.name);
     if (!attachment) throw new Error(`nic ${nic.name}: no attachment planned`);
     lines.push(`    <interface type='${attachment.kind}'>`);

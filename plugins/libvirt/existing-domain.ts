@@ -39,23 +39,36 @@ export async function readExistingDomain(virsh: VirshShell, domain: string): Pro
     disks.push({ bus, device: target, size: 0, volume: '', image: '', source: path === '-' ? '' : path });
   }
 
-  // "INTERFACE TYPE SOURCE MODEL MAC" per line; "-" where there is none.
-  const nics: Nic[] = [];
+  const nics: Nic[] = (await readInterfaces(virsh, domain)).map(({ device, source, model, mac }, index) => ({
+    name: `net${index}`,
+    network: source,
+    model,
+    mac,
+    address: '',
+    netmask: '',
+    gateway: '',
+    device,
+    vlans: [],
+  }));
+  return { uuid: field('UUID'), cpu, memory, disks, nics };
+}
+
+/** One line of `virsh domiflist`, "" where virsh prints "-"; the MAC in lower case. */
+export interface DomainInterface {
+  device: string;
+  source: string;
+  model: string;
+  mac: string;
+}
+
+/** The domain's interfaces as `virsh domiflist` lists them ("INTERFACE TYPE SOURCE MODEL MAC" per line). */
+export async function readInterfaces(virsh: VirshShell, domain: string): Promise<DomainInterface[]> {
+  const out: DomainInterface[] = [];
   for (const line of (await virsh.run(['domiflist', domain], { readOnly: true })).split('\n')) {
     const parts = line.trim().split(/\s+/);
     if (parts.length < 5) continue;
-    const [device, , source, model, mac] = parts;
-    nics.push({
-      name: `net${nics.length}`,
-      network: source === '-' ? '' : source,
-      model: model === '-' ? '' : model,
-      mac: mac.toLowerCase(),
-      address: '',
-      netmask: '',
-      gateway: '',
-      device: device === '-' ? '' : device,
-      vlans: [],
-    });
+    const [device, , source, model, mac] = parts.map((p) => (p === '-' ? '' : p));
+    out.push({ device, source, model, mac: mac.toLowerCase() });
   }
-  return { uuid: field('UUID'), cpu, memory, disks, nics };
+  return out;
 }

@@ -6,6 +6,7 @@
 import { StageRejection, type Guest, type GuestMetricsResponse, type GuestNicMetrics } from '../../core/contract/index.js';
 import { BulkStats, STATS_GROUPS, cpuMetricsOf, diskMetricsOf, nicCountersOf, readBlockStat, readIfStat, readVcpuInfo } from './domain-stats.js';
 import type { Domains } from './domains.js';
+import { readInterfaces } from './existing-domain.js';
 import type { VirshShell } from './virsh-shell.js';
 
 type MetricsType = 'cpu' | 'disk' | 'nic';
@@ -82,11 +83,7 @@ export class GuestMetrics {
   }
 
   private async hostDevicesByMac(domain: string): Promise<Map<string, string>> {
-    const map = new Map<string, string>();
-    for (const line of (await this.reader.run(['domiflist', domain], { readOnly: true })).split('\n')) {
-      const parts = line.trim().split(/\s+/);
-      if (parts.length >= 5 && parts[0] !== '-') map.set(parts[4].toLowerCase(), parts[0]);
-    }
-    return map;
+    const interfaces = (await readInterfaces(this.reader, domain)).filter((i) => i.device);
+    return new Map(interfaces.map((i) => [i.mac, i.device]));
   }
 }

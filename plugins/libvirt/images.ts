@@ -5,15 +5,13 @@
  */
 import { stat } from 'node:fs/promises';
 import path from 'node:path';
-import { StageRejection, type Guest } from '../../core/contract/index.js';
+import { checkImageName, StageRejection, type Guest } from '../../core/contract/index.js';
 
 /** Guest metadata keys that boot a kernel directly (no bootloader on disk). */
 export const BOOT_METADATA = { kernel: 'libvirt.kernel', initrd: 'libvirt.initrd', cmdline: 'libvirt.cmdline' } as const;
 
 export async function findBootFile(imagesDir: string, name: string, what: string): Promise<string> {
-  if (!name || name.includes('/') || name === '.' || name === '..' || name.includes('\0')) {
-    throw new StageRejection(400, `${what} "${name}" must be a file name in the images folder ${imagesDir}, not a path`);
-  }
+  checkImageName(name, imagesDir, what);
   const file = path.join(imagesDir, name);
   try {
     if ((await stat(file)).isFile()) return file;

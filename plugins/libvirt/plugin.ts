@@ -15,7 +15,9 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { inject, injectable } from 'tsyringe';
 import {
+  checkUnixSocketPath,
   StageRejection,
+  timeoutArg,
   Tokens,
   type Disk,
   type Guest,
@@ -45,9 +47,6 @@ import { PoolImages } from './pool-images.js';
 import { StateSync } from './state-sync.js';
 import { checkPool, createVolumes, deleteVolumes, volumesOf } from './storage.js';
 import { VirshShell } from './virsh-shell.js';
-
-/** Longest unix socket path (sun_path is 108 bytes with its NUL). */
-const MAX_UNIX_SOCKET_PATH = 107;
 
 @injectable()
 export class LibvirtPlugin implements PluginInstance {
@@ -202,9 +201,7 @@ export class LibvirtPlugin implements PluginInstance {
     const boot = await bootFilesOf(this.options.imagesDir, guest);
     const guestDir = path.join(this.dataDir, guest.id);
     const serialSocket = path.join(guestDir, 'serial1.sock');
-    if (Buffer.byteLength(serialSocket) > MAX_UNIX_SOCKET_PATH) {
-      throw new Error(`serial socket path ${serialSocket} is longer than the ${MAX_UNIX_SOCKET_PATH} bytes unix sockets allow; configure a shorter dataDir`);
-    }
+    checkUnixSocketPath(serialSocket, 'serial socket');
     if (guest.disks.length > 0) await checkPool(this.virsh, this.options.storagePool);
     await mkdir(guestDir, { recursive: true });
     let disks: Disk[] = [];
@@ -352,13 +349,4 @@ export class LibvirtPlugin implements PluginInstance {
       this.sync.deleteEnded(guest.id);
     }
   }
-}
-
-/** `timeout` from the request's args (query strings arrive as strings), in seconds. */
-function timeoutArg(args: Record<string, unknown>, fallback: number): number {
-  const raw = args?.timeout;
-  if (raw === undefined || raw === null || raw === '') return fallback;
-  const seconds = typeof raw === 'number' ? raw : Number(raw);
-  if (!Number.isFinite(seconds) || seconds <= 0) throw new StageRejection(400, `timeout must be a positive number of seconds, got "${String(raw)}"`);
-  return seconds;
 }

@@ -4,7 +4,7 @@
  * and records it, in the order libvirt reported it. Jobs own the states of
  * guests being created or deleted, so those are left alone.
  */
-import type { Guest, GuestDirectory, GuestState, Logger } from '../../core/contract/index.js';
+import { ObserveQueue, type Guest, type GuestDirectory, type GuestState, type Logger } from '../../core/contract/index.js';
 import type { DomainEvent } from './domain-events.js';
 import { guestStateOf, isKnownState } from './domain-state.js';
 import type { Domains } from './domains.js';
@@ -13,8 +13,8 @@ import type { VirshShell } from './virsh-shell.js';
 export class StateSync {
   /** Guests whose delete job runs: events about their domain are expected. */
   private readonly deleting = new Set<string>();
-  /** Keeps state refreshes and observe() calls in event order. */
-  private observations: Promise<void> = Promise.resolve();
+  /** Keeps state refreshes (each reads, then observes) in event order, one at a time. */
+  private readonly observations: ObserveQueue;
 
   constructor(
     private readonly domains: Domains,
@@ -25,11 +25,13 @@ export class StateSync {
     private readonly options: { vnc: boolean },
     /** Called on every lifecycle event: cached statistics are stale. */
     private readonly onChange: () => void,
-  ) {}
+  ) {
+    this.observations = new ObserveQueue(guests, log, 'libvirt');
+  }
 
   /** Resolves when every refresh queued so far has been recorded. */
   idle(): Promise<void> {
-    return this.observations;
+    return this.observations.drained();
   }
 
   /** A delete job owns the guest's state from now on: leave it alone. */
@@ -45,15 +47,15 @@ export class StateSync {
   onDomainEvent(event: DomainEvent): void {
     if (event.kind !== 'lifecycle') return;
     this.onChange();
-    this.enqueue(async () => {
+    this.observations.enqueue(async () => {
       const guest = await this.domains.guestOf(event.domain);
       if (guest) await this.refresh(guest, `libvirt event: ${event.detail}`);
-    });
+    }, { domain: event.domain });
   }
 
   /** Re-read every managed guest's domain state (after start or a reconnect). */
   resyncAll(reason: string): void {
-    this.enqueue(async () => {
+    this.observations.enqueue(async () => {
       for (const guest of await this.guests.list()) {
         if (this.domains.of(guest)) await this.refresh(guest, reason);
       }
@@ -82,9 +84,5 @@ export class StateSync {
     const change: Partial<Guest> = { state: next };
     if (next === 'running' && this.options.vnc) change.vnc = await this.domains.vncPort(domain);
     await this.guests.observe(guest.id, change, why);
-  }
-
-  private enqueue(task: () => Promise<void>): void {
-    this.observations = this.observations.then(task).catch((error: Error) => this.log.error({ err: error.message }, 'could not record a state change libvirt reported'));
   }
 }

@@ -5,7 +5,7 @@
  * Going through the pool rather than writing files keeps libvirt's view of
  * the host's storage true, and works on remote and test connections alike.
  */
-import { StageRejection, type Disk, type Guest } from '../../core/contract/index.js';
+import { invalidImageName, StageRejection, type Disk, type Guest } from '../../core/contract/index.js';
 import { splitVolume } from './domain-xml.js';
 import { VirshError, type VirshShell } from './virsh-shell.js';
 
@@ -61,8 +61,9 @@ export async function checkPool(virsh: VirshShell, pool: string): Promise<void> 
  * holds it now (another agent's guest, or one being created).
  */
 export function checkImageName(imageName: string, guestVolumes: ReadonlySet<string>, domainPrefix: string): void {
-  if (/[/\\\s]/.test(imageName) || imageName.startsWith('-') || imageName === '.' || imageName === '..') {
-    throw new StageRejection(400, `image "${imageName}" must be the plain name of a volume in the images pool (no path, no leading "-")`);
+  // The backend kit's file-name rule, and no backslash or space, which virsh would read otherwise.
+  if (invalidImageName(imageName) || /[\\\s]/.test(imageName)) {
+    throw new StageRejection(400, `image "${imageName}" must be the plain name of a volume in the images pool (no path, no "..", no leading "-" or ".")`);
   }
   const ownPattern = new RegExp(`^${domainPrefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}[0-9a-f-]{36}-[a-z]+\\.qcow2$`, 'i');
   if (guestVolumes.has(imageName) || ownPattern.test(imageName)) {
