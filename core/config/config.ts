@@ -1,4 +1,8 @@
 /**
+ * core/config: the agent's configuration (zod schema, defaults, flag and
+ * environment overrides); runs the config dialects it is given.
+ * May import: contract, jobs (action names), errors.
+ *
  * Agent configuration: the file format, its defaults, and the overrides from
  * command-line flags and environment variables. Validation errors name the
  * file, the key and what would be accepted, so an operator can fix the file

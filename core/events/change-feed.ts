@@ -1,4 +1,8 @@
 /**
+ * core/events: the durable event log as a change feed, GET /events (SSE)
+ * framing and filters, plugin health polling.
+ * May import: contract, state, errors, logger.
+ *
  * The kernel's change feed: every committed event, in id order, to
  * in-process subscribers (the SSE route, the fleet mirror). `follow` joins
  * the durable history to the live stream: it replays what was committed

@@ -1,4 +1,8 @@
 /**
+ * core/guests: guests and host metadata in memory, written through the
+ * state store before any 2xx; the create body parser; reserved metadata.
+ * May import: contract, events (event shapes), state, errors, logger.
+ *
  * The guest registry: every guest on this host, held in memory (the API
  * answers reads from here). A change reaches memory only once the state
  * store has committed it, so a refused write leaves nothing visible.

@@ -1,4 +1,8 @@
 /**
+ * core/jobs: action names and plans, the pipeline engine, per-guest queues,
+ * image jobs and the job log.
+ * May import: contract, config, plugins, guests, state, events, errors, logger.
+ *
  * The pipeline engine. An action's sync stages run inside the request and
  * may refuse it; its async stages run later as one job on the guest's
  * queue. Every guest a stage returns is persisted before the next stage

@@ -1,4 +1,7 @@
 /**
+ * core/metrics: the agent's Prometheus metrics and the per-scrape guest sweep.
+ * May import: contract, guests, jobs.
+ *
  * The agent's own Prometheus metrics (prom-client, one registry per
  * kernel): HTTP requests, jobs, stages, queue depth, plugin health and
  * restarts, events retained. Guest metrics are filled per scrape by the

@@ -1,4 +1,8 @@
 /**
+ * core/plugins: plugin loading (manifests, API version, options, ids,
+ * dependency order), the stage catalogue, one stage call with its timeout.
+ * May import: contract, config, errors, logger.
+ *
  * Turns the config's `plugins` list into running plugin instances and a
  * catalogue of stages. Checks run before anything is constructed: the
  * module loads, its default export is a manifest, it targets this plugin

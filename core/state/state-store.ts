@@ -1,4 +1,7 @@
 /**
+ * core/state: the SQLite state file (Keyv, WAL), group commit, the data-dir lock.
+ * May import: events (event shapes, the change feed it feeds), errors.
+ *
  * Durable state: one SQLite file in the data dir, reached through Keyv.
  * Keys are prefixed by kind ("guest:", "job:", "host:") in one table so that
  * one connection serialises all writes. WAL with synchronous=NORMAL: a

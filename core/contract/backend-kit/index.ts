@@ -4,8 +4,7 @@
  * limit, the image-name check, NIC checks, host device (tap) names and an
  * ordered queue for the state changes the hypervisor reports. Part of the
  * contract, so a plugin reaches it through core/contract/index.ts.
- *
- * May import: core/contract (nothing else of the kernel).
+ * May import: contract.
  */
 export * from './stage-timeout.js';
 export * from './unix-socket-path.js';
