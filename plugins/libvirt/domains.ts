@@ -95,12 +95,13 @@ export class Domains {
     }
   }
 
+  /** Undefines the domain and libvirt's metadata of its snapshots (their data is in the volumes). */
   async undefine(domain: string): Promise<void> {
     try {
-      await this.virsh.run(['undefine', domain]);
+      await this.virsh.run(['undefine', '--snapshots-metadata', domain]);
     } catch (error) {
       // UEFI guests (adopted ones) refuse a plain undefine; keep their NVRAM file.
-      if (error instanceof VirshError && /nvram/i.test(error.detail)) await this.virsh.run(['undefine', '--keep-nvram', domain]);
+      if (error instanceof VirshError && /nvram/i.test(error.detail)) await this.virsh.run(['undefine', '--snapshots-metadata', '--keep-nvram', domain]);
       else throw error;
     }
   }

@@ -2,7 +2,16 @@
  * Manifest of the libvirt backend. Importing this module only declares the
  * plugin; nothing connects until the kernel constructs and starts it.
  */
-import { actionStage, defineStage, definePlugin, hypervisorBackendStages, imageStage, PLUGIN_API_VERSION } from '../../core/contract/index.js';
+import {
+  actionStage,
+  defineStage,
+  definePlugin,
+  hypervisorBackendStages,
+  imageStage,
+  PLUGIN_API_VERSION,
+  snapshotDownloadStage,
+  snapshotStage,
+} from '../../core/contract/index.js';
 import { libvirtOptionsSchema } from './options.js';
 import { LIBVIRT_METADATA } from './metadata.js';
 import { LibvirtPlugin } from './plugin.js';
@@ -28,5 +37,14 @@ export default definePlugin({
     deleteImage: imageStage(libvirt.imageHandlers.delete),
     uploadImage: defineStage('imageUpload', libvirt.imageHandlers.upload),
     requireImages: actionStage(libvirt.imageHandlers.requireImages),
+    // Guest-wide: libvirt domain snapshots; one disk: qcow2 snapshots of its volume (docs/snapshots.md, "libvirt").
+    checkCreateSnapshot: snapshotStage(libvirt.snapshotHandlers.checkCreate),
+    createSnapshot: snapshotStage(libvirt.snapshotHandlers.create),
+    checkRollbackSnapshot: snapshotStage(libvirt.snapshotHandlers.checkRollback),
+    listSnapshots: snapshotStage(libvirt.snapshotHandlers.list),
+    getSnapshot: snapshotStage(libvirt.snapshotHandlers.get),
+    deleteSnapshot: snapshotStage(libvirt.snapshotHandlers.delete),
+    rollbackSnapshot: snapshotStage(libvirt.snapshotHandlers.rollback),
+    downloadSnapshot: snapshotDownloadStage(libvirt.snapshotHandlers.download),
   }),
 });

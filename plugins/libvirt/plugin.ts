@@ -44,6 +44,7 @@ import { LIBVIRT_METADATA } from './metadata.js';
 import { planNics } from './nic-plan.js';
 import { isTestDriver, resolveOptions, type LibvirtOptions, type ResolvedLibvirtOptions } from './options.js';
 import { PoolImages } from './pool-images.js';
+import { LibvirtSnapshots, snapshotHandlers } from './snapshots.js';
 import { StateSync } from './state-sync.js';
 import { checkPool, createVolumes, deleteVolumes, volumesOf } from './storage.js';
 import { VirshShell } from './virsh-shell.js';
@@ -84,6 +85,9 @@ export class LibvirtPlugin implements PluginInstance {
 
   /** The image stages (images as volumes of the storage pool); the manifest lists them. */
   readonly imageHandlers: ImageHandlers;
+  /** The snapshot stages (libvirt domain snapshots, qcow2 disk snapshots); the manifest lists them. */
+  readonly snapshotHandlers: ReturnType<typeof snapshotHandlers>;
+  private readonly snapshots: LibvirtSnapshots;
 
   constructor(
     @inject(Tokens.Options) options: LibvirtOptions,
@@ -108,6 +112,8 @@ export class LibvirtPlugin implements PluginInstance {
       workDir: path.join(dataDir, 'image-uploads'),
       maxBytes: this.options.maxImageSizeMiB * 1024 * 1024,
     });
+    this.snapshots = new LibvirtSnapshots(this.virsh, this.domains, { qemuImg: this.options.qemuImg, workDir: path.join(dataDir, 'snapshot-exports') });
+    this.snapshotHandlers = snapshotHandlers(this.snapshots);
     this.imageHandlers = imageHandlers(this.images, this.virsh, guests, { pool: this.options.storagePool, domainPrefix: this.options.domainPrefix, fetchDir: this.options.fetchDir });
   }
 
@@ -128,6 +134,7 @@ export class LibvirtPlugin implements PluginInstance {
       // Not fatal: adopted guests and guests without disks need no pool.
       this.log.warn({ pool: this.options.storagePool, err: error.message }, 'storage pool unusable; creating guests with disks will fail until it is');
     });
+    await this.snapshots.open().catch((error: Error) => this.log.warn({ err: error.message }, 'could not remove unfinished snapshot exports'));
     await this.images.open().catch((error: Error) => this.log.warn({ err: error.message }, 'could not clean up after unfinished image uploads'));
     this.log.info(
       { uri: this.options.uri, uriSource: this.options.uriSource, libvirt: this.libvirtVersion, domainType: this.domainType, pool: this.options.storagePool, prefix: this.options.domainPrefix },
