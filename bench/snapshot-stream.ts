@@ -136,6 +136,14 @@ async function transfer(agent: RunningAgent, work: string, sizeMiB: number): Pro
 
 async function main(): Promise<void> {
   const work = await makeTempDir('hk-bench-snap-');
+  try {
+    await inWorkDir(work);
+  } finally {
+    await removeDir(work);
+  }
+}
+
+async function inWorkDir(work: string): Promise<void> {
   // At most: the source, the uploaded copy, the export's temp copy and the downloaded file of the biggest size.
   const biggest = Math.max(...SIZES_MIB);
   const fs = await statfs(work);
@@ -176,7 +184,6 @@ async function main(): Promise<void> {
   } finally {
     await agent.stop();
     await removeDir(agent.dataDir);
-    await removeDir(work);
   }
 }
 
