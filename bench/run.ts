@@ -9,12 +9,14 @@
  * --write is given. The whole run is bounded by --max-minutes (default 10).
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { cases, Shared, type BenchContext, type CaseResult } from './cases.js';
 import { killAll } from './support/processes.js';
+import { machineLoad } from './support/machine.js';
+import { withOwnSection } from './support/results-file.js';
 
 const USAGE = `usage: npm run bench -- [--case NAME]... [--rounds N] [--duration SECONDS] [--profile] [--keep] [--write]
 cases: ${cases.map((c) => c.name).join(', ')}`;
@@ -75,6 +77,7 @@ async function main(): Promise<number> {
     });
   }
 
+  const loadAtStart = machineLoad();
   log(`work dir ${workDir}; cases ${selected.join(', ')}; ${rounds} rounds of ${duration} s`);
   const results: CaseResult[] = [];
   let failed = false;
@@ -95,11 +98,13 @@ async function main(): Promise<number> {
     killAll();
   }
   const elapsed = (Date.now() - began) / 1000;
-  const report = render(results, { rounds, duration, elapsed, full, selected });
+  const report = render(results, { rounds, duration, elapsed, full, selected, loadAtStart, loadAtEnd: machineLoad() });
   console.log(`\n${table(results)}`);
   if (full || values.write) {
-    await writeFile(path.resolve('bench/RESULTS.md'), report);
-    log('wrote bench/RESULTS.md');
+    const file = path.resolve('bench/RESULTS.md');
+    const current = existsSync(file) ? await readFile(file, 'utf8') : '';
+    await writeFile(file, withOwnSection(current, report));
+    log('wrote its section of bench/RESULTS.md');
   }
   if (values.keep || values.profile) log(`kept ${workDir} (agent logs${values.profile ? ', CPU profiles in profiles/' : ''})`);
   else await rm(workDir, { recursive: true, force: true });
@@ -125,7 +130,7 @@ function missedLine(results: CaseResult[]): string {
   return missed.length ? `**Targets missed in this run:** ${missed.join('; ')} (see the notes of each case).` : '**Every target was met in this run.**';
 }
 
-function render(results: CaseResult[], run: { rounds: number; duration: number; elapsed: number; full: boolean; selected: string[] }): string {
+function render(results: CaseResult[], run: { rounds: number; duration: number; elapsed: number; full: boolean; selected: string[]; loadAtStart: string; loadAtEnd: string }): string {
   const cpus = os.cpus();
   const history = path.resolve('bench/HISTORY.md');
   const parts = [
@@ -135,7 +140,8 @@ function render(results: CaseResult[], run: { rounds: number; duration: number; 
     '',
     `- date: ${new Date().toISOString()}`,
     `- node: ${process.version}; ${os.type()} ${os.release()} ${os.arch()}`,
-    `- CPUs: ${cpus.length} × ${cpus[0]?.model.trim() ?? 'unknown'}; memory ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB; load average at the end ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`,
+    `- CPUs: ${cpus.length} × ${cpus[0]?.model.trim() ?? 'unknown'}; memory ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB`,
+    `- machine (shared with other helpers' tests): at the start ${run.loadAtStart}; at the end ${run.loadAtEnd}`,
     `- run: ${run.full ? 'all cases' : `cases ${run.selected.join(', ')}`}; ${run.rounds} rounds; ${run.duration} s per timed load run; whole run ${run.elapsed.toFixed(0)} s`,
     '- agent: simulator backend with zero delays, bearer auth on, one access-log line per request (to a file), state in SQLite (WAL); load: autocannon as its own process on 127.0.0.1',
     '- reference servers run as their own processes, measured interleaved with the agent (agent, reference, agent, reference, …), medians over the rounds',
