@@ -8,16 +8,21 @@
  * suits the route is each route's schema's call. An empty body (with or
  * without a Content-Type, with or without chunked encoding) is no body.
  */
-import type { Context, Next } from 'koa';
-import { HttpMethodEnum, koaBody } from 'koa-body';
+import type { Context, Middleware, Next } from 'koa';
 import { Errors } from '../errors.js';
 import { isStreamedBody } from './image-routes.js';
 
 export function jsonBody(limit: string) {
-  const parse = koaBody({ json: true, urlencoded: false, text: false, multipart: false, jsonLimit: limit, jsonStrict: false,
-    // DELETE too: a Go client sends json.Marshal(nil) there as well, and any other body must be checked, not skipped.
-    parsedMethods: [HttpMethodEnum.POST, HttpMethodEnum.PUT, HttpMethodEnum.PATCH, HttpMethodEnum.DELETE],
-  });
+  // koa-body (with formidable and co-body) is imported with the first body,
+  // not at boot: reads never need it, and boot time is the agent's first answer.
+  let loading: Promise<Middleware> | undefined;
+  let loaded: Middleware | undefined;
+  const parser = async (): Promise<Middleware> =>
+    (loaded ??= await (loading ??= import('koa-body').then(({ HttpMethodEnum, koaBody }) =>
+      koaBody({ json: true, urlencoded: false, text: false, multipart: false, jsonLimit: limit, jsonStrict: false,
+        // DELETE too: a Go client sends json.Marshal(nil) there as well, and any other body must be checked, not skipped.
+        parsedMethods: [HttpMethodEnum.POST, HttpMethodEnum.PUT, HttpMethodEnum.PATCH, HttpMethodEnum.DELETE],
+      }) as unknown as Middleware)));
   return async function readJson(ctx: Context, next: Next): Promise<void> {
     // Reads carry no body: skip the header checks on the hottest routes.
     if (ctx.method === 'GET' || ctx.method === 'HEAD') return next();
@@ -33,6 +38,7 @@ export function jsonBody(limit: string) {
     } else if (!ctx.is('json', '+json')) {
       throw Errors.unsupportedMediaType(`request bodies are JSON; got Content-Type "${type}"`);
     }
+    const parse = loaded ?? (await parser());
     await parse(ctx, async () => {
       // Non-strict parsing hands back "" for a body of only whitespace.
       if (ctx.request.body === '') ctx.request.body = undefined;

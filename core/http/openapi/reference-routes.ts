@@ -9,7 +9,6 @@ import path from 'node:path';
 import type Router from '@koa/router';
 import { Errors } from '../../errors.js';
 import { sendJsonText } from '../send-json.js';
-import { buildOpenApiDocument } from './openapi-document.js';
 
 const viewerDir = path.dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'));
 
@@ -53,9 +52,11 @@ window.ui = SwaggerUIBundle({
 
 export function referenceRoutes(router: Router, version: string): void {
   // Generated once: the routes and schemas do not change while the agent runs.
+  // The generator (zod-to-openapi) is imported on the first request for it,
+  // not at boot: few clients ever ask, and the agent answers sooner without it.
   let documentText: string | undefined;
-  router.get('/openapi.json', (ctx) => {
-    documentText ??= JSON.stringify(buildOpenApiDocument(version));
+  router.get('/openapi.json', async (ctx) => {
+    documentText ??= JSON.stringify((await import('./openapi-document.js')).buildOpenApiDocument(version));
     sendJsonText(ctx, 200, documentText);
   });
 
