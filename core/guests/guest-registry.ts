@@ -39,7 +39,7 @@ export class GuestRegistry implements GuestDirectory {
   ) {}
 
   async load(): Promise<void> {
-    for (const [id, guest] of await this.store.loadAll<Guest>(PREFIX)) this.remember(id, guest);
+    for (const [id, guest, json] of await this.store.loadAllWithJson<Guest>(PREFIX)) this.remember(id, guest, json);
   }
 
   get size(): number {
@@ -157,9 +157,10 @@ export class GuestRegistry implements GuestDirectory {
     }
   }
 
-  private remember(id: string, guest: Guest): void {
+  /** `json`: the guest's JSON when already at hand (as stored), else it is serialized. */
+  private remember(id: string, guest: Guest, json = JSON.stringify(guest)): void {
     this.guests.set(id, guest);
-    this.json.set(id, Buffer.from(JSON.stringify(guest)));
+    this.json.set(id, Buffer.from(json));
     this.listJsonCache = undefined;
   }
 

@@ -38,6 +38,8 @@ export type { KeyChange } from './group-commit.js';
 
 /** See StateStore.deserialize. */
 const MAY_HOLD_ESCAPED_STRING = /[:,[]":/;
+/** How Keyv's serializer starts a row holding `{ value, expires: undefined }`. */
+const VALUE_OPEN = '{"value":';
 
 export class StateStore {
   private readonly group: GroupCommit;
@@ -132,21 +134,39 @@ export class StateStore {
     }
   }
 
-  private deserialize(text: string): unknown {
+  /**
+   * A row's value, and the exact JSON text of that value when the row is
+   * plain JSON: Keyv's serializer wrote `{"value":<JSON of the value>}`, and
+   * JSON.stringify of what JSON.parse returns gives back the same text, so
+   * a reader that keeps the JSON (the guest registry's cached bytes) takes
+   * it from the row instead of serializing every value again at boot.
+   */
+  private deserialize(text: string): { value: unknown; json?: string } | undefined {
     // Keyv's deserializer revives every value through a callback, which was
     // most of start-up at 10,000 guests. It only changes strings that start
     // with ':' (escaped by its serializer, or ':base64:' Buffers); in the
     // serializer's output (no whitespace) such a string follows ':', ',' or
     // '['. A row with none of those is plain JSON.
-    if (!MAY_HOLD_ESCAPED_STRING.test(text)) return JSON.parse(text);
-    return this.keyv.deserialize ? this.keyv.deserialize(text) : JSON.parse(text);
+    if (!MAY_HOLD_ESCAPED_STRING.test(text)) {
+      const row = JSON.parse(text) as { value: unknown } | undefined;
+      // Only `value` in the row (no `expires`): then the rest is the value's JSON.
+      const plain = row !== null && typeof row === 'object' && text.startsWith(VALUE_OPEN) && Object.keys(row).length === 1;
+      return row && { value: row.value, json: plain ? text.slice(VALUE_OPEN.length, -1) : undefined };
+    }
+    const row = (this.keyv.deserialize ? this.keyv.deserialize(text) : JSON.parse(text)) as { value: unknown } | undefined;
+    return row && { value: row.value };
   }
 
   /** All values whose key starts with `prefix` (loaded once, at startup). */
   async loadAll<T>(prefix: string): Promise<Array<[string, T]>> {
+    return (await this.loadAllWithJson<T>(prefix)).map(([key, value]) => [key, value]);
+  }
+
+  /** The same, each with its value's JSON text when the row holds it verbatim (see deserialize). */
+  async loadAllWithJson<T>(prefix: string): Promise<Array<[string, T, string | undefined]>> {
     // In pages, by key: one query for every row made the SQLite driver hold
     // them all natively at once, and the process kept that memory for good.
-    const out: Array<[string, T]> = [];
+    const out: Array<[string, T, string | undefined]> = [];
     let after = prefix;
     for (;;) {
       const rows = (await this.read(`reading ${prefix}* rows`, () =>
@@ -155,8 +175,8 @@ export class StateStore {
       for (const row of rows) {
         // Keyv's own deserializer: its serializer escapes strings that start
         // with ':', which plain JSON.parse would hand back escaped.
-        const decoded = (await this.read(`decoding row ${row.key}`, async () => this.deserialize(row.value))) as { value: T } | undefined;
-        if (decoded) out.push([row.key.slice(prefix.length), decoded.value]);
+        const decoded = await this.read(`decoding row ${row.key}`, async () => this.deserialize(row.value));
+        if (decoded) out.push([row.key.slice(prefix.length), decoded.value as T, decoded.json]);
       }
       if (rows.length < LOAD_PAGE_ROWS) return out;
       after = rows[rows.length - 1].key;
