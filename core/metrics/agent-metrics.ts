@@ -103,6 +103,19 @@ export class AgentMetrics {
 
   /** Koa middleware: counts and times every request by its route pattern (never the raw path). */
   http() {
+    // prom-client turns a label object into its key on every call; the
+    // children for one route, method and status are kept instead, so a
+    // request costs two Map lookups and the updates themselves.
+    const children = new Map<string, { requests: { inc(): void }; duration: { observe(v: number): void } }>();
+    const childrenOf = (route: string, method: string, status: number) => {
+      const key = `${method} ${status} ${route}`;
+      let child = children.get(key);
+      if (!child) {
+        child = { requests: this.httpRequests.labels({ route, method, status: String(status) }), duration: this.httpDuration.labels({ route, method }) };
+        children.set(key, child);
+      }
+      return child;
+    };
     return async (ctx: Context, next: Next): Promise<void> => {
       const started = performance.now();
       try {
@@ -110,9 +123,9 @@ export class AgentMetrics {
       } finally {
         // SSE streams are long-lived: count them when they open.
         const route = (ctx as Context & { _matchedRoute?: string })._matchedRoute ?? 'unmatched';
-        const method = ctx.method;
-        this.httpRequests.inc({ route, method, status: String(ctx.status) });
-        this.httpDuration.observe({ route, method }, (performance.now() - started) / 1000);
+        const child = childrenOf(route, ctx.method, ctx.status);
+        child.requests.inc();
+        child.duration.observe((performance.now() - started) / 1000);
       }
     };
   }
