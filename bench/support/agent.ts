@@ -22,6 +22,12 @@ export interface AgentSpec {
   nodeArgs?: string[];
   /** "silent": no log lines at all (the row that shows what logging costs). */
   logLevel?: 'info' | 'silent';
+  /** A whole config instead of the simulator's (bench/metrics-backends.ts: QEMU, libvirt). */
+  config?: Record<string, unknown>;
+  /** Extra environment for the agent. */
+  env?: NodeJS.ProcessEnv;
+  /** How long the agent may take to answer its first GET /guests (default 60 s). */
+  startTimeoutMs?: number;
 }
 
 export interface BenchAgent {
@@ -53,7 +59,7 @@ export function benchConfig(spec: AgentSpec): Record<string, unknown> {
 
 export async function startAgent(spec: AgentSpec): Promise<BenchAgent> {
   const configFile = path.join(spec.workDir, `${spec.label}.config.json`);
-  await writeFile(configFile, JSON.stringify(benchConfig(spec), null, 2));
+  await writeFile(configFile, JSON.stringify(spec.config ?? benchConfig(spec), null, 2));
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const logFile = path.join(spec.workDir, `${spec.label}.log`);
@@ -61,10 +67,11 @@ export async function startAgent(spec: AgentSpec): Promise<BenchAgent> {
   const proc = spawnNode(path.resolve('dist/core/main.js'), ['--config', configFile, '--listen', `127.0.0.1:${port}`, '--data-dir', spec.dataDir], logFile, {
     nodeArgs: spec.nodeArgs,
     cwd: spec.workDir,
+    env: spec.env && { ...process.env, ...spec.env },
   });
   let startupMs: number;
   try {
-    startupMs = await waitFor200(`${url}/guests`, AUTH, 60_000, started, proc.exited);
+    startupMs = await waitFor200(`${url}/guests`, AUTH, spec.startTimeoutMs ?? 60_000, started, proc.exited);
   } catch (error) {
     await proc.stop();
     throw new Error(`agent ${spec.label} did not start: ${(error as Error).message}; see ${logFile}`);

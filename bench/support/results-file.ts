@@ -22,3 +22,16 @@ export function withOwnSection(current: string, section: string): string {
   const rest = foreign ? current.slice(foreign.index) : '';
   return rest ? `${marked}\n\n${rest}` : `${marked}\n`;
 }
+
+/**
+ * `current` with the section between `begin` and `end` replaced by
+ * `section` (markers included), or `section` appended when there is none;
+ * the rest is kept byte for byte. For the benches other than run.ts.
+ */
+export function withMarkedSection(current: string, begin: string, end: string, section: string): string {
+  const marked = `${begin}\n${section.trim()}\n${end}`;
+  const at = current.indexOf(begin);
+  const to = current.indexOf(end);
+  if (at >= 0 && to > at) return current.slice(0, at) + marked + current.slice(to + end.length);
+  return current.trim() ? `${current.trimEnd()}\n\n${marked}\n` : `${marked}\n`;
+}
