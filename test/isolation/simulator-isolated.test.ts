@@ -4,21 +4,15 @@
  * is cut short by its own timeout inside the child.
  */
 import { expect } from 'chai';
-import { removeDir, startAgent, type RunningAgent } from '../support/agent.js';
+import { suiteChildAgent } from '../support/agent-hooks.js';
 import { simulatorConfig } from '../support/configs.js';
 
 describe('isolated plugins: the simulator module, unchanged, in a child process', function () {
   this.timeout(60_000);
-  let agent: RunningAgent;
-
-  before(async () => {
+  const agent = suiteChildAgent(() => {
     const config = simulatorConfig();
     for (const plugin of config.plugins) if (plugin.module === 'simulator') plugin.isolate = true;
-    agent = await startAgent({ config });
-  });
-  after(async () => {
-    await agent?.stop();
-    if (agent) await removeDir(agent.dataDir);
+    return { config };
   });
 
   it('walks a guest through every action and its metrics', async () => {

@@ -4,27 +4,23 @@
  * unchanged, and the sub-agent's calls then go through two hops.
  */
 import { expect } from 'chai';
-import { removeDir, startAgent, type RunningAgent } from '../support/agent.js';
+import { suiteChildAgent } from '../support/agent-hooks.js';
 import { FakeSubAgent } from './fake-sub-agent.js';
 
 describe('jsonrpc: the bridge itself isolated', function () {
   this.timeout(30_000);
   let sub: FakeSubAgent;
-  let agent: RunningAgent;
-
   before(async () => {
     sub = await new FakeSubAgent('Test').start();
-    agent = await startAgent({
-      config: {
-        logLevel: 'info',
-        plugins: [{ module: 'jsonrpc', id: 'test', isolate: true, options: { port: sub.port, methods: { 'Test.Create': 'action', 'Test.CpuMetrics': 'metrics' } } }],
-        actions: { create: { stages: ['test.Test.Create'] }, cpuMetrics: { stages: ['test.Test.CpuMetrics'] } },
-      },
-    });
   });
+  const agent = suiteChildAgent(() => ({
+    config: {
+      logLevel: 'info',
+      plugins: [{ module: 'jsonrpc', id: 'test', isolate: true, options: { port: sub.port, methods: { 'Test.Create': 'action', 'Test.CpuMetrics': 'metrics' } } }],
+      actions: { create: { stages: ['test.Test.Create'] }, cpuMetrics: { stages: ['test.Test.CpuMetrics'] } },
+    },
+  }));
   after(async () => {
-    await agent?.stop();
-    if (agent) await removeDir(agent.dataDir);
     await sub?.stop();
   });
 

@@ -12,20 +12,7 @@ import { startInProcessAgent, type InProcessAgentOptions } from './in-process-ag
  * object returned stands for that agent in the tests' bodies.
  */
 export function suiteAgent(options: () => InProcessAgentOptions | Promise<InProcessAgentOptions>): TestAgent {
-  let agent: TestAgent | undefined;
-  before(async () => {
-    agent = await startInProcessAgent(await options());
-  });
-  after(async () => {
-    if (!agent) return;
-    await agent.stop();
-    await removeDir(agent.dataDir);
-    agent = undefined;
-  });
-  const current = (): TestAgent => {
-    if (!agent) throw new Error('the suite agent runs only between its before() and after() hooks');
-    return agent;
-  };
+  const current = suiteHooks(async () => startInProcessAgent(await options()));
   return {
     get url() {
       return current().url;
@@ -38,6 +25,49 @@ export function suiteAgent(options: () => InProcessAgentOptions | Promise<InProc
     },
     stop: (timeoutMs) => current().stop(timeoutMs),
     request: (...args) => current().request(...args),
+  };
+}
+
+/** suiteAgent() for a child process: where the agent's process is the point of the block (isolation). */
+export function suiteChildAgent(options: () => AgentOptions | Promise<AgentOptions>): RunningAgent {
+  const current = suiteHooks(async () => startAgent(await options()));
+  return {
+    get url() {
+      return current().url;
+    },
+    get dataDir() {
+      return current().dataDir;
+    },
+    get logs() {
+      return current().logs;
+    },
+    get pid() {
+      return current().pid;
+    },
+    get process() {
+      return current().process;
+    },
+    stop: (timeoutMs) => current().stop(timeoutMs),
+    kill9: () => current().kill9(),
+    request: (...args) => current().request(...args),
+  };
+}
+
+/** before(): start; after(): stop and remove the data dir. Returns the running agent's accessor. */
+function suiteHooks<A extends TestAgent>(start: () => Promise<A>): () => A {
+  let agent: A | undefined;
+  before(async () => {
+    agent = await start();
+  });
+  after(async () => {
+    if (!agent) return;
+    await agent.stop();
+    await removeDir(agent.dataDir);
+    agent = undefined;
+  });
+  return () => {
+    if (!agent) throw new Error('the suite agent runs only between its before() and after() hooks');
+    return agent;
   };
 }
 
