@@ -1,13 +1,14 @@
 /**
- * The snapshot API through the real agent (CLI, config, SQLite, HTTP on
- * loopback) on the simulator backend: routes for a guest and one disk, Go-
+ * The snapshot API through the real kernel (in-process: config, SQLite,
+ * HTTP on loopback) on the simulator backend: routes for a guest and one disk, Go-
  * shaped bodies (every field present, "", false, null), jobs on the guest's
  * queue, state rules checked at the request and again when the job starts,
  * names, 404s, rollback with and without destroyMoreRecent, failure
  * injection, and downloads with Content-Length, chunked, and cut off.
  */
 import { expect } from 'chai';
-import { removeDir, startAgent, waitFor, type RunningAgent } from '../support/agent.js';
+import { waitFor } from '../support/agent.js';
+import { suiteAgent } from '../support/agent-hooks.js';
 import { simulatorConfig } from '../support/configs.js';
 import { checkResponse } from '../support/contract.js';
 
@@ -17,15 +18,7 @@ const GO_EMPTY = { id: '', dest: '', recursive: false, destroyMoreRecent: false 
 
 describe('snapshot API', function () {
   this.timeout(60_000);
-  let agent: RunningAgent;
-
-  before(async () => {
-    agent = await startAgent({ config: simulatorConfig({ simulator: { snapshotDownloadBytes: DOWNLOAD_BYTES } }) });
-  });
-  after(async () => {
-    await agent?.stop();
-    if (agent) await removeDir(agent.dataDir);
-  });
+  const agent = suiteAgent(() => ({ config: simulatorConfig({ simulator: { snapshotDownloadBytes: DOWNLOAD_BYTES } }) }));
   afterEach(function () {
     if (this.currentTest?.state === 'failed') console.error(agent.logs.slice(-20).join('\n'));
   });
