@@ -2,9 +2,10 @@
  * The QEMU command line for a guest. Everything comes from the Guest record
  * and the plugin options, so a restarted agent rebuilds the same machine.
  */
-import { checkMac, checkNicName, nicModel, StageRejection, type Guest, type NicModel } from '../../core/contract/index.js';
+import { nicModel, StageRejection, type Guest, type NicModel } from '../../core/contract/index.js';
 import type { ResolvedQemuOptions } from './options.js';
 import type { RunDir } from './run-dir.js';
+import { checkLaunchable, diskIndex, isQ35 as isQ35Machine } from './launch-checks.js';
 
 /** Guest metadata keys that boot a kernel from the images folder directly (no bootloader on disk). */
 export const KERNEL_METADATA = { kernel: 'qemu.kernel', initrd: 'qemu.initrd', cmdline: 'qemu.cmdline' } as const;
@@ -43,15 +44,9 @@ function accelArgs(options: ResolvedQemuOptions): string[] {
   return ['-accel', options.accel];
 }
 
-/** Position of a disk device on its bus: vda -> 0, sdb -> 1, hdc -> 2. */
-function diskIndex(device: string): number {
-  const letters = device.slice(2);
-  let index = 0;
-  for (const ch of letters) index = index * 26 + (ch.charCodeAt(0) - 96);
-  return index - 1;
-}
-
 export function buildCommandLine(guest: Guest, runDir: RunDir, options: ResolvedQemuOptions, plan: LaunchPlan): string[] {
+  // Guests stored before a check existed get the same 400 at start.
+  checkLaunchable(guest, options.machine);
   const args: string[] = [
     // The name lets operators (and ps) tell guests apart; process= names the main thread.
     '-name', `${escape(guest.id)},process=hk-${guest.id.slice(0, 12)}`,
@@ -76,7 +71,7 @@ export function buildCommandLine(guest: Guest, runDir: RunDir, options: Resolved
   const cpuModel = options.cpuModel || (options.accel === 'kvm' ? 'host' : '');
   if (cpuModel) args.push('-cpu', cpuModel);
 
-  const isQ35 = options.machine.startsWith('q35') || options.machine.includes('-q35');
+  const isQ35 = isQ35Machine(options.machine);
   let scsiController = false;
   let ahciController = false;
   guest.disks.forEach((disk, position) => {
@@ -115,10 +110,8 @@ export function buildCommandLine(guest: Guest, runDir: RunDir, options: Resolved
   });
 
   for (const nic of guest.nics) {
-    // Model, MAC and name all end up inside QEMU's option syntax.
+    // Model, MAC and name all end up inside QEMU's option syntax (checkLaunchable checked them).
     const model = NIC_DEVICES[nicModel(nic)];
-    checkMac(nic);
-    checkNicName(nic);
     const tap = plan.taps.get(nic.name);
     const netdev = `netdev-${nic.name}`;
     if (tap) args.push('-netdev', `tap,id=${netdev},ifname=${tap},script=no,downscript=no`);

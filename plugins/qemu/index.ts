@@ -2,7 +2,7 @@
  * Manifest of the QEMU backend. Importing this module only declares the
  * plugin; nothing runs until the kernel constructs and starts it.
  */
-import { definePlugin, hypervisorBackendStages, PLUGIN_API_VERSION, snapshotDownloadStage, snapshotStage } from '../../core/contract/index.js';
+import { actionStage, definePlugin, hypervisorBackendStages, PLUGIN_API_VERSION, snapshotDownloadStage, snapshotStage } from '../../core/contract/index.js';
 import { qemuOptionsSchema } from './options.js';
 import { QemuPlugin } from './plugin.js';
 
@@ -15,6 +15,8 @@ export default definePlugin({
   create: QemuPlugin,
   stages: (qemu) => ({
     ...hypervisorBackendStages(qemu.handlers),
+    // create's sync check (config actions.create.sync).
+    checkCreate: actionStage(qemu.checkCreate),
     checkCreateSnapshot: snapshotStage(qemu.snapshotHandlers.checkCreateSnapshot),
     createSnapshot: snapshotStage(qemu.snapshotHandlers.createSnapshot),
     listSnapshots: snapshotStage(qemu.snapshotHandlers.listSnapshots),

@@ -33,6 +33,7 @@ import { buildCommandLine, KERNEL_METADATA, type LaunchPlan } from './command-li
 import { createDisks, findImage } from './disk-images.js';
 import { run } from './exec.js';
 import { Machine, WaitTimeout, type MachineListener, type ShutdownInfo } from './machine.js';
+import { checkLaunchable } from './launch-checks.js';
 import { cpuMetrics, diskMetrics, nicMetrics } from './metrics.js';
 import { resolveOptions, type QemuOptions, type ResolvedQemuOptions } from './options.js';
 import { GuestSnapshots } from './guest-snapshots.js';
@@ -77,6 +78,12 @@ export class QemuPlugin implements PluginInstance {
     diskMetrics: (request: GuestMetricsRequest) => this.diskMetrics(request),
     nicMetrics: (request: GuestMetricsRequest) => this.nicMetrics(request),
   };
+
+  /**
+   * create, sync: a 400 naming the field for anything start would refuse
+   * (NIC names, models, MACs, disk buses), before any guest or job exists.
+   */
+  readonly checkCreate = ({ guest }: GuestRequest): void => checkLaunchable(guest, this.options.machine);
 
   constructor(
     @inject(Tokens.Options) options: QemuOptions,
@@ -195,6 +202,8 @@ export class QemuPlugin implements PluginInstance {
   // ---- lifecycle stages ----------------------------------------------------
 
   private async create({ guest }: GuestRequest, ctx: StageContext): Promise<GuestResponse> {
+    // Again here for configs whose create has no qemu.checkCreate: never build a guest start refuses.
+    checkLaunchable(guest, this.options.machine);
     const runDir = new RunDir(this.dataDir, guest.id);
     checkUnixSocketPath(runDir.qmpSocket, 'QMP socket');
     checkUnixSocketPath(runDir.serialSocket, 'serial socket');
@@ -203,7 +212,7 @@ export class QemuPlugin implements PluginInstance {
       await mkdir(runDir.dir);
     } catch (error) {
       // Never build over (and on failure remove) files of an existing guest.
-      if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw new Error(`guest ${guest.id} already has files in ${runDir.dir}; refusing to create it again`);
+      if ((error as NodeJS.ErrnoException).code === 'EEXIST') throw new Error(`guest ${guest.id} already has a run dir in the QEMU plugin's data dir; refusing to create it again`);
       throw error;
     }
     const createdTaps: string[] = [];
@@ -262,7 +271,7 @@ export class QemuPlugin implements PluginInstance {
     }
     const runDir = new RunDir(this.dataDir, guest.id);
     if (!(await isDirectory(runDir.dir))) {
-      throw new StageRejection(409, `guest ${guest.id} has no files under ${runDir.dir}; it was not created by QEMU plugin "${this.id}"`);
+      throw new StageRejection(409, `guest ${guest.id} has no run dir in the QEMU plugin's data dir; it was not created by QEMU plugin "${this.id}"`);
     }
     // A QEMU we lost track of (e.g. attach failed at agent start) must not be doubled.
     const stray = await findGuestProcess(runDir);
