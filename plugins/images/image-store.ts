@@ -250,6 +250,8 @@ export class ImageStore {
     if (e.code === 'ERR_STREAM_PREMATURE_CLOSE' || e.code === 'ECONNRESET' || (e.code ?? '').startsWith('UND_ERR')) {
       return `${describeNetworkError(error)} before the image was complete; nothing was kept`;
     }
+    // Node's file-system errors name the file: a host path, which never leaves the agent.
+    if (e.code && e.syscall) return `${e.code} (${e.syscall}) in the images folder; nothing was kept`;
     return e.message ?? String(error);
   }
 

@@ -11,14 +11,14 @@ import { checkImageName, StageRejection, type Guest } from '../../core/contract/
 export const BOOT_METADATA = { kernel: 'libvirt.kernel', initrd: 'libvirt.initrd', cmdline: 'libvirt.cmdline' } as const;
 
 export async function findBootFile(imagesDir: string, name: string, what: string): Promise<string> {
-  checkImageName(name, imagesDir, what);
+  checkImageName(name, what);
   const file = path.join(imagesDir, name);
   try {
     if ((await stat(file)).isFile()) return file;
   } catch {
     /* reported below */
   }
-  throw new StageRejection(400, `${what} "${name}" not found in the images folder ${imagesDir} (the libvirt plugin's imagesDir option)`);
+  throw new StageRejection(400, `${what} "${name}" not found in the images folder (the libvirt plugin's imagesDir option)`);
 }
 
 /** The direct-boot files a guest's metadata names, found in the images folder; none when it names no kernel. */

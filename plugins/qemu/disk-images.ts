@@ -19,7 +19,7 @@ const IMAGE_SUFFIXES = ['', '.qcow2', '.img', '.raw'];
  * file names: the API must not reach files elsewhere on the host.
  */
 export async function findImage(imagesDir: string, name: string): Promise<string> {
-  checkImageName(name, imagesDir);
+  checkImageName(name);
   for (const suffix of IMAGE_SUFFIXES) {
     const candidate = path.join(imagesDir, name + suffix);
     try {
@@ -28,7 +28,7 @@ export async function findImage(imagesDir: string, name: string): Promise<string
       /* try the next suffix */
     }
   }
-  throw new StageRejection(400, `image "${name}" not found in the images folder ${imagesDir} (tried ${IMAGE_SUFFIXES.map((s) => name + s).join(', ')})`);
+  throw new StageRejection(400, `image "${name}" not found in the images folder (the qemu plugin's imagesDir; tried ${IMAGE_SUFFIXES.map((s) => name + s).join(', ')})`);
 }
 
 interface ImageInfo {
@@ -60,7 +60,7 @@ export async function createDisks(
     // The guest's image backs its first disk unless that disk names its own.
     const imageName = disk.image || (index === 0 ? guest.image : '');
     const file = runDir.disk(disk.device);
-    if (await exists(file)) throw new Error(`disk file ${file} already exists; refusing to overwrite it`);
+    if (await exists(file)) throw new Error(`disk ${disk.device} of guest ${guest.id} already has a file; refusing to overwrite it`);
     let sizeMiB = disk.size ?? 0;
     if (imageName) {
       const base = await findImage(options.imagesDir, imageName);

@@ -30,10 +30,10 @@ export async function launchQemu(binary: string, args: string[], runDir: RunDir)
   }
   const printed = (await readFile(runDir.stderrLog, 'utf8').catch(() => '')).trim();
   if (code !== 0) {
-    throw new Error(`${binary} failed to start (${signalName ?? `exit ${code}`}): ${printed || 'no message'} [log: ${runDir.stderrLog}]`);
+    throw new Error(`${binary} failed to start (${signalName ?? `exit ${code}`}): ${runDir.redact(printed) || 'no message'} [log: qemu.stderr.log in its run dir]`);
   }
   const pid = await readPidFile(runDir);
-  if (!pid) throw new Error(`${binary} started but wrote no pidfile ${runDir.pidFile}: ${printed}`);
+  if (!pid) throw new Error(`${binary} started but wrote no pidfile (qemu.pid in its run dir): ${runDir.redact(printed)}`);
   return pid;
 }
 

@@ -31,6 +31,10 @@ export class RunDir {
   get stderrLog(): string {
     return path.join(this.dir, 'qemu.stderr.log');
   }
+  /** Text for a client (job messages): this folder's host path replaced by a name for it. */
+  redact(text: string): string {
+    return text.replaceAll(this.dir, `<run dir of guest ${this.guestId}>`);
+  }
   disk(device: string): string {
     if (!/^[a-z]+$/.test(device)) throw new Error(`disk device "${device}" cannot name a file`);
     return path.join(this.dir, `${device}.qcow2`);

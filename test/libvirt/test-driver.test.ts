@@ -8,7 +8,7 @@
 import { expect } from 'chai';
 import { rm } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
-import { makeTempDir, removeDir, startAgent, type RunningAgent } from '../support/agent.js';
+import { makeTempDir, removeDir, repoRoot, startAgent, type RunningAgent } from '../support/agent.js';
 import { shippedConfig } from '../support/configs.js';
 
 describe('libvirt backend on the test driver (test:///default)', function () {
@@ -100,12 +100,15 @@ describe('libvirt backend on the test driver (test:///default)', function () {
     const { job, guest } = await create({ disks: [{ size: 8 }], metadata: { 'libvirt.kernel': 'no-such-vmlinuz' } });
     expect(job.Status).to.equal('Error');
     expect(job.Message).to.contain('kernel "no-such-vmlinuz" not found in the images folder');
+    // The folder (config/libvirt.json's ./images, resolved on this host) is never in a message.
+    expect(job.Message, 'no host path').to.not.include(repoRoot).and.not.include('/images');
     expect((await agent.request('GET', `/guests/${guest.id}`)).body.state).to.equal('error');
     // The failed create left no volume behind: deleting the record is all that is needed.
     expect((await agent.request('DELETE', `/guests/${guest.id}?wait=10`)).status).to.equal(200);
 
     const path = await create({ metadata: { 'libvirt.kernel': '../etc/passwd' } });
     expect(path.job.Message).to.contain('must be a file name in the images folder');
+    expect(path.job.Message, 'no host path').to.not.include(repoRoot);
     await agent.request('DELETE', `/guests/${path.guest.id}?wait=10`);
 
     // An image the pool lacks is refused at once (libvirt.requireImages), before any job.

@@ -104,14 +104,15 @@ describe('QEMU plugin pieces', function () {
       expect(info(disks[1].source)['virtual-size']).to.equal(20 * 1024 * 1024);
       expect(info(disks[1].source)).to.not.have.property('backing-filename');
     });
-    it('says which image is missing and where it looked; refuses paths', async () => {
+    it('says which image is missing and which names it tried, never the host folder; refuses paths', async () => {
       const guest = kernelShapedGuest({ image: 'nope', diskSizes: [10] });
       const runDir = new RunDir(root, guest.id);
       await mkdir(runDir.dir);
       const error = await createDisks(guest, runDir, { qemuImg: 'qemu-img', imagesDir: root, dataDir: root }).catch((e) => e);
       expect(error).to.be.instanceOf(StageRejection);
       expect(error.status).to.equal(400);
-      expect(error.message).to.equal(`image "nope" not found in the images folder ${root} (tried nope, nope.qcow2, nope.img, nope.raw)`);
+      expect(error.message).to.equal(`image "nope" not found in the images folder (the qemu plugin's imagesDir; tried nope, nope.qcow2, nope.img, nope.raw)`);
+      expect(error.message, 'no host path').to.not.include(root);
       const traversal = await findImage(root, '../etc/passwd').catch((e) => e);
       expect(traversal.message).to.match(/must be a file name in the images folder/);
     });

@@ -16,8 +16,12 @@ export function invalidImageName(name: string): string | undefined {
   return undefined;
 }
 
-/** A 400 naming `what` ("image", "kernel") when `name` is not a plain file name in `imagesDir`. */
-export function checkImageName(name: string, imagesDir: string, what = 'image'): void {
+/**
+ * A 400 naming `what` ("image", "kernel") when `name` is not a plain file
+ * name in the images folder. The folder itself is not named: it is a host
+ * path, and host paths never leave the agent.
+ */
+export function checkImageName(name: string, what = 'image'): void {
   const why = invalidImageName(name);
-  if (why) throw new StageRejection(400, `${what} "${name}" must be a file name in the images folder ${imagesDir}, not a path (it ${why})`);
+  if (why) throw new StageRejection(400, `${what} "${name}" must be a file name in the images folder, not a path (it ${why})`);
 }
