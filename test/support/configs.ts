@@ -32,6 +32,8 @@ export function withImages(config: any, options: Record<string, unknown>): any {
   const entry = shipped.plugins.find((p: { module: string }) => p.module === 'images');
   const actions = { ...config.actions };
   for (const name of IMAGE_ACTIONS) actions[name] = shipped.actions[name];
-  actions.create = { ...actions.create, sync: [...shipped.actions.create.sync, ...(actions.create?.sync ?? [])] };
+  // Only the images plugin's own create check: the shipped backend's (qemu.checkCreate) is not in this config.
+  const imageChecks = shipped.actions.create.sync.filter((ref: string) => ref.startsWith('images.'));
+  actions.create = { ...actions.create, sync: [...imageChecks, ...(actions.create?.sync ?? [])] };
   return { ...config, plugins: [...config.plugins, { ...entry, options: { ...entry.options, ...options } }], actions };
 }
