@@ -225,12 +225,7 @@ export class ActionRunner {
    */
   async shutdown(graceMs: number): Promise<void> {
     this.stopping = true;
-    this.scheduler.pause();
-    let timer: NodeJS.Timeout | undefined;
-    const graceOver = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), graceMs)));
-    const outcome = await Promise.race([this.scheduler.idle().then(() => 'idle' as const), graceOver]);
-    clearTimeout(timer);
-    if (outcome === 'timeout') {
+    if (!(await this.scheduler.drain(graceMs))) {
       this.log.warn({ running: this.scheduler.runningCount }, 'jobs still running at the shutdown deadline; aborting their stages');
       this.shutdownController.abort(new Error('agent is shutting down'));
     }

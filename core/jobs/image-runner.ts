@@ -111,12 +111,7 @@ export class ImageRunner {
   /** As ActionRunner.shutdown: no new jobs, `graceMs` for running ones, then abort them. */
   async shutdown(graceMs: number): Promise<void> {
     this.stopping = true;
-    this.scheduler.pause();
-    let timer: NodeJS.Timeout | undefined;
-    const graceOver = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), graceMs)));
-    const outcome = await Promise.race([this.scheduler.idle().then(() => 'idle' as const), graceOver]);
-    clearTimeout(timer);
-    if (outcome === 'timeout') this.shutdownController.abort(new Error('agent is shutting down'));
+    if (!(await this.scheduler.drain(graceMs))) this.shutdownController.abort(new Error('agent is shutting down'));
   }
 
   get stats(): { queued: number; running: number } {

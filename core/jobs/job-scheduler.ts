@@ -69,6 +69,16 @@ export class JobScheduler {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
+  /** Agent shutdown: pause, then wait up to `graceMs` for running jobs. False when some still run. */
+  async drain(graceMs: number): Promise<boolean> {
+    this.pause();
+    let timer: NodeJS.Timeout | undefined;
+    const graceOver = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), graceMs)));
+    const idle = await Promise.race([this.idle().then(() => true as const), graceOver]);
+    clearTimeout(timer);
+    return idle;
+  }
+
   private pump(): void {
     while (!this.paused && this.running < this.concurrency && this.readyHead < this.ready.length) {
       const guestId = this.ready[this.readyHead++];

@@ -61,4 +61,29 @@ describe('JobScheduler', () => {
     expect(ran).to.not.include('later');
     expect(scheduler.queuedCount).to.equal(1);
   });
+
+  it('drains at shutdown: starts nothing new, true once running jobs end within the grace, false when they do not', async () => {
+    const ran: string[] = [];
+    let release: (() => void) | undefined;
+    const scheduler = new JobScheduler(2, async (_g, job) => {
+      ran.push(job);
+      await tick(20);
+    });
+    scheduler.enqueue('a', 'quick');
+    scheduler.enqueue('a', 'queued');
+    expect(await scheduler.drain(5000), 'the running job ends within the grace').to.equal(true);
+    expect(ran).to.deep.equal(['quick']);
+    expect(scheduler.queuedCount, 'queued jobs stay queued').to.equal(1);
+
+    const stuck = new JobScheduler(1, async (_g, job) => {
+      ran.push(job);
+      await new Promise<void>((r) => (release = r));
+    });
+    stuck.enqueue('b', 'stuck');
+    const began = Date.now();
+    expect(await stuck.drain(50)).to.equal(false);
+    expect(Date.now() - began).to.be.at.least(45);
+    release!();
+    await stuck.idle();
+  });
 });
