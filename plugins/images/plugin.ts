@@ -6,6 +6,8 @@
 import path from 'node:path';
 import { inject, injectable } from 'tsyringe';
 import {
+  diskImage,
+  imagesOfDisks,
   StageRejection,
   Tokens,
   type GuestDirectory,
@@ -120,11 +122,7 @@ export class ImagesPlugin implements PluginInstance {
     },
     /** create, sync: every image the new guest names is here (400 at once, not a failed job). */
     requireImages: async ({ guest }: GuestRequest): Promise<void> => {
-      const named = new Set<string>();
-      guest.disks.forEach((disk, i) => {
-        const name = disk.image || (i === 0 ? guest.image : '');
-        if (name) named.add(name);
-      });
+      const named = imagesOfDisks(guest);
       if (guest.disks.length === 0 && guest.image) named.add(guest.image);
       for (const name of named) {
         if (!(await this.store.resolve(name))) {
@@ -145,7 +143,7 @@ export class ImagesPlugin implements PluginInstance {
     const file = this.store.fileOf(id);
     for (const guest of await this.guests.list()) {
       for (const [i, disk] of guest.disks.entries()) {
-        const name = disk.image || (i === 0 ? guest.image : '');
+        const name = diskImage(guest, i);
         if (name && (await this.store.resolve(name)) === file) {
           throw new StageRejection(409, `image ${id} is in use by guest ${guest.id} (disk ${disk.device || i}); delete that guest first`);
         }

@@ -7,6 +7,7 @@
 import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import {
+  imagesOfDisks,
   StageRejection,
   type GuestDirectory,
   type GuestRequest,
@@ -99,11 +100,7 @@ export function imageHandlers(images: PoolImages, virsh: VirshShell, guests: Gue
 
     /** create, sync: every image the new guest names is a volume of the pool (400 at once, not a failed job). */
     requireImages: async ({ guest }: GuestRequest): Promise<void> => {
-      const named = new Set<string>();
-      guest.disks.forEach((disk, i) => {
-        const name = disk.image || (i === 0 ? guest.image : '');
-        if (name) named.add(name);
-      });
+      const named = imagesOfDisks(guest);
       if (named.size === 0) return;
       const others = volumesOf((await guests.list()).filter((g) => g.id !== guest.id));
       for (const name of named) {

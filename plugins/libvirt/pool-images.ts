@@ -18,7 +18,7 @@ import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { StageRejection, type Guest, type GuestDirectory, type Image, type Logger } from '../../core/contract/index.js';
+import { diskImage, StageRejection, type Guest, type GuestDirectory, type Image, type Logger } from '../../core/contract/index.js';
 import { checkImageName, volumeInfo, volumesOf } from './storage.js';
 import { VirshError, type VirshShell } from './virsh-shell.js';
 
@@ -263,7 +263,7 @@ export function usersOf(guests: Guest[], id: string): { guest: string; disk: str
   const users: { guest: string; disk: string }[] = [];
   for (const guest of guests) {
     for (const [i, disk] of guest.disks.entries()) {
-      const name = disk.image || (i === 0 ? guest.image : '');
+      const name = diskImage(guest, i);
       if (name === id) users.push({ guest: guest.id, disk: disk.device || String(i) });
     }
   }

@@ -5,7 +5,7 @@
  * Going through the pool rather than writing files keeps libvirt's view of
  * the host's storage true, and works on remote and test connections alike.
  */
-import { invalidImageName, StageRejection, type Disk, type Guest } from '../../core/contract/index.js';
+import { diskImage, invalidImageName, StageRejection, type Disk, type Guest } from '../../core/contract/index.js';
 import { splitVolume } from './domain-xml.js';
 import { VirshError, type VirshShell } from './virsh-shell.js';
 
@@ -104,8 +104,7 @@ export async function createVolumes(
       }
       const name = volumeName(domainName, disk.device);
       if (await volumeInfo(virsh, pool, name)) throw new Error(`volume ${name} already exists in pool ${pool}; refusing to overwrite it`);
-      // The guest's image backs its first disk unless that disk names its own.
-      const imageName = disk.image || (index === 0 ? guest.image : '');
+      const imageName = diskImage(guest, index);
       let sizeMiB = disk.size ?? 0;
       const args = ['vol-create-as', pool, name];
       if (imageName) {

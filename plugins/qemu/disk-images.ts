@@ -6,7 +6,7 @@
 import { stat } from 'node:fs/promises';
 import { pathExists as exists } from './path-exists.js';
 import path from 'node:path';
-import { checkImageName, StageRejection, type Disk, type Guest } from '../../core/contract/index.js';
+import { checkImageName, diskImage, StageRejection, type Disk, type Guest } from '../../core/contract/index.js';
 import { run } from './exec.js';
 import type { RunDir } from './run-dir.js';
 
@@ -57,8 +57,7 @@ export async function createDisks(
       // Attaching arbitrary host files through the API would expose the host.
       throw new StageRejection(400, `disk ${disk.device}: source is assigned by the agent; name an image or give a size instead`);
     }
-    // The guest's image backs its first disk unless that disk names its own.
-    const imageName = disk.image || (index === 0 ? guest.image : '');
+    const imageName = diskImage(guest, index);
     const file = runDir.disk(disk.device);
     if (await exists(file)) throw new Error(`disk ${disk.device} of guest ${guest.id} already has a file; refusing to overwrite it`);
     let sizeMiB = disk.size ?? 0;

@@ -1,7 +1,7 @@
 /**
  * core/contract/backend-kit: what every hypervisor backend needs besides its
  * hypervisor: stage timeouts from a request's args, the unix socket path
- * limit, the image-name check, NIC checks, host device (tap) names and an
+ * limit, the image-name check, which image a disk is built on, NIC checks, host device (tap) names and an
  * ordered queue for the state changes the hypervisor reports. Part of the
  * contract, so a plugin reaches it through core/contract/index.ts.
  * May import: contract.
@@ -9,6 +9,7 @@
 export * from './stage-timeout.js';
 export * from './unix-socket-path.js';
 export * from './image-name.js';
+export * from './disk-image.js';
 export * from './nic-checks.js';
 export * from './device-names.js';
 export * from './observe-queue.js';
