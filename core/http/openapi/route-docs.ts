@@ -32,6 +32,15 @@ const waitQuery = z.object({
   }),
 });
 
+/** The failures every queued action (guest actions and snapshot jobs alike) may answer with. */
+const JOB_FAULTS: Record<number, ResponseDoc> = {
+  500: { description: 'With ?wait: the job failed (HK_ERR_JOB_FAILED, the job in `job`); or a fault in the agent', schema: ErrorSchema, headers: ['X-Guest-Job-ID', 'X-Guest-Job-Status'] },
+  501: err('The config maps no stages to this action'),
+  502: err('A backend stage failed'),
+  503: err('The agent is stopping and accepts no new actions'),
+  504: err('A backend stage timed out'),
+};
+
 /** Answers of every queued action (start, delete...). */
 const actionResponses = (conflict: string): Record<number, ResponseDoc> => ({
   200: { description: 'With ?wait: the job completed; the guest as the job left it', schema: GuestSchema, headers: ['X-Guest-Job-ID', 'X-Guest-Job-Status'] },
@@ -39,11 +48,7 @@ const actionResponses = (conflict: string): Record<number, ResponseDoc> => ({
   400: err('A bad wait or timeout parameter'),
   404: err('No such guest'),
   409: err(conflict),
-  500: { description: 'With ?wait: the job failed (HK_ERR_JOB_FAILED, the job in `job`); or a fault in the agent', schema: ErrorSchema, headers: ['X-Guest-Job-ID', 'X-Guest-Job-Status'] },
-  501: err('The config maps no stages to this action'),
-  502: err('A backend stage failed'),
-  503: err('The agent is stopping and accepts no new actions'),
-  504: err('A backend stage timed out'),
+  ...JOB_FAULTS,
 });
 
 const POWER: { action: string; summary: string; conflict: string; query?: z.ZodObject }[] = [
@@ -382,11 +387,7 @@ const snapshotJobResponses = (conflict: string): Record<number, ResponseDoc> => 
   400: err('A bad snapshot name or body: the message names the field'),
   404: err('No such guest, disk or snapshot'),
   409: err(conflict),
-  500: { description: 'With ?wait: the job failed (HK_ERR_JOB_FAILED, the job in `job`); or a fault in the agent', schema: ErrorSchema, headers: ['X-Guest-Job-ID', 'X-Guest-Job-Status'] },
-  501: err('The config maps no stages to this action'),
-  502: err('A backend stage failed'),
-  503: err('The agent is stopping and accepts no new actions'),
-  504: err('A backend stage timed out'),
+  ...JOB_FAULTS,
 });
 
 const snapshotReadResponses: Record<number, ResponseDoc> = {
