@@ -8,7 +8,7 @@
  */
 import { expect } from 'chai';
 import { createReadStream, createWriteStream, existsSync } from 'node:fs';
-import { readdir } from 'node:fs/promises';
+import { readdir, readlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -29,6 +29,7 @@ describe('QEMU snapshots through the agent (real QEMU under TCG)', function () {
   this.timeout(600_000); // bounded by the waits below, which scale with the measured load
   let world: QemuWorld;
   let agent: RunningAgent | undefined;
+  let agentConfig: object;
 
   before(async function () {
     this.timeout(300_000);
@@ -38,7 +39,8 @@ describe('QEMU snapshots through the agent (real QEMU under TCG)', function () {
       if (entry.module === 'qemu') entry.options = { ...entry.options, accel: 'tcg', imagesDir: world.imagesDir, shutdownTimeoutSeconds: GUEST_ACTION_SECONDS };
       if (entry.module === 'images') entry.options = { ...entry.options, imagesDir: world.imagesDir };
     }
-    agent = await startAgent({ config: { ...config, logLevel: 'info' }, env: { HYPERKERN_QEMU_ACCEL: 'tcg' } });
+    agentConfig = { ...config, logLevel: 'info' };
+    agent = await startAgent({ config: agentConfig, env: { HYPERKERN_QEMU_ACCEL: 'tcg' } });
   });
   after(async () => {
     if (agent) {
@@ -96,6 +98,37 @@ describe('QEMU snapshots through the agent (real QEMU under TCG)', function () {
     await ok('DELETE', `/guests/${guest.id}/snapshots/s1?wait=60`);
     expect(await ok('GET', `/guests/${guest.id}/snapshots`)).to.deep.equal([]);
     expect((await agent!.request('GET', `/guests/${guest.id}/snapshots/s1`)).status).to.equal(404);
+    await ok('DELETE', `/guests/${guest.id}?wait=60`);
+  });
+
+  it('closes and frees the temporary export when the client goes away mid-download, and removes exports a killed agent left', async () => {
+    const guest = await create({ disks: [{ size: 128 }] });
+    await qemuIo(guest.disks[0].source, 'qcow2', 'write -P 0x5a 0 96M');
+    await ok('POST', `/guests/${guest.id}/snapshots?wait=60`, snapshotRequest('big'));
+    const exportsHeld = async () => {
+      const fds = await readdir(`/proc/${agent!.pid}/fd`);
+      const targets = await Promise.all(fds.map((fd) => readlink(`/proc/${agent!.pid}/fd/${fd}`).catch(() => '')));
+      return targets.filter((t) => t.includes('.snapshot-export-'));
+    };
+    const controller = new AbortController();
+    const res = await fetch(`${agent!.url}/guests/${guest.id}/snapshots/big/download`, { signal: controller.signal });
+    expect(res.status).to.equal(200);
+    expect(Number(res.headers.get('content-length'))).to.be.greaterThan(96 * 1024 * 1024);
+    const reader = res.body!.getReader();
+    expect((await reader.read()).value!.length, 'bytes arrive').to.be.greaterThan(0);
+    const held = await exportsHeld();
+    expect(held, 'while streaming, the agent holds the export open, already unlinked').to.have.length(1);
+    expect(held[0]).to.match(/\(deleted\)$/);
+    controller.abort();
+    await waitFor(async () => (await exportsHeld()).length === 0, underLoad(10_000), 'the agent to close the export after the client went away');
+
+    // A convert cut off by kill -9 leaves its file; the next agent start removes it.
+    const stale = path.join(runDir(guest.id), '.snapshot-export-0123456789ab.qcow2');
+    await writeFile(stale, 'half written');
+    const dataDir = agent!.dataDir;
+    await agent!.stop();
+    agent = await startAgent({ config: agentConfig, dataDir, env: { HYPERKERN_QEMU_ACCEL: 'tcg' } });
+    expect(existsSync(stale), 'leftover export removed at start').to.equal(false);
     await ok('DELETE', `/guests/${guest.id}?wait=60`);
   });
 
