@@ -43,7 +43,17 @@ export async function receiveToFile(source: Readable, file: string, options: Rec
     },
   });
   // 'wx': never write through an existing file (or a link an attacker placed).
-  await pipeline(source, meter, createWriteStream(file, { flags: 'wx', mode: 0o640, highWaterMark: 1024 * 1024 }), { signal: options.signal });
+  const writer = createWriteStream(file, { flags: 'wx', mode: 0o640, highWaterMark: 1024 * 1024 });
+  const writerClosed = new Promise<void>((resolve) => writer.once('close', resolve));
+  try {
+    await pipeline(source, meter, writer, { signal: options.signal });
+  } catch (error) {
+    // An abort can come while the file is still being opened (and so
+    // created): only once the writer closed may the caller unlink it, or the
+    // open lands after the unlink and leaves the partial file behind.
+    await writerClosed;
+    throw error;
+  }
   if (options.total !== undefined && bytes !== options.total) {
     throw new Error(`the source ended after ${bytes} of ${options.total} bytes`);
   }
