@@ -26,6 +26,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import {
+  PerGuestSerial,
   StageRejection,
   type Disk,
   type Guest,
@@ -60,7 +61,8 @@ interface TableEntry {
 }
 
 export class LibvirtSnapshots {
-  private readonly queues = new Map<string, Promise<unknown>>();
+  /** One snapshot operation per guest at a time: they share the guest's disk files. */
+  private readonly perGuest = new PerGuestSerial();
 
   constructor(
     private readonly virsh: VirshShell,
@@ -77,24 +79,24 @@ export class LibvirtSnapshots {
   }
 
   list(request: SnapshotStageRequest, signal?: AbortSignal): Promise<Snapshot[]> {
-    return this.serial(request.guest.id, () => this.describeAll(request, signal));
+    return this.perGuest.run(request.guest.id, () => this.describeAll(request, signal));
   }
 
   /** The snapshot, or none (the kernel answers 404). */
   get(request: SnapshotStageRequest, signal?: AbortSignal): Promise<Snapshot[]> {
-    return this.serial(request.guest.id, async () => (await this.describeAll(request, signal, request.id)).filter((s) => s.id === request.id));
+    return this.perGuest.run(request.guest.id, async () => (await this.describeAll(request, signal, request.id)).filter((s) => s.id === request.id));
   }
 
   /** createSnapshot, sync: what a create would refuse (bad or taken name, one disk of a running guest), answered before the job is queued. */
   checkCreate(request: SnapshotStageRequest, signal?: AbortSignal): Promise<Snapshot[]> {
-    return this.serial(request.guest.id, async () => {
+    return this.perGuest.run(request.guest.id, async () => {
       await this.createPlan(request, signal);
       return [];
     });
   }
 
   create(request: SnapshotStageRequest, signal?: AbortSignal): Promise<Snapshot[]> {
-    return this.serial(request.guest.id, async () => {
+    return this.perGuest.run(request.guest.id, async () => {
       const { name, domain, disks } = await this.createPlan(request, signal);
       if (request.disk === undefined) {
         // Internal snapshots of every qcow2 disk, with memory when the domain runs; --atomic: all or none.
@@ -108,7 +110,7 @@ export class LibvirtSnapshots {
 
   delete(request: SnapshotStageRequest, signal?: AbortSignal): Promise<void> {
     const name = checkName(request.id);
-    return this.serial(request.guest.id, async () => {
+    return this.perGuest.run(request.guest.id, async () => {
       const { guest } = request;
       const domain = this.domains.require(guest);
       if (request.disk === undefined) {
@@ -126,7 +128,7 @@ export class LibvirtSnapshots {
 
   /** rollbackSnapshot, sync: the 409s a rollback would give (later snapshots without destroyMoreRecent), before the job is queued. */
   checkRollback(request: SnapshotStageRequest, signal?: AbortSignal): Promise<Snapshot[]> {
-    return this.serial(request.guest.id, async () => {
+    return this.perGuest.run(request.guest.id, async () => {
       await this.rollbackPlan(request, signal);
       return [];
     });
@@ -137,7 +139,7 @@ export class LibvirtSnapshots {
    * `destroyMoreRecent`, which deletes them once the rollback succeeded.
    */
   rollback(request: SnapshotStageRequest, signal?: AbortSignal): Promise<Snapshot[]> {
-    return this.serial(request.guest.id, async () => {
+    return this.perGuest.run(request.guest.id, async () => {
       const { name, domain, disks, newer } = await this.rollbackPlan(request, signal);
       if (request.disk === undefined) {
         // A checkpoint of a running guest comes back running (memory and all); one of an off guest stays off.
@@ -162,7 +164,7 @@ export class LibvirtSnapshots {
    */
   download(request: SnapshotStageRequest, signal?: AbortSignal): Promise<SnapshotDownload> {
     const name = checkName(request.id);
-    return this.serial(request.guest.id, async () => {
+    return this.perGuest.run(request.guest.id, async () => {
       const disk = disksOf(request.guest, request.disk)[0]!;
       const table = (await this.tables([disk], signal)).get(disk.device)!;
       if (!table.some((s) => s.name === name)) throw new StageRejection(404, `${describe(request)} has no snapshot "${name}"`);
@@ -283,17 +285,6 @@ export class LibvirtSnapshots {
     }
   }
 
-  /** Runs `work` after the guest's previous snapshot operation ended. */
-  private serial<T>(guestId: string, work: () => Promise<T>): Promise<T> {
-    const previous = this.queues.get(guestId) ?? Promise.resolve();
-    const next = previous.catch(() => {}).then(work);
-    const tail = next.catch(() => {});
-    this.queues.set(guestId, tail);
-    void tail.then(() => {
-      if (this.queues.get(guestId) === tail) this.queues.delete(guestId);
-    });
-    return next;
-  }
 }
 
 function checkName(name: string): string {

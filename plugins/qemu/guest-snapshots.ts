@@ -12,7 +12,7 @@
  * outside the guest's job queue), so a delete never races a download's
  * convert and a guest-wide create is never half-seen.
  */
-import { StageRejection, type Disk, type Guest } from '../../core/contract/index.js';
+import { PerGuestSerial, StageRejection, type Disk, type Guest } from '../../core/contract/index.js';
 import { deleteDriveSnapshot, listDriveSnapshots, snapshotDrives } from './live-snapshots.js';
 import type { Machine } from './machine.js';
 import {
@@ -46,7 +46,8 @@ export interface QemuSnapshot {
 }
 
 export class GuestSnapshots {
-  private readonly queues = new Map<string, Promise<unknown>>();
+  /** One snapshot operation per guest at a time: they share the guest's disk files. */
+  private readonly perGuest = new PerGuestSerial();
 
   constructor(
     private readonly qemuImg: string,
@@ -56,14 +57,14 @@ export class GuestSnapshots {
 
   /** Snapshots of the target, oldest first. */
   list(target: SnapshotTarget, signal?: AbortSignal): Promise<QemuSnapshot[]> {
-    return this.serial(target.guest.id, async () => {
+    return this.perGuest.run(target.guest.id, async () => {
       const disks = this.disksOf(target);
       return this.describe(disks, await this.tables(target.guest, disks), signal);
     });
   }
 
   get(target: SnapshotTarget, name: string, signal?: AbortSignal): Promise<QemuSnapshot> {
-    return this.serial(target.guest.id, async () => {
+    return this.perGuest.run(target.guest.id, async () => {
       const disks = this.disksOf(target);
       const tables = await this.tables(target.guest, disks);
       this.requireOn(target, tables, name);
@@ -75,7 +76,7 @@ export class GuestSnapshots {
   /** Takes snapshot `name` of the target's disks, all at one instant when the guest runs. */
   async create(target: SnapshotTarget, name: string, signal?: AbortSignal): Promise<QemuSnapshot> {
     checkSnapshotName(name);
-    return this.serial(target.guest.id, async () => {
+    return this.perGuest.run(target.guest.id, async () => {
       const disks = this.disksOf(target);
       const tables = await this.tables(target.guest, disks);
       const taken = disks.filter((d) => tables.get(d.device)!.some((s) => s.name === name));
@@ -104,7 +105,7 @@ export class GuestSnapshots {
   }
 
   delete(target: SnapshotTarget, name: string, signal?: AbortSignal): Promise<void> {
-    return this.serial(target.guest.id, async () => {
+    return this.perGuest.run(target.guest.id, async () => {
       const disks = this.disksOf(target);
       this.requireOn(target, await this.tables(target.guest, disks), name);
       await this.deleteFrom(target.guest, disks, [name], signal);
@@ -118,7 +119,7 @@ export class GuestSnapshots {
    * mistify's clients expect). Answers the names deleted.
    */
   rollback(target: SnapshotTarget, name: string, options: { destroyMoreRecent: boolean }, signal?: AbortSignal): Promise<string[]> {
-    return this.serial(target.guest.id, async () => {
+    return this.perGuest.run(target.guest.id, async () => {
       if (this.machineOf(target.guest.id)) {
         throw new StageRejection(
           409,
@@ -150,7 +151,7 @@ export class GuestSnapshots {
    * 409 for later snapshots without destroyMoreRecent (rollback checks again).
    */
   checkRollback(target: SnapshotTarget, name: string, options: { destroyMoreRecent: boolean }): Promise<void> {
-    return this.serial(target.guest.id, async () => {
+    return this.perGuest.run(target.guest.id, async () => {
       const tables = await this.tables(target.guest, this.disksOf(target));
       this.requireOn(target, tables, name);
       this.refuseLater(target, tables, name, options.destroyMoreRecent);
@@ -162,7 +163,7 @@ export class GuestSnapshots {
    * download is of the guest's only disk; with several, a 409 names the disk routes.
    */
   download(target: SnapshotTarget, name: string, workDir: string, signal?: AbortSignal): Promise<SnapshotStream> {
-    return this.serial(target.guest.id, async () => {
+    return this.perGuest.run(target.guest.id, async () => {
       const disks = this.disksOf(target);
       if (disks.length !== 1) {
         const devices = disks.map((d) => d.device);
@@ -251,17 +252,6 @@ export class GuestSnapshots {
     }
   }
 
-  /** Runs `work` after the guest's previous snapshot operation ended. */
-  private serial<T>(guestId: string, work: () => Promise<T>): Promise<T> {
-    const previous = this.queues.get(guestId) ?? Promise.resolve();
-    const next = previous.catch(() => {}).then(work);
-    const tail = next.catch(() => {});
-    this.queues.set(guestId, tail);
-    void tail.then(() => {
-      if (this.queues.get(guestId) === tail) this.queues.delete(guestId);
-    });
-    return next;
-  }
 }
 
 function sourceOf(disk: Disk): string {

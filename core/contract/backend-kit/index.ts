@@ -1,8 +1,9 @@
 /**
  * core/contract/backend-kit: what every hypervisor backend needs besides its
  * hypervisor: stage timeouts from a request's args, the unix socket path
- * limit, the image-name check, which image a disk is built on, NIC checks, host device (tap) names and an
- * ordered queue for the state changes the hypervisor reports. Part of the
+ * limit, the image-name check, which image a disk is built on, NIC checks,
+ * host device (tap) names, an ordered queue for the state changes the
+ * hypervisor reports, and per-guest serial work. Part of the
  * contract, so a plugin reaches it through core/contract/index.ts.
  * May import: contract.
  */
@@ -13,3 +14,4 @@ export * from './disk-image.js';
 export * from './nic-checks.js';
 export * from './device-names.js';
 export * from './observe-queue.js';
+export * from './per-guest-serial.js';
