@@ -25,7 +25,9 @@ import {
   type PluginHealth,
   type PluginInstance,
   type Stage,
+  type StageContext,
   type StageKind,
+  type StageRequest,
   type StageSet,
 } from '../contract/plugin-api.js';
 import { resolvePluginModule, type KernelServices, type PluginSlot } from '../plugins/plugin-loader.js';
@@ -102,7 +104,7 @@ export class IsolatedPlugin implements PluginInstance {
   }
 
   async health(): Promise<PluginHealth> {
-    const details = { isolated: true, pid: this.child?.pid, restarts: this.restarts, inFlight: this.queue.pending, queued: this.queue.size };
+    const details = { isolated: true, pid: this.child?.pid, restarts: this.restarts, inFlight: this.queue.pending, queued: this.queue.size, streams: this.child?.openStreams ?? 0 };
     switch (this.state) {
       case 'failed':
         return { healthy: false, message: this.failedMessage(), details };
@@ -135,35 +137,37 @@ export class IsolatedPlugin implements PluginInstance {
 
   private forward<K extends StageKind>(short: string, kind: K): Stage {
     const spec = STAGE_KINDS[kind];
-    // An upload's body is a stream in this process; the protocol carries messages, not streams.
+    // An upload's body is a stream in this process; the protocol carries messages, not streams into the child.
     if (kind === 'imageUpload') throw new Error(`${this.label}: stage ${short} is an imageUpload stage, which cannot run isolated; run the plugin in-process`);
-    if (kind === 'snapshotDownload') {
-      return defineStage('snapshotDownload', () => {
-        throw new Error(`${this.label}: stage ${short} streams a download, which isolated plugins cannot do yet; run the plugin in-process`);
-      });
-    }
     return defineStage(kind, (request, ctx) =>
       this.queue.add(
         async () => {
-          const child = await this.readyChild(ctx.signal);
-          let result: unknown;
-          try {
-            result = await child.stage({ stage: short, request, timeoutMs: ctx.timeoutMs, jobId: ctx.jobId }, ctx.signal, () => this.checkResponsive(child));
-          } catch (error) {
-            if (error instanceof RemoteError) {
-              if (error.status !== undefined && error.status >= 400 && error.status < 500) throw new StageRejection(rejectionStatus(error.status), error.message);
-              if (error.status === 503) throw new StageRejection(503, error.message);
-            }
-            throw error;
-          }
+          const { child, result } = await this.callChild(short, request, ctx);
+          // A download's bytes follow the answer as stream notifications (byte-streams.ts).
+          const answer = kind === 'snapshotDownload' ? child.openStream(result, short) : result;
           // A child's answer must have the shape its stage kind promises; anything else is the plugin's fault.
-          const checked = spec.checkResponse(result);
+          const checked = spec.checkResponse(answer);
           if (!checked.ok) throw new Error(`${this.label} answered stage ${short} with ${checked.problem}`);
           return checked.value;
         },
         { signal: ctx.signal },
       ),
     );
+  }
+
+  /** One `stage` call to the running child; its refusals stay refusals. */
+  private async callChild(short: string, request: StageRequest, ctx: StageContext): Promise<{ child: PluginChild; result: unknown }> {
+    const child = await this.readyChild(ctx.signal);
+    try {
+      const result = await child.stage({ stage: short, request, timeoutMs: ctx.timeoutMs, jobId: ctx.jobId }, ctx.signal, () => this.checkResponsive(child));
+      return { child, result };
+    } catch (error) {
+      if (error instanceof RemoteError) {
+        if (error.status !== undefined && error.status >= 400 && error.status < 500) throw new StageRejection(rejectionStatus(error.status), error.message);
+        if (error.status === 503) throw new StageRejection(503, error.message);
+      }
+      throw error;
+    }
   }
 
   /** The running child, waiting (bounded by `signal`) while it restarts. */

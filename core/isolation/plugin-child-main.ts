@@ -29,6 +29,8 @@ import {
   type StageParams,
 } from './protocol.js';
 import { RpcPeer } from './rpc-peer.js';
+import { OutgoingStreams } from './byte-streams.js';
+import type { Readable } from 'node:stream';
 
 const channelOut = process.stdout;
 Object.defineProperty(process, 'stdout', { configurable: true, enumerable: true, get: () => process.stderr });
@@ -78,6 +80,9 @@ function needPlugin(): ConstructedPlugin {
   if (!plugin) throw new Error('the plugin is not initialised; the kernel must call "init" first');
   return plugin;
 }
+
+// Streams a download stage answers go out as notifications, within the kernel's credit.
+const outgoing = new OutgoingStreams((method, params) => peer.notify(method, params));
 
 const peer: RpcPeer = new RpcPeer({
   input: process.stdin,
@@ -136,7 +141,11 @@ const peer: RpcPeer = new RpcPeer({
       try {
         const name = `${instanceId}.${stage}`;
         const stageLog = asPluginLogger(log.child({ stage: name, job: jobId }));
-        return (await handler.invokeUnchecked(request, { stage: name, signal: controller.signal, timeoutMs, jobId, log: stageLog })) ?? null;
+        const result = (await handler.invokeUnchecked(request, { stage: name, signal: controller.signal, timeoutMs, jobId, log: stageLog })) ?? null;
+        if (handler.kind !== 'snapshotDownload') return result;
+        const { stream, size } = (result ?? {}) as { stream?: Readable; size?: number };
+        if (!stream || typeof stream.pipe !== 'function') throw new Error(`stage ${name} answered no stream; a download stage answers {stream: Readable, size?}`);
+        return outgoing.send(stream, typeof size === 'number' ? size : undefined);
       } finally {
         clearTimeout(timer);
         running.delete(msgid);
@@ -150,6 +159,7 @@ const peer: RpcPeer = new RpcPeer({
     },
   },
   notifications: {
+    ...outgoing.handlers,
     [ChildNotifications.cancel]: ([msgid]) => {
       running.get(Number(msgid))?.abort(new Error('cancelled by the kernel (the stage timed out or the agent is stopping)'));
     },
@@ -167,6 +177,7 @@ async function shutdown(): Promise<void> {
   if (stopping) return;
   stopping = true;
   for (const controller of running.values()) controller.abort(new Error('the plugin is stopping'));
+  outgoing.destroyAll();
   try {
     await plugin?.instance.stop?.();
   } catch (error) {

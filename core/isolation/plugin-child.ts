@@ -24,6 +24,8 @@ import {
   type StageParams,
 } from './protocol.js';
 import { ChannelClosedError, RpcPeer, describe } from './rpc-peer.js';
+import { IncomingStreams } from './byte-streams.js';
+import type { Readable } from 'node:stream';
 
 export interface ChildSpec {
   /** How messages name this plugin, e.g. `isolated plugin "sim"`. */
@@ -61,11 +63,13 @@ export class PluginChild {
     private readonly spec: ChildSpec,
     private readonly process: ChildProcess,
     private readonly peer: RpcPeer,
+    private readonly streams: IncomingStreams,
   ) {
     this.exited = new Promise((resolve) => {
       process.once('exit', (code, signal) => {
         this.exit = { code, signal };
         resolve(this.exit);
+        this.streams.failAll(new Error(`${this.describeExit()} during a stream`));
         this.fail(this.describeExit());
       });
     });
@@ -82,6 +86,9 @@ export class PluginChild {
     );
     spawnError.catch(() => undefined);
     let child!: PluginChild;
+    // Stream notifications arrive through the peer and are answered through it: made before it, bound after.
+    let notify: (method: string, params: unknown[]) => void = () => undefined;
+    const streams = new IncomingStreams((method, params) => notify(method, params), spec.label);
     const peer = new RpcPeer({
       input: processHandle.stdout!,
       output: processHandle.stdin!,
@@ -93,7 +100,9 @@ export class PluginChild {
           return spec.guests.observe(String(id), change as object, String(reason ?? 'reported by isolated plugin'));
         },
       },
+      notifications: streams.handlers,
       onClose: (reason) => {
+        streams.failAll(new Error(`${spec.label}: the channel closed during a stream (${reason.message})`));
         if (!(reason instanceof ChannelClosedError)) {
           child?.kill(`it broke the protocol: ${reason.message}`);
           return;
@@ -104,7 +113,8 @@ export class PluginChild {
         setTimeout(() => child?.kill('it closed its end of the channel'), 1000).unref();
       },
     });
-    child = new PluginChild(spec, processHandle, peer);
+    notify = (method, params) => peer.notify(method, params);
+    child = new PluginChild(spec, processHandle, peer, streams);
     child.forwardStderr();
     try {
       const hello = await Promise.race([
@@ -157,6 +167,18 @@ export class PluginChild {
         onAbandon();
       },
     }, `stage ${params.stage}`);
+  }
+
+  /** The stream a streaming stage answered (`{stream, size?}`), read from this child's notifications. */
+  openStream(answer: unknown, stage: string): { stream: Readable; size?: number } {
+    const opened = this.streams.accept(answer);
+    if (!opened) throw new Error(`${this.spec.label} answered stage ${stage} with ${describe(answer)}; a streaming stage answers {stream: id, size?: bytes}`);
+    return opened;
+  }
+
+  /** Streams open now (for health). */
+  get openStreams(): number {
+    return this.streams.size;
   }
 
   ping(timeoutMs: number): Promise<unknown> {

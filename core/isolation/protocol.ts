@@ -6,7 +6,7 @@
  * is the reference for authors of sub-agents in other languages; the names
  * and shapes here are that document's, in code.
  */
-import type { PluginHealth, StageKind, StageRequest } from '../contract/plugin-api.js';
+import { isStageKind as isContractStageKind, type PluginHealth, type StageKind, type StageRequest } from '../contract/plugin-api.js';
 
 /** Bumped when a change would break an existing sub-agent. */
 export const ISOLATION_PROTOCOL_VERSION = 1;
@@ -27,6 +27,31 @@ export const ChildNotifications = {
   /** params `[msgid]`: the kernel gave up on that `stage` call (timeout, shutdown). */
   cancel: 'cancel',
 } as const;
+
+/**
+ * Byte streams (docs/isolation-protocol.md "Streams"): the child sends
+ * `data` (`[id, bin]`), `end` (`[id]`) and `error` (`[id, {message}]`); the
+ * kernel sends `pull` (`[id, bytes]`: that many more may be sent) and
+ * `cancel` (`[id]`: stop, the consumer went away).
+ */
+export const StreamNotifications = {
+  data: 'stream.data',
+  end: 'stream.end',
+  error: 'stream.error',
+  pull: 'stream.pull',
+  cancel: 'stream.cancel',
+} as const;
+
+/** A streaming stage's answer: the stream's id, and its length in bytes when known. */
+export interface StreamAnswer {
+  stream: number;
+  size?: number;
+}
+
+/** Bytes the kernel lets a stream have in flight (granted, not yet consumed). */
+export const STREAM_WINDOW_BYTES = 1024 * 1024;
+/** The largest `stream.data` chunk. */
+export const STREAM_CHUNK_BYTES = 256 * 1024;
 
 /** Requests the child may send to the kernel (the plugin's GuestDirectory). */
 export const KernelMethods = {
@@ -69,7 +94,7 @@ export interface InitResult {
 export interface StageParams {
   /** Short stage name, e.g. `start`. */
   stage: string;
-  /** A request of the stage's kind (GuestRequest, GuestMetricsRequest, ImageRequest). */
+  /** A request of the stage's kind (GuestRequest, GuestMetricsRequest, ImageRequest, SnapshotStageRequest). */
   request: StageRequest;
   timeoutMs: number;
   jobId?: string;
@@ -83,16 +108,20 @@ export interface WireError {
 
 export type HealthResult = PluginHealth;
 
+/** Kinds a child may offer: every kind but imageUpload, whose request body is a stream into the child. */
+export const ISOLATED_STAGE_KINDS = ['action', 'metrics', 'image', 'snapshot', 'snapshotDownload'] as const;
+
 export function isStageKind(value: unknown): value is StageKind {
-  return value === 'action' || value === 'metrics';
+  return isContractStageKind(value) && (ISOLATED_STAGE_KINDS as readonly string[]).includes(value);
 }
 
 /** A `stages` map from the wire, or a description of what is wrong with it. */
 export function checkStageMap(value: unknown): string | undefined {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return `stages must be a map of stage name to "action" or "metrics"`;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return `stages must be a map of stage name to a kind (${ISOLATED_STAGE_KINDS.join(', ')})`;
   for (const [name, kind] of Object.entries(value)) {
     if (!/^[A-Za-z][A-Za-z0-9_.-]*$/.test(name)) return `stage name "${name}" must start with a letter and hold only letters, digits, "_", "." and "-"`;
-    if (!isStageKind(kind)) return `stage "${name}" has kind ${JSON.stringify(kind)}; use "action" or "metrics"`;
+    if (kind === 'imageUpload') return `stage "${name}" is an imageUpload stage, which cannot run isolated (the upload body is a stream into the plugin); run the plugin in-process`;
+    if (!isStageKind(kind)) return `stage "${name}" has kind ${JSON.stringify(kind)}; use one of ${ISOLATED_STAGE_KINDS.join(', ')}`;
   }
   return undefined;
 }

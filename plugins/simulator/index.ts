@@ -134,7 +134,7 @@ export class SimulatorPlugin implements PluginInstance {
   };
 
   health() {
-    return { healthy: true, message: 'simulated hypervisor', details: { machines: this.machines.size } };
+    return { healthy: true, message: 'simulated hypervisor', details: { machines: this.machines.size, snapshotBytesRead: this.snapshots.bytesRead } };
   }
 
   private machine(guest: Guest): SimulatedMachine {

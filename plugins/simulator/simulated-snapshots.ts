@@ -31,6 +31,8 @@ export interface DownloadShape {
 }
 
 export class SimulatedSnapshots {
+  /** Bytes download streams have produced so far (shown on /health: how far a slow client let a download run ahead). */
+  bytesRead = 0;
   /** Guest id -> disk device -> its snapshots, oldest first. */
   private readonly byGuest = new Map<string, Map<string, DiskSnapshot[]>>();
 
@@ -96,6 +98,7 @@ export class SimulatedSnapshots {
     const pattern = Buffer.from(`hyperkern simulated disk image; content ${snapshot.content}\n`);
     const chunkSize = 64 * 1024;
     let sent = 0;
+    const counter = this;
     const stream = new Readable({
       read() {
         if (shape.failAfter !== undefined && sent >= shape.failAfter) {
@@ -110,6 +113,7 @@ export class SimulatedSnapshots {
         const chunk = Buffer.alloc(length);
         for (let i = 0; i < length; i++) chunk[i] = pattern[(sent + i) % pattern.length];
         sent += length;
+        counter.bytesRead += length;
         this.push(chunk);
       },
     });
