@@ -7,7 +7,6 @@
  */
 import { expect } from 'chai';
 import path from 'node:path';
-import sqlite3 from 'sqlite3';
 import { EventSource } from 'eventsource';
 import { EVENT_TYPES, type KernelEvent } from '../../core/events/kernel-event.js';
 import { STATE_FILE } from '../../core/state/state-store.js';
@@ -15,19 +14,7 @@ import { waitFor } from '../support/agent.js';
 import { agentsPerTest } from '../support/agent-hooks.js';
 import { simulatorConfig } from '../support/configs.js';
 import { readSse } from '../support/sse-reader.js';
-
-function rawQuery<T>(file: string, sql: string): Promise<T[]> {
-  return new Promise((resolve, reject) => {
-    const db = new sqlite3.Database(file, sqlite3.OPEN_READONLY, (error) => {
-      if (error) return reject(error);
-      db.all(sql, (err, rows) => {
-        db.close();
-        if (err) reject(err);
-        else resolve(rows as T[]);
-      });
-    });
-  });
-}
+import { sqliteQuery } from '../support/sqlite-query.js';
 
 /** Keeps a few clients busy with guest and metadata changes until stopped (bounded in count). */
 function generateLoad(target: () => string, workers: number, maxRequests: number) {
@@ -105,14 +92,14 @@ describe('GET /events', function () {
       await load.stop();
       // Let running jobs end, then stop the agent cleanly: everything committed is in the file.
       await waitFor(async () => (await agent.request('GET', '/health')).body?.jobs?.running === 0 && (await agent.request('GET', '/health')).body?.jobs?.queued === 0, 30000, 'jobs to drain');
-      const latest = async () => (await rawQuery<{ id: number }>(path.join(dataDir, STATE_FILE), 'SELECT MAX(id) AS id FROM events'))[0].id;
+      const latest = async () => (await sqliteQuery<{ id: number }>(path.join(dataDir, STATE_FILE), 'SELECT MAX(id) AS id FROM events'))[0].id;
       const newest = await latest();
       await waitFor(async () => received.length > 0 && received[received.length - 1].id >= newest, 20000, `the client to catch up to ${newest}`);
       es.close();
       await agent.stop();
       expect(load.acknowledged, 'the load did real work').to.be.greaterThan(150);
 
-      const rows = await rawQuery<{ id: number; body: string }>(path.join(dataDir, STATE_FILE), 'SELECT id, body FROM events ORDER BY id');
+      const rows = await sqliteQuery<{ id: number; body: string }>(path.join(dataDir, STATE_FILE), 'SELECT id, body FROM events ORDER BY id');
       expect(resets, 'nothing was past retention').to.deep.equal([]);
       expect(rows[0].id).to.equal(1);
       expect(received.map((e) => e.id), 'every committed event once, in order').to.deep.equal(rows.map((r) => r.id));
@@ -130,7 +117,7 @@ describe('GET /events', function () {
           lastJob.set(job.ID, job);
         } else if (event.type === 'host.metadata') lastHost = event.data.metadata;
       }
-      const stored = await rawQuery<{ key: string; value: string }>(path.join(dataDir, STATE_FILE), 'SELECT key, value FROM keyv');
+      const stored = await sqliteQuery<{ key: string; value: string }>(path.join(dataDir, STATE_FILE), 'SELECT key, value FROM keyv');
       const value = (row: { value: string }) => (JSON.parse(row.value) as { value: unknown }).value;
       const guests = stored.filter((r) => r.key.startsWith('guest:'));
       const jobs = stored.filter((r) => r.key.startsWith('job:'));

@@ -14,6 +14,8 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
+import type { TestAgent } from '../support/agent.js';
+import { suiteAgent } from '../support/agent-hooks.js';
 
 export interface ReceivedCall {
   method: string;
@@ -229,3 +231,20 @@ const SNAPSHOT_METHODS: Record<string, SnapshotMethod> = {
     return { snapshots: [wire(zfs.snapshots[at])] };
   },
 };
+
+/**
+ * A fake sub-agent for a describe block and the in-process agent whose
+ * config, made from the sub-agent's port, points at it: the sub-agent is up
+ * before the agent starts and goes after it stopped.
+ */
+export function subAgentSuite(service: string, config: (port: number) => object): { sub: FakeSubAgent; agent: TestAgent } {
+  const sub = new FakeSubAgent(service);
+  before(async () => {
+    await sub.start();
+  });
+  const agent = suiteAgent(() => ({ config: config(sub.port) }));
+  after(async () => {
+    await sub.stop();
+  });
+  return { sub, agent };
+}

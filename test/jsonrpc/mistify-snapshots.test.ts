@@ -7,8 +7,7 @@
  * `/snapshots/download` endpoint.
  */
 import { expect } from 'chai';
-import { suiteAgent } from '../support/agent-hooks.js';
-import { FakeSubAgent, FakeZfs } from './fake-sub-agent.js';
+import { FakeZfs, subAgentSuite } from './fake-sub-agent.js';
 
 const GO_EMPTY = { id: '', dest: '', recursive: false, destroyMoreRecent: false };
 
@@ -37,14 +36,7 @@ function mistifyConfig(port: number) {
 
 describe('jsonrpc: snapshots through mistify-agent-image-style methods', function () {
   this.timeout(60_000);
-  let sub: FakeSubAgent;
-  before(async () => {
-    sub = await new FakeSubAgent('Test').start();
-  });
-  const agent = suiteAgent(() => ({ config: mistifyConfig(sub.port) }));
-  after(async () => {
-    await sub?.stop();
-  });
+  const { sub, agent } = subAgentSuite('Test', mistifyConfig);
 
   let id: string;
   const names = (body: { id: string }[]) => body.map((s) => s.id);

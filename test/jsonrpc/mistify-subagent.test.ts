@@ -7,8 +7,7 @@
  */
 import { expect } from 'chai';
 import { waitFor } from '../support/agent.js';
-import { suiteAgent } from '../support/agent-hooks.js';
-import { FakeSubAgent } from './fake-sub-agent.js';
+import { subAgentSuite } from './fake-sub-agent.js';
 
 function mistifyConfig(port: number) {
   const stage = (method: string, args?: Record<string, string>) => ({ stages: [{ service: 'test', method, ...(args ? { args } : {}) }] });
@@ -43,14 +42,7 @@ function mistifyConfig(port: number) {
 
 describe('jsonrpc: mistify sub-agents over JSON-RPC 1.0', function () {
   this.timeout(60_000);
-  let sub: FakeSubAgent;
-  before(async () => {
-    sub = await new FakeSubAgent('Test').start();
-  });
-  const agent = suiteAgent(() => ({ config: mistifyConfig(sub.port) }));
-  after(async () => {
-    await sub?.stop();
-  });
+  const { sub, agent } = subAgentSuite('Test', mistifyConfig);
 
   async function newGuest(metadata: Record<string, string> = {}): Promise<string> {
     const res = await agent.request('POST', '/guests?wait=10', { memory: 128, cpu: 1, metadata });

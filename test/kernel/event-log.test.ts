@@ -5,25 +5,12 @@
  * joins replay to live with no gap and no duplicate.
  */
 import { expect } from 'chai';
-import sqlite3 from 'sqlite3';
 import path from 'node:path';
 import { StateStore, STATE_FILE } from '../../core/state/state-store.js';
 import { draft, type KernelEvent } from '../../core/events/kernel-event.js';
 import type { ResetNotice } from '../../core/events/change-feed.js';
 import { makeTempDir, removeDir } from '../support/agent.js';
-
-function rawQuery<T>(file: string, sql: string): Promise<T[]> {
-  return new Promise((resolve, reject) => {
-    const db = new sqlite3.Database(file, (error) => {
-      if (error) return reject(error);
-      db.all(sql, (err, rows) => {
-        db.close();
-        if (err) reject(err);
-        else resolve(rows as T[]);
-      });
-    });
-  });
-}
+import { sqliteQuery } from '../support/sqlite-query.js';
 
 const metadataEvent = (n: number) => draft('host.metadata', { metadata: { n: String(n) } });
 
@@ -57,7 +44,7 @@ describe('event log', function () {
     await store.close();
     store = undefined;
 
-    const rows = await rawQuery<{ id: number; body: string }>(path.join(dir, STATE_FILE), 'SELECT id, body FROM events ORDER BY id');
+    const rows = await sqliteQuery<{ id: number; body: string }>(path.join(dir, STATE_FILE), 'SELECT id, body FROM events ORDER BY id');
     expect(rows.map((r) => JSON.parse(r.body))).to.deep.equal(published);
     store = await StateStore.open(dir);
     expect(store.feed.latestId, 'ids continue after a reopen').to.equal(54);
@@ -69,7 +56,7 @@ describe('event log', function () {
     store = await StateStore.open(dir);
     await store.put('guest:ok', { ok: true }, draft('guest.deleted', { guestId: 'ok' }, 'ok'));
     // A real SQLite failure inside the transaction, after the row was written.
-    await rawQuery(path.join(dir, STATE_FILE), "CREATE TRIGGER refuse AFTER INSERT ON events WHEN NEW.guest = 'boom' BEGIN SELECT RAISE(ABORT, 'refused by test'); END");
+    await sqliteQuery(path.join(dir, STATE_FILE), "CREATE TRIGGER refuse AFTER INSERT ON events WHEN NEW.guest = 'boom' BEGIN SELECT RAISE(ABORT, 'refused by test'); END", 'read-write');
     let failed: { code?: string; cause?: Error } | undefined;
     await store.put('guest:boom', { boom: true }, draft('guest.deleted', { guestId: 'boom' }, 'boom')).catch((e) => (failed = e));
     expect(failed?.code).to.equal('HK_ERR_STORAGE');
@@ -78,7 +65,7 @@ describe('event log', function () {
     expect(store.feed.latestId).to.equal(1);
     await store.put('guest:next', { next: true }, draft('guest.deleted', { guestId: 'next' }, 'next'));
     expect(store.feed.latestId, 'a failed commit uses no id').to.equal(2);
-    const rows = await rawQuery<{ id: number }>(path.join(dir, STATE_FILE), 'SELECT id FROM events ORDER BY id');
+    const rows = await sqliteQuery<{ id: number }>(path.join(dir, STATE_FILE), 'SELECT id FROM events ORDER BY id');
     expect(rows.map((r) => r.id)).to.deep.equal([1, 2]);
   });
 

@@ -12,45 +12,44 @@ import { startInProcessAgent, type InProcessAgentOptions } from './in-process-ag
  * object returned stands for that agent in the tests' bodies.
  */
 export function suiteAgent(options: () => InProcessAgentOptions | Promise<InProcessAgentOptions>): TestAgent {
-  const current = suiteHooks(async () => startInProcessAgent(await options()));
-  return {
-    get url() {
-      return current().url;
-    },
-    get dataDir() {
-      return current().dataDir;
-    },
-    get logs() {
-      return current().logs;
-    },
-    stop: (timeoutMs) => current().stop(timeoutMs),
-    request: (...args) => current().request(...args),
-  };
+  return new SuiteAgent(suiteHooks(async () => startInProcessAgent(await options())));
 }
 
 /** suiteAgent() for a child process: where the agent's process is the point of the block (isolation). */
 export function suiteChildAgent(options: () => AgentOptions | Promise<AgentOptions>): RunningAgent {
-  const current = suiteHooks(async () => startAgent(await options()));
-  return {
-    get url() {
-      return current().url;
-    },
-    get dataDir() {
-      return current().dataDir;
-    },
-    get logs() {
-      return current().logs;
-    },
-    get pid() {
-      return current().pid;
-    },
-    get process() {
-      return current().process;
-    },
-    stop: (timeoutMs) => current().stop(timeoutMs),
-    kill9: () => current().kill9(),
-    request: (...args) => current().request(...args),
-  };
+  return new SuiteChildAgent(suiteHooks(async () => startAgent(await options())));
+}
+
+/** Stands for the agent a suite's hooks started, whichever one runs now. */
+class SuiteAgent<A extends TestAgent> implements TestAgent {
+  constructor(protected readonly current: () => A) {}
+  get url(): string {
+    return this.current().url;
+  }
+  get dataDir(): string {
+    return this.current().dataDir;
+  }
+  get logs(): string[] {
+    return this.current().logs;
+  }
+  stop(timeoutMs?: number): Promise<number | null> {
+    return this.current().stop(timeoutMs);
+  }
+  request(...args: Parameters<TestAgent['request']>): ReturnType<TestAgent['request']> {
+    return this.current().request(...args);
+  }
+}
+
+class SuiteChildAgent extends SuiteAgent<RunningAgent> implements RunningAgent {
+  get pid(): number {
+    return this.current().pid;
+  }
+  get process(): RunningAgent['process'] {
+    return this.current().process;
+  }
+  kill9(): Promise<void> {
+    return this.current().kill9();
+  }
 }
 
 /** before(): start; after(): stop and remove the data dir. Returns the running agent's accessor. */
