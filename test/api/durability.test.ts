@@ -107,6 +107,26 @@ describe('durability and recovery', function () {
     expect(header).to.equal('SQLite format 3\u0000');
   });
 
+  it('answers 200 {} on GET …/metadata of a stored guest created without metadata (Go sends null), also after a restart', async () => {
+    const config = simulatorConfig();
+    const first = await agents.spawn({ config });
+    // A create as Go's client sends it: every field present, zero values, nil slices and map.
+    const created = await first.request('POST', '/guests?wait=10&start=false', { id: '', type: '', image: '', memory: 0, cpu: 0, nics: null, disks: null, metadata: null });
+    expect(created.status, created.text).to.equal(200);
+    const id = created.body.id;
+    const before = await first.request('GET', `/guests/${id}/metadata`);
+    expect(before.status, before.text).to.equal(200);
+    expect(before.body).to.deep.equal({});
+    expect(await first.stop()).to.equal(0);
+
+    // Read back from the SQLite file by a new agent process: still a 200 with an empty map, not a 204.
+    const second = await agents.spawn({ config, dataDir: first.dataDir });
+    const after = await second.request('GET', `/guests/${id}/metadata`);
+    expect(after.status, after.text).to.equal(200);
+    expect(after.headers.get('content-type')).to.match(/application\/json/);
+    expect(after.body).to.deep.equal({});
+  });
+
   it('prunes the job history to its bound, oldest first', async () => {
     const agent = await agents.inProcess({ config: simulatorConfig({ jobs: { history: 5 } }) });
     const id = (await agent.request('POST', '/guests?wait=5&start=false', {})).body.id;
