@@ -290,6 +290,10 @@ export class ActionRunner {
     const plan = known ? this.plansFor(known).lifecycle.get(job.Action as LifecycleAction) : undefined;
     const args = this.jobs.argsOf(jobId);
     const leftOff = job.Action === 'create' && args.start === 'false' && plan?.asyncLeftOff !== undefined;
+    if (job.Action === 'create' && args.start === 'false' && plan && !leftOff) {
+      // Nothing to leave out: the pipeline has no trailing start stages (docs/api.md). Said, not silent.
+      log.info({ stages: plan.async.map((s) => s.handle.name) }, 'start=false changes nothing: this config\'s create pipeline does not end with the start action\'s stages, so it runs as configured');
+    }
     const stages = leftOff ? plan!.asyncLeftOff! : (plan?.async ?? []);
     // Registered before the first await, so a cancel arriving now finds it.
     const activity: { cancel: AbortController; stage?: string } = { cancel: new AbortController() };

@@ -105,6 +105,26 @@ describe('API: guests, metadata and jobs', function () {
     });
   });
 
+  describe('POST /guests?start=false on a config whose create does not boot', () => {
+    // As config/fleet-example.json: create runs only the backend's create stage.
+    const noBoot = suiteAgent(() => {
+      const config = simulatorConfig();
+      config.actions.create = { async: ['simulator.create'] };
+      return { config };
+    });
+    it('runs the pipeline as configured, completes with the guest off, and says start=false changed nothing', async () => {
+      for (const query of ['?wait=10&start=false', '?wait=10']) {
+        const res = await noBoot.request('POST', `/guests${query}`, {});
+        expect(res.status, res.text).to.equal(200);
+        expect(res.body.state, query).to.equal('off');
+        expect(res.headers.get('x-guest-job-status')).to.equal('Complete');
+      }
+      const said = noBoot.logs.map((l) => JSON.parse(l)).filter((e) => /^start=false changes nothing/.test(e.msg));
+      expect(said, 'one log line, for the create that asked for start=false').to.have.length(1);
+      expect(said[0].stages).to.deep.equal(['simulator.create']);
+    });
+  });
+
   describe('GET /guests and /guests/{id}', () => {
     it('lists every guest and returns one by id', async () => {
       const guest = await createGuest();

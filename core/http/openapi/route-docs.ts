@@ -106,7 +106,7 @@ export const GUEST_ROUTE_DOCS: RouteDoc[] = [
       'Queues the create job, which boots the guest (the create pipeline ends with start; the job completes once it runs). ' +
       'A client-chosen UUID `id` makes retries idempotent: a retry answers 200 with the existing guest.',
     query: waitQuery.extend({
-      start: z.enum(['true', 'false']).optional().meta({ description: 'false: leave the new guest off (the create pipeline skips its start stages)', example: 'false' }),
+      start: z.enum(['true', 'false']).optional().meta({ description: 'false: leave the new guest off (the create pipeline skips its trailing start stages; on a config whose create has none, it changes nothing: docs/api.md)', example: 'false' }),
     }),
     body: guestSchema.meta({
       id: 'NewGuest',
