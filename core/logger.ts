@@ -15,9 +15,9 @@
  *   its thread pool on exit.
  * - Nothing is flushed synchronously at exit unless it can be done without
  *   waiting: `close()` drains with a deadline, and the exit hook makes one
- *   non-blocking attempt.
+ *   non-blocking write; once the reader is gone (EPIPE), neither tries.
  */
-import { constants, fstatSync, openSync } from 'node:fs';
+import { constants, fstatSync, openSync, writeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { pino } from 'pino';
 import sonicBoom from 'sonic-boom';
@@ -74,18 +74,18 @@ export function createLogger(level: string, fd = 1): AgentLog {
     log.warn({ dropped: lost, droppedTotal: dropped }, 'log lines dropped: stdout was not read fast enough');
   });
   // A closed reader (EPIPE) or an exit-time EAGAIN: logging stops, the agent does not.
-  destination.on('error', () => undefined);
+  let readerGone = false;
+  destination.on('error', (error: NodeJS.ErrnoException) => {
+    if (error?.code === 'EPIPE') readerGone = true;
+  });
 
   const log = pino(logLineFormat(level), destination);
 
   process.once('exit', () => {
     exiting = true;
-    try {
-      // Non-blocking: writes what the pipe takes now, throws on EAGAIN.
-      destination.flushSync();
-    } catch {
-      /* the reader is stalled: what is left is lost, the exit is not delayed */
-    }
+    // Not sonic-boom's flushSync: on any error but EAGAIN (EPIPE: `agent | head`
+    // after head exited) it sleeps and retries forever, so the process never ended.
+    if (!readerGone) writeOnce(destination);
   });
 
   return {
@@ -96,6 +96,8 @@ export function createLogger(level: string, fd = 1): AgentLog {
     async close(deadlineMs: number): Promise<boolean> {
       const pending = () => (destination as unknown as { _len: number })._len > 0;
       if (!pending()) return true;
+      // Nobody reads any more: nothing will drain.
+      if (readerGone) return false;
       // Lines below the batch size wait for the periodic flush: send them now.
       destination.flush();
       return new Promise<boolean>((resolve) => {
@@ -112,6 +114,30 @@ export function createLogger(level: string, fd = 1): AgentLog {
       });
     },
   };
+}
+
+/** sonic-boom's buffers, which its public API offers only through flushSync. */
+interface SonicBoomBuffers {
+  fd: number;
+  _writing: boolean;
+  _writingBuf: string | Buffer;
+  _bufs: Array<string | Buffer>;
+}
+
+/**
+ * At exit: one write(2) of what is buffered, on the non-blocking descriptor.
+ * What the pipe does not take now (EAGAIN, a short write) or cannot take
+ * (EPIPE) is lost; the exit is never delayed.
+ */
+function writeOnce(destination: unknown): void {
+  const boom = destination as SonicBoomBuffers;
+  const pending = [...(boom._writing ? [] : [boom._writingBuf]), ...boom._bufs].filter((b) => b.length > 0);
+  if (pending.length === 0) return;
+  try {
+    writeSync(boom.fd, Buffer.concat(pending.map((b) => (Buffer.isBuffer(b) ? b : Buffer.from(b, 'utf8')))));
+  } catch {
+    /* stalled or gone: what is left is lost */
+  }
 }
 
 /**

@@ -2,9 +2,11 @@
  * Logging can never stall the agent: a real agent process whose stdout pipe
  * nobody reads keeps answering, drops and counts the lines it cannot write,
  * and exits on SIGTERM within its grace period plus a few seconds, also with
- * a job still running.
+ * a job still running, and when the reader went away (EPIPE, as in
+ * `agent | head -1`).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, constants, openSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { expect } from 'chai';
@@ -31,8 +33,11 @@ interface StalledAgent {
 }
 
 
-/** An agent whose stdout is a pipe this test does not read (until it chooses to). */
-async function startStalledAgent(): Promise<StalledAgent> {
+/**
+ * An agent whose stdout is a pipe this test does not read (until it chooses
+ * to), or the given descriptor (the write end of a FIFO another process reads).
+ */
+async function startStalledAgent(stdout: 'pipe' | number = 'pipe'): Promise<StalledAgent> {
   const dataDir = await makeTempDir();
   const configFile = `${dataDir}.config.json`;
   // A reboot takes 60 s: longer than the grace period, so stop has to cut it.
@@ -41,10 +46,10 @@ async function startStalledAgent(): Promise<StalledAgent> {
   const child = spawn(process.execPath, [path.join(distRoot, 'core/main.js'), '--config', configFile, '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir], {
     cwd: repoRoot,
     env: { ...process.env, HYPERKERN_LOG_LEVEL: 'info' },
-    stdio: ['ignore', 'pipe', 'ignore'],
+    stdio: ['ignore', stdout, 'ignore'],
   });
   // Nobody reads: the parent's stream stops pulling once its own small buffer is full.
-  child.stdout!.pause();
+  child.stdout?.pause();
   const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
   const url = `http://127.0.0.1:${port}`;
   try {
@@ -124,6 +129,54 @@ describe('logging under a stalled stdout reader', function () {
     const lines = (await readAll(agent.child.stdout!)).split('\n').filter(Boolean);
     expect(lines.length).to.be.greaterThan(0);
     for (const line of lines) expect(() => JSON.parse(line), line.slice(0, 200)).not.to.throw();
+  });
+
+  /** SIGTERM, then the exit by itself (code 0) within the bound; how long it took. */
+  async function terminateWithinBound(child: ChildProcess, exited: StalledAgent['exited']): Promise<number> {
+    const signalled = Date.now();
+    child.kill('SIGTERM');
+    const { code, signal } = await Promise.race([
+      exited,
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`no exit within ${EXIT_BOUND_MS} ms of SIGTERM`)), EXIT_BOUND_MS)),
+    ]);
+    expect(signal, 'exited by itself, not killed').to.equal(null);
+    expect(code).to.equal(0);
+    return Date.now() - signalled;
+  }
+
+  it('exits on SIGTERM after the reader of its stdout socket went away (EPIPE)', async () => {
+    agent = await startStalledAgent();
+    // Read a little, then close the reading end for good.
+    agent.child.stdout!.resume();
+    await new Promise((resolve) => agent!.child.stdout!.once('data', resolve));
+    agent.child.stdout!.destroy();
+    // Access-log lines now meet EPIPE; the API goes on answering.
+    for (let i = 0; i < 20; i++) expect((await fetch(`${agent.url}/health?reader-gone=${i}`)).status).to.equal(200);
+    expect(await terminateWithinBound(agent.child, agent.exited)).to.be.below(EXIT_BOUND_MS);
+  });
+
+  it('exits on SIGTERM after `head -1` on its stdout pipe exited (a real pipe, EPIPE)', async () => {
+    const dir = await makeTempDir('hk-fifo-');
+    let head: ChildProcess | undefined;
+    try {
+      const fifo = path.join(dir, 'stdout');
+      execFileSync('mkfifo', [fifo]);
+      // O_RDWR opens a FIFO without waiting for a writer; head then blocks in read(2) as on any pipe.
+      const readEnd = openSync(fifo, constants.O_RDWR);
+      const writeEnd = openSync(fifo, constants.O_WRONLY);
+      head = spawn('head', ['-1'], { stdio: [readEnd, 'ignore', 'ignore'] });
+      const headExited = new Promise((resolve) => head!.once('exit', resolve));
+      agent = await startStalledAgent(writeEnd);
+      // Only head and the agent hold the FIFO now: when head exits, nobody reads.
+      closeSync(readEnd);
+      closeSync(writeEnd);
+      await headExited;
+      for (let i = 0; i < 20; i++) expect((await fetch(`${agent.url}/health?head-gone=${i}`)).status).to.equal(200);
+      expect(await terminateWithinBound(agent.child, agent.exited)).to.be.below(EXIT_BOUND_MS);
+    } finally {
+      if (head && head.exitCode === null && head.signalCode === null) head.kill('SIGKILL');
+      await removeDir(dir);
+    }
   });
 
   it('says how many lines were lost once the reader catches up', async () => {
