@@ -16,6 +16,7 @@ import type { JobLog } from '../jobs/job-log.js';
 import type { ImageRequest } from '../contract/wire-types.js';
 import { actionParams, checkActionBody } from './action-params.js';
 import { answerJob } from './job-answer.js';
+import { goString } from './go-values.js';
 
 export interface ImageRouteDeps {
   images: ImageRunner;
@@ -24,7 +25,6 @@ export interface ImageRouteDeps {
 }
 
 /** Go clients send every field, `""` or `null` when unset; unknown fields are ignored. */
-const goString = (max: number) => z.string().max(max).nullish().transform((v) => v ?? '');
 export const imageRequestSchema = z.object({
   id: z.string({ error: 'id is required: the name the image gets on this host' }).min(1, 'id is required: the name the image gets on this host').max(255),
   type: goString(32),

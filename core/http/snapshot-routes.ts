@@ -22,6 +22,7 @@ import type { AcceptedSnapshotJob, SnapshotRunner, SnapshotTarget } from '../job
 import type { SnapshotRequest } from '../contract/wire-types.js';
 import { actionParams } from './action-params.js';
 import { answerJob } from './job-answer.js';
+import { goBool, goString } from './go-values.js';
 
 export interface SnapshotRouteDeps {
   snapshots: SnapshotRunner;
@@ -32,8 +33,6 @@ export interface SnapshotRouteDeps {
 }
 
 /** Go clients send every field, `""`, `false` or `null` when unset; the body itself may be `null`. */
-const goString = (max: number) => z.string().max(max).nullish().transform((v) => v ?? '');
-const goBool = z.boolean().nullish().transform((v) => v ?? false);
 export const snapshotRequestSchema = z.object({
   id: goString(255),
   dest: goString(255).meta({ description: 'The new snapshot\'s name (create); "" = snap-<unix seconds>' }),
