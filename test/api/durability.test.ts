@@ -6,6 +6,7 @@
  */
 import { expect } from 'chai';
 import { readFile, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import path from 'node:path';
 import { waitFor } from '../support/agent.js';
 import { agentsPerTest } from '../support/agent-hooks.js';
@@ -178,6 +179,33 @@ describe('durability and recovery', function () {
     const deleted = await second.request('DELETE', `/guests/${ids[1]}?wait=10`);
     expect(deleted.status, deleted.text).to.equal(200);
     expect((await second.request('GET', `/guests/${ids[1]}`)).status).to.equal(404);
+  });
+
+  it('an agent that cannot listen (port taken) recovers nothing: the next agent finds the cut-off job still to mark', async () => {
+    const config = simulatorConfig();
+    const first = await agents.spawn({ config });
+    const created = await first.request('POST', '/guests', { metadata: { 'simulator.delay.create': '30000' } });
+    expect(created.status).to.equal(202);
+    const createJob = created.headers.get('x-guest-job-id')!;
+    await waitFor(async () => (await first.request('GET', `/jobs/${createJob}`)).body.Status === 'Running', 5000, 'create job running');
+    await first.kill9();
+
+    // As `npm start` run again while something holds the port: it exits before touching any job.
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    try {
+      const port = (blocker.address() as net.AddressInfo).port;
+      const refused = await agents.spawn({ config, dataDir: first.dataDir, args: ['--listen', `127.0.0.1:${port}`] }).catch((e: Error) => e);
+      expect(String(refused)).to.match(/cannot listen on 127\.0\.0\.1:\d+: EADDRINUSE/);
+      expect(String(refused), 'no recovery before the socket listens').to.not.match(/kernel ready/);
+    } finally {
+      await new Promise((resolve) => blocker.close(resolve));
+    }
+
+    const next = await agents.spawn({ config, dataDir: first.dataDir });
+    const ready = next.logs.map((l) => JSON.parse(l)).find((e) => e.msg === 'kernel ready');
+    expect(ready, 'the running job was still Running on disk: only this agent marked it').to.include({ interrupted: 1 });
+    expect((await next.request('GET', `/jobs/${createJob}`)).body).to.include({ Status: 'Error', Message: 'interrupted by agent restart' });
   });
 
   it('names the state file when it is corrupt', async () => {
