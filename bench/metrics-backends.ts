@@ -117,9 +117,15 @@ async function endpoints(agent: BenchAgent, ids: string[], requests: number, log
 async function qemuCase(requests: number, log: (m: string) => void): Promise<{ rows: string[]; notes: string[] }> {
   const world = await QemuWorld.create({ bridge: true });
   let agent: BenchAgent | undefined;
+  const ids: string[] = [];
   const stopQemuCase = async () => {
     cleanups.delete(stopQemuCase);
+    // Deleted through the agent: its plugin stops each QEMU and removes its tap
+    // (stopping the agent alone leaves guests running, by design).
+    if (agent) for (const id of ids) await fetch(`${agent.url}/guests/${id}?wait=60`, { method: 'DELETE', signal: AbortSignal.timeout(70_000) }).catch(() => undefined);
     await agent?.stop();
+    // Whatever is left, by the pidfiles under the agent's run dirs.
+    await killTestQemus(path.join(world.root, 'agent', 'plugins', 'qemu'));
     await killTestQemus(world.root);
     await world.dispose();
   };
@@ -132,7 +138,6 @@ async function qemuCase(requests: number, log: (m: string) => void): Promise<{ r
     if (images) images.options = { ...images.options, imagesDir: world.imagesDir };
     agent = await startAgent({ config, dataDir: path.join(world.root, 'agent'), workDir: world.root, label: 'agent-qemu', env: { HYPERKERN_QEMU_ACCEL: 'tcg' } });
     const a = agent;
-    const ids: string[] = [];
     log(`QEMU: creating and starting ${GUESTS} tiny guests under TCG`);
     for (let i = 0; i < GUESTS; i++) {
       const res = await a.post('/guests?wait=60', { memory: 128, cpu: 1, disks: [{ size: 16 }], nics: [{ network: world.bridge!.name }], metadata: world.tinyBoot });
