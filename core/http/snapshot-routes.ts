@@ -2,13 +2,21 @@
  * Snapshot routes of the mistify API, for a whole guest (every disk at one
  * instant) and for one of its disks:
  *   GET  …/snapshots                   listSnapshots     200 [Snapshot]
- *   POST …/snapshots                   createSnapshot    202 Snapshot + X-Guest-Job-ID
- *   GET  …/snapshots/{name}            getSnapshot       200 Snapshot; 404
- *   DELETE …/snapshots/{name}          deleteSnapshot    202 + X-Guest-Job-ID; 404
- *   POST …/snapshots/{name}/rollback   rollbackSnapshot  202 + X-Guest-Job-ID; 404; 409 unless off
+ *   POST …/snapshots                   createSnapshot    200 [Snapshot] + X-Guest-Job-ID
+ *   GET  …/snapshots/{name}            getSnapshot       200 [Snapshot]; 404
+ *   DELETE …/snapshots/{name}          deleteSnapshot    200 [Snapshot] + X-Guest-Job-ID; 404
+ *   POST …/snapshots/{name}/rollback   rollbackSnapshot  200 [Snapshot] + X-Guest-Job-ID; 404; 409 unless off
  *   GET  …/snapshots/{name}/download   downloadSnapshot  200 the disk image, streamed
- * where … is /guests/{id} or /guests/{id}/disks/{disk}. The jobs run on the
- * guest's queue; ?wait holds the answer as for every action.
+ * where … is /guests/{id} or /guests/{id}/disks/{disk}.
+ *
+ * mistify-agent answered every one of these (but download) with 200 and
+ * the SnapshotResponse's `snapshots` array, after running the action inside
+ * the request; Go clients decode `[]rpc.Snapshot` and expect the snapshot to
+ * exist once answered. So the bodies are arrays here too, and the jobs
+ * (which run on the guest's queue, ordered with its lifecycle jobs) are
+ * waited for by default, up to the agent's longest wait: without `?wait`
+ * the answer is mistify's. `?wait=0` answers 202 at once, `?wait=N` waits N
+ * seconds, as for every other action.
  */
 import { pipeline } from 'node:stream/promises';
 import type Router from '@koa/router';
@@ -58,14 +66,20 @@ const PREFIXES: { path: string; target: (params: Record<string, string>) => Snap
 export function snapshotRoutes(router: Router, deps: SnapshotRouteDeps): void {
   const { snapshots, runner, jobs, maxWaitSeconds } = deps;
 
+  /** ?wait as given, else the longest wait (mistify answered once the action was done). */
+  const jobParams = (ctx: Context) => {
+    const params = actionParams(ctx, maxWaitSeconds);
+    return ctx.query.wait === undefined ? { ...params, waitMs: maxWaitSeconds * 1000 } : params;
+  };
+
   const answer = (ctx: Context, target: SnapshotTarget, accepted: AcceptedSnapshotJob, waitMs: number) =>
     answerJob(ctx, jobs, {
       jobId: accepted.job.ID,
       waitMs,
       wait: (jobId, ms) => runner.waitForJob(jobId, ms),
-      pending: () => accepted.snapshot,
+      pending: () => [accepted.snapshot],
       // A deleted snapshot cannot be read back: the answer is what it was.
-      done: async (end) => (end.job.Action === 'deleteSnapshot' ? accepted.snapshot : snapshots.get(target, accepted.snapshot.id, {}).catch(() => accepted.snapshot)),
+      done: async (end) => [end.job.Action === 'deleteSnapshot' ? accepted.snapshot : await snapshots.get(target, accepted.snapshot.id, {}).catch(() => accepted.snapshot)],
     });
 
   for (const prefix of PREFIXES) {
@@ -75,26 +89,26 @@ export function snapshotRoutes(router: Router, deps: SnapshotRouteDeps): void {
     });
 
     router.post(prefix.path, async (ctx) => {
-      const { waitMs, args } = actionParams(ctx, maxWaitSeconds);
+      const { waitMs, args } = jobParams(ctx);
       const target = prefix.target(ctx.params);
       await answer(ctx, target, await snapshots.create(target, parseSnapshotRequest(ctx.request.body), args), waitMs);
     });
 
     router.get(`${prefix.path}/:name`, async (ctx) => {
       const { args } = actionParams(ctx, maxWaitSeconds);
-      ctx.body = await snapshots.get(prefix.target(ctx.params), ctx.params.name, args);
+      ctx.body = [await snapshots.get(prefix.target(ctx.params), ctx.params.name, args)];
     });
 
     router.delete(`${prefix.path}/:name`, async (ctx) => {
       parseSnapshotRequest(ctx.request.body);
-      const { waitMs, args } = actionParams(ctx, maxWaitSeconds);
+      const { waitMs, args } = jobParams(ctx);
       const target = prefix.target(ctx.params);
       await answer(ctx, target, await snapshots.remove(target, ctx.params.name, args), waitMs);
     });
 
     router.post(`${prefix.path}/:name/rollback`, async (ctx) => {
       const body = parseSnapshotRequest(ctx.request.body);
-      const { waitMs, args } = actionParams(ctx, maxWaitSeconds);
+      const { waitMs, args } = jobParams(ctx);
       const target = prefix.target(ctx.params);
       await answer(ctx, target, await snapshots.rollback(target, ctx.params.name, body, args), waitMs);
     });

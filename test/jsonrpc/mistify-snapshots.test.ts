@@ -48,7 +48,7 @@ describe('jsonrpc: snapshots through mistify-agent-image-style methods', functio
     const res = await agent.request('POST', `/guests/${id}/snapshots?wait=10`, { ...GO_EMPTY, dest: 's1' });
     expect(res.status, res.text).to.equal(200);
     // ?wait answers what GetSnapshot says of the guest's own dataset; lists sum over its disks.
-    expect(res.body).to.deep.equal({ id: 's1', size: 1 });
+    expect(res.body).to.deep.equal([{ id: 's1', size: 1 }]);
     expect(sub.callsTo('Test.CreateSnapshot')[0].params).to.deep.equal([{ id: `guests/${id}`, dest: 's1', recursive: true, destroyMoreRecent: false }]);
     expect(sub.zfs.snapshots.map((s) => s.id)).to.deep.equal([`guests/${id}`, `guests/${id}/disk-0`, `guests/${id}/disk-1`].map((d) => `${FakeZfs.POOL}/${d}@s1`));
     expect((await agent.request('GET', `/guests/${id}/snapshots`)).body).to.deep.equal([{ id: 's1', size: 3 }]);
@@ -59,7 +59,7 @@ describe('jsonrpc: snapshots through mistify-agent-image-style methods', functio
   it('gets one snapshot by entity@name; the sub-agent\'s "does not exist" is a 404', async () => {
     const got = await agent.request('GET', `/guests/${id}/disks/vda/snapshots/s1`);
     expect(got.status, got.text).to.equal(200);
-    expect(got.body).to.deep.equal({ id: 's1', size: 1 });
+    expect(got.body).to.deep.equal([{ id: 's1', size: 1 }]);
     expect(sub.callsTo('Test.GetSnapshot').at(-1)!.params[0].id).to.equal(`guests/${id}/disk-0@s1`);
     const missing = await agent.request('GET', `/guests/${id}/snapshots/nope`);
     expect(missing.status).to.equal(404);
@@ -71,7 +71,7 @@ describe('jsonrpc: snapshots through mistify-agent-image-style methods', functio
     sub.zfs.write(`guests/${id}/disk-0`);
     const later = await agent.request('POST', `/guests/${id}/disks/vda/snapshots?wait=10`, { ...GO_EMPTY, dest: 's2' });
     expect(later.status, later.text).to.equal(200);
-    expect(later.body).to.deep.equal({ id: 's2', size: 2 });
+    expect(later.body).to.deep.equal([{ id: 's2', size: 2 }]);
     const refused = await agent.request('POST', `/guests/${id}/disks/vda/snapshots/s1/rollback?wait=10`, GO_EMPTY);
     expect(refused.status).to.equal(500);
     expect(refused.body.message).to.include('more recent snapshots or bookmarks exist');

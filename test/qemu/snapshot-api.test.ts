@@ -77,14 +77,14 @@ describe('QEMU snapshots through the agent (real QEMU under TCG)', function () {
     const guest = await create({});
     const disk = guest.disks[0].source as string;
     await qemuIo(disk, 'qcow2', 'write -P 0x11 0 1M');
-    const s1 = await ok('POST', `/guests/${guest.id}/snapshots?wait=60`, snapshotRequest('s1'));
+    const [s1] = await ok('POST', `/guests/${guest.id}/snapshots?wait=60`, snapshotRequest('s1'));
     expect(s1.id).to.equal('s1');
     expect(s1.size, 'MiB a copy of it takes: its 1 MiB of data and qcow2 metadata').to.be.at.least(1);
     await qemuIo(disk, 'qcow2', 'write -P 0x22 0 1M');
     await ok('POST', `/guests/${guest.id}/disks/vda/snapshots?wait=60`, snapshotRequest('s2'));
     await qemuIo(disk, 'qcow2', 'write -P 0x33 0 1M');
     expect((await ok('GET', `/guests/${guest.id}/snapshots`)).map((s: { id: string }) => s.id)).to.deep.equal(['s1', 's2']);
-    expect((await ok('GET', `/guests/${guest.id}/disks/vda/snapshots/s2`)).id).to.equal('s2');
+    expect((await ok('GET', `/guests/${guest.id}/disks/vda/snapshots/s2`))[0].id).to.equal('s2');
 
     const refused = await agent!.request('POST', `/guests/${guest.id}/snapshots/s1/rollback?wait=60`, snapshotRequest(''));
     expect(refused.status, refused.text).to.equal(409);
@@ -138,7 +138,7 @@ describe('QEMU snapshots through the agent (real QEMU under TCG)', function () {
     const shell = await GuestShell.connect(path.join(runDir(guest.id), 'serial1.sock'));
     const fill = (byte: string) => shell.run(`dd if=/dev/zero bs=64k count=16 2>/dev/null | tr '\\000' '\\${byte}' | dd of=/dev/vda bs=64k conv=fsync 2>/dev/null`, underLoad(30_000));
     await fill('101'); // 'A' = 0x41
-    const snap = await ok('POST', `/guests/${guest.id}/snapshots?wait=120`, snapshotRequest('before'));
+    const [snap] = await ok('POST', `/guests/${guest.id}/snapshots?wait=120`, snapshotRequest('before'));
     expect(snap.id).to.equal('before');
     await fill('102'); // 'B' = 0x42
     const rollback = await agent!.request('POST', `/guests/${guest.id}/snapshots/before/rollback`, snapshotRequest(''));

@@ -47,27 +47,45 @@ describe('snapshot API', function () {
     const id = await newGuest();
     expect((await agent.request('GET', snap(id))).body).to.deep.equal([]);
     const before = Math.floor(Date.now() / 1000);
-    const res = await agent.request('POST', snap(id), GO_EMPTY);
+    const res = await agent.request('POST', `${snap(id)}?wait=0`, GO_EMPTY);
     expect(res.status, res.text).to.equal(202);
     const jobId = res.headers.get('x-guest-job-id')!;
-    expect(res.body.id).to.match(/^snap-\d+$/);
-    expect(Number(res.body.id.slice(5))).to.be.within(before, before + 5);
-    expect(res.body.size).to.equal(0);
+    expect(res.body).to.have.length(1);
+    const [taken] = res.body;
+    expect(taken.id).to.match(/^snap-\d+$/);
+    expect(Number(taken.id.slice(5))).to.be.within(before, before + 5);
+    expect(taken.size).to.equal(0);
     const job = await waitFor(async () => {
       const j = await agent.request('GET', `/jobs/${jobId}`);
       return j.body.Status === 'Complete' || j.body.Status === 'Error' ? j.body : undefined;
     }, 10_000, 'the snapshot job to end');
     expect(job).to.include({ Action: 'createSnapshot', GuestID: id, Status: 'Complete' });
-    expect(job.Message).to.include(res.body.id);
+    expect(job.Message).to.include(taken.id);
     // On the guest's own job list, like its lifecycle jobs.
     expect((await agent.request('GET', `/guests/${id}/jobs`)).body.map((j: { ID: string }) => j.ID)).to.include(jobId);
     // A guest-wide snapshot is one of every disk.
     for (const disk of ['vda', 'vdb']) {
-      expect((await agent.request('GET', diskSnap(id, disk))).body.map((s: { id: string }) => s.id)).to.deep.equal([res.body.id]);
+      expect((await agent.request('GET', diskSnap(id, disk))).body.map((s: { id: string }) => s.id)).to.deep.equal([taken.id]);
     }
-    const got = await agent.request('GET', snap(id, `/${res.body.id}`));
+    const got = await agent.request('GET', snap(id, `/${taken.id}`));
     expect(got.status).to.equal(200);
-    expect(got.body).to.deep.equal({ id: res.body.id, size: 0 });
+    expect(got.body, "mistify's SnapshotResponse array").to.deep.equal([{ id: taken.id, size: 0 }]);
+  });
+
+  it('answers as mistify-agent did without ?wait: 200 and [Snapshot] once the job is done, for create, rollback and delete', async () => {
+    const id = await newGuest({}, 1);
+    const created = await agent.request('POST', snap(id), { ...GO_EMPTY, dest: 'm1' });
+    expect(created.status, created.text).to.equal(200);
+    expect(created.headers.get('x-guest-job-status')).to.equal('Complete');
+    expect(created.body).to.deep.equal([{ id: 'm1', size: 0 }]);
+    expect((await agent.request('GET', `/jobs/${created.headers.get('x-guest-job-id')}`)).body.Status).to.equal('Complete');
+    const rolled = await agent.request('POST', snap(id, '/m1/rollback'), 'null');
+    expect(rolled.status, rolled.text).to.equal(200);
+    expect(rolled.body).to.deep.equal([{ id: 'm1', size: 0 }]);
+    const deleted = await agent.request('DELETE', snap(id, '/m1'), 'null');
+    expect(deleted.status, deleted.text).to.equal(200);
+    expect(deleted.body).to.deep.equal([{ id: 'm1', size: 0 }]);
+    expect((await agent.request('GET', snap(id))).body).to.deep.equal([]);
   });
 
   it('answers ?wait with the snapshot; a null body, an absent one and a taken name', async () => {
@@ -76,19 +94,19 @@ describe('snapshot API', function () {
     const named = await agent.request('POST', `${snap(id)}?wait=10`, { ...GO_EMPTY, dest: 'first', recursive: true });
     expect(named.status, named.text).to.equal(200);
     expect(named.headers.get('x-guest-job-status')).to.equal('Complete');
-    expect(named.body.id).to.equal('first');
+    expect(named.body.map((s: { id: string }) => s.id)).to.deep.equal(['first']);
     const fromNull = await agent.request('POST', `${diskSnap(id, 'vdb')}?wait=10`, 'null');
     expect(fromNull.status, fromNull.text).to.equal(200);
-    expect(fromNull.body.id).to.match(/^snap-\d+$/);
+    expect(fromNull.body[0].id).to.match(/^snap-\d+$/);
     const absent = await agent.request('POST', `${diskSnap(await newGuest(), 'vda')}?wait=10`);
     expect(absent.status, absent.text).to.equal(200);
-    expect(absent.body.id).to.match(/^snap-\d+$/);
+    expect(absent.body[0].id).to.match(/^snap-\d+$/);
     const taken = await agent.request('POST', `${snap(id)}?wait=10`, { ...GO_EMPTY, dest: 'first' });
     expect(taken.status).to.equal(409);
     expect(taken.body.message).to.include('already has a snapshot "first"');
     // A disk snapshot is not a guest-wide one: only vdb has it.
     expect((await agent.request('GET', snap(id))).body.map((s: { id: string }) => s.id)).to.deep.equal(['first']);
-    expect((await agent.request('GET', diskSnap(id, 'vdb'))).body.map((s: { id: string }) => s.id)).to.deep.equal(['first', fromNull.body.id]);
+    expect((await agent.request('GET', diskSnap(id, 'vdb'))).body.map((s: { id: string }) => s.id)).to.deep.equal(['first', fromNull.body[0].id]);
   });
 
   it('refuses bad names, unknown guests, disks and snapshots with errors that say which', async () => {
@@ -151,7 +169,7 @@ describe('snapshot API', function () {
 
     const rolled = await agent.request('POST', `${snap(id, '/clean/rollback')}?wait=10`, { ...GO_EMPTY, destroyMoreRecent: true });
     expect(rolled.status, rolled.text).to.equal(200);
-    expect(rolled.body.id).to.equal('clean');
+    expect(rolled.body.map((s: { id: string }) => s.id)).to.deep.equal(['clean']);
     expect((await agent.request('GET', snap(id))).body.map((s: { id: string }) => s.id)).to.deep.equal(['clean']);
     await take('after');
     const after = await download(snap(id, '/after/download'));
@@ -163,7 +181,7 @@ describe('snapshot API', function () {
     await agent.request('POST', `${snap(id)}?wait=10`, { ...GO_EMPTY, dest: 's1' });
     const start = await agent.request('POST', `/guests/${id}/start`);
     expect(start.status).to.equal(202);
-    const rollback = await agent.request('POST', snap(id, '/s1/rollback'), GO_EMPTY);
+    const rollback = await agent.request('POST', snap(id, '/s1/rollback?wait=0'), GO_EMPTY);
     expect(rollback.status, rollback.text).to.equal(202);
     const job = await waitFor(async () => {
       const j = await agent.request('GET', `/jobs/${rollback.headers.get('x-guest-job-id')}`);
@@ -176,9 +194,9 @@ describe('snapshot API', function () {
   it('deletes as a job; a second change of the same snapshot while one is queued is a 409', async () => {
     const id = await newGuest({ 'simulator.delay.deleteSnapshot': '600' }, 1);
     await agent.request('POST', `${snap(id)}?wait=10`, { ...GO_EMPTY, dest: 'gone' });
-    const first = await agent.request('DELETE', snap(id, '/gone'));
+    const first = await agent.request('DELETE', snap(id, '/gone?wait=0'));
     expect(first.status, first.text).to.equal(202);
-    const second = await agent.request('DELETE', snap(id, '/gone'), 'null');
+    const second = await agent.request('DELETE', snap(id, '/gone?wait=0'), 'null');
     expect(second.status).to.equal(409);
     expect(second.body.message).to.include(first.headers.get('x-guest-job-id')!);
     const downloading = await agent.request('GET', snap(id, '/gone/download'));
@@ -188,7 +206,7 @@ describe('snapshot API', function () {
     await agent.request('POST', `${snap(id)}?wait=10`, { ...GO_EMPTY, dest: 'again' });
     const waited = await agent.request('DELETE', snap(id, '/again?wait=10'));
     expect(waited.status, waited.text).to.equal(200);
-    expect(waited.body).to.include({ id: 'again' });
+    expect(waited.body).to.deep.equal([{ id: 'again', size: 0 }]);
   });
 
   it('refuses snapshots of a guest being created, and reports injected stage failures', async () => {

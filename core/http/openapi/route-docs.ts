@@ -382,8 +382,8 @@ const SnapshotRequestBody = snapshotRequestSchema.nullable().meta({
 
 /** Answers of the snapshot jobs (create, delete, rollback). */
 const snapshotJobResponses = (conflict: string): Record<number, ResponseDoc> => ({
-  200: { description: 'With ?wait: the job completed; the snapshot (for a delete, as it was)', schema: SnapshotSchema, headers: ['X-Guest-Job-ID', 'X-Guest-Job-Status'] },
-  202: { description: "Queued on the guest's queue (or still running at the ?wait deadline); follow it with GET /jobs/{id}", schema: SnapshotSchema, headers: ['X-Guest-Job-ID', 'X-Guest-Job-Status'] },
+  200: { description: 'The job completed (waited for unless ?wait says otherwise, as mistify answered once done): [the snapshot] (for a delete, as it was)', schema: z.array(SnapshotSchema), headers: ['X-Guest-Job-ID', 'X-Guest-Job-Status'] },
+  202: { description: "With ?wait=0, queued on the guest's queue; or still running at the wait's deadline. Follow it with GET /jobs/{id}", schema: z.array(SnapshotSchema), headers: ['X-Guest-Job-ID', 'X-Guest-Job-Status'] },
   400: err('A bad snapshot name or body: the message names the field'),
   404: err('No such guest, disk or snapshot'),
   409: err(conflict),
@@ -414,7 +414,7 @@ function snapshotRouteDocs(prefix: string, idPrefix: string, of: string): RouteD
       body: SnapshotRequestBody,
       responses: snapshotJobResponses('The name is taken, a job is changing it, or the guest is creating, deleting or in error'),
     },
-    { method: 'get', path: `${prefix}/:name`, operationId: `get${idPrefix}Snapshot`, tag, summary: `Get a snapshot of ${of}`, responses: { 200: { description: 'The snapshot', schema: SnapshotSchema }, 400: err('Not a snapshot name'), ...snapshotReadResponses } },
+    { method: 'get', path: `${prefix}/:name`, operationId: `get${idPrefix}Snapshot`, tag, summary: `Get a snapshot of ${of}`, responses: { 200: { description: 'The snapshot, as a one-element array (mistify answered the SnapshotResponse array)', schema: z.array(SnapshotSchema) }, 400: err('Not a snapshot name'), ...snapshotReadResponses } },
     {
       method: 'delete',
       path: `${prefix}/:name`,
