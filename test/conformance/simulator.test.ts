@@ -32,6 +32,14 @@ describe('conformance: Go and JavaScript clients on the simulator', function () 
     await jsFlow(agent, simulator);
   });
 
+  it("a Go client takes, lists, gets, rolls back to and deletes a snapshot, decoding mistify's []Snapshot from each answer", async () => {
+    const created = await agent.request('POST', '/guests?wait=10&start=false', { memory: 64, disks: [{ size: 8 }] });
+    expect(created.status, created.text).to.equal(200);
+    const out = await goClient(agent.url, 'snapshots', created.body.id, 'go-snap');
+    const one = [{ id: 'go-snap', size: 0 }];
+    expect(out).to.deep.equal({ created: one, listed: one, got: one, rolledBack: one, deleted: one, after: [] });
+  });
+
   it('takes Go zero values as "not given" and ignores the fields the agent owns; a client MAC stays', async () => {
     const sent = {
       id: '',

@@ -10,6 +10,7 @@
 //	hk-go-client URL act ID ACTION TIMEOUT        POST /guests/ID/ACTION (DELETE for delete), poll, GET
 //	hk-go-client URL get ID | list | metrics ID | jobs ID
 //	hk-go-client URL guest-metadata ID PATCH_JSON | host-metadata PATCH_JSON
+//	hk-go-client URL snapshots ID NAME            create, list, get, roll back to and delete NAME (guest off)
 package main
 
 import (
@@ -178,6 +179,28 @@ func main() {
 		expectStatus(b, "GET "+url, 200)
 		decode(b, "a map[string]string", &read)
 		out["patched"], out["read"] = patched, read
+	case "snapshots":
+		// mistify-agent answered every snapshot route (but download) with 200
+		// and the SnapshotResponse's array, once the action was done.
+		snaps, name := base+"/guests/"+args[0]+"/snapshots", args[1]
+		steps := []struct {
+			key, method, url string
+			body             interface{}
+		}{
+			{"created", "POST", snaps, SnapshotRequest{Dest: name}},
+			{"listed", "GET", snaps, nil},
+			{"got", "GET", snaps + "/" + name, nil},
+			{"rolledBack", "POST", snaps + "/" + name + "/rollback", SnapshotRequest{}},
+			{"deleted", "DELETE", snaps + "/" + name, nil},
+			{"after", "GET", snaps, nil},
+		}
+		for _, step := range steps {
+			var answered []Snapshot
+			a := call(step.method, step.url, step.body, step.body != nil)
+			expectStatus(a, step.method+" "+step.url, 200)
+			decode(a, "a []Snapshot", &answered)
+			out[step.key] = answered
+		}
 	default:
 		fail("unknown command " + command)
 	}

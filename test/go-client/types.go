@@ -83,3 +83,15 @@ type Job struct {
 	Status    string
 	Message   string
 }
+
+type Snapshot struct {
+	Id   string `json:"id"`
+	Size uint64 `json:"size"`
+}
+
+type SnapshotRequest struct {
+	Id                string `json:"id"`
+	Dest              string `json:"dest"`
+	Recursive         bool   `json:"recursive"`
+	DestroyMoreRecent bool   `json:"destroyMoreRecent"`
+}
