@@ -8,6 +8,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tapName, type Guest, type GuestDirectory, type Logger, type StageContext } from '../../core/contract/index.js';
+import { underLoad } from './load-budget.js';
 
 /** The kernel's registry as a plugin sees it, in memory, recording what the plugin observed. */
 export class RecordingGuests implements GuestDirectory {
@@ -65,8 +66,14 @@ export class MemoryLogger implements Logger {
   child(bindings: Record<string, unknown>): Logger { return new MemoryLogger(this.lines, { ...this.bindings, ...bindings }); }
 }
 
-export function stageContext(stage: string, log: Logger, timeoutMs = 60000): StageContext {
-  return { stage, signal: AbortSignal.timeout(timeoutMs), timeoutMs, log };
+/**
+ * What the kernel hands a stage. Its bound is generous and grows with the
+ * load this run measured (guest boot time): under TCG on a busy host a
+ * graceful shutdown alone has taken over a minute.
+ */
+export function stageContext(stage: string, log: Logger, timeoutMs = 120_000): StageContext {
+  const bound = underLoad(timeoutMs);
+  return { stage, signal: AbortSignal.timeout(bound), timeoutMs: bound, log };
 }
 
 /** A guest as the kernel hands it to create: ids, NIC names, MACs and devices assigned. */
