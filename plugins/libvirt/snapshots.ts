@@ -22,11 +22,13 @@
  * delete.
  */
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, rm } from 'node:fs/promises';
-import path from 'node:path';
+import { mkdir } from 'node:fs/promises';
 import {
+  exportQcow2Snapshot,
   PerGuestSerial,
+  removeStaleExports,
+  SNAPSHOT_CONVERT_MS,
+  SNAPSHOT_EXPORT_PREFIX,
   StageRejection,
   type Disk,
   type Guest,
@@ -47,9 +49,6 @@ const MIB = 1024 * 1024;
  * starting with "-" would reach virsh as an option: both are refused here.
  */
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,79}$/;
-const EXPORT_PREFIX = '.snapshot-export-';
-/** Converting gigabytes on a loaded host takes a while; the stage's own signal bounds it. */
-const CONVERT_MS = 6 * 3600 * 1000;
 
 /** One entry of a qcow2 file's snapshot table. */
 interface TableEntry {
@@ -73,9 +72,7 @@ export class LibvirtSnapshots {
   /** Removes exports an agent killed mid-download left. */
   async open(): Promise<void> {
     await mkdir(this.options.workDir, { recursive: true });
-    for (const name of await readdir(this.options.workDir)) {
-      if (name.startsWith(EXPORT_PREFIX)) await rm(path.join(this.options.workDir, name), { force: true });
-    }
+    await removeStaleExports(this.options.workDir);
   }
 
   list(request: SnapshotStageRequest, signal?: AbortSignal): Promise<Snapshot[]> {
@@ -100,7 +97,7 @@ export class LibvirtSnapshots {
       const { name, domain, disks } = await this.createPlan(request, signal);
       if (request.disk === undefined) {
         // Internal snapshots of every qcow2 disk, with memory when the domain runs; --atomic: all or none.
-        await this.virsh.run(['snapshot-create-as', domain, '--name', name, '--atomic'], { timeoutMs: CONVERT_MS });
+        await this.virsh.run(['snapshot-create-as', domain, '--name', name, '--atomic'], { timeoutMs: SNAPSHOT_CONVERT_MS });
       } else {
         await qemuImg(this.options.qemuImg, ['snapshot', '-q', '-c', name, sourceOf(disks[0]!)], signal);
       }
@@ -143,7 +140,7 @@ export class LibvirtSnapshots {
       const { name, domain, disks, newer } = await this.rollbackPlan(request, signal);
       if (request.disk === undefined) {
         // A checkpoint of a running guest comes back running (memory and all); one of an off guest stays off.
-        await this.virsh.run(['snapshot-revert', domain, '--snapshotname', name], { timeoutMs: CONVERT_MS });
+        await this.virsh.run(['snapshot-revert', domain, '--snapshotname', name], { timeoutMs: SNAPSHOT_CONVERT_MS });
         for (const n of newer) await this.virsh.run(['snapshot-delete', domain, '--snapshotname', n]);
       } else {
         const file = sourceOf(disks[0]!);
@@ -169,21 +166,7 @@ export class LibvirtSnapshots {
       const table = (await this.tables([disk], signal)).get(disk.device)!;
       if (!table.some((s) => s.name === name)) throw new StageRejection(404, `${describe(request)} has no snapshot "${name}"`);
       await mkdir(this.options.workDir, { recursive: true });
-      const temp = path.join(this.options.workDir, `${EXPORT_PREFIX}${randomBytes(6).toString('hex')}.qcow2`);
-      try {
-        await qemuImg(this.options.qemuImg, ['convert', '-U', '-O', 'qcow2', '-l', `snapshot.name=${name}`, sourceOf(disk), temp], signal, CONVERT_MS);
-        const handle = await open(temp, 'r');
-        try {
-          const { size } = await handle.stat();
-          return { stream: handle.createReadStream({ autoClose: true }), size };
-        } catch (error) {
-          await handle.close();
-          throw error;
-        }
-      } finally {
-        // The open handle keeps the data readable; the name goes now.
-        await rm(temp, { force: true });
-      }
+      return exportQcow2Snapshot((args) => qemuImg(this.options.qemuImg, args, signal, SNAPSHOT_CONVERT_MS), sourceOf(disk), name, this.options.workDir);
     });
   }
 
@@ -330,7 +313,7 @@ function qemuImg(binary: string, args: string[], signal?: AbortSignal, timeoutMs
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return reject(new Error(`${binary} not found; install qemu-utils`));
       // qemu-img names the files it read and wrote; host paths never leave the server.
       let detail = (stderr || error.message).trim();
-      for (const arg of args) if (arg.startsWith('/')) detail = detail.split(arg).join(arg.includes(EXPORT_PREFIX) ? 'the export file' : 'the disk volume');
+      for (const arg of args) if (arg.startsWith('/')) detail = detail.split(arg).join(arg.includes(SNAPSHOT_EXPORT_PREFIX) ? 'the export file' : 'the disk volume');
       reject(new Error(`qemu-img ${args[0]} failed: ${detail}`));
     });
   });

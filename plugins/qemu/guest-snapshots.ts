@@ -12,7 +12,7 @@
  * outside the guest's job queue), so a delete never races a download's
  * convert and a guest-wide create is never half-seen.
  */
-import { PerGuestSerial, StageRejection, type Disk, type Guest } from '../../core/contract/index.js';
+import { exportQcow2Snapshot, PerGuestSerial, SNAPSHOT_CONVERT_MS, StageRejection, type Disk, type Guest, type SnapshotDownload } from '../../core/contract/index.js';
 import { deleteDriveSnapshot, listDriveSnapshots, snapshotDrives } from './live-snapshots.js';
 import type { Machine } from './machine.js';
 import {
@@ -24,7 +24,7 @@ import {
   measureSnapshot,
   type InternalSnapshot,
 } from './qcow2-snapshots.js';
-import { exportSnapshot, type SnapshotStream } from './snapshot-export.js';
+import { run } from './exec.js';
 import { checkSnapshotName } from './snapshot-names.js';
 
 /** A guest, and one of its disks (device name, e.g. vda) or none for the whole guest. */
@@ -162,7 +162,7 @@ export class GuestSnapshots {
    * A self-contained qcow2 of the snapshot of one disk, streamed. A guest-wide
    * download is of the guest's only disk; with several, a 409 names the disk routes.
    */
-  download(target: SnapshotTarget, name: string, workDir: string, signal?: AbortSignal): Promise<SnapshotStream> {
+  download(target: SnapshotTarget, name: string, workDir: string, signal?: AbortSignal): Promise<Required<SnapshotDownload>> {
     return this.perGuest.run(target.guest.id, async () => {
       const disks = this.disksOf(target);
       if (disks.length !== 1) {
@@ -173,7 +173,7 @@ export class GuestSnapshots {
         );
       }
       this.requireOn(target, await this.tables(target.guest, disks), name);
-      return exportSnapshot(this.qemuImg, sourceOf(disks[0]!), name, workDir, signal);
+      return exportQcow2Snapshot((args) => run(this.qemuImg, args, { signal, timeoutMs: SNAPSHOT_CONVERT_MS }), sourceOf(disks[0]!), name, workDir);
     });
   }
 

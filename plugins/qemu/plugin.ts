@@ -11,6 +11,7 @@ import {
   checkUnixSocketPath,
   isInterfaceName,
   ObserveQueue,
+  removeStaleExports,
   StageRejection,
   tapName,
   timeoutArg,
@@ -40,7 +41,6 @@ import { GuestSnapshots } from './guest-snapshots.js';
 import { findGuestProcess, launchQemu, terminate } from './qemu-process.js';
 import type { QmpEvent } from './qmp-client.js';
 import { RunDir } from './run-dir.js';
-import { removeStaleExports } from './snapshot-export.js';
 import { snapshotHandlers } from './snapshot-stages.js';
 import { ensureTap, isBridge, removeTap } from './taps.js';
 import { allocateVncPort } from './vnc-ports.js';
