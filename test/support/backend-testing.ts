@@ -67,11 +67,12 @@ export class MemoryLogger implements Logger {
 }
 
 /**
- * What the kernel hands a stage. Its bound is generous and grows with the
- * load this run measured (guest boot time): under TCG on a busy host a
- * graceful shutdown alone has taken over a minute.
+ * What the kernel hands a stage. Its bound is generous, longer than the
+ * backends' own waits (a shutdown waits 120 s for the guest), so a stage
+ * that gives up says why itself rather than "aborted"; and it grows with
+ * the load this run measured (guest boot time).
  */
-export function stageContext(stage: string, log: Logger, timeoutMs = 120_000): StageContext {
+export function stageContext(stage: string, log: Logger, timeoutMs = 180_000): StageContext {
   const bound = underLoad(timeoutMs);
   return { stage, signal: AbortSignal.timeout(bound), timeoutMs: bound, log };
 }
