@@ -214,7 +214,8 @@ export class SnapshotRunner {
       if (error instanceof HyperkernError && error.kind === 'stageRejected' && error.status === 404) return undefined;
       throw error;
     }
-    return snapshots.find((s) => s.id === name) ?? (action === 'getSnapshot' ? snapshots[0] : undefined);
+    // By name only: a stage that ignores the id and answers another snapshot (or all) must not pass for this one.
+    return snapshots.find((s) => s.id === name);
   }
 
   private refuseChanging(target: SnapshotTarget, name: string, what: string): void {
