@@ -6,6 +6,8 @@
  * Anything else that reaches the edge is a fault: logged with its stack,
  * answered as HK_ERR_INTERNAL without one.
  */
+import { basename } from 'node:path';
+
 const CATALOGUE = {
   // Boot: the config file and the plugins it names.
   configUnreadable: { code: 'HK_ERR_CONFIG_UNREADABLE', status: 500, means: 'the config file cannot be read, is not JSON or not a JSON object' },
@@ -112,4 +114,19 @@ export const Errors = {
 export function messageOf(error: unknown): string {
   if (error instanceof Error) return error.message;
   return String(error);
+}
+
+/**
+ * What a stage failure tells the client. A Node system error a plugin let
+ * through (`ENOENT: no such file or directory, open '/var/lib/…'`) carries
+ * host paths, which never leave the server: it is told by its code, call
+ * and file name; the whole error stays in the agent's log (the cause).
+ */
+export function failureMessage(error: unknown): string {
+  const system = error as NodeJS.ErrnoException;
+  if (error instanceof Error && typeof system.code === 'string' && typeof system.syscall === 'string') {
+    const file = typeof system.path === 'string' ? ` of ${basename(system.path)}` : '';
+    return `${system.code} (${system.syscall}${file})`;
+  }
+  return messageOf(error);
 }

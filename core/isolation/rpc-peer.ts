@@ -8,6 +8,7 @@
 import type { Readable, Writable } from 'node:stream';
 import { createMessageDecoder, createMessageEncoder } from './msgpack-framing.js';
 import type { WireError } from './protocol.js';
+import { failureMessage } from '../errors.js';
 
 const REQUEST = 0;
 const RESPONSE = 1;
@@ -206,7 +207,8 @@ function isMsgId(value: unknown): value is number {
 
 /** An error as it crosses the wire: its message, and a client-error status if it has one. */
 export function toWireError(error: unknown): WireError {
-  const message = error instanceof Error ? error.message : typeof error === 'string' ? error : JSON.stringify(error);
+  // A Node system error in the child carries host paths; it crosses as its code, call and file (as in-process).
+  const message = error instanceof Error ? failureMessage(error) : typeof error === 'string' ? error : JSON.stringify(error);
   const status = (error as { status?: unknown })?.status;
   return typeof status === 'number' && status >= 400 && status <= 599 ? { message, status } : { message };
 }

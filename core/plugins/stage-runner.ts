@@ -4,8 +4,7 @@
  * naming the stage; a stage that ignores the signal cannot hold the job.
  */
 import { setMaxListeners } from 'node:events';
-import { basename } from 'node:path';
-import { Errors, HyperkernError, messageOf } from '../errors.js';
+import { Errors, failureMessage, HyperkernError } from '../errors.js';
 import { StageRejection, type Logger, type StageContext } from '../contract/plugin-api.js';
 import type { StageHandle } from './stage-handle.js';
 import type { StageRequest } from '../contract/plugin-api.js';
@@ -88,17 +87,3 @@ export async function runStage<R>(stage: PlannedStage, request: StageRequest, ru
   }
 }
 
-/**
- * What a stage failure tells the client. A Node system error a plugin let
- * through (`ENOENT: no such file or directory, open '/var/lib/…'`) carries
- * host paths, which never leave the server: it is told by its code, call
- * and file name; the whole error stays in the agent's log (the cause).
- */
-export function failureMessage(error: unknown): string {
-  const system = error as NodeJS.ErrnoException;
-  if (error instanceof Error && typeof system.code === 'string' && typeof system.syscall === 'string') {
-    const file = typeof system.path === 'string' ? ` of ${basename(system.path)}` : '';
-    return `${system.code} (${system.syscall}${file})`;
-  }
-  return messageOf(error);
-}

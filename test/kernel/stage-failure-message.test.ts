@@ -1,12 +1,14 @@
 /**
  * A stage that lets a real Node file-system error through: the failure the
- * client sees names the error's code, call and file, never the host path.
+ * client sees names the error's code, call and file, never the host path,
+ * in-process and across the isolation wire alike.
  */
 import { expect } from 'chai';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { runStage } from '../../core/plugins/stage-runner.js';
+import { toWireError } from '../../core/isolation/rpc-peer.js';
 import type { StageHandle } from '../../core/plugins/stage-handle.js';
 import type { Logger } from '../../core/contract/plugin-api.js';
 
@@ -32,6 +34,9 @@ describe('stage failure messages', () => {
     expect(message).to.equal('stage test.create failed: ENOENT (open of disk.qcow2)');
     expect(message).to.not.include(dir);
     expect(((failed as Error).cause as Error).message, 'the log keeps the whole error').to.include(missing);
+    // An isolated plugin's error crosses to the kernel the same way.
+    const inChild = await readFile(missing).catch((e: Error) => e);
+    expect(toWireError(inChild).message).to.equal('ENOENT (open of disk.qcow2)');
     const plain = await runStage(stage(async () => { throw new Error('qemu-img: image is locked'); }), request, { log: silent }).catch((e: Error) => e);
     expect((plain as Error).message).to.equal('stage test.create failed: qemu-img: image is locked');
   });
