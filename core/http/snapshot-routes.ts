@@ -123,7 +123,11 @@ export function snapshotRoutes(router: Router, deps: SnapshotRouteDeps): void {
       ctx.status = 200;
       ctx.set('Content-Type', 'application/octet-stream');
       ctx.set('Content-Disposition', `attachment; filename="${ctx.params.name}.qcow2"`);
-      if (size !== undefined) ctx.set('Content-Length', String(size));
+      if (size !== undefined) {
+        ctx.set('Content-Length', String(size));
+        // A stream that ends short of its size is an error (the connection is cut), never a complete-looking body.
+        ctx.res.strictContentLength = true;
+      }
       ctx.req.socket.setTimeout(0);
       try {
         await pipeline(stream, ctx.res);
