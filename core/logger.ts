@@ -131,9 +131,12 @@ interface SonicBoomBuffers {
  */
 function writeOnce(destination: unknown): void {
   const boom = destination as SonicBoomBuffers;
-  const pending = [...(boom._writing ? [] : [boom._writingBuf]), ...boom._bufs].filter((b) => b.length > 0);
-  if (pending.length === 0) return;
+  // sonic-boom's own buffers: private fields, so a release that renames them
+  // loses these last lines rather than failing every exit.
+  if (!Array.isArray(boom._bufs)) return;
   try {
+    const pending = [...(boom._writing || typeof boom._writingBuf !== 'string' && !Buffer.isBuffer(boom._writingBuf) ? [] : [boom._writingBuf]), ...boom._bufs].filter((b) => b.length > 0);
+    if (pending.length === 0) return;
     writeSync(boom.fd, Buffer.concat(pending.map((b) => (Buffer.isBuffer(b) ? b : Buffer.from(b, 'utf8')))));
   } catch {
     /* stalled or gone: what is left is lost */
