@@ -169,10 +169,6 @@ export class JobLog {
   }
 
   /**
-   * Resolves when the job ends, or with undefined at the deadline.
-   * The caller checks the job's status first; this only waits.
-   */
-  /**
    * Wait up to `timeoutMs` for a job to end; undefined if it is still going
    * (or unknown). A job that already ended answers at once, with the guest
    * `current` gives for it (ended jobs keep no guest).
@@ -184,6 +180,10 @@ export class JobLog {
     return this.waitForEnd(id, timeoutMs);
   }
 
+  /**
+   * Resolves when the job ends, or with undefined at the deadline.
+   * The caller checks the job's status first; this only waits.
+   */
   waitForEnd(id: string, timeoutMs: number): Promise<JobEnd | undefined> {
     return new Promise((resolve) => {
       const onEnd = (end: JobEnd) => {
