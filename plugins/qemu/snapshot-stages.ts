@@ -20,10 +20,11 @@ const targetOf = (request: SnapshotStageRequest): SnapshotTarget => ({ guest: re
 const newName = (request: SnapshotStageRequest) => request.dest || request.id;
 
 export function snapshotHandlers(snapshots: GuestSnapshots, workDirOf: (guestId: string) => string) {
-  const one = async (request: SnapshotStageRequest, ctx: StageContext): Promise<SnapshotResponse> => {
-    const found = (await snapshots.list(targetOf(request), ctx.signal)).filter((s) => s.name === request.id);
-    return { snapshots: found.map(wire) };
-  };
+  // Measures only this snapshot (qemu-img measure per snapshot makes a whole
+  // list costly); a missing one is the 404 the kernel reads as "none".
+  const one = async (request: SnapshotStageRequest, ctx: StageContext): Promise<SnapshotResponse> => ({
+    snapshots: [wire(await snapshots.get(targetOf(request), request.id, ctx.signal))],
+  });
   return {
     /** Sync: what qcow2 refuses, before the job is queued. */
     checkCreateSnapshot: async (request: SnapshotStageRequest): Promise<SnapshotResponse> => {
