@@ -7,6 +7,7 @@ import { StageRejection, type Guest, type GuestMetricsResponse, type GuestNicMet
 import { BulkStats, STATS_GROUPS, cpuMetricsOf, diskMetricsOf, nicCountersOf, readBlockStat, readIfStat, readVcpuInfo } from './domain-stats.js';
 import type { Domains } from './domains.js';
 import { readInterfaces } from './existing-domain.js';
+import type { ProcCpuMetrics } from './proc-cpu.js';
 import type { VirshShell } from './virsh-shell.js';
 
 type MetricsType = 'cpu' | 'disk' | 'nic';
@@ -19,6 +20,8 @@ export class GuestMetrics {
     private readonly domains: Domains,
     private readonly reader: VirshShell,
     statsMaxAgeMs: number,
+    /** cpu metrics from /proc for local domains (proc-cpu.ts); undefined: always domstats. */
+    private readonly procCpu?: ProcCpuMetrics,
   ) {
     const ours = () => this.domains.running();
     this.stats = {
@@ -36,9 +39,18 @@ export class GuestMetrics {
   /** Drops cached statistics: a domain started, stopped or went away. */
   invalidate(): void {
     for (const reader of Object.values(this.stats)) reader.invalidate();
+    this.procCpu?.invalidate();
+  }
+
+  /** Where cpu metrics came from so far (for health details). */
+  get cpuSources(): { proc: number; fallback: number } | undefined {
+    return this.procCpu && { ...this.procCpu.counts };
   }
 
   async cpu(guest: Guest): Promise<GuestMetricsResponse> {
+    // Fresh from /proc whatever statsMaxAgeMs says: it costs less than reusing a sweep.
+    const fromProc = this.procCpu?.cpu(this.domains.require(guest));
+    if (fromProc) return { guest, type: 'cpu', cpu: fromProc };
     const { domain, stats } = await this.domainStats(guest, 'cpu');
     return { guest, type: 'cpu', cpu: cpuMetricsOf(stats) ?? (await readVcpuInfo(this.reader, domain)) };
   }

@@ -65,6 +65,17 @@ export const libvirtOptionsSchema = z
      * many milliseconds (for monitors that sweep every guest often).
      */
     statsMaxAgeMs: z.number().int().nonnegative().max(60_000).default(0),
+    /**
+     * Where cpu metrics come from. auto (default): from /proc, through the
+     * QEMU pid and vCPU threads in libvirt's status files under qemuStateDir,
+     * when `uri` is this host's system daemon (qemu:///system) and that
+     * folder is readable (the agent runs as root); from `virsh domstats`
+     * otherwise, and for any domain whose files cannot be read. domstats:
+     * always from libvirt.
+     */
+    cpuMetrics: z.enum(['auto', 'domstats']).default('auto'),
+    /** libvirtd's QEMU state folder (its localstatedir + /run/libvirt/qemu), where the status files are. */
+    qemuStateDir: z.string().min(1).default('/run/libvirt/qemu'),
     /** Seconds one virsh command may take before the shell is restarted. */
     commandTimeoutSeconds: z.number().positive().max(3600).default(120),
   })

@@ -11,6 +11,7 @@
  * (domains.ts). Metrics live in guest-metrics.ts, NIC attachment in
  * nic-plan.ts, disks in storage.ts, the domain XML in domain-xml.ts.
  */
+import { accessSync, constants as fsConstants } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { inject, injectable } from 'tsyringe';
@@ -44,6 +45,7 @@ import { LIBVIRT_METADATA } from './metadata.js';
 import { planNics } from './nic-plan.js';
 import { isTestDriver, resolveOptions, type LibvirtOptions, type ResolvedLibvirtOptions } from './options.js';
 import { PoolImages } from './pool-images.js';
+import { isLocalSystemUri, ProcCpuMetrics } from './proc-cpu.js';
 import { LibvirtSnapshots, snapshotHandlers } from './snapshots.js';
 import { StateSync } from './state-sync.js';
 import { checkPool, createVolumes, deleteVolumes, volumesOf } from './storage.js';
@@ -101,7 +103,7 @@ export class LibvirtPlugin implements PluginInstance {
     this.virsh = new VirshShell(this.options.virsh, this.options.uri, log.child({ connection: 'control' }), timeoutMs);
     this.reader = isTestDriver(this.options.uri) ? this.virsh : new VirshShell(this.options.virsh, this.options.uri, log.child({ connection: 'reader' }), timeoutMs);
     this.domains = new Domains(this.virsh, guests, this.options.domainPrefix, id);
-    this.metrics = new GuestMetrics(this.domains, this.reader, this.options.statsMaxAgeMs);
+    this.metrics = new GuestMetrics(this.domains, this.reader, this.options.statsMaxAgeMs, procCpuFor(this.options));
     this.sync = new StateSync(this.domains, guests, this.reader, log, { vnc: this.options.vnc }, () => this.metrics.invalidate());
     this.images = new PoolImages(this.virsh, guests, log, {
       pool: this.options.storagePool,
@@ -137,7 +139,15 @@ export class LibvirtPlugin implements PluginInstance {
     await this.snapshots.open().catch((error: Error) => this.log.warn({ err: error.message }, 'could not remove unfinished snapshot exports'));
     await this.images.open().catch((error: Error) => this.log.warn({ err: error.message }, 'could not clean up after unfinished image uploads'));
     this.log.info(
-      { uri: this.options.uri, uriSource: this.options.uriSource, libvirt: this.libvirtVersion, domainType: this.domainType, pool: this.options.storagePool, prefix: this.options.domainPrefix },
+      {
+        uri: this.options.uri,
+        uriSource: this.options.uriSource,
+        libvirt: this.libvirtVersion,
+        domainType: this.domainType,
+        pool: this.options.storagePool,
+        prefix: this.options.domainPrefix,
+        cpuMetrics: cpuSourceNote(this.options, !!this.metrics.cpuSources),
+      },
       'libvirt backend ready',
     );
     if (!isTestDriver(this.options.uri)) {
@@ -172,6 +182,7 @@ export class LibvirtPlugin implements PluginInstance {
       eventStreamPid: this.events?.pid,
       eventStreamStarts: this.events?.starts,
       statsReads: this.metrics.reads,
+      cpuMetricsFromProc: this.metrics.cpuSources ?? 'off',
     };
     try {
       await Promise.all([this.virsh, this.reader].map((shell) => shell.run(['uri'], { readOnly: true, timeoutMs: 5000 })));
@@ -355,5 +366,26 @@ export class LibvirtPlugin implements PluginInstance {
     } finally {
       this.sync.deleteEnded(guest.id);
     }
+  }
+}
+
+/**
+ * The /proc reader of cpu metrics when the option and the URI allow it (see
+ * proc-cpu.ts and the cpuMetrics option), else undefined: every cpu request
+ * asks libvirt. Whether libvirt's status files can be read is seen per
+ * request (libvirtd may create its folder after the agent starts).
+ */
+function procCpuFor(options: ResolvedLibvirtOptions): ProcCpuMetrics | undefined {
+  return options.cpuMetrics === 'auto' && isLocalSystemUri(options.uri) ? new ProcCpuMetrics(options.qemuStateDir) : undefined;
+}
+
+/** What the log says about where cpu metrics come from, once libvirt answers. */
+function cpuSourceNote(options: ResolvedLibvirtOptions, proc: boolean): string {
+  if (!proc) return options.cpuMetrics === 'auto' ? `virsh domstats (${options.uri} is not this host's system libvirtd)` : 'virsh domstats (cpuMetrics option)';
+  try {
+    accessSync(options.qemuStateDir, fsConstants.R_OK | fsConstants.X_OK);
+    return `/proc (QEMU pids and vCPU threads from libvirt's status files in ${options.qemuStateDir})`;
+  } catch {
+    return `virsh domstats for now: ${options.qemuStateDir} (qemuStateDir) is not readable by the agent`;
   }
 }

@@ -4,47 +4,9 @@
  * These read only; they never take a lifecycle lock, so a metrics request is
  * answered while a long shutdown job runs.
  */
-import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
-import type { Guest, GuestCpuMetrics, GuestDiskMetrics, GuestNicMetrics } from '../../core/contract/index.js';
+import { procCpuMetrics, type Guest, type GuestCpuMetrics, type GuestDiskMetrics, type GuestNicMetrics } from '../../core/contract/index.js';
 import type { Machine } from './machine.js';
 import { readTapCounters } from './taps.js';
-
-let clockTicks: number | undefined;
-/** Kernel clock ticks per second, the unit of utime/stime in /proc stat files. */
-function ticksPerSecond(): number {
-  if (clockTicks === undefined) {
-    try {
-      clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-    } catch {
-      clockTicks = 100; // Linux's USER_HZ on every architecture QEMU x86 hosts run.
-    }
-  }
-  return clockTicks;
-}
-
-// /proc files are read synchronously: the kernel makes them up on read, so
-// the read never waits for a disk, and it takes microseconds, where an
-// asynchronous readFile is four thread-pool round trips (open, fstat, read,
-// close), which under 50 concurrent requests cost more than the read itself.
-
-/** utime + stime of a /proc stat file, in seconds. */
-async function statSeconds(file: string): Promise<number> {
-  const text = readFileSync(file, 'utf8');
-  // Fields after the ")" of the command name: state is field 3, utime 14, stime 15.
-  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / ticksPerSecond();
-}
-
-/** A thread's on-CPU time in seconds: schedstat has nanoseconds, stat only ticks. */
-async function threadSeconds(pid: number, tid: number): Promise<number> {
-  try {
-    const schedstat = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8');
-    return Number(schedstat.split(' ')[0]) / 1e9;
-  } catch {
-    return statSeconds(`/proc/${pid}/task/${tid}/stat`);
-  }
-}
 
 interface CpuInfoFast {
   'cpu-index': number;
@@ -71,9 +33,9 @@ function threadsOf(machine: Machine): Promise<CpuInfoFast[]> {
 }
 
 export async function cpuMetrics(machine: Machine, retried = false): Promise<GuestCpuMetrics[]> {
-  const [cpus, processSeconds] = await Promise.all([threadsOf(machine), statSeconds(`/proc/${machine.pid}/stat`)]);
+  const cpus = await threadsOf(machine);
   try {
-    return await Promise.all(cpus.map(async (cpu) => ({ cpu_time: processSeconds, vcpu_time: await threadSeconds(machine.pid, cpu['thread-id']) })));
+    return procCpuMetrics(machine.pid, cpus.map((cpu) => cpu['thread-id']));
   } catch (error) {
     // A vCPU thread that is gone means the remembered list is stale: ask QEMU once more.
     vcpuThreads.delete(machine);

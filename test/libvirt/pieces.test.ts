@@ -7,6 +7,7 @@ import { expect } from 'chai';
 import { parseDomState, guestStateOf } from '../../plugins/libvirt/domain-state.js';
 import { cpuMetricsOf, diskMetricsOf, nicCountersOf, parseDomStats, BulkStats } from '../../plugins/libvirt/domain-stats.js';
 import { parseEventLine } from '../../plugins/libvirt/domain-events.js';
+import { isLocalSystemUri, parseStatusXml } from '../../plugins/libvirt/proc-cpu.js';
 import { buildDomainXml } from '../../plugins/libvirt/domain-xml.js';
 import { libvirtOptionsSchema, resolveOptions } from '../../plugins/libvirt/options.js';
 import { quoteArg, VirshError, VirshShell } from '../../plugins/libvirt/virsh-shell.js';
@@ -51,6 +52,29 @@ Domain: 'hk-b'
   state.reason=1
 `;
 
+/** The shape of libvirt 9's status file (/run/libvirt/qemu/NAME.xml), cut down. */
+const STATUS_XML = `<!--
+WARNING: THIS IS AN AUTO-GENERATED FILE. CHANGES TO IT ARE LIKELY TO BE
+-->
+<domstatus state='running' reason='booted' pid='4242'>
+  <taint flag='custom-argv'/>
+  <monitor path='/var/lib/libvirt/qemu/domain-1-hk-a/monitor.sock' type='unix'/>
+  <vcpus>
+    <vcpu id='1' pid='4251'/>
+    <vcpu id='0' pid='4250'/>
+  </vcpus>
+  <qemuCaps/>
+  <domain type='qemu' id='1'>
+    <name>hk-a</name>
+    <vcpu placement='static'>2</vcpu>
+    <vcpus>
+      <vcpu id='0' enabled='yes' hotpluggable='no' order='1'/>
+      <vcpu id='1' enabled='yes' hotpluggable='no' order='2'/>
+    </vcpus>
+  </domain>
+</domstatus>
+`;
+
 describe('libvirt plugin pieces', () => {
   describe('what virsh prints', () => {
     it('maps domain states and reasons to guest states', () => {
@@ -85,6 +109,20 @@ describe('libvirt plugin pieces', () => {
       const b = domains.get('hk-b')!;
       expect(cpuMetricsOf(b), 'no vcpu group: the caller falls back').to.equal(undefined);
       expect(diskMetricsOf(b)).to.equal(undefined);
+    });
+
+    it('finds QEMU\'s pid and vCPU threads in libvirt\'s status file, in vCPU order', () => {
+      expect(parseStatusXml(STATUS_XML)).to.deep.equal({ pid: 4242, vcpus: [4250, 4251] });
+      expect(parseStatusXml(STATUS_XML.replace(/<vcpus>[^]*?<\/vcpus>/, '')), 'no vCPU threads yet: ask libvirt').to.equal(undefined);
+      expect(parseStatusXml(STATUS_XML.replace(" pid='4242'", '')), 'no pid: ask libvirt').to.equal(undefined);
+      expect(parseStatusXml('<domain type="qemu"/>')).to.equal(undefined);
+    });
+
+    it('reads /proc only for the local system daemon', () => {
+      for (const uri of ['qemu:///system', 'qemu+unix:///system']) expect(isLocalSystemUri(uri), uri).to.equal(true);
+      for (const uri of ['qemu:///session', 'qemu+ssh://host/system', 'qemu:///system?socket=/tmp/s', 'test:///default', 'qemu://host/system', 'nonsense']) {
+        expect(isLocalSystemUri(uri), uri).to.equal(false);
+      }
     });
 
     it('reads lifecycle event lines', () => {

@@ -3,8 +3,8 @@
  * hypervisor: stage timeouts from a request's args, the unix socket path
  * limit, the image-name check, which image a disk is built on, NIC checks,
  * host device (tap) names, an ordered queue for the state changes the
- * hypervisor reports, per-guest serial work, and a qcow2 snapshot as a
- * download stream. Part of the
+ * hypervisor reports, per-guest serial work, a qcow2 snapshot as a
+ * download stream, and a local QEMU's cpu metrics from /proc. Part of the
  * contract, so a plugin reaches it through core/contract/index.ts.
  * May import: contract.
  */
@@ -17,3 +17,4 @@ export * from './device-names.js';
 export * from './observe-queue.js';
 export * from './per-guest-serial.js';
 export * from './snapshot-export.js';
+export * from './process-cpu.js';
