@@ -210,7 +210,7 @@ async function libvirtCase(requests: number, log: (m: string) => void): Promise<
     rows.push(`| floor: one domstats through a long-lived virsh shell, 1 client | one domain (--state --block) / all ${GUESTS} (every group) | ${one.p50_ms} / ${one.p99_ms} ms; ${all.p50_ms} / ${all.p99_ms} ms | | | |`);
     return {
       rows,
-      notes: [`libvirt: ${version}; domain type qemu (TCG); the same tiny guest, one disk volume and one NIC on a libvirt network over a bridge of this run's own; the plugin's default statsMaxAgeMs.`],
+      notes: [`libvirt: ${version}; domain type qemu (TCG); the same tiny guest, one disk volume and one NIC on a libvirt network over a bridge of this run's own; the plugin's default statsMaxAgeMs and cpuMetrics (auto: cpu from /proc, QEMU's pid and vCPU threads from libvirt's status file; nic and disk one domstats each).`],
     };
   } finally {
     await stopLibvirtCase();
