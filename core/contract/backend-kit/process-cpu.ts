@@ -35,12 +35,24 @@ export interface ProcStat {
   startTicks: number;
 }
 
-/** Reads a /proc/.../stat file; throws (ENOENT) when the process or thread is gone. */
-export function readProcStat(file: string): ProcStat {
-  const text = readFileSync(file, 'utf8');
+/**
+ * Parses the text of a /proc/PID/stat or /proc/PID/task/TID/stat file (for
+ * callers that read it their own way, e.g. from a file kept open).
+ */
+export function parseProcStat(text: string): ProcStat {
   // Fields after the ")" of the command name (which may hold spaces): state is field 3, utime 14, stime 15, starttime 22.
   const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
   return { cpuSeconds: (Number(fields[11]) + Number(fields[12])) / ticksPerSecond(), startTicks: Number(fields[19]) };
+}
+
+/** The on-CPU time in a /proc/.../schedstat file's text (its first field, nanoseconds), in seconds. */
+export function parseSchedstatSeconds(text: string): number {
+  return Number(text.slice(0, text.indexOf(' '))) / 1e9;
+}
+
+/** Reads a /proc/.../stat file; throws (ENOENT) when the process or thread is gone. */
+export function readProcStat(file: string): ProcStat {
+  return parseProcStat(readFileSync(file, 'utf8'));
 }
 
 /** A thread's on-CPU time in seconds: schedstat has nanoseconds, stat only ticks. */
@@ -52,7 +64,7 @@ export function threadCpuSeconds(pid: number, tid: number): number {
     // Kernels without schedstats; a thread that is gone throws here.
     return readProcStat(`/proc/${pid}/task/${tid}/stat`).cpuSeconds;
   }
-  return Number(schedstat.split(' ')[0]) / 1e9;
+  return parseSchedstatSeconds(schedstat);
 }
 
 /**
