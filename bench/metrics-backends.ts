@@ -1,5 +1,5 @@
 /**
- * `flock /tmp/hk-heavy.lock node dist/bench/metrics-backends.js [--requests N] [--only qemu|libvirt]`
+ * `flock /tmp/hk-heavy.lock node dist/bench/metrics-backends.js [--requests N] [--only qemu|libvirt] [--profile DIR]`
  *
  * GET /guests/{id}/metrics/{cpu,nic,disk} through the real agent (its own
  * process, test/support/agent.ts) on 10 running guests of each real
@@ -7,11 +7,14 @@
  * on a bridge of this run's own, as test/qemu does) and libvirt (10 domains
  * on a libvirtd started as test/libvirt does). Latency p50/p99 with 1 client
  * (sequential) and with 50 concurrent clients on keep-alive connections,
- * cycling over the guests; next to them the floor each backend sits on: a
+ * cycling over the guests, and the agent's CPU time (user + system, from
+ * /proc) per request of each run; next to them the floor each backend sits on: a
  * bare QMP round trip to a QEMU of its own, and one `domstats` through a
  * long-lived virsh shell. Needs root (bridges, libvirtd), QEMU and libvirt.
  * Kills every QEMU and removes every domain, bridge and temp dir it made.
- * Writes its own section of bench/RESULTS.md.
+ * Writes its own section of bench/RESULTS.md. --profile DIR: the agents run
+ * with `node --cpu-prof` and leave their profiles in DIR (the run then does
+ * not write RESULTS.md: the profiler slows the agent).
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -25,6 +28,7 @@ import { VirshShell } from '../plugins/libvirt/virsh-shell.js';
 import { INIT_REACHED } from '../test/fixtures/tiny-guest/index.js';
 import { repoRoot } from '../test/support/agent.js';
 import { startAgent, type BenchAgent } from './support/agent.js';
+import { cpuMsOf } from './support/processes.js';
 import { MemoryLogger, waitForConsole } from '../test/support/backend-testing.js';
 import { shippedConfig } from '../test/support/configs.js';
 import { summarize, type LatencySummary } from '../test/support/latency.js';
@@ -38,6 +42,8 @@ const BEGIN = '<!-- metrics-backends: begin (written by bench/metrics-backends.t
 const END = '<!-- metrics-backends: end -->';
 const GUESTS = 10;
 const CONCURRENT = 50;
+/** Requests per endpoint and client count before the measured runs. */
+const WARM_UP = 300;
 const TYPES = ['cpu', 'nic', 'disk'] as const;
 /** What is still to be stopped and removed (agents, QEMUs, domains, bridges, libvirtd, temp dirs), also on Ctrl-C. */
 const cleanups = new Set<() => Promise<void>>();
@@ -53,6 +59,8 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 
 interface Measured extends LatencySummary {
   rps: number;
+  /** The agent's user + system CPU time over the measured requests, per request, µs. */
+  cpu_us: number;
 }
 
 /** One GET on a keep-alive agent; resolves with the status once the body is read. */
@@ -69,7 +77,7 @@ function get(agent: http.Agent, url: string): Promise<number> {
 }
 
 /** `total` GETs by `clients` concurrent loops, each cycling over the guests; latency of each. */
-async function measure(base: string, ids: string[], type: string, clients: number, total: number): Promise<Measured> {
+async function measure(base: string, agentPid: number, ids: string[], type: string, clients: number, total: number): Promise<Measured> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: clients });
   const samples: number[] = [];
   let next = 0;
@@ -83,11 +91,15 @@ async function measure(base: string, ids: string[], type: string, clients: numbe
     }
   };
   try {
-    // Warm-up: connections open, first-call caches (vCPU thread ids) filled.
+    // Connections open, first-call caches (vCPU thread ids) filled.
     await Promise.all(Array.from({ length: clients }, () => get(agent, `${base}/guests/${ids[0]}/metrics/${type}`)));
+    const cpuBefore = await cpuMsOf(agentPid);
     const started = performance.now();
     await Promise.all(Array.from({ length: clients }, loop));
-    return { ...summarize(samples), rps: (total / (performance.now() - started)) * 1000 };
+    const elapsed = performance.now() - started;
+    const cpuAfter = await cpuMsOf(agentPid);
+    const cpu_us = cpuBefore === undefined || cpuAfter === undefined ? NaN : Math.round(((cpuAfter - cpuBefore) / total) * 1000);
+    return { ...summarize(samples), rps: (total / elapsed) * 1000, cpu_us };
   } finally {
     agent.destroy();
   }
@@ -105,16 +117,22 @@ async function timed(n: number, call: () => Promise<unknown>): Promise<LatencySu
 
 async function endpoints(agent: BenchAgent, ids: string[], requests: number, log: (m: string) => void): Promise<Record<string, { one: Measured; many: Measured }>> {
   const out: Record<string, { one: Measured; many: Measured }> = {};
+  // Every endpoint warmed before any is measured: a cold agent (JIT, first
+  // calls) made whichever endpoint came first look twice as slow.
   for (const type of TYPES) {
-    const one = await measure(agent.url, ids, type, 1, requests);
-    const many = await measure(agent.url, ids, type, CONCURRENT, requests * 2);
-    log(`  ${type}: 1 client p50/p99 ${one.p50_ms}/${one.p99_ms} ms; ${CONCURRENT} clients ${many.p50_ms}/${many.p99_ms} ms (${Math.round(many.rps)} req/s)`);
+    await measure(agent.url, agent.pid, ids, type, 1, WARM_UP);
+    await measure(agent.url, agent.pid, ids, type, CONCURRENT, WARM_UP);
+  }
+  for (const type of TYPES) {
+    const one = await measure(agent.url, agent.pid, ids, type, 1, requests);
+    const many = await measure(agent.url, agent.pid, ids, type, CONCURRENT, requests * 2);
+    log(`  ${type}: 1 client p50/p99 ${one.p50_ms}/${one.p99_ms} ms, ${one.cpu_us} µs CPU/req; ${CONCURRENT} clients ${many.p50_ms}/${many.p99_ms} ms (${Math.round(many.rps)} req/s), ${many.cpu_us} µs CPU/req`);
     out[type] = { one, many };
   }
   return out;
 }
 
-async function qemuCase(requests: number, log: (m: string) => void): Promise<{ rows: string[]; notes: string[] }> {
+async function qemuCase(requests: number, log: (m: string) => void, nodeArgs: string[]): Promise<{ rows: string[]; notes: string[] }> {
   const world = await QemuWorld.create({ bridge: true });
   let agent: BenchAgent | undefined;
   const ids: string[] = [];
@@ -136,7 +154,7 @@ async function qemuCase(requests: number, log: (m: string) => void): Promise<{ r
     entry.options = { ...entry.options, accel: 'tcg', imagesDir: world.imagesDir };
     const images = config.plugins.find((p: { module: string }) => p.module === 'images');
     if (images) images.options = { ...images.options, imagesDir: world.imagesDir };
-    agent = await startAgent({ config, dataDir: path.join(world.root, 'agent'), workDir: world.root, label: 'agent-qemu', env: { HYPERKERN_QEMU_ACCEL: 'tcg' } });
+    agent = await startAgent({ config, dataDir: path.join(world.root, 'agent'), workDir: world.root, label: 'agent-qemu', nodeArgs, env: { HYPERKERN_QEMU_ACCEL: 'tcg' } });
     const a = agent;
     log(`QEMU: creating and starting ${GUESTS} tiny guests under TCG`);
     for (let i = 0; i < GUESTS; i++) {
@@ -148,11 +166,15 @@ async function qemuCase(requests: number, log: (m: string) => void): Promise<{ r
     for (const id of ids) await waitForConsole(path.join(runDir(id), 'console.log'), INIT_REACHED, 180_000);
     const measured = await endpoints(a, ids, requests, log);
 
-    // The floor: a bare QMP round trip to a paused QEMU of its own (the agent holds each guest's only QMP connection).
+    // The floor: a bare QMP round trip to a paused QEMU of its own (the agent
+    // holds each guest's only QMP connection), with a qcow2 disk like the
+    // guests' so that query-blockstats answers as much as theirs do.
     const argv0 = readFileSync(`/proc/${readFileSync(path.join(runDir(ids[0]), 'qemu.pid'), 'utf8').trim()}/cmdline`, 'utf8').split('\0')[0];
     const floorDir = path.join(world.root, 'floor');
     execFileSync('mkdir', ['-p', floorDir]);
+    execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', path.join(floorDir, 'd.qcow2'), '16M']);
     const launched = spawnSync(argv0, ['-machine', 'q35', '-accel', 'tcg', '-m', '64', '-nodefaults', '-display', 'none', '-S', '-daemonize',
+      '-drive', `file=${path.join(floorDir, 'd.qcow2')},if=none,id=drive-vda,format=qcow2`, '-device', 'virtio-blk-pci,drive=drive-vda,id=vda',
       '-pidfile', path.join(floorDir, 'q.pid'), '-qmp', `unix:${path.join(floorDir, 'q.sock')},server=on,wait=off`]);
     if (launched.status !== 0) throw new Error(`floor QEMU: ${launched.stderr}`);
     const qmp = await QmpClient.connect(path.join(floorDir, 'q.sock'));
@@ -161,7 +183,7 @@ async function qemuCase(requests: number, log: (m: string) => void): Promise<{ r
     qmp.close();
     process.kill(Number(readFileSync(path.join(floorDir, 'q.pid'), 'utf8')), 'SIGKILL');
     const rows = TYPES.map((t) => row(`QEMU (TCG), ${GUESTS} running guests`, t, measured[t], t === 'cpu' ? 'p50 ≤ 1 ms' : ''));
-    rows.push(`| floor: bare QMP round trip, 1 client | query-blockstats / query-cpus-fast | ${qmpBlock.p50_ms} / ${qmpBlock.p99_ms} ms; ${qmpCpus.p50_ms} / ${qmpCpus.p99_ms} ms | | | |`);
+    rows.push(`| floor: bare QMP round trip, 1 client, a paused QEMU with one qcow2 disk | query-blockstats / query-cpus-fast | ${qmpBlock.p50_ms} / ${qmpBlock.p99_ms} ms; ${qmpCpus.p50_ms} / ${qmpCpus.p99_ms} ms | | | |`);
     const qemuVersion = execFileSync(argv0, ['--version'], { encoding: 'utf8' }).split('\n')[0];
     return {
       rows,
@@ -174,7 +196,7 @@ async function qemuCase(requests: number, log: (m: string) => void): Promise<{ r
   }
 }
 
-async function libvirtCase(requests: number, log: (m: string) => void): Promise<{ rows: string[]; notes: string[] }> {
+async function libvirtCase(requests: number, log: (m: string) => void, nodeArgs: string[]): Promise<{ rows: string[]; notes: string[] }> {
   const world = await LibvirtWorld.create();
   let agent: BenchAgent | undefined;
   const stopLibvirtCase = async () => {
@@ -186,7 +208,7 @@ async function libvirtCase(requests: number, log: (m: string) => void): Promise<
   try {
     const config = shippedConfig('libvirt.json');
     config.plugins.find((p: { module: string }) => p.module === 'libvirt').options = world.pluginOptions();
-    agent = await startAgent({ config, dataDir: path.join(world.root, 'agent'), workDir: world.root, label: 'agent-libvirt', env: { HYPERKERN_LIBVIRT_URI: '' } });
+    agent = await startAgent({ config, dataDir: path.join(world.root, 'agent'), workDir: world.root, label: 'agent-libvirt', nodeArgs, env: { HYPERKERN_LIBVIRT_URI: '' } });
     const a = agent;
     const ids: string[] = [];
     log(`libvirt: creating and starting ${GUESTS} domains`);
@@ -219,12 +241,14 @@ async function libvirtCase(requests: number, log: (m: string) => void): Promise<
 
 function row(label: string, type: string, m: { one: Measured; many: Measured }, target: string): string {
   const met = target ? (m.one.p50_ms <= Number(/([\d.]+) ms/.exec(target)![1]) ? 'yes' : '**no**') : '';
-  return `| ${type === 'cpu' ? label : ''} | GET …/metrics/${type} | ${m.one.p50_ms} / ${m.one.p99_ms} ms | ${m.many.p50_ms} / ${m.many.p99_ms} ms (${Math.round(m.many.rps).toLocaleString('en-US')} req/s) | ${target} | ${met} |`;
+  const cpu = (r: Measured) => `${r.cpu_us} µs CPU/req`;
+  return `| ${type === 'cpu' ? label : ''} | GET …/metrics/${type} | ${m.one.p50_ms} / ${m.one.p99_ms} ms (${Math.round(m.one.rps).toLocaleString('en-US')} req/s, ${cpu(m.one)}) | ${m.many.p50_ms} / ${m.many.p99_ms} ms (${Math.round(m.many.rps).toLocaleString('en-US')} req/s, ${cpu(m.many)}) | ${target} | ${met} |`;
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { requests: { type: 'string', default: '1000' }, only: { type: 'string' }, write: { type: 'boolean', default: true } } });
+  const { values } = parseArgs({ options: { requests: { type: 'string', default: '1000' }, only: { type: 'string' }, profile: { type: 'string' }, write: { type: 'boolean', default: true } } });
   const requests = Math.max(50, Number(values.requests) || 1000);
+  const nodeArgs = values.profile ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(values.profile)}`] : [];
   const began = Date.now();
   const log = (m: string) => console.log(`[${((Date.now() - began) / 1000).toFixed(1).padStart(6)} s] ${m}`);
   const loadAtStart = machineLoad();
@@ -233,7 +257,7 @@ async function main(): Promise<void> {
   for (const [name, run] of [['qemu', qemuCase], ['libvirt', libvirtCase]] as const) {
     if (values.only && values.only !== name) continue;
     try {
-      const r = await run(requests, log);
+      const r = await run(requests, log, nodeArgs);
       rows.push(...r.rows);
       notes.push(...r.notes);
     } catch (error) {
@@ -245,19 +269,20 @@ async function main(): Promise<void> {
   const section = [
     '## QEMU and libvirt metrics (bench/metrics-backends.ts)',
     '',
-    `Written by \`flock /tmp/hk-heavy.lock node dist/bench/metrics-backends.js\`: the agent as its own process (bench/support/agent.ts, its log to a file) with the shipped config (auth off, log level info, access log on), ${GUESTS} real running guests per backend, latency of each GET measured by the bench process on loopback (node:http, keep-alive). 1 client: ${requests} sequential requests per endpoint; ${CONCURRENT} clients: ${requests * 2} requests, ${CONCURRENT} in flight, cycling over the guests.`,
+    `Written by \`flock /tmp/hk-heavy.lock node dist/bench/metrics-backends.js\`: the agent as its own process (bench/support/agent.ts, its log to a file) with the shipped config (auth off, log level info, access log on), ${GUESTS} real running guests per backend, latency of each GET measured by the bench process on loopback (node:http, keep-alive). Every endpoint is first warmed by ${WARM_UP} requests at 1 and at ${CONCURRENT} clients; then 1 client: ${requests} sequential requests per endpoint; ${CONCURRENT} clients: ${requests * 2} requests, ${CONCURRENT} in flight, cycling over the guests. Agent CPU per request: the agent process's user + system time over the run (/proc/PID/stat) divided by its requests; with 2 CPUs shared by the bench, the guests and the agent, it is the agent's own cost where the rate also depends on everything else running.`,
     '',
     `- date: ${new Date().toISOString()}; node ${process.version}; ${os.cpus().length} CPUs; whole run ${Math.round((Date.now() - began) / 1000)} s`,
     `- machine (shared with other helpers' tests): at the start ${loadAtStart}; at the end ${machineLoad()}`,
     '',
-    '| backend | endpoint | p50 / p99, 1 client | p50 / p99, 50 clients | target (p50, 1 client) | met |',
+    '| backend | endpoint | p50 / p99, 1 client (rate, agent CPU per request) | p50 / p99, 50 clients (rate, agent CPU per request) | target (p50, 1 client) | met |',
     '| --- | --- | --- | --- | --- | --- |',
     ...rows,
     '',
     ...notes.map((n) => `- ${n}`),
   ].join('\n');
   console.log(section);
-  if (values.write) {
+  // A profiled run is slowed by the profiler: it prints its table but does not record it.
+  if (values.write && !values.profile) {
     const file = path.join(repoRoot, 'bench/RESULTS.md');
     await writeFile(file, withMarkedSection(await readFile(file, 'utf8').catch(() => ''), BEGIN, END, section));
     log('wrote its section of bench/RESULTS.md');
