@@ -44,6 +44,8 @@ const GUESTS = 10;
 const CONCURRENT = 50;
 /** Requests per endpoint and client count before the measured runs. */
 const WARM_UP = 300;
+/** The measured requests of each endpoint and client count are taken in this many interleaved rounds. */
+const ROUNDS = 5;
 const TYPES = ['cpu', 'nic', 'disk'] as const;
 /** What is still to be stopped and removed (agents, QEMUs, domains, bridges, libvirtd, temp dirs), also on Ctrl-C. */
 const cleanups = new Set<() => Promise<void>>();
@@ -76,8 +78,15 @@ function get(agent: http.Agent, url: string): Promise<number> {
   });
 }
 
+/** What one run of GETs gave: each latency, its wall-clock time and the agent's CPU time over it. */
+interface Run {
+  samples: number[];
+  elapsedMs: number;
+  cpuMs: number;
+}
+
 /** `total` GETs by `clients` concurrent loops, each cycling over the guests; latency of each. */
-async function measure(base: string, agentPid: number, ids: string[], type: string, clients: number, total: number): Promise<Measured> {
+async function load(base: string, agentPid: number, ids: string[], type: string, clients: number, total: number): Promise<Run> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: clients });
   const samples: number[] = [];
   let next = 0;
@@ -96,13 +105,20 @@ async function measure(base: string, agentPid: number, ids: string[], type: stri
     const cpuBefore = await cpuMsOf(agentPid);
     const started = performance.now();
     await Promise.all(Array.from({ length: clients }, loop));
-    const elapsed = performance.now() - started;
+    const elapsedMs = performance.now() - started;
     const cpuAfter = await cpuMsOf(agentPid);
-    const cpu_us = cpuBefore === undefined || cpuAfter === undefined ? NaN : Math.round(((cpuAfter - cpuBefore) / total) * 1000);
-    return { ...summarize(samples), rps: (total / elapsed) * 1000, cpu_us };
+    return { samples, elapsedMs, cpuMs: cpuBefore === undefined || cpuAfter === undefined ? NaN : cpuAfter - cpuBefore };
   } finally {
     agent.destroy();
   }
+}
+
+/** Runs of one endpoint and client count taken together. */
+function merge(runs: Run[]): Measured {
+  const samples = runs.flatMap((r) => r.samples);
+  const elapsedMs = runs.reduce((sum, r) => sum + r.elapsedMs, 0);
+  const cpuMs = runs.reduce((sum, r) => sum + r.cpuMs, 0);
+  return { ...summarize(samples), rps: (samples.length / elapsedMs) * 1000, cpu_us: Math.round((cpuMs / samples.length) * 1000) };
 }
 
 async function timed(n: number, call: () => Promise<unknown>): Promise<LatencySummary> {
@@ -120,12 +136,20 @@ async function endpoints(agent: BenchAgent, ids: string[], requests: number, log
   // Every endpoint warmed before any is measured: a cold agent (JIT, first
   // calls) made whichever endpoint came first look twice as slow.
   for (const type of TYPES) {
-    await measure(agent.url, agent.pid, ids, type, 1, WARM_UP);
-    await measure(agent.url, agent.pid, ids, type, CONCURRENT, WARM_UP);
+    await load(agent.url, agent.pid, ids, type, 1, WARM_UP);
+    await load(agent.url, agent.pid, ids, type, CONCURRENT, WARM_UP);
+  }
+  // Interleaved in rounds, so that what else the shared machine does falls on every endpoint alike.
+  const runs = new Map(TYPES.map((type) => [type, { one: [] as Run[], many: [] as Run[] }]));
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const type of TYPES) {
+      runs.get(type)!.one.push(await load(agent.url, agent.pid, ids, type, 1, Math.ceil(requests / ROUNDS)));
+      runs.get(type)!.many.push(await load(agent.url, agent.pid, ids, type, CONCURRENT, Math.ceil((requests * 2) / ROUNDS)));
+    }
   }
   for (const type of TYPES) {
-    const one = await measure(agent.url, agent.pid, ids, type, 1, requests);
-    const many = await measure(agent.url, agent.pid, ids, type, CONCURRENT, requests * 2);
+    const one = merge(runs.get(type)!.one);
+    const many = merge(runs.get(type)!.many);
     log(`  ${type}: 1 client p50/p99 ${one.p50_ms}/${one.p99_ms} ms, ${one.cpu_us} µs CPU/req; ${CONCURRENT} clients ${many.p50_ms}/${many.p99_ms} ms (${Math.round(many.rps)} req/s), ${many.cpu_us} µs CPU/req`);
     out[type] = { one, many };
   }
@@ -269,7 +293,7 @@ async function main(): Promise<void> {
   const section = [
     '## QEMU and libvirt metrics (bench/metrics-backends.ts)',
     '',
-    `Written by \`flock /tmp/hk-heavy.lock node dist/bench/metrics-backends.js\`: the agent as its own process (bench/support/agent.ts, its log to a file) with the shipped config (auth off, log level info, access log on), ${GUESTS} real running guests per backend, latency of each GET measured by the bench process on loopback (node:http, keep-alive). Every endpoint is first warmed by ${WARM_UP} requests at 1 and at ${CONCURRENT} clients; then 1 client: ${requests} sequential requests per endpoint; ${CONCURRENT} clients: ${requests * 2} requests, ${CONCURRENT} in flight, cycling over the guests. Agent CPU per request: the agent process's user + system time over the run (/proc/PID/stat) divided by its requests; with 2 CPUs shared by the bench, the guests and the agent, it is the agent's own cost where the rate also depends on everything else running.`,
+    `Written by \`flock /tmp/hk-heavy.lock node dist/bench/metrics-backends.js\`: the agent as its own process (bench/support/agent.ts, its log to a file) with the shipped config (auth off, log level info, access log on), ${GUESTS} real running guests per backend, latency of each GET measured by the bench process on loopback (node:http, keep-alive). Every endpoint is first warmed by ${WARM_UP} requests at 1 and at ${CONCURRENT} clients; then 1 client: ${requests} sequential requests per endpoint; ${CONCURRENT} clients: ${requests * 2} requests, ${CONCURRENT} in flight, cycling over the guests; each in ${ROUNDS} rounds interleaved with the other endpoints'. Agent CPU per request: the agent process's user + system time over the run (/proc/PID/stat) divided by its requests; with 2 CPUs shared by the bench, the guests and the agent, it is the agent's own cost where the rate also depends on everything else running.`,
     '',
     `- date: ${new Date().toISOString()}; node ${process.version}; ${os.cpus().length} CPUs; whole run ${Math.round((Date.now() - began) / 1000)} s`,
     `- machine (shared with other helpers' tests): at the start ${loadAtStart}; at the end ${machineLoad()}`,
