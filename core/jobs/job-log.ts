@@ -3,6 +3,12 @@
  * shape. Each job is its own key in the state store, so an update writes
  * that job alone; the history is bounded and the oldest finished jobs are
  * pruned first. Queued and running jobs are never pruned.
+ *
+ * Ended jobs, nearly all of the log, are held as their stored row text and
+ * parsed when asked for; only queued and running jobs are objects. At the
+ * default history (10,000 jobs) the objects took ~10 MiB of heap, and
+ * parsing every row at start-up ~100 ms: now SQLite reads the few fields
+ * the log indexes by (seq, status, guest) out of each row itself.
  */
 import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -21,6 +27,9 @@ export interface StoredJob {
   args: Record<string, unknown>;
 }
 
+/** A job in memory: live ones as objects, ended ones as their row text (see StateStore.rowText). */
+type Held = StoredJob | string;
+
 export interface JobEnd {
   job: Job;
   /** The guest as the job left it (the last one seen, for a delete). */
@@ -29,8 +38,9 @@ export interface JobEnd {
 
 export class JobLog {
   /** Insertion order = queue order (seq ascending). */
-  private readonly jobs = new Map<string, StoredJob>();
-  private readonly byGuest = new Map<string, Set<string>>();
+  private readonly jobs = new Map<string, Held>();
+  /** Each guest's job ids, oldest first (arrays: one job per guest is common, and a Set per guest cost ~100 bytes more). */
+  private readonly byGuest = new Map<string, string[]>();
   private readonly ends = new EventEmitter();
   private seq = 0;
   /** Finished job ids in the order they finished: pruning pops the front. */
@@ -51,33 +61,45 @@ export class JobLog {
   }
 
   async load(): Promise<void> {
-    const stored = (await this.store.loadAll<StoredJob>(PREFIX)).map(([, value]) => value);
-    stored.sort((a, b) => a.seq - b.seq);
-    for (const entry of stored) this.index(entry);
-    this.seq = stored.length ? stored[stored.length - 1].seq : 0;
+    const rows = await this.store.loadRowTexts(PREFIX, { seq: 'seq', status: 'job.Status', guest: 'job.GuestID' });
+    const loaded = rows.map(({ id, text, seq, status, guest }) => {
+      // A string Keyv escaped (one starting with ':') is read from the whole row.
+      if (typeof seq !== 'number' || typeof status !== 'string' || typeof guest !== 'string' || status.startsWith(':') || guest.startsWith(':')) {
+        const stored = this.store.fromRowText<StoredJob>(text);
+        return { id, seq: stored.seq, guest: stored.job.GuestID, held: isFinished(stored.job.Status) ? text : stored };
+      }
+      return { id, seq, guest, held: isFinished(status as JobStatus) ? text : this.store.fromRowText<StoredJob>(text) };
+    });
+    loaded.sort((a, b) => a.seq - b.seq);
+    for (const { id, guest, held } of loaded) this.index(id, guest, held);
+    this.seq = loaded.length ? loaded[loaded.length - 1].seq : 0;
     this.prune();
   }
 
   /** Jobs with the given status, oldest first. */
   withStatus(status: JobStatus): Array<{ job: Job; args: Record<string, unknown> }> {
     const out = [];
-    for (const entry of this.jobs.values()) if (entry.job.Status === status) out.push({ job: entry.job, args: entry.args });
+    for (const held of this.jobs.values()) {
+      // Held text is an ended job: read only when ended ones are asked for.
+      const entry = typeof held === 'string' ? (isFinished(status) ? this.unheld(held) : undefined) : held;
+      if (entry?.job.Status === status) out.push({ job: entry.job, args: entry.args });
+    }
     return out;
   }
 
   get(id: string): Job | undefined {
-    return this.jobs.get(id)?.job;
+    return this.entry(id)?.job;
   }
 
   argsOf(id: string): Record<string, unknown> {
-    return this.jobs.get(id)?.args ?? {};
+    return this.entry(id)?.args ?? {};
   }
 
   /** Newest first. */
   list(limit: number): Job[] {
     const all = [...this.jobs.values()];
     const out: Job[] = [];
-    for (let i = all.length - 1; i >= 0 && out.length < limit; i--) out.push(all[i].job);
+    for (let i = all.length - 1; i >= 0 && out.length < limit; i--) out.push(this.unheld(all[i]).job);
     return out;
   }
 
@@ -86,7 +108,7 @@ export class JobLog {
     const ids = [...(this.byGuest.get(guestId) ?? [])];
     const out: Job[] = [];
     for (let i = ids.length - 1; i >= 0 && out.length < limit; i--) {
-      const entry = this.jobs.get(ids[i]);
+      const entry = this.entry(ids[i]);
       if (entry) out.push(entry.job);
     }
     return out;
@@ -112,12 +134,12 @@ export class JobLog {
     const entry: StoredJob = { seq: ++this.seq, job, args };
     const change: KeyChange<StoredJob> = {
       key: PREFIX + job.ID,
-      current: () => this.jobs.get(job.ID),
+      current: () => this.entry(job.ID),
       next: () => entry,
       event: () => draft('job.queued', { job }, guestId),
       apply: (stored) => {
         if (!stored) return;
-        this.index(stored);
+        this.index(stored.job.ID, stored.job.GuestID, this.hold(stored));
         this.prune();
       },
     };
@@ -139,7 +161,7 @@ export class JobLog {
   updateChange(id: string, change: Partial<Pick<Job, 'Status' | 'Message' | 'StartedAt'>>, guest?: Guest | (() => Guest | undefined)): KeyChange<StoredJob> {
     return {
       key: PREFIX + id,
-      current: () => this.jobs.get(id),
+      current: () => this.entry(id),
       next: (current) => {
         if (!current) throw new Error(`job ${id} is not in the log`);
         return { ...current, job: { ...current.job, ...change, UpdatedAt: new Date().toISOString() } };
@@ -148,8 +170,9 @@ export class JobLog {
       apply: (stored) => {
         const before = this.jobs.get(id);
         if (!stored || !before) return;
-        this.jobs.set(id, stored);
-        if (!isFinished(before.job.Status) && isFinished(stored.job.Status)) {
+        this.jobs.set(id, this.hold(stored));
+        // Held text is an ended job.
+        if (typeof before !== 'string' && !isFinished(before.job.Status) && isFinished(stored.job.Status)) {
           this.finishedOrder.push(id);
           this.endedSinceStart[stored.job.Status === 'Complete' ? 'complete' : 'failed']++;
           this.ends.emit(id, { job: stored.job, guest: typeof guest === 'function' ? guest() : guest } satisfies JobEnd);
@@ -202,24 +225,40 @@ export class JobLog {
     return this.jobs.size;
   }
 
-  private index(entry: StoredJob): void {
-    this.jobs.set(entry.job.ID, entry);
-    if (isFinished(entry.job.Status)) this.finishedOrder.push(entry.job.ID);
-    let set = this.byGuest.get(entry.job.GuestID);
-    if (!set) this.byGuest.set(entry.job.GuestID, (set = new Set()));
-    set.add(entry.job.ID);
+  /** Job `id` as stored, parsed from its text if it has ended. */
+  private entry(id: string): StoredJob | undefined {
+    const held = this.jobs.get(id);
+    return held === undefined ? undefined : this.unheld(held);
+  }
+
+  private unheld(held: Held): StoredJob {
+    return typeof held === 'string' ? this.store.fromRowText<StoredJob>(held) : held;
+  }
+
+  /** What memory keeps of a stored job: an ended one as its row text. */
+  private hold(stored: StoredJob): Held {
+    return isFinished(stored.job.Status) ? (this.store.rowText(stored) ?? stored) : stored;
+  }
+
+  private index(id: string, guestId: string, held: Held): void {
+    this.jobs.set(id, held);
+    if (typeof held === 'string' || isFinished(held.job.Status)) this.finishedOrder.push(id);
+    const ids = this.byGuest.get(guestId);
+    if (ids) ids.push(id);
+    else this.byGuest.set(guestId, [id]);
   }
 
   /** Drop the oldest finished jobs beyond the history bound. */
   private prune(): void {
     while (this.jobs.size > this.history && this.finishedHead < this.finishedOrder.length) {
       const id = this.finishedOrder[this.finishedHead++];
-      const entry = this.jobs.get(id);
+      const entry = this.entry(id);
       if (!entry) continue;
       this.jobs.delete(id);
-      const set = this.byGuest.get(entry.job.GuestID);
-      set?.delete(id);
-      if (set && set.size === 0) this.byGuest.delete(entry.job.GuestID);
+      const ids = this.byGuest.get(entry.job.GuestID);
+      const at = ids?.indexOf(id) ?? -1;
+      if (at >= 0) ids!.splice(at, 1);
+      if (ids && ids.length === 0) this.byGuest.delete(entry.job.GuestID);
       // Gone from memory at once: a failed delete only leaves an extra row,
       // pruned again after the next restart.
       void this.store.change({ key: PREFIX + id, current: () => entry, next: () => undefined, apply: () => undefined }).catch(() => undefined);

@@ -183,6 +183,56 @@ export class StateStore {
     }
   }
 
+  /**
+   * Every row whose key starts with `prefix`, each as its key's rest (`id`),
+   * its stored text (`text`, for `fromRowText` later) and the JSON paths of
+   * `fields` read from it by SQLite: an owner that holds most of its values
+   * as text indexes them without parsing each one on the agent's thread.
+   * A field's value is what the row holds, Keyv's escaping included (a
+   * string starting with ':' comes back with a second one).
+   */
+  async loadRowTexts<F extends string>(prefix: string, fields: Record<F, string>): Promise<Array<{ id: string; text: string } & Record<F, unknown>>> {
+    const names = Object.keys(fields) as F[];
+    const columns = names.map((name, i) => `json_extract(value, ?) AS f${i}`).join(', ');
+    const paths = names.map((name) => `$.value.${fields[name]}`);
+    const out: Array<{ id: string; text: string } & Record<F, unknown>> = [];
+    let after = prefix;
+    for (;;) {
+      const rows = (await this.read(`reading ${prefix}* rows`, () =>
+        this.sqlite.query(
+          `SELECT key, substr(key, ${prefix.length + 1}) AS id, value AS text${columns ? `, ${columns}` : ''} FROM keyv WHERE key > ? AND key < ? ORDER BY key LIMIT ${LOAD_PAGE_ROWS}`,
+          ...paths,
+          after,
+          prefix + '\uffff',
+        ),
+      )) as Array<Record<string, unknown> & { key: string; id: string; text: string }>;
+      for (const row of rows) {
+        const entry = { id: row.id, text: row.text } as { id: string; text: string } & Record<F, unknown>;
+        names.forEach((name, i) => (entry[name] = row[`f${i}`] as never));
+        out.push(entry);
+      }
+      if (rows.length < LOAD_PAGE_ROWS) return out;
+      after = rows[rows.length - 1].key;
+    }
+  }
+
+  /**
+   * The text a value is stored as (Keyv's row format), for an owner that
+   * holds a value as text until asked for it; undefined when the serializer
+   * is not synchronous.
+   */
+  rowText(value: unknown): string | undefined {
+    const text = this.serialize({ value, expires: undefined });
+    return typeof text === 'string' ? text : undefined;
+  }
+
+  /** The value of a row's text (from loadRowTexts or rowText). */
+  fromRowText<T>(text: string): T {
+    const decoded = this.deserialize(text);
+    if (!decoded) throw Errors.storage(`state file ${this.file} holds a row that is not a value`);
+    return decoded.value as T;
+  }
+
   async get<T>(key: string): Promise<T | undefined> {
     return (await this.read(`reading ${key}`, () => this.keyv.get(key))) as T | undefined;
   }
