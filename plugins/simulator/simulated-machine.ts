@@ -31,20 +31,24 @@ export class SimulatedMachine {
     this.state = next;
   }
 
-  /** Per disk: seconds of writes a rollback took back (the disk holds what was written until uptime - rewind). */
-  private readonly rewound = new Map<string, number>();
+  /**
+   * Per disk: seconds of writes a rollback took back (the disk holds what
+   * was written until uptime - rewind). Made on the first rollback: an
+   * empty Map per machine was ~4 MiB of the agent's heap at 10,000 guests.
+   */
+  private rewound?: Map<string, number>;
 
   /**
    * What a disk holds, as the running seconds of writes it has: it grows
    * while the guest runs and goes back when the disk is rolled back.
    */
   diskContent(device: string): number {
-    return round(this.uptime() - (this.rewound.get(device) ?? 0));
+    return round(this.uptime() - (this.rewound?.get(device) ?? 0));
   }
 
   /** The disk holds `content` again (a rollback). */
   rollBackDisk(device: string, content: number): void {
-    this.rewound.set(device, this.uptime() - content);
+    (this.rewound ??= new Map()).set(device, this.uptime() - content);
   }
 
   /** Seconds of running time so far. */
