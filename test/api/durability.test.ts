@@ -128,6 +128,29 @@ describe('durability and recovery', function () {
     expect(after.body).to.deep.equal({});
   });
 
+  it('answers GET /jobs, /jobs/{id} and each guest\'s jobs the same after a restart', async () => {
+    // Ended jobs are held as their stored text and read back on demand; the restart reloads them that way.
+    const config = simulatorConfig({ simulator: { failures: { poweroff: ':colon failure' } } });
+    const first = await agents.inProcess({ config });
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) ids.push((await first.request('POST', '/guests?wait=5&start=false', {})).body.id);
+    for (const id of ids) expect((await first.request('POST', `/guests/${id}/start?wait=5`)).status).to.equal(200);
+    await first.request('POST', `/guests/${ids[1]}/poweroff?wait=5`);
+    const answers = async (agent: typeof first) => {
+      const all = (await agent.request('GET', '/jobs?limit=100')).body as Array<{ ID: string; Status: string; Message: string }>;
+      const one = await Promise.all(all.map(async (j) => (await agent.request('GET', `/jobs/${j.ID}`)).body));
+      const perGuest = await Promise.all(ids.map(async (id) => (await agent.request('GET', `/guests/${id}/jobs`)).body));
+      return { all, one, perGuest };
+    };
+    const before = await answers(first);
+    expect(before.all).to.have.length(7);
+    expect(before.one).to.deep.equal(before.all);
+    expect(before.all.find((j) => j.Status === 'Error')?.Message).to.include(':colon failure');
+    await first.stop();
+    const second = await agents.inProcess({ config, dataDir: first.dataDir });
+    expect(await answers(second)).to.deep.equal(before);
+  });
+
   it('prunes the job history to its bound, oldest first', async () => {
     const agent = await agents.inProcess({ config: simulatorConfig({ jobs: { history: 5 } }) });
     const id = (await agent.request('POST', '/guests?wait=5&start=false', {})).body.id;
