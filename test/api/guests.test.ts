@@ -138,6 +138,21 @@ describe('API: guests, metadata and jobs', function () {
       expect(one.headers.get('content-type')).to.match(/application\/json/);
     });
 
+    it('answers each guest as the list does, also after one changed since the list was made', async () => {
+      // The registry keeps each guest's bytes as a view into the list it last sent.
+      const [a, b] = [await createGuest(), await createGuest()];
+      const byId = async () => new Map(((await agent.request('GET', '/guests')).body as Array<{ id: string }>).map((g) => [g.id, g]));
+      const listed = await byId();
+      expect((await agent.request('GET', `/guests/${a.id}`)).body).to.deep.equal(listed.get(a.id));
+      expect((await agent.request('PATCH', `/guests/${a.id}/metadata`, { changed: 'yes' })).status).to.equal(200);
+      const one = (await agent.request('GET', `/guests/${a.id}`)).body;
+      expect(one.metadata).to.include({ changed: 'yes' });
+      expect((await agent.request('GET', `/guests/${b.id}`)).body).to.deep.equal(listed.get(b.id));
+      const relisted = await byId();
+      expect(relisted.get(a.id)).to.deep.equal(one);
+      expect((await agent.request('GET', `/guests/${b.id}`)).body).to.deep.equal(relisted.get(b.id));
+    });
+
     it('answers 404 with a JSON error for an unknown guest', async () => {
       const res = await agent.request('GET', `/guests/${randomUUID()}`);
       expect(res.status).to.equal(404);
