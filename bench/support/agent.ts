@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { AGENT_ENV, AGENT_NODE_FLAGS } from '../../core/runtime-flags.js';
 import { freePort, rssOf, spawnNode, waitFor200, type Spawned } from './processes.js';
 
 export const TOKEN = 'bench-token-0123456789abcdef';
@@ -64,10 +65,11 @@ export async function startAgent(spec: AgentSpec): Promise<BenchAgent> {
   const url = `http://127.0.0.1:${port}`;
   const logFile = path.join(spec.workDir, `${spec.label}.log`);
   const started = performance.now();
+  // Started as `hyperkern serve` and `npm start` start it: with the agent's Node flags and environment.
   const proc = spawnNode(path.resolve('dist/core/main.js'), ['--config', configFile, '--listen', `127.0.0.1:${port}`, '--data-dir', spec.dataDir], logFile, {
-    nodeArgs: spec.nodeArgs,
+    nodeArgs: [...AGENT_NODE_FLAGS, ...(spec.nodeArgs ?? [])],
     cwd: spec.workDir,
-    env: spec.env && { ...process.env, ...spec.env },
+    env: { ...process.env, ...AGENT_ENV, ...spec.env },
   });
   let startupMs: number;
   try {
