@@ -212,7 +212,7 @@ async function qemuCase(requests: number, log: (m: string) => void, nodeArgs: st
     return {
       rows,
       notes: [
-        `QEMU: ${qemuVersion}; ${GUESTS} guests of 1 vCPU and 128 MiB booted to the tiny guest's init under TCG, each with one disk (qcow2) and one NIC on a tap in a bridge of this run's own. cpu reads /proc (vCPU thread ids from one query-cpus-fast per QEMU, then schedstat); disk is one query-blockstats on the guest's QMP connection; nic reads the tap's counters from /sys.`,
+        `QEMU: ${qemuVersion}; ${GUESTS} guests of 1 vCPU and 128 MiB booted to the tiny guest's init under TCG, each with one disk (qcow2) and one NIC on a tap in a bridge of this run's own. cpu reads /proc (vCPU thread ids from one query-cpus-fast per QEMU, then a pread of the process's stat and each vCPU's schedstat, files kept open); disk is one query-blockstats on the guest's QMP connection; nic reads the tap's eight counters from /sys (files kept open).`,
       ],
     };
   } finally {
