@@ -35,7 +35,7 @@ import {
   type StageContext,
 } from '../../core/contract/index.js';
 import { SimulatedSnapshots } from './simulated-snapshots.js';
-import { simulatorOptions, type SimulatedAction, type SimulatorOptions } from './options.js';
+import { simulatedActions, simulatorOptions, type SimulatedAction, type SimulatorOptions } from './options.js';
 import { SimulatedMachine } from './simulated-machine.js';
 
 @injectable()
@@ -152,10 +152,20 @@ export class SimulatorPlugin implements PluginInstance {
     if (!states.includes(m.state)) throw new Error(`cannot ${action} a guest that is ${m.state}`);
   }
 
-  /** Delay and failure injection around a transition. */
-  private async inject(action: SimulatedAction, guest: Guest, ctx: StageContext): Promise<void> {
-    const delay = Number(guest.metadata[`simulator.delay.${action}`] ?? this.options.delays[action] ?? 0);
-    if (delay > 0) await sleep(delay, ctx.signal);
+  /**
+   * Delay and failure injection before a stage's work: undefined when the
+   * stage has neither delay nor failure (it then runs in the same tick, with
+   * no promise of its own), else the promise of the delay, rejected when the
+   * stage is to fail. A failure without a delay throws here.
+   */
+  private inject(action: SimulatedAction, guest: Guest, ctx: StageContext): Promise<void> | undefined {
+    const delay = Number(guest.metadata[DELAY_KEYS[action]] ?? this.options.delays[action] ?? 0);
+    if (delay > 0) return sleep(delay, ctx.signal).then(() => this.failIfInjected(action, guest));
+    this.failIfInjected(action, guest);
+    return undefined;
+  }
+
+  private failIfInjected(action: SimulatedAction, guest: Guest): void {
     const failure = guest.metadata['simulator.fail'] === action ? `simulated failure of ${action}` : this.options.failures[action];
     if (failure) throw new Error(failure);
   }
@@ -177,13 +187,18 @@ export class SimulatorPlugin implements PluginInstance {
     };
   }
 
+  /** A metrics read answers in the call's own tick unless a delay is injected: every metrics request and scrape passes here. */
   private metrics(action: SimulatedAction, read: (guest: Guest, machine: SimulatedMachine) => ReturnType<MetricsStage>): MetricsStage {
-    return async (request, ctx) => {
-      await this.inject(action, request.guest, ctx);
+    return (request, ctx) => {
+      const delayed = this.inject(action, request.guest, ctx);
+      if (delayed) return delayed.then(() => read(request.guest, this.machine(request.guest)));
       return read(request.guest, this.machine(request.guest));
     };
   }
 }
+
+/** The metadata key of each action's delay hook, made once rather than per call. */
+const DELAY_KEYS = Object.fromEntries(simulatedActions.map((action) => [action, `simulator.delay.${action}`])) as Record<SimulatedAction, string>;
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {

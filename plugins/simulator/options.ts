@@ -20,3 +20,5 @@ export const simulatorOptions = z
 
 export type SimulatorOptions = z.infer<typeof simulatorOptions>;
 export type SimulatedAction = z.infer<typeof actions>;
+/** Every action the simulator's hooks (delays, failures) know. */
+export const simulatedActions: readonly SimulatedAction[] = actions.options;

@@ -58,10 +58,12 @@ export class SimulatedMachine {
 
   cpu(guest: Guest): GuestCpuMetrics[] {
     const t = this.uptime();
-    return Array.from({ length: Math.max(1, guest.cpu) }, (_, i) => {
+    const out: GuestCpuMetrics[] = [];
+    for (let i = 0; i < Math.max(1, guest.cpu); i++) {
       const vcpu = t * RATES.cpuShare * (1 + i * 0.1);
-      return { cpu_time: round(vcpu * 1.05), vcpu_time: round(vcpu) };
-    });
+      out.push({ cpu_time: round(vcpu * 1.05), vcpu_time: round(vcpu) });
+    }
+    return out;
   }
 
   disk(guest: Guest): Record<string, GuestDiskMetrics> {

@@ -192,6 +192,29 @@ describe('API: lifecycle actions and metrics', function () {
       expect(res.body.message).to.equal('stage simulator.diskMetrics failed: simulated failure of diskMetrics');
       expect((await agent.request('GET', '/guests/00000000-0000-4000-8000-000000000000/metrics/cpu')).status).to.equal(404);
     });
+
+    it('a metrics stage slower than its timeout answers 504 naming the stage, at the timeout', async () => {
+      const id = await newGuest({ 'simulator.delay.cpuMetrics': '5000' });
+      const started = Date.now();
+      const res = await agent.request('GET', `/guests/${id}/metrics/cpu`);
+      expect(res.status).to.equal(504);
+      expect(res.body.error).to.equal('HK_ERR_STAGE_TIMEOUT');
+      expect(res.body.message).to.equal('stage simulator.cpuMetrics did not finish within 2 s');
+      expect(Date.now() - started, 'answered at the 2 s timeout, not after the 5 s stage').to.be.below(4500);
+    });
+
+    it('a delayed metrics stage answers after its delay, and one set to fail fails after it', async () => {
+      const slow = await newGuest({ 'simulator.delay.nicMetrics': '300' });
+      const started = Date.now();
+      const res = await agent.request('GET', `/guests/${slow}/metrics/nic`);
+      expect(res.status).to.equal(200);
+      expect(Date.now() - started).to.be.at.least(300);
+      expect(Object.keys(res.body)).to.have.length(1);
+      const failing = await newGuest({ 'simulator.delay.cpuMetrics': '300', 'simulator.fail': 'cpuMetrics' });
+      const failed = await agent.request('GET', `/guests/${failing}/metrics/cpu`);
+      expect(failed.status).to.equal(502);
+      expect(failed.body.message).to.equal('stage simulator.cpuMetrics failed: simulated failure of cpuMetrics');
+    });
   });
 
   it('a metadata PATCH made while a job runs survives the stage that returns the guest', async () => {
