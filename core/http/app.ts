@@ -6,7 +6,8 @@
  * The Koa application: the edge (request id, auth, errors, access log),
  * JSON bodies, then the routes. 404 and 405 come out as JSON like every error.
  */
-import Router from '@koa/router';
+import type Router from '@koa/router';
+import { IndexedRouter } from './indexed-router.js';
 import Koa from 'koa';
 import { Errors } from '../errors.js';
 import type { AgentLogger } from '../logger.js';
@@ -37,7 +38,7 @@ export interface AppOptions {
 
 /** Every route of the API; each has a RouteDoc in openapi/route-docs.ts (a test checks). */
 export function createRouter(options: Pick<AppOptions, 'guests' | 'host' | 'events' | 'images' | 'snapshots' | 'metrics'>): Router {
-  const router = new Router();
+  const router = new IndexedRouter();
   guestRoutes(router, options.guests);
   hostRoutes(router, options.host);
   imageRoutes(router, options.images);
