@@ -9,6 +9,7 @@
  */
 import type { Context, Next } from 'koa';
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { HttpTelemetry } from './http-telemetry.js';
 import type { PluginHealth } from '../contract/plugin-api.js';
 
 /** Seconds: HTTP answers are fast, jobs and stages can take minutes. */
@@ -24,8 +25,7 @@ export interface AgentGauges {
 
 export class AgentMetrics {
   readonly registry = new Registry();
-  private readonly httpRequests: Counter<'route' | 'method' | 'status'>;
-  private readonly httpDuration: Histogram<'route' | 'method'>;
+  private readonly httpTelemetry: HttpTelemetry;
   private readonly jobs: Counter<'action' | 'outcome'>;
   private readonly jobDuration: Histogram<'action' | 'outcome'>;
   private readonly stageDuration: Histogram<'stage'>;
@@ -35,8 +35,7 @@ export class AgentMetrics {
     const registers = [this.registry];
     // No prom-client default metrics: some (nodejs_active_handles_total, a
     // gauge named like a counter) fail `promtool check metrics`.
-    this.httpRequests = new Counter({ name: 'hyperkern_http_requests_total', help: 'HTTP requests answered, by route pattern, method and status', labelNames: ['route', 'method', 'status'], registers });
-    this.httpDuration = new Histogram({ name: 'hyperkern_http_request_duration_seconds', help: 'HTTP request latency by route pattern and method', labelNames: ['route', 'method'], buckets: HTTP_BUCKETS, registers });
+    this.httpTelemetry = new HttpTelemetry(this.registry, HTTP_BUCKETS);
     this.jobs = new Counter({ name: 'hyperkern_jobs_total', help: 'Jobs ended, by action and outcome (complete, error, cancelled)', labelNames: ['action', 'outcome'], registers });
     this.jobDuration = new Histogram({ name: 'hyperkern_job_duration_seconds', help: 'Job run time from start to end, by action and outcome', labelNames: ['action', 'outcome'], buckets: JOB_BUCKETS, registers });
     this.stageDuration = new Histogram({ name: 'hyperkern_stage_duration_seconds', help: 'Stage call duration by stage', labelNames: ['stage'], buckets: JOB_BUCKETS, registers });
@@ -103,19 +102,7 @@ export class AgentMetrics {
 
   /** Koa middleware: counts and times every request by its route pattern (never the raw path). */
   http() {
-    // prom-client turns a label object into its key on every call; the
-    // children for one route, method and status are kept instead, so a
-    // request costs two Map lookups and the updates themselves.
-    const children = new Map<string, { requests: { inc(): void }; duration: { observe(v: number): void } }>();
-    const childrenOf = (route: string, method: string, status: number) => {
-      const key = `${method} ${status} ${route}`;
-      let child = children.get(key);
-      if (!child) {
-        child = { requests: this.httpRequests.labels({ route, method, status: String(status) }), duration: this.httpDuration.labels({ route, method }) };
-        children.set(key, child);
-      }
-      return child;
-    };
+    const telemetry = this.httpTelemetry;
     return async (ctx: Context, next: Next): Promise<void> => {
       const started = performance.now();
       try {
@@ -123,9 +110,7 @@ export class AgentMetrics {
       } finally {
         // SSE streams are long-lived: count them when they open.
         const route = (ctx as Context & { _matchedRoute?: string })._matchedRoute ?? 'unmatched';
-        const child = childrenOf(route, ctx.method, ctx.status);
-        child.requests.inc();
-        child.duration.observe((performance.now() - started) / 1000);
+        telemetry.record(route, ctx.method, ctx.status, (performance.now() - started) / 1000);
       }
     };
   }

@@ -1,0 +1,38 @@
+/**
+ * HttpTelemetry records requests into plain numbers and hands them to
+ * prom-client at scrape time: the text a scrape gets must be what
+ * prom-client's own Counter and Histogram give for the same requests.
+ */
+import { expect } from 'chai';
+import { Counter, Histogram, Registry } from 'prom-client';
+import { HttpTelemetry } from '../../core/metrics/http-telemetry.js';
+
+const BOUNDS = [0.001, 0.01, 0.1, 1];
+const REQUESTS: Array<[string, string, number, number]> = [
+  ['/guests/:id', 'GET', 200, 0.0004],
+  ['/guests/:id', 'GET', 200, 0.001], // on a bound: counted in that bucket (le)
+  ['/guests/:id', 'GET', 404, 0.02],
+  ['/guests', 'POST', 202, 0.5],
+  ['/guests', 'POST', 400, 7], // above every bound: +Inf only
+  ['unmatched', 'GET', 404, 0.00001],
+];
+
+describe('HTTP telemetry', () => {
+  it("exposes exactly what prom-client's Counter and Histogram would for the same requests", async () => {
+    const ours = new Registry();
+    const telemetry = new HttpTelemetry(ours, BOUNDS);
+    const theirs = new Registry();
+    const counter = new Counter({ name: 'hyperkern_http_requests_total', help: 'HTTP requests answered, by route pattern, method and status', labelNames: ['route', 'method', 'status'], registers: [theirs] });
+    const histogram = new Histogram({ name: 'hyperkern_http_request_duration_seconds', help: 'HTTP request latency by route pattern and method', labelNames: ['route', 'method'], buckets: BOUNDS, registers: [theirs] });
+    for (const [route, method, status, seconds] of REQUESTS) {
+      telemetry.record(route, method, status, seconds);
+      counter.inc({ route, method, status: String(status) });
+      histogram.observe({ route, method }, seconds);
+    }
+    const sorted = (text: string) => text.split('\n').filter(Boolean).sort();
+    expect(sorted(await ours.metrics())).to.deep.equal(sorted(await theirs.metrics()));
+    // Scraping twice reports the same totals (counts are kept, not drained).
+    expect(sorted(await ours.metrics())).to.deep.equal(sorted(await theirs.metrics()));
+    expect(await ours.metrics()).to.include('hyperkern_http_requests_total{route="/guests/:id",method="GET",status="200"} 2');
+  });
+});
