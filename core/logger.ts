@@ -156,8 +156,11 @@ function writeOnce(destination: unknown): void {
   // loses these last lines rather than failing every exit.
   if (!Array.isArray(boom._bufs)) return;
   try {
-    const writing = !boom._writing && Buffer.isBuffer(boom._writingBuf) ? [boom._writingBuf] : [];
-    const pending = [...writing, ...boom._bufs.flat()].filter((b) => Buffer.isBuffer(b) && b.length > 0);
+    // A batch is being written (in flight on the thread pool, or partly
+    // written and waiting to retry): anything written now would land before
+    // the rest of that batch and cut its line in two. Those lines are lost.
+    if (boom._writing) return;
+    const pending = [boom._writingBuf, ...boom._bufs.flat()].filter((b) => Buffer.isBuffer(b) && b.length > 0);
     if (pending.length === 0) return;
     writeSync(boom.fd, Buffer.concat(pending));
   } catch {
