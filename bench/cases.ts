@@ -130,6 +130,15 @@ function driftOfSamples(samples: Array<{ t: number; accepted: number }>, base: n
 }
 const x = (r: number) => `${fmt(r, 2)}×`;
 
+/** A load run with the server's CPU time per request answered (user + system, from /proc) filled in. */
+async function withCpu(pid: number | undefined, run: () => Promise<LoadResult>): Promise<LoadResult> {
+  const before = pid ? await cpuMsOf(pid) : undefined;
+  const result = await run();
+  const after = pid ? await cpuMsOf(pid) : undefined;
+  if (before !== undefined && after !== undefined && result.total > 0) result.cpuUsPerRequest = ((after - before) * 1000) / result.total;
+  return result;
+}
+
 interface Side {
   label: string;
   load: Omit<Load, 'duration'>;
@@ -150,13 +159,7 @@ async function interleaved(ctx: BenchContext, a: Side, b: Side): Promise<{ a: Su
 async function interleavedAll(ctx: BenchContext, sides: Side[]): Promise<Summary[]> {
   const runs: LoadResult[][] = sides.map(() => []);
   for (const side of sides) await runLoad({ ...side.load, duration: 1 });
-  const measure = async (side: Side) => {
-    const before = side.pid ? await cpuMsOf(side.pid) : undefined;
-    const result = await runLoad({ ...side.load, duration: ctx.duration });
-    const after = side.pid ? await cpuMsOf(side.pid) : undefined;
-    if (before !== undefined && after !== undefined) result.cpuUsPerRequest = ((after - before) * 1000) / result.total;
-    return result;
-  };
+  const measure = (side: Side) => withCpu(side.pid, () => runLoad({ ...side.load, duration: ctx.duration }));
   for (let round = 0; round < ctx.rounds; round++) {
     for (const [i, side] of sides.entries()) runs[i].push(await measure(side));
     ctx.log(`  round ${round + 1}: ${sides.map((side, i) => `${side.label} ${fmt(runs[i].at(-1)!.rps)} req/s`).join(', ')}`);
@@ -270,7 +273,7 @@ export const cases: Case[] = [
           name: 'list-1k',
           title: this.title,
           rows: [
-            { metric: 'req/s', value: fmt(m.a.rps), reference: `${fmt(m.b.rps)} (node:http, same bytes)`, ratio: x(r), target: '≥ 0.90× node:http', met: r >= 0.9 },
+            { metric: 'req/s', value: `${fmt(m.a.rps)}; ${fmt(m.a.cpuUs)} µs CPU/req`, reference: `${fmt(m.b.rps)}; ${fmt(m.b.cpuUs)} µs CPU/req (node:http, same bytes)`, ratio: x(r), target: '≥ 0.90× node:http', met: r >= 0.9 },
             { metric: 'p99 latency', value: `${m.a.p99} ms`, reference: `${m.b.p99} ms`, ratio: '', target: '≤ 100 ms', met: m.a.p99 <= 100 },
             { metric: 'server CPU per request', value: `${fmt(m.a.cpuUs)} µs`, reference: `${fmt(m.b.cpuUs)} µs`, ratio: x(ratio(m.a.cpuUs, m.b.cpuUs)), target: '' },
           ],
@@ -293,7 +296,7 @@ export const cases: Case[] = [
         const dataDir = path.join(ctx.workDir, `create-${round}`);
         const agent = await startAgent({ dataDir, workDir: ctx.workDir, label: `agent-create-${round}`, nodeArgs: ctx.agentNodeArgs });
         try {
-          const result = await postGuests(agent, 10_000);
+          const result = await withCpu(agent.pid, () => postGuests(agent, 10_000));
           agentRuns.push(result);
           await waitIdle(agent, 120_000);
           const guests = (await agent.get('/guests')) as Array<{ state: string }>;
@@ -307,7 +310,7 @@ export const cases: Case[] = [
         }
         lastDir = dataDir;
         await withReference(startReference('koa', emptyGuests, ctx.workDir, '/guests'), async (ref) => {
-          refRuns.push(await postGuests(ref, 10_000));
+          refRuns.push(await withCpu(ref.proc.pid, () => postGuests(ref, 10_000)));
         });
         ctx.log(`  round ${round + 1}: agent ${fmt(agentRuns.at(-1)!.rps)} creates/s, bare Koa ${fmt(refRuns.at(-1)!.rps)}/s`);
       }
@@ -320,7 +323,7 @@ export const cases: Case[] = [
         title: this.title,
         rows: [
           { metric: 'errors + non-2xx', value: fmt(failed), reference: fmt(b.errors + b.non2xx), ratio: '', target: '0', met: failed === 0 },
-          { metric: 'creates/s', value: fmt(a.rps), reference: `${fmt(b.rps)} (bare Koa + koa-body, Map)`, ratio: x(ratio(a.rps, b.rps)), target: '≥ 1,000/s', met: a.rps >= 1000 },
+          { metric: 'creates/s', value: `${fmt(a.rps)}; ${fmt(a.cpuUs)} µs CPU/req`, reference: `${fmt(b.rps)}; ${fmt(b.cpuUs)} µs CPU/req (bare Koa + koa-body, Map)`, ratio: x(ratio(a.rps, b.rps)), target: '≥ 1,000/s', met: a.rps >= 1000 },
           { metric: 'p50 / p99 latency', value: `${a.p50} / ${a.p99} ms`, reference: `${b.p50} / ${b.p99} ms`, ratio: '', target: '' },
         ],
         notes: [
@@ -369,8 +372,8 @@ export const cases: Case[] = [
         let ten: { a: Summary; b: Summary };
         try {
           ({ one, ten } = await withReference(startReference('http', fleet.listFile, ctx.workDir, '/guests'), async (ref) => ({
-            one: await interleaved(ctx, { label: 'agent, 1 conn', load: getLoad(`${agent!.url}/guests`, 1) }, { label: 'node:http, 1 conn', load: getLoad(`${ref.url}/guests`, 1) }),
-            ten: await interleaved(ctx, { label: 'agent, 10 conns', load: getLoad(`${agent!.url}/guests`, 10) }, { label: 'node:http, 10 conns', load: getLoad(`${ref.url}/guests`, 10) }),
+            one: await interleaved(ctx, { label: 'agent, 1 conn', load: getLoad(`${agent!.url}/guests`, 1), pid: agent!.pid }, { label: 'node:http, 1 conn', load: getLoad(`${ref.url}/guests`, 1), pid: ref.proc.pid }),
+            ten: await interleaved(ctx, { label: 'agent, 10 conns', load: getLoad(`${agent!.url}/guests`, 10), pid: agent!.pid }, { label: 'node:http, 10 conns', load: getLoad(`${ref.url}/guests`, 10), pid: ref.proc.pid }),
           })));
         } finally {
           clearInterval(sampler);
@@ -384,9 +387,9 @@ export const cases: Case[] = [
           title: this.title,
           rows: [
             { metric: 'p50 / p99 latency, 1 connection', value: `${one.a.p50} / ${one.a.p99} ms`, reference: `${one.b.p50} / ${one.b.p99} ms (node:http, same bytes)`, ratio: '', target: 'p50 ≤ 50 ms', met: one.a.p50 <= 50 },
-            { metric: 'req/s, 1 connection', value: fmt(one.a.rps), reference: fmt(one.b.rps), ratio: x(ratio(one.a.rps, one.b.rps)), target: '' },
+            { metric: 'req/s, 1 connection', value: `${fmt(one.a.rps)}; ${fmt(one.a.cpuUs)} µs CPU/req`, reference: `${fmt(one.b.rps)}; ${fmt(one.b.cpuUs)} µs CPU/req`, ratio: x(ratio(one.a.rps, one.b.rps)), target: '' },
             { metric: 'p50 / p99 latency, 10 connections', value: `${ten.a.p50} / ${ten.a.p99} ms`, reference: `${ten.b.p50} / ${ten.b.p99} ms`, ratio: '', target: 'context' },
-            { metric: 'req/s, 10 connections', value: fmt(ten.a.rps), reference: fmt(ten.b.rps), ratio: x(ratio(ten.a.rps, ten.b.rps)), target: '' },
+            { metric: 'req/s, 10 connections', value: `${fmt(ten.a.rps)}; ${fmt(ten.a.cpuUs)} µs CPU/req`, reference: `${fmt(ten.b.rps)}; ${fmt(ten.b.cpuUs)} µs CPU/req`, ratio: x(ratio(ten.a.rps, ten.b.rps)), target: '' },
             { metric: 'agent RSS, peak under load', value: `${fmt(peak / MiB, 1)} MiB`, reference: '', ratio: '', target: '≤ 100 MiB', met: peak <= 100 * MiB },
             { metric: 'start-up to first 200 on GET /guests', value: `${fmt(startup)} ms`, reference: '', ratio: '', target: '≤ 500 ms', met: startup <= 500 },
           ],
@@ -423,7 +426,7 @@ export const cases: Case[] = [
         const { ref, refDrift } = await withReference(startReference('koa', refSnapshot.guestsFile, ctx.workDir, '/guests'), async (r) => {
           await runLoad({ ...load, url: r.url, harFile: refHar, amount: WARMUP_REBOOTS, timeoutMs: 60_000 });
           await fetch(`${r.url}/_accepted`, { method: 'DELETE' });
-          const measured = await runLoad({ ...load, url: r.url, harFile: refHar, amount: 100_000, timeoutMs: 120_000 });
+          const measured = await withCpu(r.proc.pid, () => runLoad({ ...load, url: r.url, harFile: refHar, amount: 100_000, timeoutMs: 120_000 }));
           const stamps = (await (await fetch(`${r.url}/_accepted`)).json()) as number[];
           return { ref: measured, refDrift: firstAndLastTenth(stamps) };
         });
@@ -444,7 +447,7 @@ export const cases: Case[] = [
         })();
         let result: LoadResult;
         try {
-          result = await runLoad({ ...load, amount: 100_000, timeoutMs: 240_000 });
+          result = await withCpu(agent.pid, () => runLoad({ ...load, amount: 100_000, timeoutMs: 240_000 }));
         } finally {
           sampling = false;
           await sampler;
@@ -459,7 +462,7 @@ export const cases: Case[] = [
           name: 'reboot',
           title: this.title,
           rows: [
-            { metric: 'accepted/s', value: fmt(result.rps), reference: `${fmt(ref.rps)} (bare Koa, Map lookup + 202)`, ratio: x(ratio(result.rps, ref.rps)), target: '≥ 2,000/s', met: result.rps >= 2000 && result.ok === 100_000 },
+            { metric: 'accepted/s', value: `${fmt(result.rps)}; ${fmt(result.cpuUsPerRequest ?? NaN)} µs CPU/req while accepting`, reference: `${fmt(ref.rps)}; ${fmt(ref.cpuUsPerRequest ?? NaN)} µs CPU/req (bare Koa, Map lookup + 202)`, ratio: x(ratio(result.rps, ref.rps)), target: '≥ 2,000/s', met: result.rps >= 2000 && result.ok === 100_000 },
             { metric: 'reboot jobs Complete', value: `${fmt(complete)} of ${fmt(result.ok)} accepted (${fmt(failed)} failed)`, reference: '', ratio: '', target: 'every job', met: complete === result.ok && failed === 0 && result.ok === 100_000 && before.failed === 0 },
             { metric: 'acceptance rate, last 10 % vs first 10 %', value: `${fmt(last)} vs ${fmt(first)}/s = ${x(drift)}`, reference: `${fmt(refDrift.last)} vs ${fmt(refDrift.first)}/s = ${x(refDrift.drift)} (bare Koa's own drift)`, ratio: x(drift), target: "within bare Koa's drift ± 0.10", met: drift >= Math.min(1, refDrift.drift) - 0.1 && drift <= Math.max(1, refDrift.drift) + 0.1 },
             { metric: 'p50 / p99 latency', value: `${result.p50} / ${result.p99} ms`, reference: `${ref.p50} / ${ref.p99} ms`, ratio: '', target: '' },
