@@ -89,7 +89,11 @@ export interface AgentInfo {
   onGuestChange(listener: (guestId: string) => void): () => void;
 }
 
-/** What the kernel passes to every stage call besides the request. */
+/**
+ * What the kernel passes to every stage call besides the request. `signal`
+ * and `log` are made when first read (getters): hand the context on as it
+ * is, rather than a copy (`{ ...ctx }` has neither).
+ */
 export interface StageContext {
   /** Full stage name, e.g. `qemu.start`. */
   stage: string;

@@ -50,31 +50,14 @@ export function stageShutdownController(): AbortController {
 export async function runStage<R>(stage: PlannedStage, request: StageRequest, run: StageRun, args?: Record<string, unknown>): Promise<R> {
   const name = stage.handle.name;
   const timeoutMs = effectiveTimeoutMs(stage, args ?? ('args' in request ? request.args : {}));
-  const signal = new LazyStageSignal(run);
-  let log: StageContext['log'] | undefined;
-  const ctx: StageContext = {
-    stage: name,
-    // Made on first use, as the log: most stage calls (the simulator's
-    // metrics reads) never look at it, and an AbortController with its
-    // listeners on the shutdown and cancel signals is a measurable share of
-    // a metrics request.
-    get signal() {
-      return signal.get();
-    },
-    timeoutMs,
-    jobId: run.jobId,
-    progress: run.progress,
-    get log() {
-      return (log ??= run.log.child({ stage: name }));
-    },
-  };
+  const ctx = new StageCallContext(name, timeoutMs, run);
   let timer: NodeJS.Timeout | undefined;
   try {
     // One promise settled by the stage or by its timeout, whichever is first.
     return await new Promise<R>((resolve, reject) => {
       timer = setTimeout(() => {
         const error = Errors.stageTimeout(`stage ${name} did not finish within ${timeoutMs / 1000} s`);
-        signal.abort(error);
+        StageCallContext.abort(ctx, error);
         reject(error);
       }, timeoutMs);
       stage.handle.call(request, ctx).then(resolve as (value: unknown) => void, reject);
@@ -85,60 +68,91 @@ export async function runStage<R>(stage: PlannedStage, request: StageRequest, ru
     throw Errors.stageFailed(`stage ${name} failed: ${failureMessage(error)}`, { cause: error });
   } finally {
     clearTimeout(timer);
-    signal.end();
+    StageCallContext.end(ctx);
   }
 }
 
 /**
- * A stage call's AbortSignal, made when the stage first asks for it. It
- * aborts on the call's timeout, on the agent's shutdown and on the job's
- * cancel, as an AbortController made up front and wired to both would: a
- * signal made after one of them fired is made aborted, with its reason.
+ * The StageContext of one call. Its signal and its child logger are made
+ * when the stage first reads them: most stage calls (the simulator's metrics
+ * reads) read neither, and an AbortController listening on the shutdown
+ * and cancel signals, or a child logger, is a measurable share of a
+ * metrics request.
+ *
+ * They are getters of this class, not getters of an object literal made
+ * per call: V8 allocates a literal's accessor pairs in the old generation,
+ * where they held the call's closures and everything those reach (the
+ * request, the guest's answer) through young-generation collections, so the
+ * context of every call was promoted and the old generation grew by about a
+ * kilobyte per metrics request until a full collection.
+ *
+ * The signal aborts on the call's timeout, on the agent's shutdown and on
+ * the job's cancel, as an AbortController made up front and wired to them
+ * would: a signal made after one of them fired is made aborted, with its
+ * reason.
  */
-class LazyStageSignal {
-  private controller?: AbortController;
+class StageCallContext implements StageContext {
+  readonly jobId?: string;
+  readonly progress?: StageContext['progress'];
+  readonly #run: StageRun;
+  #controller?: AbortController;
+  #log?: Logger;
   /** The call's own abort (its timeout) before the signal was made. */
-  private reason?: unknown;
-  private ended = false;
+  #reason?: unknown;
+  #ended = false;
   /** A shutdown already under way when the call began does not abort it (the listener would not have fired). */
-  private readonly shutdownAtStart: boolean;
+  readonly #shutdownAtStart: boolean;
+  #listeners?: { shutdown: () => void; cancel: () => void };
 
-  constructor(private readonly run: StageRun) {
-    this.shutdownAtStart = run.shutdown?.aborted ?? false;
+  constructor(
+    readonly stage: string,
+    readonly timeoutMs: number,
+    run: StageRun,
+  ) {
+    this.jobId = run.jobId;
+    this.progress = run.progress;
+    this.#run = run;
+    this.#shutdownAtStart = run.shutdown?.aborted ?? false;
   }
 
-  get(): AbortSignal {
-    if (this.controller) return this.controller.signal;
-    const controller = (this.controller = new AbortController());
-    const { shutdown, cancel } = this.run;
-    if (this.reason !== undefined) controller.abort(this.reason);
+  get log(): Logger {
+    return (this.#log ??= this.#run.log.child({ stage: this.stage }));
+  }
+
+  get signal(): AbortSignal {
+    if (this.#controller) return this.#controller.signal;
+    const controller = (this.#controller = new AbortController());
+    const { shutdown, cancel } = this.#run;
+    if (this.#reason !== undefined) controller.abort(this.#reason);
     else if (cancel?.aborted) controller.abort(cancel.reason ?? new Error('cancelled'));
-    else if (shutdown?.aborted && !this.shutdownAtStart) controller.abort(new Error(SHUTTING_DOWN));
-    else if (!this.ended) {
-      shutdown?.addEventListener('abort', this, { once: true });
-      cancel?.addEventListener('abort', this, { once: true });
+    else if (shutdown?.aborted && !this.#shutdownAtStart) controller.abort(new Error(SHUTTING_DOWN));
+    else if (!this.#ended) {
+      this.#listeners = {
+        shutdown: () => controller.abort(new Error(SHUTTING_DOWN)),
+        cancel: () => controller.abort(cancel?.reason ?? new Error('cancelled')),
+      };
+      shutdown?.addEventListener('abort', this.#listeners.shutdown, { once: true });
+      cancel?.addEventListener('abort', this.#listeners.cancel, { once: true });
     }
     return controller.signal;
   }
 
-  abort(reason: unknown): void {
-    if (this.controller) this.controller.abort(reason);
-    else this.reason ??= reason;
+  // Static, so the stage's context has no methods of the runner's on it.
+
+  /** The call's timeout: the signal, made now or later, aborts with `reason`. */
+  static abort(ctx: StageCallContext, reason: unknown): void {
+    if (ctx.#controller) ctx.#controller.abort(reason);
+    else ctx.#reason ??= reason;
   }
 
   /** The call returned: the signal no longer follows shutdown or cancel. */
-  end(): void {
-    this.ended = true;
-    if (!this.controller) return;
-    this.run.shutdown?.removeEventListener('abort', this);
-    this.run.cancel?.removeEventListener('abort', this);
-  }
-
-  /** The listener on both signals (an object, so a call makes no closures for them). */
-  handleEvent(event: Event): void {
-    const { cancel } = this.run;
-    if (cancel !== undefined && event.target === cancel) this.controller!.abort(cancel.reason ?? new Error('cancelled'));
-    else this.controller!.abort(new Error(SHUTTING_DOWN));
+  static end(ctx: StageCallContext): void {
+    ctx.#ended = true;
+    const listeners = ctx.#listeners;
+    if (!listeners) return;
+    ctx.#listeners = undefined;
+    ctx.#run.shutdown?.removeEventListener('abort', listeners.shutdown);
+    ctx.#run.cancel?.removeEventListener('abort', listeners.cancel);
   }
 }
 

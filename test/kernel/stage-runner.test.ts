@@ -99,3 +99,20 @@ describe('stage runner', () => {
     expect((thrown as HyperkernError).message).to.equal('stage test.read failed: thrown before any promise');
   });
 });
+
+describe('stage runner: the context a stage gets', () => {
+  it('names the stage and its time, makes the signal and a child logger on first read, each once', async () => {
+    let children = 0;
+    const log = { ...silent, child: () => (children++, silent) } as unknown as Logger;
+    const seen = await runStage(
+      stage(async (ctx) => {
+        const first = { stage: ctx.stage, timeoutMs: ctx.timeoutMs, jobId: ctx.jobId, children };
+        const same = ctx.signal === ctx.signal && ctx.log === ctx.log;
+        return { ...first, same, childrenAfter: children, aborted: ctx.signal.aborted };
+      }),
+      request,
+      { log, jobId: 'job-1' },
+    );
+    expect(seen).to.deep.equal({ stage: 'test.read', timeoutMs: 200, jobId: 'job-1', children: 0, same: true, childrenAfter: 1, aborted: false });
+  });
+});
