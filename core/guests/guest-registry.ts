@@ -39,7 +39,8 @@ export class GuestRegistry implements GuestDirectory {
   ) {}
 
   async load(): Promise<void> {
-    for (const [id, guest, json] of await this.store.loadAllWithJson<Guest>(PREFIX)) this.remember(id, guest, json);
+    // Keyed by the guest's own id string where it is the key's (one string per guest, not two).
+    for (const [id, guest, json] of await this.store.loadAllWithJson<Guest>(PREFIX)) this.remember(guest.id === id ? guest.id : id, guest, json);
     // The list now, while nothing else runs: its bytes then hold every guest's (see listJson).
     this.listJson();
   }

@@ -24,7 +24,7 @@ import { ChangeFeed, eventJson } from '../events/change-feed.js';
 import type { EventDraft, KernelEvent } from '../events/kernel-event.js';
 
 export const STATE_FILE = 'hyperkern.sqlite';
-const LOAD_PAGE_ROWS = 500;
+const LOAD_PAGE_ROWS = 100;
 /** Rows per event INSERT: 4 parameters each, well under SQLite's cap. */
 const EVENT_INSERT_ROWS = 500;
 export const DEFAULT_EVENT_RETENTION = 100_000;
@@ -126,6 +126,7 @@ export class StateStore {
     try {
       await sqlite.query('PRAGMA journal_mode=WAL');
       await sqlite.query('PRAGMA synchronous=NORMAL');
+      await sqlite.query('PRAGMA cache_size=-256');
       await sqlite.query('CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, type TEXT NOT NULL, guest TEXT, body TEXT NOT NULL)');
       const [{ latest }] = (await sqlite.query('SELECT COALESCE(MAX(id), 0) AS latest FROM events')) as Array<{ latest: number }>;
       return new StateStore(file, sqlite, keyv, latest + 1, options.eventRetention ?? DEFAULT_EVENT_RETENTION);
@@ -170,13 +171,14 @@ export class StateStore {
     let after = prefix;
     for (;;) {
       const rows = (await this.read(`reading ${prefix}* rows`, () =>
-        this.sqlite.query(`SELECT key, value FROM keyv WHERE key > ? AND key < ? ORDER BY key LIMIT ${LOAD_PAGE_ROWS}`, after, prefix + '\uffff'),
-      )) as Array<{ key: string; value: string }>;
+        // The id cut by SQLite: a slice of the key in JS would keep the whole key string alive with it.
+        this.sqlite.query(`SELECT key, substr(key, ${prefix.length + 1}) AS id, value FROM keyv WHERE key > ? AND key < ? ORDER BY key LIMIT ${LOAD_PAGE_ROWS}`, after, prefix + '\uffff'),
+      )) as Array<{ key: string; id: string; value: string }>;
       for (const row of rows) {
         // Keyv's own deserializer: its serializer escapes strings that start
         // with ':', which plain JSON.parse would hand back escaped.
         const decoded = await this.read(`decoding row ${row.key}`, async () => this.deserialize(row.value));
-        if (decoded) out.push([row.key.slice(prefix.length), decoded.value as T, decoded.json]);
+        if (decoded) out.push([row.id, decoded.value as T, decoded.json]);
       }
       if (rows.length < LOAD_PAGE_ROWS) return out;
       after = rows[rows.length - 1].key;
