@@ -11,6 +11,12 @@
  * so a guest handed to a stage or a response cannot change under it. Every
  * change is a function of the committed guest, applied in commit order, so
  * concurrent changes (two PATCHes, a PATCH during a job) never lose each other.
+ *
+ * Memory holds each guest as its JSON bytes (what GET answers) and keeps
+ * parsed objects only for the guests used lately: at 10,000 guests the
+ * objects of every guest were ~10 MiB of heap, and parsing them all at
+ * start-up most of its time. A guest read again after it left the cache is
+ * parsed again: an equal object, not the same one.
  */
 import type { GuestDirectory } from '../contract/plugin-api.js';
 import type { Guest } from '../contract/wire-types.js';
@@ -21,11 +27,14 @@ import type { AgentLogger } from '../logger.js';
 import { draft, type EventDraft } from '../events/kernel-event.js';
 
 const PREFIX = 'guest:';
+/** Parsed guests kept: more than the guests a host runs actions on at once (the bench cycles through 1,000). */
+const PARSED_KEPT = 2048;
 
 export class GuestRegistry implements GuestDirectory {
-  private readonly guests = new Map<string, Guest>();
-  /** Each guest as UTF-8 JSON bytes, so reads neither re-serialize nor re-encode unchanged guests. */
+  /** Each guest as UTF-8 JSON bytes, in the order guests were added: what the registry holds. */
   private readonly json = new Map<string, Buffer>();
+  /** Guests used lately, parsed; least recently used first. */
+  private readonly parsed = new Map<string, Guest>();
   /** The whole list as UTF-8 bytes: sent as is, never re-encoded per request. */
   private listJsonCache: Buffer | undefined;
 
@@ -39,22 +48,35 @@ export class GuestRegistry implements GuestDirectory {
   ) {}
 
   async load(): Promise<void> {
-    // Keyed by the guest's own id string where it is the key's (one string per guest, not two).
-    for (const [id, guest, json] of await this.store.loadAllWithJson<Guest>(PREFIX)) this.remember(guest.id === id ? guest.id : id, guest, json);
+    for (const [id, json] of await this.store.loadJsonTexts(PREFIX)) this.json.set(id, Buffer.from(json));
     // The list now, while nothing else runs: its bytes then hold every guest's (see listJson).
     this.listJson();
   }
 
   get size(): number {
-    return this.guests.size;
+    return this.json.size;
   }
 
   find(id: string): Guest | undefined {
-    return this.guests.get(id);
+    const kept = this.parsed.get(id);
+    if (kept) {
+      // Most recently used last.
+      this.parsed.delete(id);
+      this.parsed.set(id, kept);
+      return kept;
+    }
+    const bytes = this.json.get(id);
+    if (!bytes) return undefined;
+    const guest = JSON.parse(bytes.toString()) as Guest;
+    this.keep(id, guest);
+    return guest;
   }
 
+  /** Every guest, in the order they were added (parsed as needed; a full listing does not fill the cache). */
   all(): Guest[] {
-    return [...this.guests.values()];
+    const out: Guest[] = [];
+    for (const [id, bytes] of this.json) out.push(this.parsed.get(id) ?? (JSON.parse(bytes.toString()) as Guest));
+    return out;
   }
 
   /** The guest as JSON bytes (cached until it changes). */
@@ -92,7 +114,7 @@ export class GuestRegistry implements GuestDirectory {
   change(id: string, next: (current: Guest | undefined) => Guest | undefined, event: KeyChange<Guest>['event'] = guestEvent(id)): KeyChange<Guest> {
     return {
       key: PREFIX + id,
-      current: () => this.guests.get(id),
+      current: () => this.find(id),
       next,
       event,
       apply: (guest) => (guest ? this.remember(id, guest) : this.forget(id)),
@@ -159,7 +181,7 @@ export class GuestRegistry implements GuestDirectory {
   }
 
   async get(id: string): Promise<Guest | undefined> {
-    return this.guests.get(id);
+    return this.find(id);
   }
 
   async observe(id: string, change: Partial<Omit<Guest, 'id'>>, reason: string): Promise<void> {
@@ -175,15 +197,21 @@ export class GuestRegistry implements GuestDirectory {
     }
   }
 
-  /** `json`: the guest's JSON when already at hand (as stored), else it is serialized. */
-  private remember(id: string, guest: Guest, json = JSON.stringify(guest)): void {
-    this.guests.set(id, guest);
-    this.json.set(id, Buffer.from(json));
+  /** A committed guest: its bytes, and the object itself while it is used. */
+  private remember(id: string, guest: Guest): void {
+    this.json.set(id, Buffer.from(JSON.stringify(guest)));
+    this.parsed.delete(id);
+    this.keep(id, guest);
     this.listJsonCache = undefined;
   }
 
+  private keep(id: string, guest: Guest): void {
+    this.parsed.set(id, guest);
+    if (this.parsed.size > PARSED_KEPT) this.parsed.delete(this.parsed.keys().next().value!);
+  }
+
   private forget(id: string): void {
-    this.guests.delete(id);
+    this.parsed.delete(id);
     this.json.delete(id);
     this.listJsonCache = undefined;
   }

@@ -126,6 +126,7 @@ export class StateStore {
     try {
       await sqlite.query('PRAGMA journal_mode=WAL');
       await sqlite.query('PRAGMA synchronous=NORMAL');
+      // 256 KiB of pages (SQLite's default is 2 MiB): the OS page cache holds the file anyway, and the agent's RSS is bounded (issue 16).
       await sqlite.query('PRAGMA cache_size=-256');
       await sqlite.query('CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, type TEXT NOT NULL, guest TEXT, body TEXT NOT NULL)');
       const [{ latest }] = (await sqlite.query('SELECT COALESCE(MAX(id), 0) AS latest FROM events')) as Array<{ latest: number }>;
@@ -161,6 +162,38 @@ export class StateStore {
   /** All values whose key starts with `prefix` (loaded once, at startup). */
   async loadAll<T>(prefix: string): Promise<Array<[string, T]>> {
     return (await this.loadAllWithJson<T>(prefix)).map(([key, value]) => [key, value]);
+  }
+
+  /**
+   * Every value whose key starts with `prefix` as its JSON text, parsed by
+   * nobody on the agent's thread where the row holds that text verbatim
+   * (SQLite checks each row is valid JSON); a row Keyv escaped is decoded
+   * and serialized again. For an owner that holds values as JSON bytes.
+   */
+  async loadJsonTexts(prefix: string): Promise<Array<[string, string]>> {
+    const out: Array<[string, string]> = [];
+    let after = prefix;
+    for (;;) {
+      const rows = (await this.read(`reading ${prefix}* rows`, () =>
+        this.sqlite.query(
+          `SELECT key, substr(key, ${prefix.length + 1}) AS id, value, json_valid(value) AS valid FROM keyv WHERE key > ? AND key < ? ORDER BY key LIMIT ${LOAD_PAGE_ROWS}`,
+          after,
+          prefix + '\uffff',
+        ),
+      )) as Array<{ key: string; id: string; value: string; valid: number }>;
+      for (const row of rows) {
+        if (!row.valid) throw Errors.storage(`state file ${this.file} is unreadable (row ${row.key} is not JSON); restore it from a backup, or move it away to start with no guests`);
+        // `{"value":{…}}`: an object and no `expires` after it; no string Keyv may have escaped.
+        if (row.value.startsWith(VALUE_OPEN + '{') && row.value.endsWith('}}') && !MAY_HOLD_ESCAPED_STRING.test(row.value)) {
+          out.push([row.id, row.value.slice(VALUE_OPEN.length, -1)]);
+          continue;
+        }
+        const decoded = await this.read(`decoding row ${row.key}`, async () => this.deserialize(row.value));
+        if (decoded) out.push([row.id, decoded.json ?? JSON.stringify(decoded.value)]);
+      }
+      if (rows.length < LOAD_PAGE_ROWS) return out;
+      after = rows[rows.length - 1].key;
+    }
   }
 
   /** The same, each with its value's JSON text when the row holds it verbatim (see deserialize). */
