@@ -3,6 +3,7 @@
  * action name the Go agent ever accepted, its `dbpath`, and its validation
  * errors (made clearer), through the real CLI.
  */
+import { underLoad } from '../support/load-budget.js';
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -117,7 +118,8 @@ describe('jsonrpc: mistify-agent config files', function () {
     try {
       const ready = await new Promise<Record<string, unknown>>((resolve, reject) => {
         let out = '';
-        const timer = setTimeout(() => reject(new Error(`no "kernel ready" within 15 s: ${out}`)), 15_000);
+        const bound = underLoad(15_000);
+        const timer = setTimeout(() => reject(new Error(`no "kernel ready" within ${bound} ms: ${out}`)), bound);
         child.stdout.on('data', (d) => {
           out += d;
           const line = out.split('\n').find((l) => l.includes('"kernel ready"'));

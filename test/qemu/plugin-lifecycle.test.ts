@@ -175,18 +175,18 @@ describe('QEMU plugin (real QEMU under TCG)', function () {
     const shell = await GuestShell.connect(path.join(world.runDir(a.id), 'serial1.sock'));
     shell.send('poweroff -f');
     shell.close();
-    await world.guests.waitForState(a.id, 'shutdown', 15000);
+    await world.guests.waitForState(a.id, 'shutdown', underLoad(15000));
     expect(world.guests.observed.find((o) => o.id === a.id)?.reason).to.match(/SHUTDOWN \(guest-shutdown\)/);
 
     process.kill(pidOf(world, b.id), 'SIGKILL');
-    await world.guests.waitForState(b.id, 'off', 15000);
+    await world.guests.waitForState(b.id, 'off', underLoad(15000));
     expect(world.guests.observed.filter((o) => o.id === b.id).at(-1)?.reason).to.match(/without a SHUTDOWN event/);
 
     await waitForConsole(path.join(world.runDir(c.id), 'console.log'), INIT_REACHED, underLoad(30000));
     const panicking = await GuestShell.connect(path.join(world.runDir(c.id), 'serial1.sock'));
     panicking.send('echo c > /proc/sysrq-trigger');
     panicking.close();
-    await world.guests.waitForState(c.id, 'crashed', 15000);
+    await world.guests.waitForState(c.id, 'crashed', underLoad(15000));
     expect(world.guests.observed.filter((o) => o.id === c.id).at(-1)?.reason).to.match(/SHUTDOWN \(guest-panic\)/);
 
     for (const g of [a, b, c]) await action(world, plugin, 'delete', g.id);

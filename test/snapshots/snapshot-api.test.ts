@@ -6,6 +6,7 @@
  * names, 404s, rollback with and without destroyMoreRecent, failure
  * injection, and downloads with Content-Length, chunked, and cut off.
  */
+import { underLoad } from '../support/load-budget.js';
 import { expect } from 'chai';
 import { waitFor } from '../support/agent.js';
 import { suiteAgent } from '../support/agent-hooks.js';
@@ -201,7 +202,7 @@ describe('snapshot API', function () {
     expect(second.body.message).to.include(first.headers.get('x-guest-job-id')!);
     const downloading = await agent.request('GET', snap(id, '/gone/download'));
     expect(downloading.status, 'a snapshot a job is deleting is not downloaded').to.equal(409);
-    await waitFor(async () => (await agent.request('GET', `/jobs/${first.headers.get('x-guest-job-id')}`)).body.Status === 'Complete', 10_000, 'the delete');
+    await waitFor(async () => (await agent.request('GET', `/jobs/${first.headers.get('x-guest-job-id')}`)).body.Status === 'Complete', underLoad(10_000), 'the delete');
     expect((await agent.request('GET', snap(id))).body).to.deep.equal([]);
     await agent.request('POST', `${snap(id)}?wait=10`, { ...GO_EMPTY, dest: 'again' });
     const waited = await agent.request('DELETE', snap(id, '/again?wait=10'));
@@ -215,7 +216,7 @@ describe('snapshot API', function () {
     const listed = await agent.request('GET', snap(id));
     expect(listed.status).to.equal(409);
     expect(listed.body.message).to.include('is creating');
-    await waitFor(async () => (await agent.request('GET', `/guests/${id}`)).body.state === 'off', 10_000, 'the create');
+    await waitFor(async () => (await agent.request('GET', `/guests/${id}`)).body.state === 'off', underLoad(10_000), 'the create');
 
     const failing = await newGuest({ 'simulator.fail': 'createSnapshot' });
     const res = await agent.request('POST', `${snap(failing)}?wait=10`, { ...GO_EMPTY, dest: 'x' });
