@@ -13,6 +13,15 @@
 import type { Readable } from 'node:stream';
 import { Pool, errors as undiciErrors, type Dispatcher } from 'undici';
 
+/**
+ * The stage's signal is what bounds a call (its timeout is the stage's, and
+ * answers 504 naming the stage); undici's own header and body timeouts are
+ * only a backstop behind it. They run on undici's coarse timers, which tick
+ * about every 500 ms and can fire that much early: set to the stage's bound
+ * exactly, they sometimes won the race and the timeout came out as a 502.
+ */
+const UNDICI_TIMER_SLACK_MS = 1_000;
+
 export class JsonRpcError extends Error {
   override readonly name = 'JsonRpcError';
 }
@@ -51,8 +60,8 @@ export class JsonRpcClient {
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ method, params: [param], id }),
         signal,
-        headersTimeout: timeoutMs,
-        bodyTimeout: timeoutMs,
+        headersTimeout: timeoutMs + UNDICI_TIMER_SLACK_MS,
+        bodyTimeout: timeoutMs + UNDICI_TIMER_SLACK_MS,
       });
       statusCode = response.statusCode;
       text = await response.body.text();
@@ -96,7 +105,7 @@ export class JsonRpcClient {
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify(param),
         signal,
-        headersTimeout: timeoutMs,
+        headersTimeout: timeoutMs + UNDICI_TIMER_SLACK_MS,
         // The transfer may take long; a sub-agent that stops sending for this long is dead.
         bodyTimeout: Math.max(timeoutMs, 60_000),
       });
