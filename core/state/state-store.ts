@@ -24,7 +24,7 @@ import { ChangeFeed, eventJson } from '../events/change-feed.js';
 import type { EventDraft, KernelEvent } from '../events/kernel-event.js';
 
 export const STATE_FILE = 'hyperkern.sqlite';
-const LOAD_PAGE_ROWS = 100;
+const LOAD_PAGE_ROWS = 1000;
 /** Rows per event INSERT: 4 parameters each, well under SQLite's cap. */
 const EVENT_INSERT_ROWS = 500;
 export const DEFAULT_EVENT_RETENTION = 100_000;
