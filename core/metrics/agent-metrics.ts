@@ -8,7 +8,7 @@
  * GuestSweep into the same registry (docs/metrics.md).
  */
 import type { Context, Next } from 'koa';
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from './prom-client-classes.js';
 import { HttpTelemetry } from './http-telemetry.js';
 import type { PluginHealth } from '../contract/plugin-api.js';
 

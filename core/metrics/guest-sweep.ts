@@ -7,7 +7,7 @@
  * late in the scrape instead of holding it; its late answers are dropped.
  */
 import PQueue from 'p-queue';
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from './prom-client-classes.js';
 import type { GuestCpuMetrics, GuestDiskMetrics, GuestNicMetrics, Guest } from '../contract/wire-types.js';
 import type { GuestRegistry } from '../guests/guest-registry.js';
 import type { ActionRunner } from '../jobs/action-runner.js';

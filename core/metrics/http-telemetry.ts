@@ -12,7 +12,7 @@
  * time, and the histogram is a metric object in the shape prom-client's
  * own histograms return, formatted by the registry like any other.
  */
-import { Counter, type Registry } from 'prom-client';
+import { Counter, type Registry } from './prom-client-classes.js';
 
 interface RouteSeries {
   route: string;

@@ -4,7 +4,9 @@
  * prom-client's own Counter and Histogram give for the same requests.
  */
 import { expect } from 'chai';
+import * as promClient from 'prom-client';
 import { Counter, Histogram, Registry } from 'prom-client';
+import * as agentClasses from '../../core/metrics/prom-client-classes.js';
 import { HttpTelemetry } from '../../core/metrics/http-telemetry.js';
 
 const BOUNDS = [0.001, 0.01, 0.1, 1];
@@ -18,6 +20,12 @@ const REQUESTS: Array<[string, string, number, number]> = [
 ];
 
 describe('HTTP telemetry', () => {
+  it("takes prom-client's own classes from their files (not the index, which loads what the agent never uses)", () => {
+    for (const name of ['Registry', 'Counter', 'Gauge', 'Histogram'] as const) {
+      expect(agentClasses[name], name).to.be.a('function').and.equal(promClient[name]);
+    }
+  });
+
   it("exposes exactly what prom-client's Counter and Histogram would for the same requests", async () => {
     const ours = new Registry();
     const telemetry = new HttpTelemetry(ours, BOUNDS);
