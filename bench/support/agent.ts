@@ -40,7 +40,7 @@ export interface BenchAgent {
   proc: Spawned;
   get(pathname: string): Promise<any>;
   post(pathname: string, body?: unknown): Promise<{ status: number; body: any }>;
-  rss(): Promise<{ rss: number; hwm: number } | undefined>;
+  rss(): Promise<{ rss: number; hwm: number; anon: number; file: number } | undefined>;
   stop(): Promise<void>;
 }
 

@@ -106,12 +106,13 @@ export async function waitFor200(url: string, headers: Record<string, string>, t
 }
 
 /** Resident set size of a process in bytes (Linux /proc), or undefined. */
-export async function rssOf(pid: number): Promise<{ rss: number; hwm: number } | undefined> {
+export async function rssOf(pid: number): Promise<{ rss: number; hwm: number; anon: number; file: number } | undefined> {
   const { readFile } = await import('node:fs/promises');
   try {
     const status = await readFile(`/proc/${pid}/status`, 'utf8');
     const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
-    return { rss: kb('VmRSS'), hwm: kb('VmHWM') };
+    // RssFile is mostly the node executable's own code, shared by every Node process on the host.
+    return { rss: kb('VmRSS'), hwm: kb('VmHWM'), anon: kb('RssAnon'), file: kb('RssFile') };
   } catch {
     return undefined;
   }
