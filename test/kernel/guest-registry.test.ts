@@ -9,8 +9,7 @@ import { randomUUID } from 'node:crypto';
 import type { Guest } from '../../core/contract/wire-types.js';
 import { GuestRegistry } from '../../core/guests/guest-registry.js';
 import { createLogger } from '../../core/logger.js';
-import { StateStore } from '../../core/state/state-store.js';
-import { makeTempDir, removeDir } from '../support/agent.js';
+import { freshStateStoreEachTest } from '../support/fresh-state-store.js';
 
 const guest = (i: number, metadata: Record<string, string> = {}): Guest => ({
   id: randomUUID(),
@@ -27,20 +26,11 @@ const guest = (i: number, metadata: Record<string, string> = {}): Guest => ({
 
 describe('GuestRegistry', () => {
   const log = createLogger('silent');
-  let dir: string;
-  let store: StateStore;
-  beforeEach(async () => {
-    dir = await makeTempDir();
-    store = await StateStore.open(dir);
-  });
-  afterEach(async () => {
-    await store.close();
-    await removeDir(dir);
-  });
+  const state = freshStateStoreEachTest();
 
   it('answers every guest as committed, also those that left the parsed cache, and again after a reload', async function () {
     this.timeout(60_000);
-    const registry = new GuestRegistry(store, log.log);
+    const registry = new GuestRegistry(state.store, log.log);
     await registry.load();
     // More guests than the registry keeps parsed, so the first ones are read back from their bytes;
     // multi-byte characters in half of them, so a view into the list's bytes must count bytes, not characters.
@@ -63,7 +53,7 @@ describe('GuestRegistry', () => {
     saved[1] = patched!;
     expect(registry.find(saved[1].id)).to.equal(patched, 'the committed object while it is in use');
     check(registry);
-    const reloaded = new GuestRegistry(store, log.log);
+    const reloaded = new GuestRegistry(state.store, log.log);
     await reloaded.load();
     check(reloaded, true);
     await reloaded.remove(saved[0].id);

@@ -6,8 +6,7 @@
  */
 import { expect } from 'chai';
 import { JobLog, ZERO_TIME, type StoredJob } from '../../core/jobs/job-log.js';
-import { StateStore } from '../../core/state/state-store.js';
-import { makeTempDir, removeDir } from '../support/agent.js';
+import { freshStateStoreEachTest } from '../support/fresh-state-store.js';
 
 function stored(seq: number, id: string, guest: string, Status: StoredJob['job']['Status'], Message = '', args: Record<string, unknown> = {}): StoredJob {
   const at = new Date(Date.UTC(2026, 0, 1, 0, 0, seq)).toISOString();
@@ -15,16 +14,7 @@ function stored(seq: number, id: string, guest: string, Status: StoredJob['job']
 }
 
 describe('JobLog', () => {
-  let dir: string;
-  let store: StateStore;
-  beforeEach(async () => {
-    dir = await makeTempDir();
-    store = await StateStore.open(dir);
-  });
-  afterEach(async () => {
-    await store.close();
-    await removeDir(dir);
-  });
+  const state = freshStateStoreEachTest();
 
   it('loads ended and live jobs in seq order and answers each as stored, escaped strings included', async () => {
     // Keys in another order than seq, so the order comes from seq.
@@ -34,8 +24,8 @@ describe('JobLog', () => {
       stored(2, 'a-job', 'g2', 'Running'),
       stored(4, 'b-job', ':g3', 'Queued', '', { k: ':v' }),
     ];
-    for (const row of rows) await store.put(`job:${row.job.ID}`, row);
-    const log = new JobLog(store, 100);
+    for (const row of rows) await state.store.put(`job:${row.job.ID}`, row);
+    const log = new JobLog(state.store, 100);
     await log.load();
     expect(log.size).to.equal(4);
     expect(log.list(10).map((j) => j.ID)).to.deep.equal(['b-job', 'c-job', 'a-job', 'z-job']);
@@ -52,14 +42,14 @@ describe('JobLog', () => {
   });
 
   it('holds a job that ends as it was stored, and answers it the same after a reload', async () => {
-    const log = new JobLog(store, 100);
+    const log = new JobLog(state.store, 100);
     await log.load();
     const job = await log.create('g1', 'start', { why: ':because' });
     const ended = await log.update(job.ID, { Status: 'Error', Message: ':failed' });
     expect(log.get(job.ID)).to.deep.equal(ended);
     expect(log.argsOf(job.ID)).to.deep.equal({ why: ':because' });
     expect((await log.waitFor(job.ID, 10))?.job).to.deep.equal(ended);
-    const reloaded = new JobLog(store, 100);
+    const reloaded = new JobLog(state.store, 100);
     await reloaded.load();
     expect(reloaded.get(job.ID)).to.deep.equal(ended);
     expect(reloaded.argsOf(job.ID)).to.deep.equal({ why: ':because' });
@@ -67,7 +57,7 @@ describe('JobLog', () => {
   });
 
   it('prunes the oldest ended jobs beyond the bound, in memory and in the state file, never a live one', async () => {
-    const log = new JobLog(store, 2);
+    const log = new JobLog(state.store, 2);
     await log.load();
     const first = await log.create('g1', 'start', {});
     const second = await log.create('g1', 'start', {});
@@ -75,9 +65,8 @@ describe('JobLog', () => {
     const third = await log.create('g2', 'start', {});
     expect(log.list(10).map((j) => j.ID), 'the ended one goes; the queued first stays').to.deep.equal([third.ID, first.ID]);
     expect(log.forGuest('g1', 10).map((j) => j.ID)).to.deep.equal([first.ID]);
-    await store.close();
-    store = await StateStore.open(dir);
-    const reloaded = new JobLog(store, 10);
+    await state.reopen();
+    const reloaded = new JobLog(state.store, 10);
     await reloaded.load();
     expect(reloaded.list(10).map((j) => j.ID)).to.deep.equal([third.ID, first.ID]);
   });

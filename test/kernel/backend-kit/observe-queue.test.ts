@@ -5,30 +5,20 @@
  */
 import { expect } from 'chai';
 import { randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { ObserveQueue, type Guest } from '../../../core/contract/index.js';
 import { GuestRegistry } from '../../../core/guests/guest-registry.js';
 import { createLogger } from '../../../core/logger.js';
-import { StateStore } from '../../../core/state/state-store.js';
+import { freshStateStoreEachTest } from '../../support/fresh-state-store.js';
 import { MemoryLogger, sleep } from '../../support/backend-testing.js';
 
 describe('backend kit: ordered observe queue', () => {
-  let dir: string;
-  let store: StateStore;
+  const state = freshStateStoreEachTest();
   let registry: GuestRegistry;
   let guest: Guest;
   beforeEach(async () => {
-    dir = await mkdtemp(path.join(tmpdir(), 'hk-observe-'));
-    store = await StateStore.open(dir);
-    registry = new GuestRegistry(store, createLogger('silent').log);
+    registry = new GuestRegistry(state.store, createLogger('silent').log);
     guest = { id: randomUUID(), type: '', image: '', nics: [], disks: [], state: 'running', memory: 128, cpu: 1, vnc: 0, metadata: {} };
     await registry.save(guest);
-  });
-  afterEach(async () => {
-    await store.close();
-    await rm(dir, { recursive: true, force: true });
   });
 
   it('runs reports one at a time in the order queued, a slow one before a fast one', async () => {
