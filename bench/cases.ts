@@ -445,7 +445,7 @@ export const cases: Case[] = [
           return { ref: measured, refDrift: firstAndLastTenth(stamps) };
         });
         ctx.log(`  bare Koa: ${fmt(ref.rps)} accepted/s`);
-        const warm = await runLoad({ ...load, amount: WARMUP_REBOOTS, timeoutMs: 60_000 });
+        await runLoad({ ...load, amount: WARMUP_REBOOTS, timeoutMs: 60_000 });
         await waitIdle(agent, 60_000);
         const before = (await agent.get('/health')).jobs as JobCounts;
         // Acceptance over time: jobs accepted so far (queued + running + ended), sampled.

@@ -8,7 +8,7 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { AUTH, startAgent, type BenchAgent } from './support/agent.js';
+import { AUTH, startAgent } from './support/agent.js';
 import { runLoad } from './support/autocannon.js';
 import { seed, snapshot } from './support/fleet.js';
 import { killAll, spawnNode, freePort, waitFor200 } from './support/processes.js';

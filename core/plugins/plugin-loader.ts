@@ -26,7 +26,6 @@ import {
   type ConstructedPlugin,
   type PluginDependencies,
   type PluginHealth,
-  type PluginInstance,
   type PluginManifest,
   type StageHandler,
   type StageKind,

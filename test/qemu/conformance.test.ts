@@ -5,12 +5,12 @@
  * running the tiny Linux guest, through every endpoint.
  */
 import path from 'node:path';
-import { removeDir, startAgent, type RunningAgent } from '../support/agent.js';
+import { startAgent, type RunningAgent } from '../support/agent.js';
 import { shippedConfig } from '../support/configs.js';
 import { consoleBootWatcher, goFlow, jsFlow, type FlowBackend } from '../support/conformance-flows.js';
 import { buildGoClient, removeGoClient } from '../support/go-client.js';
 import { INIT_REACHED } from '../fixtures/tiny-guest/index.js';
-import { killTestQemus } from './kill-test-qemus.js';
+import { disposeQemuTestAgent } from './kill-test-qemus.js';
 import { QemuWorld } from './world.js';
 
 describe('conformance: Go and JavaScript clients on QEMU (real QEMU under TCG)', function () {
@@ -32,11 +32,7 @@ describe('conformance: Go and JavaScript clients on QEMU (real QEMU under TCG)',
   });
   after(async function () {
     this.timeout(120_000);
-    await agent?.stop();
-    if (agent) {
-      await killTestQemus(path.join(agent.dataDir, 'plugins', 'qemu'));
-      await removeDir(agent.dataDir);
-    }
+    await disposeQemuTestAgent(agent);
     await world?.dispose();
     await removeGoClient();
   });

@@ -13,7 +13,7 @@ import { makeQcow2 } from '../support/image-files.js';
 import { startImageServer, type ImageServer } from '../support/image-server.js';
 import { GuestShell, waitForConsole } from '../support/backend-testing.js';
 import { INIT_REACHED } from '../fixtures/tiny-guest/index.js';
-import { killTestQemus } from './kill-test-qemus.js';
+import { disposeQemuTestAgent } from './kill-test-qemus.js';
 import { QemuWorld } from './world.js';
 
 describe('QEMU: a guest created from a fetched image (real QEMU under TCG)', function () {
@@ -39,11 +39,7 @@ describe('QEMU: a guest created from a fetched image (real QEMU under TCG)', fun
   });
 
   after(async () => {
-    if (agent) {
-      await agent.stop();
-      await killTestQemus(path.join(agent.dataDir, 'plugins', 'qemu'));
-      await removeDir(agent.dataDir);
-    }
+    await disposeQemuTestAgent(agent);
     await server?.close();
     if (served) await removeDir(served);
     await world?.dispose();

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { removeDir, startAgent, waitFor, type RunningAgent } from '../support/agent.js';
 import { shippedConfig } from '../support/configs.js';
 import { processAlive } from '../support/process-alive.js';
-import { killTestQemus } from './kill-test-qemus.js';
+import { disposeQemuTestAgent } from './kill-test-qemus.js';
 import { readFileSync } from 'node:fs';
 
 describe('job control on QEMU (guests without an OS)', function () {
@@ -26,11 +26,7 @@ describe('job control on QEMU (guests without an OS)', function () {
     agent = await startAgent({ config: { ...config, logLevel: 'info' }, env: { HYPERKERN_QEMU_ACCEL: 'tcg' } });
   });
   after(async () => {
-    await agent?.stop();
-    if (agent) {
-      await killTestQemus(path.join(agent.dataDir, 'plugins', 'qemu'));
-      await removeDir(agent.dataDir);
-    }
+    await disposeQemuTestAgent(agent);
     await removeDir(root);
   });
 

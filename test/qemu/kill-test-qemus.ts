@@ -1,6 +1,7 @@
 /** Cleanup for QEMU tests that kills only the QEMU processes a test started. */
 import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
+import { removeDir, type RunningAgent } from '../support/agent.js';
 
 /**
  * Kills, by pid, every QEMU whose pidfile is under `dataDir` (the test's
@@ -23,4 +24,15 @@ export async function killTestQemus(dataDir: string): Promise<number[]> {
     }
   }
   return killed;
+}
+
+/**
+ * The end of a QEMU test's agent: stopped (guests left running, as the
+ * plugin does), then every QEMU of its data dir killed and the dir removed.
+ */
+export async function disposeQemuTestAgent(agent: RunningAgent | undefined): Promise<void> {
+  if (!agent) return;
+  await agent.stop();
+  await killTestQemus(path.join(agent.dataDir, 'plugins', 'qemu'));
+  await removeDir(agent.dataDir);
 }

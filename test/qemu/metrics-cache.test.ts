@@ -11,11 +11,11 @@ import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
-import { removeDir, startAgent, type RunningAgent } from '../support/agent.js';
+import { startAgent, type RunningAgent } from '../support/agent.js';
 import { shippedConfig } from '../support/configs.js';
 import { INIT_REACHED } from '../fixtures/tiny-guest/index.js';
 import { GuestShell, waitForConsole } from '../support/backend-testing.js';
-import { killTestQemus } from './kill-test-qemus.js';
+import { disposeQemuTestAgent } from './kill-test-qemus.js';
 import { QemuWorld } from './world.js';
 import { FIRST_BOOT_MS, GUEST_ACTION_SECONDS } from '../support/load-budget.js';
 
@@ -67,11 +67,7 @@ describe('QEMU metrics from kept-open counters, across a replaced QEMU and tap (
     world = await QemuWorld.create({ bridge: true });
   });
   after(async () => {
-    if (agent) {
-      await agent.stop();
-      await killTestQemus(path.join(agent.dataDir, 'plugins', 'qemu'));
-      await removeDir(agent.dataDir);
-    }
+    await disposeQemuTestAgent(agent);
     await world?.dispose();
   });
 

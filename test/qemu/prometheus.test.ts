@@ -13,7 +13,7 @@ import path from 'node:path';
 import { removeDir, startAgent, waitFor, type RunningAgent } from '../support/agent.js';
 import { shippedConfig } from '../support/configs.js';
 import { freePort } from '../support/free-port.js';
-import { killTestQemus } from '../qemu/kill-test-qemus.js';
+import { disposeQemuTestAgent } from './kill-test-qemus.js';
 
 const TOKEN = 'metrics-test-token-0123456789';
 
@@ -32,11 +32,7 @@ describe('GET /metrics scraped by a real Prometheus (3 QEMU guests)', function (
       prometheus.kill('SIGTERM');
       await new Promise((r) => prometheus!.once('exit', r));
     }
-    await agent?.stop();
-    if (agent) {
-      await killTestQemus(path.join(agent.dataDir, 'plugins', 'qemu'));
-      await removeDir(agent.dataDir);
-    }
+    await disposeQemuTestAgent(agent);
     await removeDir(root);
   });
 

@@ -14,12 +14,12 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { INIT_REACHED } from '../fixtures/tiny-guest/index.js';
-import { removeDir, startAgent, waitFor, type RunningAgent } from '../support/agent.js';
+import { startAgent, waitFor, type RunningAgent } from '../support/agent.js';
 import { GuestShell, waitForConsole } from '../support/backend-testing.js';
 import { shippedConfig } from '../support/configs.js';
 import { hasPattern, qemuImg, qemuIo } from '../support/image-files.js';
 import { FIRST_BOOT_MS, GUEST_ACTION_SECONDS, recordBoot, underLoad } from '../support/load-budget.js';
-import { killTestQemus } from './kill-test-qemus.js';
+import { disposeQemuTestAgent } from './kill-test-qemus.js';
 import { QemuWorld } from './world.js';
 
 /** A SnapshotRequest the way Go sends it: every field present, zero values. */
@@ -43,11 +43,7 @@ describe('QEMU snapshots through the agent (real QEMU under TCG)', function () {
     agent = await startAgent({ config: agentConfig, env: { HYPERKERN_QEMU_ACCEL: 'tcg' } });
   });
   after(async () => {
-    if (agent) {
-      await agent.stop();
-      await killTestQemus(path.join(agent.dataDir, 'plugins', 'qemu'));
-      await removeDir(agent.dataDir);
-    }
+    await disposeQemuTestAgent(agent);
     await world?.dispose();
   });
 
