@@ -48,18 +48,9 @@ export class GuestRegistry implements GuestDirectory {
   ) {}
 
   async load(): Promise<void> {
-    const rows = await this.store.loadJsonTexts(PREFIX);
-    // The list's bytes in one encoding, each guest's bytes a view into them
-    // (as listJson leaves them): not one Buffer per guest joined afterwards,
-    // a measurable part of start-up at 10,000 guests.
-    const list = Buffer.from(`[${rows.map(([, json]) => json).join(',')}]`);
-    let at = OPEN.length;
-    for (const [id, json] of rows) {
-      const length = Buffer.byteLength(json);
-      this.json.set(id, list.subarray(at, at + length));
-      at += length + COMMA.length;
-    }
-    this.listJsonCache = list;
+    for (const [id, json] of await this.store.loadJsonTexts(PREFIX)) this.json.set(id, Buffer.from(json));
+    // The list now, while nothing else runs: its bytes then hold every guest's (see listJson).
+    this.listJson();
   }
 
   get size(): number {
