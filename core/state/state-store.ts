@@ -24,6 +24,12 @@ import { ChangeFeed, eventJson } from '../events/change-feed.js';
 import type { EventDraft, KernelEvent } from '../events/kernel-event.js';
 
 export const STATE_FILE = 'hyperkern.sqlite';
+/**
+ * Rows per page when state is loaded at start: each page is a round trip to
+ * SQLite's thread, and 100-row pages made 200 of them at 10,000 guests and
+ * jobs (~45 ms of start-up); one query for everything made the driver hold
+ * every row natively at once (see loadAllWithJson).
+ */
 const LOAD_PAGE_ROWS = 1000;
 /** Rows per event INSERT: 4 parameters each, well under SQLite's cap. */
 const EVENT_INSERT_ROWS = 500;
