@@ -5,6 +5,7 @@
  */
 import 'reflect-metadata';
 import { createServer, type Server } from 'node:http';
+import type { WebSocket } from 'ws';
 import type { AddressInfo } from 'node:net';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -20,6 +21,8 @@ import { HostMetadata } from './guests/host-metadata.js';
 import { ReservedMetadata } from './guests/reserved-metadata.js';
 import { answerClientError } from './http/client-error.js';
 import { createApp } from './http/app.js';
+import { closeSessions, routeUpgrades } from './http/websocket-upgrade.js';
+import { VncLocator } from './jobs/vnc-locator.js';
 import { JobLog } from './jobs/job-log.js';
 import type { AgentLog, AgentLogger } from './logger.js';
 import { Tokens } from './contract/plugin-api.js';
@@ -64,6 +67,8 @@ export async function preparePlugins(
 export class Kernel {
   private server?: Server;
   private readonly eventStreams = new Set<SseStream>();
+  /** Open WebSockets (GET /guests/{id}/vnc): closed at stop, as the server's close does not end upgraded connections. */
+  private readonly webSockets = new Set<WebSocket>();
   private healthWatch?: HealthWatch;
 
   private constructor(
@@ -81,6 +86,7 @@ export class Kernel {
     private readonly jobs: JobLog,
     private readonly output: Pick<AgentLog, 'dropped'>,
     private readonly agentInfo: KernelAgentInfo,
+    private readonly vnc: VncLocator,
   ) {}
 
   /** The change feed (docs/events.md): every committed change, in order. */
@@ -114,7 +120,8 @@ export class Kernel {
       const runner = new ActionRunner(store, registry, jobs, plans, log, config.jobs.concurrency);
       const images = new ImageRunner(jobs, plans, log, config.jobs.concurrency);
       const snapshots = new SnapshotRunner(registry, jobs, plans, runner, log);
-      const kernel = new Kernel(loaded, log, dataDir, lock, store, registry, plugins, runner, images, snapshots, metadata, jobs, output, agentInfo);
+      const vnc = new VncLocator(registry, plans, log);
+      const kernel = new Kernel(loaded, log, dataDir, lock, store, registry, plugins, runner, images, snapshots, metadata, jobs, output, agentInfo, vnc);
       for (const plugin of plugins) {
         await plugin.instance.start?.();
       }
@@ -189,8 +196,12 @@ export class Kernel {
         streams: this.eventStreams,
       },
       metrics: { metrics, sweep },
+      vnc: { locator: this.vnc, sessions: this.webSockets },
     });
-    const server = createServer(app.callback());
+    const handle = app.callback();
+    const server = createServer(handle);
+    // WebSocket routes answer through the same app: a refusal is a plain HTTP answer.
+    routeUpgrades(server, handle);
     server.on('clientError', answerClientError);
     server.keepAliveTimeout = 65_000;
     this.server = server;
@@ -234,10 +245,11 @@ export class Kernel {
     const closed = this.server ? new Promise<void>((resolve) => this.server!.close(() => resolve())) : Promise.resolve();
     this.server?.closeIdleConnections();
     for (const stream of [...this.eventStreams]) stream.close('the agent is stopping; reconnect with Last-Event-ID when it is back');
+    const webSocketsClosed = closeSessions(this.webSockets, 'the agent is stopping', OPEN_REQUEST_GRACE_MS);
     await Promise.all([this.runner.shutdown(grace), this.images.shutdown(grace)]);
     // Requests still open (e.g. ?wait) get a moment to answer, then are cut.
     const cut = setTimeout(() => this.server?.closeAllConnections(), OPEN_REQUEST_GRACE_MS);
-    await closed;
+    await Promise.all([closed, webSocketsClosed]);
     clearTimeout(cut);
     for (const plugin of [...this.plugins].reverse()) {
       try {

@@ -24,7 +24,24 @@ export interface StageKindShapes {
   snapshot: { request: SnapshotStageRequest; response: SnapshotResponse };
   /** Download stages: a SnapshotStageRequest (always naming a disk) in, a byte stream out. */
   snapshotDownload: { request: SnapshotStageRequest; response: SnapshotDownload };
+  /** VNC stages: where a guest's VNC server listens (nothing: the guest has no display), for GET /guests/{id}/vnc. */
+  vnc: { request: VncRequest; response: VncEndpoint | void };
 }
+
+/** What a VNC stage receives: the guest (running or suspended) and the stage's config args. */
+export interface VncRequest {
+  guest: Guest;
+  args: Record<string, unknown>;
+}
+
+/**
+ * Where the agent connects to reach a guest's VNC (RFB) server: a unix
+ * socket (`path`, absolute) or a TCP address, which should be loopback: the
+ * agent carries the stream to WebSocket clients with its own auth, so the
+ * server itself need not be reachable from anywhere else. An isolated
+ * plugin answers this as any other map: the kernel connects, not the plugin.
+ */
+export type VncEndpoint = { path: string } | { host: string; port: number };
 
 /**
  * What a snapshot stage receives: mistify's SnapshotRequest plus the guest
@@ -131,6 +148,16 @@ function checkSnapshotDownload(result: unknown): Checked<SnapshotDownload> {
 const isSnapshotRequest = (request: StageRequest): request is SnapshotStageRequest =>
   'guest' in request && 'destroyMoreRecent' in request && typeof (request as SnapshotStageRequest).id === 'string';
 
+/** A VncEndpoint, or nothing (no display); anything else names what belongs there. */
+function checkVncEndpoint(result: unknown): Checked<VncEndpoint | void> {
+  if (result === undefined || result === null) return { ok: true, value: undefined };
+  if (isMap(result) && typeof result.path === 'string' && result.path.startsWith('/') && !result.path.includes('\0')) return { ok: true, value: { path: result.path } };
+  if (isMap(result) && typeof result.host === 'string' && result.host !== '' && Number.isInteger(result.port) && (result.port as number) > 0 && (result.port as number) < 65536) {
+    return { ok: true, value: { host: result.host, port: result.port as number } };
+  }
+  return { ok: false, problem: `${describeValue(result)}; a vnc stage answers {path: "/absolute/unix/socket"}, {host, port: 1-65535}, or nil (no display)` };
+}
+
 const isImageRequest = (request: StageRequest): request is ImageRequest =>
   typeof (request as ImageRequest).id === 'string' && !('guest' in request);
 
@@ -160,6 +187,10 @@ export const STAGE_KINDS: { readonly [K in StageKind]: StageKindSpec<K> } = {
   },
   snapshot: { isRequest: isSnapshotRequest, checkResponse: checkSnapshotResponse },
   snapshotDownload: { isRequest: (request): request is SnapshotStageRequest => isSnapshotRequest(request) && typeof request.disk === 'string', checkResponse: checkSnapshotDownload },
+  vnc: {
+    isRequest: (request): request is VncRequest => 'guest' in request && isMap(request.guest) && isMap(request.args) && !('action' in request) && !('type' in request) && !('destroyMoreRecent' in request),
+    checkResponse: checkVncEndpoint,
+  },
 };
 
 export function isStageKind(value: unknown): value is StageKind {
@@ -212,3 +243,5 @@ export const imageStage = (handler: StageHandler<'image'>): Stage => defineStage
 export const snapshotStage = (handler: StageHandler<'snapshot'>): Stage => defineStage('snapshot', handler);
 /** A download stage: `snapshotDownloadStage(({ disk, id }) => ({ stream, size }))`. */
 export const snapshotDownloadStage = (handler: StageHandler<'snapshotDownload'>): Stage => defineStage('snapshotDownload', handler);
+/** A VNC stage: `vncStage(({ guest }) => ({ path: '/run/guest/vnc.sock' }))`. */
+export const vncStage = (handler: StageHandler<'vnc'>): Stage => defineStage('vnc', handler);

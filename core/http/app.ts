@@ -20,6 +20,7 @@ import { hostRoutes, type HostRouteDeps } from './host-routes.js';
 import { imageRoutes, type ImageRouteDeps } from './image-routes.js';
 import { jsonBody } from './json-body.js';
 import { snapshotRoutes, type SnapshotRouteDeps } from './snapshot-routes.js';
+import { vncRoutes, type VncRouteDeps } from './vnc-routes.js';
 import { ROUTE_DOCS } from './openapi/route-docs.js';
 import { referenceRoutes, VIEWER_ASSET_PATHS } from './openapi/reference-routes.js';
 
@@ -34,15 +35,17 @@ export interface AppOptions {
   images: ImageRouteDeps;
   snapshots: SnapshotRouteDeps;
   metrics: MetricsRouteDeps;
+  vnc: VncRouteDeps;
 }
 
 /** Every route of the API; each has a RouteDoc in openapi/route-docs.ts (a test checks). */
-export function createRouter(options: Pick<AppOptions, 'guests' | 'host' | 'events' | 'images' | 'snapshots' | 'metrics'>): Router {
+export function createRouter(options: Pick<AppOptions, 'guests' | 'host' | 'events' | 'images' | 'snapshots' | 'metrics' | 'vnc'>): Router {
   const router = new IndexedRouter();
   guestRoutes(router, options.guests);
   hostRoutes(router, options.host);
   imageRoutes(router, options.images);
   snapshotRoutes(router, options.snapshots);
+  vncRoutes(router, options.vnc);
   eventRoutes(router, options.events);
   metricsRoutes(router, options.metrics);
   referenceRoutes(router, options.host.version);

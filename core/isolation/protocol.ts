@@ -109,7 +109,7 @@ export interface WireError {
 export type HealthResult = PluginHealth;
 
 /** Kinds a child may offer: every kind but imageUpload, whose request body is a stream into the child. */
-export const ISOLATED_STAGE_KINDS = ['action', 'metrics', 'image', 'snapshot', 'snapshotDownload'] as const;
+export const ISOLATED_STAGE_KINDS = ['action', 'metrics', 'image', 'snapshot', 'snapshotDownload', 'vnc'] as const;
 
 export function isStageKind(value: unknown): value is StageKind {
   return isContractStageKind(value) && (ISOLATED_STAGE_KINDS as readonly string[]).includes(value);

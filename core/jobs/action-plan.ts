@@ -11,6 +11,7 @@ import {
   METRICS_ACTIONS,
   SNAPSHOT_ACTIONS,
   UNROUTED_MISTIFY_ACTIONS,
+  VNC_ACTION,
   actionNameFor,
   isImageJobAction,
   isImageQueryAction,
@@ -84,6 +85,8 @@ export interface ActionPlans extends PlanSet {
   byType: Record<PrefixedGuestType, PlanSet>;
   image: Map<ImageAction, ImagePlan>;
   snapshot: Map<SnapshotAction, SnapshotPlan>;
+  /** The one `vnc` stage (GET /guests/{id}/vnc), when configured. */
+  vnc?: PlannedStage;
 }
 
 export function buildActionPlans(
@@ -125,6 +128,14 @@ export function buildActionPlans(
     }
     if (isSnapshotAction(configName)) {
       plans.snapshot.set(configName, snapshotPlan(configName, action, `actions.${configName}`));
+      continue;
+    }
+    if (configName === VNC_ACTION) {
+      const refs = [...(action.stages ?? []), ...action.async];
+      if (refs.length !== 1 || action.sync.length > 0) {
+        throw Errors.actionPlan(`${file}: actions.vnc takes exactly one stage, as "stages": ["plugin.vnc"]; got ${refs.length + action.sync.length}`);
+      }
+      plans.vnc = plan(refs[0], 'actions.vnc.stages[0]', 'vnc');
       continue;
     }
     const { guestType, action: plain } = splitActionName(configName);
@@ -231,6 +242,8 @@ function defaultPlans(plans: ActionPlans, catalogue: Map<string, StageHandle>, p
     const planned = plan(stage, kind);
     plans.snapshot.set(action, isSnapshotJobAction(action) ? { action, sync: [], async: [planned] } : { action, sync: [planned], async: [] });
   }
+  const vnc = only(VNC_ACTION, 'vnc');
+  if (vnc) plans.vnc = plan(vnc, 'vnc');
 }
 
 /**

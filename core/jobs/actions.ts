@@ -58,6 +58,13 @@ export function isSnapshotJobAction(name: string): name is SnapshotJobAction {
   return (SNAPSHOT_JOB_ACTIONS as readonly string[]).includes(name);
 }
 
+/**
+ * GET /guests/{id}/vnc: one `vnc` stage, run in the request, answers where
+ * the guest's VNC server listens; the agent carries that stream to the
+ * WebSocket client. A hyperkern addition (mistify had no such action).
+ */
+export const VNC_ACTION = 'vnc';
+
 /** Names mistify-agent used for the same actions. */
 export const ACTION_ALIASES: Record<string, LifecycleAction> = { run: 'start' };
 
@@ -114,5 +121,5 @@ export function validActionNames(): string[] {
   const plain = [...LIFECYCLE_ACTIONS, ...Object.keys(METRICS_ACTIONS)];
   const prefixed = Object.keys(GUEST_TYPE_PREFIXES).flatMap((t) => plain.map((a) => actionNameFor(t as PrefixedGuestType, a)));
   const images = [...IMAGE_JOB_ACTIONS, ...IMAGE_QUERY_ACTIONS, ...IMAGE_UPLOAD_ACTIONS];
-  return [...plain, ...prefixed, ...images, ...SNAPSHOT_ACTIONS, ...Object.keys(ACTION_ALIASES), ...UNROUTED_MISTIFY_ACTIONS];
+  return [...plain, ...prefixed, ...images, ...SNAPSHOT_ACTIONS, VNC_ACTION, ...Object.keys(ACTION_ALIASES), ...UNROUTED_MISTIFY_ACTIONS];
 }

@@ -4,7 +4,7 @@
  * client adopted (metadata libvirt.adopt) belong to a guest; every lookup
  * goes through the guest's libvirt.domain metadata.
  */
-import { StageRejection, type Guest, type GuestDirectory } from '../../core/contract/index.js';
+import { StageRejection, vncTcpEndpoint, type Guest, type GuestDirectory } from '../../core/contract/index.js';
 import { parseDomState, type DomainState } from './domain-state.js';
 import { LIBVIRT_METADATA } from './metadata.js';
 import { VirshError, type VirshShell } from './virsh-shell.js';
@@ -86,12 +86,22 @@ export class Domains {
 
   /** The VNC port libvirt chose at start (0 when there is none). */
   async vncPort(domain: string): Promise<number> {
+    return (await this.vncEndpoint(domain))?.port ?? 0;
+  }
+
+  /**
+   * Where the running domain's VNC server listens (virsh vncdisplay: "127.0.0.1:0",
+   * ":0" for every address, "[::1]:0"), whether our XML or an adopted domain's
+   * declares it; undefined when it has none.
+   */
+  async vncEndpoint(domain: string): Promise<{ host: string; port: number } | undefined> {
     try {
       const display = (await this.virsh.run(['vncdisplay', domain], { readOnly: true })).trim();
-      const match = /:(\d+)$/.exec(display);
-      return match ? 5900 + Number(match[1]) : 0;
+      const match = /^(.*):(\d+)$/.exec(display);
+      if (!match) return undefined;
+      return vncTcpEndpoint(match[1], 5900 + Number(match[2]));
     } catch {
-      return 0;
+      return undefined;
     }
   }
 

@@ -11,6 +11,7 @@ import {
   PLUGIN_API_VERSION,
   snapshotDownloadStage,
   snapshotStage,
+  vncStage,
 } from '../../core/contract/index.js';
 import { libvirtOptionsSchema } from './options.js';
 import { LIBVIRT_METADATA } from './metadata.js';
@@ -46,5 +47,7 @@ export default definePlugin({
     deleteSnapshot: snapshotStage(libvirt.snapshotHandlers.delete),
     rollbackSnapshot: snapshotStage(libvirt.snapshotHandlers.rollback),
     downloadSnapshot: snapshotDownloadStage(libvirt.snapshotHandlers.download),
+    // GET /guests/{id}/vnc: where the domain's VNC server listens (config actions.vnc).
+    vnc: vncStage(libvirt.vnc),
   }),
 });

@@ -32,6 +32,8 @@ import {
   type PluginInstance,
   type HypervisorBackendHandlers,
   type StageContext,
+  type VncEndpoint,
+  type VncRequest,
 } from '../../core/contract/index.js';
 import { guestStateOf, isActive } from './domain-state.js';
 import { DomainEventStream } from './domain-events.js';
@@ -84,6 +86,9 @@ export class LibvirtPlugin implements PluginInstance {
     diskMetrics: ({ guest }: GuestMetricsRequest): Promise<GuestMetricsResponse> => this.metrics.disk(guest),
     nicMetrics: ({ guest }: GuestMetricsRequest): Promise<GuestMetricsResponse> => this.metrics.nic(guest),
   };
+
+  /** The vnc stage: where the domain's VNC server listens (ours or an adopted domain's graphics), undefined without one. */
+  readonly vnc = ({ guest }: VncRequest): Promise<VncEndpoint | undefined> => this.domains.vncEndpoint(this.domains.require(guest));
 
   /** The image stages (images as volumes of the storage pool); the manifest lists them. */
   readonly imageHandlers: ImageHandlers;

@@ -26,6 +26,8 @@ export interface LaunchPlan {
   /** NIC name -> tap device; NICs not listed use user-mode networking. */
   taps: Map<string, string>;
   vncPort: number;
+  /** The VNC server's unix socket instead of a port (option vncSocket). */
+  vncSocket?: string;
 }
 
 /** The QEMU drive id of a guest disk device (vda -> drive-vda), for -drive and for QMP. */
@@ -125,8 +127,10 @@ export function buildCommandLine(guest: Guest, runDir: RunDir, options: Resolved
     const cmdline = guest.metadata?.[KERNEL_METADATA.cmdline];
     if (cmdline) args.push('-append', cmdline);
   }
-  if (plan.vncPort > 0) {
-    // VNC needs a display adapter; -nodefaults removed the default one.
+  // VNC needs a display adapter; -nodefaults removed the default one.
+  if (plan.vncSocket) {
+    args.push('-device', 'VGA', '-vnc', `unix:${escape(plan.vncSocket)}`);
+  } else if (plan.vncPort > 0) {
     args.push('-device', 'VGA', '-vnc', `${options.vncListen.includes(':') ? `[${options.vncListen}]` : options.vncListen}:${plan.vncPort - 5900}`);
   }
   if (options.sandbox) args.push('-sandbox', 'on,obsolete=deny,resourcecontrol=deny');

@@ -28,7 +28,13 @@ export const qemuOptionsSchema = z
     imagesDir: z.string().min(1).default('./images'),
     /** Give each guest a VNC display. */
     vnc: z.boolean().default(false),
-    /** Address VNC listens on; loopback unless you put a proxy in front. */
+    /**
+     * With vnc: each guest's VNC server listens on a unix socket in its run
+     * dir (vnc.sock) instead of a TCP port, reachable only through the
+     * agent (GET /guests/{id}/vnc); the guest's `vnc` port is then 0.
+     */
+    vncSocket: z.boolean().default(false),
+    /** Address VNC listens on (TCP, vncSocket off); loopback unless you put a proxy in front. */
     vncListen: z.string().min(1).default('127.0.0.1'),
     vncPortMin: z.number().int().min(5900).max(65535).default(5900),
     vncPortMax: z.number().int().min(5900).max(65535).default(5999),

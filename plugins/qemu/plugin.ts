@@ -29,6 +29,8 @@ import {
   type PluginInstance,
   type HypervisorBackendHandlers,
   type StageContext,
+  type VncEndpoint,
+  type VncRequest,
 } from '../../core/contract/index.js';
 import { buildCommandLine, KERNEL_METADATA, type LaunchPlan } from './command-line.js';
 import { createDisks, findImage } from './disk-images.js';
@@ -44,6 +46,7 @@ import { RunDir } from './run-dir.js';
 import { snapshotHandlers } from './snapshot-stages.js';
 import { ensureTap, isBridge, removeTap } from './taps.js';
 import { allocateVncPort } from './vnc-ports.js';
+import { vncEndpointOf } from './vnc-display.js';
 
 /** States in which a QEMU process should exist. */
 const RUNNING_STATES = new Set(['running', 'suspended']);
@@ -234,7 +237,8 @@ export class QemuPlugin implements PluginInstance {
         }
       }
       let vnc = 0;
-      if (this.options.vnc) {
+      // On a unix socket, VNC has no port to give the guest.
+      if (this.options.vnc && !this.options.vncSocket) {
         vnc = await this.allocateVnc(guest.id);
       }
       return { guest: { ...guest, disks, nics, vnc, state: 'off' } };
@@ -312,6 +316,10 @@ export class QemuPlugin implements PluginInstance {
       taps.set(nic.name, nic.device);
     }
     const plan: LaunchPlan = { taps, vncPort: this.options.vnc ? guest.vnc : 0 };
+    if (this.options.vnc && this.options.vncSocket) {
+      plan.vncSocket = new RunDir(this.dataDir, guest.id).vncSocket;
+      checkUnixSocketPath(plan.vncSocket, 'VNC socket');
+    }
     const kernel = guest.metadata?.[KERNEL_METADATA.kernel];
     if (kernel) {
       plan.kernel = await findImage(this.options.imagesDir, kernel);
@@ -407,6 +415,9 @@ export class QemuPlugin implements PluginInstance {
     }
     return false;
   }
+
+  /** The vnc stage: where the guest's QEMU serves VNC, as it reports (undefined: started without). */
+  readonly vnc = ({ guest }: VncRequest): Promise<VncEndpoint | undefined> => vncEndpointOf(this.requireMachine(guest, 'its screen').qmp);
 
   private requireMachine(guest: Guest, action: string): Machine {
     const machine = this.machines.get(guest.id);

@@ -27,6 +27,10 @@ export class RunDir {
   get serialSocket(): string {
     return path.join(this.dir, 'serial1.sock');
   }
+  /** The VNC server's unix socket (option vncSocket). */
+  get vncSocket(): string {
+    return path.join(this.dir, 'vnc.sock');
+  }
   /** What QEMU printed before daemonizing (errors in its arguments, mostly). */
   get stderrLog(): string {
     return path.join(this.dir, 'qemu.stderr.log');

@@ -87,6 +87,14 @@ describe('config and plugin loading', function () {
     expect(result.stderr).to.match(/names "simulator\.cpuMetrics", a metrics stage, where a action stage is needed/);
   });
 
+  it('refuses a vnc action of several stages or of a stage of another kind', async () => {
+    const config = simulatorConfig();
+    config.actions.vnc = { stages: ['simulator.cpuMetrics'] };
+    expect((await check(config)).stderr).to.match(/actions\.vnc\.stages\[0\] names "simulator\.cpuMetrics", a metrics stage, where a vnc stage is needed/);
+    config.actions.vnc = { stages: ['simulator.cpuMetrics', 'simulator.nicMetrics'] };
+    expect((await check(config)).stderr).to.match(/actions\.vnc takes exactly one stage, as "stages": \["plugin\.vnc"\]; got 2/);
+  });
+
   it('refuses an unknown action, listing the valid ones', async () => {
     const config = simulatorConfig();
     config.actions.hibernate = { async: ['simulator.suspend'] };

@@ -3,7 +3,7 @@
  * answer is shape-checked by its kind in-process, as isolated answers are.
  */
 import { expect } from 'chai';
-import { actionStage, metricsStage, type Guest, type GuestMetricsRequest, type GuestRequest, type StageContext } from '../../core/contract/index.js';
+import { actionStage, metricsStage, vncStage, type Guest, type GuestMetricsRequest, type GuestRequest, type StageContext } from '../../core/contract/index.js';
 
 const guest: Guest = { id: 'g1', type: '', image: '', nics: [], disks: [], state: 'off', memory: 512, cpu: 1, vnc: 0, metadata: {} };
 const ctx = (stage: string): StageContext => ({
@@ -47,5 +47,18 @@ describe('stage kinds', () => {
     const error = await stage.invoke(actionRequest, ctx('t.cpu')).then(() => undefined, (e: Error) => e);
     expect(error?.message).to.match(/not a metrics request/);
     expect(ran).to.equal(false);
+  });
+
+  it('takes a VNC endpoint as a unix socket, a TCP address or nothing, and refuses anything else', async () => {
+    const request = { guest, args: {} };
+    expect(await vncStage(() => ({ path: '/run/g/vnc.sock' })).invoke(request, ctx('t.vnc'))).to.deep.equal({ path: '/run/g/vnc.sock' });
+    expect(await vncStage(() => ({ host: '127.0.0.1', port: 5901 })).invoke(request, ctx('t.vnc'))).to.deep.equal({ host: '127.0.0.1', port: 5901 });
+    expect(await vncStage(() => undefined).invoke(request, ctx('t.vnc'))).to.equal(undefined);
+    for (const wrong of [{ path: 'relative.sock' }, { host: '127.0.0.1', port: 70000 }, { host: '', port: 5900 }, 'vnc.sock']) {
+      const error = await vncStage(() => JSON.parse(JSON.stringify(wrong))).invoke(request, ctx('t.vnc')).then(() => undefined, (e: Error) => e);
+      expect(error?.message, JSON.stringify(wrong)).to.match(/a vnc stage answers \{path: "\/absolute\/unix\/socket"\}, \{host, port: 1-65535\}, or nil/);
+    }
+    const notVnc = await vncStage(() => undefined).invoke(actionRequest, ctx('t.vnc')).then(() => undefined, (e: Error) => e);
+    expect(notVnc?.message, 'an action request is not a vnc request').to.match(/not a vnc request/);
   });
 });

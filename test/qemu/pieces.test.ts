@@ -72,6 +72,13 @@ describe('QEMU plugin pieces', function () {
       expect(args).to.include('-vnc 127.0.0.1:3');
       expect(args).to.include(`-pidfile ${runDir.pidFile}`);
     });
+    it('puts VNC on a unix socket in the run dir when vncSocket is on', () => {
+      const guest = kernelShapedGuest();
+      guest.disks[0].source = '/d/vda.qcow2';
+      const runDir = new RunDir('/da,ta', guest.id);
+      const args = buildCommandLine(guest, runDir, options({ vnc: true, vncSocket: true }), { taps: new Map(), vncPort: 0, vncSocket: runDir.vncSocket }).join(' ');
+      expect(args).to.include(`-device VGA -vnc unix:/da,,ta/${guest.id}/vnc.sock`);
+    });
     it('asks QEMU to fall back from KVM to TCG under auto', () => {
       const guest = kernelShapedGuest();
       guest.disks[0].source = '/d/vda.qcow2';

@@ -4,7 +4,8 @@
  * limit, the image-name check, which image a disk is built on, NIC checks,
  * host device (tap) names, an ordered queue for the state changes the
  * hypervisor reports, per-guest serial work, a qcow2 snapshot as a
- * download stream, and a local QEMU's cpu metrics from /proc. Part of the
+ * download stream, a local QEMU's cpu metrics from /proc, and where to
+ * connect to a VNC server on TCP. Part of the
  * contract, so a plugin reaches it through core/contract/index.ts.
  * May import: contract.
  */
@@ -18,3 +19,4 @@ export * from './observe-queue.js';
 export * from './per-guest-serial.js';
 export * from './snapshot-export.js';
 export * from './process-cpu.js';
+export * from './vnc-endpoint.js';

@@ -8,6 +8,7 @@ import { guestSchema } from '../../guests/guest-factory.js';
 import { imageRequestSchema } from '../image-routes.js';
 import { snapshotRequestSchema } from '../snapshot-routes.js';
 import type { ResponseDoc, RouteDoc } from './api-registry.js';
+import { VNC_ROUTE_DOCS } from './vnc-route-docs.js';
 import {
   CpuMetricsSchema,
   DiskMetricsSchema,
@@ -458,4 +459,4 @@ export const SNAPSHOT_ROUTE_DOCS: RouteDoc[] = [
 ];
 
 /** Every documented route, in the order the document lists them. */
-export const ROUTE_DOCS: RouteDoc[] = [...GUEST_ROUTE_DOCS, ...HOST_ROUTE_DOCS, ...IMAGE_ROUTE_DOCS, ...SNAPSHOT_ROUTE_DOCS, ...EVENT_ROUTE_DOCS, ...METRICS_ROUTE_DOCS, ...REFERENCE_ROUTE_DOCS];
+export const ROUTE_DOCS: RouteDoc[] = [...GUEST_ROUTE_DOCS, ...VNC_ROUTE_DOCS, ...HOST_ROUTE_DOCS, ...IMAGE_ROUTE_DOCS, ...SNAPSHOT_ROUTE_DOCS, ...EVENT_ROUTE_DOCS, ...METRICS_ROUTE_DOCS, ...REFERENCE_ROUTE_DOCS];
