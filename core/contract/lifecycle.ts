@@ -1,9 +1,12 @@
 /**
  * The guest lifecycle, owned by the kernel: one state vocabulary every
  * backend reports in, and for each lifecycle action the states it may start
- * from and the state it leads to. `guard.requireState` checks an action's
- * `from` unless the config names other states for it (to narrow or widen
- * them, explicitly); backends return the `to` state when they succeed.
+ * from and the state it leads to. The kernel checks an action's `from`
+ * when the request arrives and again when its job starts; a config that
+ * names `guard.requireState` with `args.states` for an action replaces
+ * them (to narrow or widen them, explicitly). Backends return the `to`
+ * state when they succeed. Error messages and the OpenAPI document describe
+ * the states with `describeAllowedStates`, so they say what is enforced.
  */
 
 /** Every state a guest can be in. */
@@ -99,3 +102,19 @@ export const SNAPSHOT_LIFECYCLE: { readonly [A in SnapshotAction]: { readonly fr
   rollbackSnapshot: { from: ['off', 'shutdown', 'crashed'] },
   downloadSnapshot: { from: SETTLED },
 };
+
+/** States as words: "off", "running or suspended", "off, shutdown or crashed". */
+export function describeStates(states: readonly string[]): string {
+  if (states.length === 0) return '(no state)';
+  return states.length === 1 ? states[0] : `${states.slice(0, -1).join(', ')} or ${states[states.length - 1]}`;
+}
+
+/** The states an action may start from by the tables above (create: none, the guest does not exist yet). */
+export function allowedStates(action: LifecycleAction | SnapshotAction): readonly GuestState[] {
+  return isLifecycleAction(action) ? LIFECYCLE[action].from : SNAPSHOT_LIFECYCLE[action].from;
+}
+
+/** What 409 answers and the OpenAPI document say an action needs: "off, shutdown, suspended, crashed or error". */
+export function describeAllowedStates(action: LifecycleAction | SnapshotAction): string {
+  return describeStates(allowedStates(action));
+}

@@ -12,6 +12,7 @@ import { isSnapshotJobAction, SNAPSHOT_LIFECYCLE, type SnapshotAction, type Snap
 import type { ActionPlans, SnapshotPlan } from './action-plan.js';
 import type { ActionRunner, GuestJobRun } from './action-runner.js';
 import { Errors, HyperkernError } from '../errors.js';
+import { describeStates } from '../contract/lifecycle.js';
 import type { GuestRegistry } from '../guests/guest-registry.js';
 import { isFinished, type JobLog } from './job-log.js';
 import { asPluginLogger, type AgentLogger } from '../logger.js';
@@ -242,7 +243,7 @@ export class SnapshotRunner {
 function checkState(action: SnapshotAction, guest: Guest): void {
   const from = SNAPSHOT_LIFECYCLE[action].from;
   if (!from.includes(guest.state)) {
-    throw Errors.conflict(`guest ${guest.id} is ${guest.state || 'in no state'}; ${action} needs it ${from.length === 1 ? from[0] : `${from.slice(0, -1).join(', ')} or ${from[from.length - 1]}`}`);
+    throw Errors.conflict(`guest ${guest.id} is ${guest.state || 'in no state'}; ${action} needs it ${describeStates(from)}`);
   }
 }
 

@@ -7,7 +7,7 @@
  * config replaces them for that action (to narrow or widen them).
  */
 import { injectable } from 'tsyringe';
-import { LIFECYCLE, PLUGIN_API_VERSION, StageRejection, actionStage, definePlugin, isLifecycleAction, type GuestRequest } from '../../core/contract/index.js';
+import { LIFECYCLE, PLUGIN_API_VERSION, StageRejection, actionStage, definePlugin, describeStates, isLifecycleAction, type GuestRequest } from '../../core/contract/index.js';
 
 @injectable()
 export class GuardPlugin {
@@ -17,13 +17,9 @@ export class GuardPlugin {
       throw new Error(`guard.requireState needs args.states, a list of state names, in the config (the lifecycle table has none for "${action}")`);
     }
     if (!states.includes(guest.state)) {
-      throw new StageRejection(409, `guest is ${guest.state || 'in no state'}; ${action} needs ${describe(states)}`);
+      throw new StageRejection(409, `guest is ${guest.state || 'in no state'}; ${action} needs ${describeStates(states)}`);
     }
   }
-}
-
-function describe(states: string[]): string {
-  return states.length === 1 ? states[0] : `${states.slice(0, -1).join(', ')} or ${states[states.length - 1]}`;
 }
 
 export default definePlugin({

@@ -9,6 +9,7 @@ import { imageRequestSchema } from '../image-routes.js';
 import { snapshotRequestSchema } from '../snapshot-routes.js';
 import type { ResponseDoc, RouteDoc } from './api-registry.js';
 import { VNC_ROUTE_DOCS } from './vnc-route-docs.js';
+import { describeAllowedStates, type LifecycleAction } from '../../contract/lifecycle.js';
 import {
   CpuMetricsSchema,
   DiskMetricsSchema,
@@ -25,6 +26,9 @@ import {
 } from './wire-schemas.js';
 
 const err = (description: string): ResponseDoc => ({ description, schema: ErrorSchema });
+
+/** A 409's text from the kernel's lifecycle table, the states it enforces. */
+const unless = (action: LifecycleAction): string => `Unless the guest is ${describeAllowedStates(action)} (the lifecycle table; a config's guard.requireState args.states replace them)`;
 
 const waitQuery = z.object({
   wait: z.string().optional().meta({
@@ -53,21 +57,21 @@ const actionResponses = (conflict: string): Record<number, ResponseDoc> => ({
 });
 
 const POWER: { action: string; summary: string; conflict: string; query?: z.ZodObject }[] = [
-  { action: 'start', summary: 'Start the guest', conflict: 'Unless off, shutdown or suspended' },
+  { action: 'start', summary: 'Start the guest', conflict: unless('start') },
   {
     action: 'shutdown',
     summary: 'Shut the guest down (ACPI power button)',
-    conflict: 'Unless running',
+    conflict: unless('shutdown'),
     query: waitQuery.extend({
       timeout: z.string().optional().meta({ description: 'Seconds the guest OS gets to power off (1 to 86400)', example: '60' }),
       force: z.string().optional().meta({ description: 'true: when the guest has not shut down by then, power it off in the same job (its Message starts "forced:")', example: 'true' }),
     }),
   },
-  { action: 'reboot', summary: 'Reboot the guest (soft, by the guest OS)', conflict: 'Unless running' },
-  { action: 'restart', summary: 'Reset the guest (hard)', conflict: 'Unless running or suspended' },
-  { action: 'poweroff', summary: 'Power the guest off (pull the plug)', conflict: 'Unless running, suspended or shutdown' },
-  { action: 'suspend', summary: "Pause the guest's vCPUs", conflict: 'Unless running' },
-  { action: 'resume', summary: "Resume a suspended guest's vCPUs", conflict: 'Unless suspended' },
+  { action: 'reboot', summary: 'Reboot the guest (soft, by the guest OS)', conflict: unless('reboot') },
+  { action: 'restart', summary: 'Reset the guest (hard)', conflict: unless('restart') },
+  { action: 'poweroff', summary: 'Power the guest off (pull the plug)', conflict: unless('poweroff') },
+  { action: 'suspend', summary: "Pause the guest's vCPUs", conflict: unless('suspend') },
+  { action: 'resume', summary: "Resume a suspended guest's vCPUs", conflict: unless('resume') },
 ];
 
 const cancelResponses = (notFound: string): Record<number, ResponseDoc> => ({
@@ -92,7 +96,7 @@ const deleteDoc = (method: 'delete' | 'post', path: string, operationId: string,
   summary,
   description: 'Queues the delete job; the guest leaves the registry when it succeeds (a failed one leaves it, the error in the job).',
   query: waitQuery,
-  responses: actionResponses('While the guest cannot be deleted'),
+  responses: actionResponses(unless('delete')),
 });
 
 export const GUEST_ROUTE_DOCS: RouteDoc[] = [
@@ -413,7 +417,7 @@ function snapshotRouteDocs(prefix: string, idPrefix: string, of: string): RouteD
       description: 'Named `dest` (or snap-<unix seconds>). Running and off guests both work; docs/snapshots.md says what each backend captures.',
       query: waitQuery,
       body: SnapshotRequestBody,
-      responses: snapshotJobResponses('The name is taken, a job is changing it, or the guest is creating, deleting or in error'),
+      responses: snapshotJobResponses(`The name is taken, a job is changing it, or the guest is not ${describeAllowedStates('createSnapshot')}`),
     },
     { method: 'get', path: `${prefix}/:name`, operationId: `get${idPrefix}Snapshot`, tag, summary: `Get a snapshot of ${of}`, responses: { 200: { description: 'The snapshot, as a one-element array (mistify answered the SnapshotResponse array)', schema: z.array(SnapshotSchema) }, 400: err('Not a snapshot name'), ...snapshotReadResponses } },
     {
@@ -423,7 +427,7 @@ function snapshotRouteDocs(prefix: string, idPrefix: string, of: string): RouteD
       tag,
       summary: `Delete a snapshot of ${of} as a job`,
       query: waitQuery,
-      responses: snapshotJobResponses('A job is changing the snapshot, or the guest is being created or deleted'),
+      responses: snapshotJobResponses(`A job is changing the snapshot, or the guest is not ${describeAllowedStates('deleteSnapshot')}`),
     },
     {
       method: 'post',
@@ -431,10 +435,10 @@ function snapshotRouteDocs(prefix: string, idPrefix: string, of: string): RouteD
       operationId: `rollback${idPrefix}Snapshot`,
       tag,
       summary: `Roll ${of} back to a snapshot as a job`,
-      description: 'The guest must be off (or shutdown, crashed). With destroyMoreRecent the later snapshots are deleted; without, a later one is a 409 from the backend.',
+      description: `The guest must be ${describeAllowedStates('rollbackSnapshot')}. With destroyMoreRecent the later snapshots are deleted; without, a later one is a 409 from the backend.`,
       query: waitQuery,
       body: SnapshotRequestBody,
-      responses: snapshotJobResponses('The guest is not off, or a job is changing the snapshot'),
+      responses: snapshotJobResponses(`The guest is not ${describeAllowedStates('rollbackSnapshot')}, or a job is changing the snapshot`),
     },
     {
       method: 'get',
