@@ -43,6 +43,7 @@ const CATALOGUE = {
   shuttingDown: { code: 'HK_ERR_SHUTTING_DOWN', status: 503, means: 'the agent is stopping' },
   notReady: { code: 'HK_ERR_NOT_READY', status: 503, means: 'the agent listens but has not finished recovering its jobs' },
   dataDirLocked: { code: 'HK_ERR_DATA_DIR_LOCKED', status: 500, means: "another agent holds the data dir's lock (a boot error)" },
+  dataDirUnusable: { code: 'HK_ERR_DATA_DIR_UNUSABLE', status: 500, means: 'the data dir is read-only, full or not writable by the agent (a boot error)' },
   storage: { code: 'HK_ERR_STORAGE', status: 500, means: 'the state database failed' },
   internal: { code: 'HK_ERR_INTERNAL', status: 500, means: 'a fault in the agent (logged with its stack)' },
 } as const satisfies Record<string, { code: `HK_ERR_${string}`; status: number; means: string }>;
@@ -110,6 +111,7 @@ export const Errors = {
   shuttingDown: make('shuttingDown'),
   notReady: make('notReady'),
   dataDirLocked: make('dataDirLocked'),
+  dataDirUnusable: make('dataDirUnusable'),
   storage: make('storage'),
   internal: make('internal'),
 };

@@ -34,6 +34,7 @@ import { GuestSweep } from './metrics/guest-sweep.js';
 import type { SseStream } from './events/sse-stream.js';
 import { processIsolation } from './isolation/index.js';
 import { DataDirLock } from './state/data-dir-lock.js';
+import { checkDataDir, explainDataDirFault } from './state/data-dir-check.js';
 
 export const VERSION: string = (() => {
   try {
@@ -98,8 +99,12 @@ export class Kernel {
   static async boot(loaded: LoadedConfig, log: AgentLogger, output: Pick<AgentLog, 'dropped'> = { dropped: 0 }): Promise<Kernel> {
     const { config } = loaded;
     const dataDir = path.resolve(config.dataDir);
-    // First of all: a second agent on this data dir stops here, having touched nothing.
-    const lock = await DataDirLock.acquire(dataDir);
+    // A data dir that cannot hold state (read-only, full, another owner's) stops here, in one line.
+    await checkDataDir(dataDir);
+    // Then: a second agent on this data dir stops here, having touched nothing.
+    const lock = await DataDirLock.acquire(dataDir).catch(async (error) => {
+      throw (await explainDataDirFault(dataDir, error)) ?? error;
+    });
     let store: StateStore | undefined;
     try {
       store = await StateStore.open(dataDir, { eventRetention: config.events.retention });
@@ -131,7 +136,7 @@ export class Kernel {
     } catch (error) {
       await store?.close().catch(() => undefined);
       await lock.release().catch(() => undefined);
-      throw error;
+      throw (await explainDataDirFault(dataDir, error)) ?? error;
     }
   }
 

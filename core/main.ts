@@ -13,7 +13,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { container } from 'tsyringe';
 import { loadConfig, overridesFrom } from './config/config.js';
-import { HyperkernError } from './errors.js';
+import { HyperkernError, messageOf } from './errors.js';
 import { Kernel, VERSION, preparePlugins } from './kernel.js';
 import { builtinConfigDialects } from './plugins/plugin-loader.js';
 import { createLogger } from './logger.js';
@@ -147,8 +147,11 @@ main().then(
     setTimeout(() => process.exit(code), 500).unref();
   },
   (error) => {
-    // Boot errors: one clear line for the operator, no stack unless it is a bug.
-    const message = error instanceof HyperkernError ? error.message : `unexpected error: ${(error as Error)?.stack ?? error}`;
+    // Boot errors: one clear line for the operator, never a stack (a bug's
+    // stack is one HYPERKERN_LOG_LEVEL=debug away).
+    const debug = process.env.HYPERKERN_LOG_LEVEL === 'debug';
+    const message =
+      error instanceof HyperkernError ? error.message : `unexpected error: ${debug ? ((error as Error)?.stack ?? error) : `${messageOf(error)} (HYPERKERN_LOG_LEVEL=debug shows where)`}`;
     process.stderr.write(`hyperkern: ${message}\n`);
     process.exitCode = 1;
   },
