@@ -1,0 +1,3 @@
+module hyperkern/test/go-subagent
+
+go 1.19
