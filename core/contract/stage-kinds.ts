@@ -9,6 +9,8 @@ import type { Readable } from 'node:stream';
 import type { Guest, GuestMetricsRequest, GuestMetricsResponse, GuestRequest, GuestResponse, ImageRequest, ImageResponse, SnapshotRequest, SnapshotResponse } from './wire-types.js';
 import type { StageContext } from './plugin-api.js';
 import type { SnapshotAction } from './lifecycle.js';
+import { readGuestResponse, readImageResponse, readMetricsResponse, readSnapshotResponse } from './go-answers.js';
+import { GoReadError } from './go-json.js';
 
 /** Request and response type of each stage kind. */
 export interface StageKindShapes {
@@ -101,8 +103,14 @@ export type Checked<T> = { ok: true; value: T } | { ok: false; problem: string }
 export interface StageKindSpec<K extends StageKind> {
   /** Does this request have the kind's shape? (A wrong one is a kernel bug.) */
   isRequest(request: StageRequest): request is StageRequestOf<K>;
-  /** Checks what a stage answered; `problem` says what it is and what belongs there. */
-  checkResponse(result: unknown): Checked<StageResponseOf<K>>;
+  /**
+   * Checks what a stage answered and reads it as Go's encoding/json reads
+   * the answer's type (go-answers.ts): absent fields are zero values.
+   * `request`, when given, is what the stage was sent (a lifecycle answer's
+   * guest keeps what the client gave where it left that out). `problem`
+   * says what is wrong and what belongs there.
+   */
+  checkResponse(result: unknown, request?: StageRequestOf<K>): Checked<StageResponseOf<K>>;
 }
 
 const isMap = (v: unknown): v is Record<string, unknown> =>
@@ -118,22 +126,29 @@ export function describeValue(value: unknown): string {
   return text.length > 80 ? `${text.slice(0, 77)}...` : text;
 }
 
-/** An ImageResponse: `images` an array of maps (nil = none, as Go sends an empty slice). */
-function checkImageResponse(result: unknown): Checked<ImageResponse> {
-  if (isMap(result) && (result.images === null || result.images === undefined)) return { ok: true, value: { images: [] } };
-  if (isMap(result) && Array.isArray(result.images) && result.images.every((i) => isMap(i) && typeof i.id === 'string')) {
-    return { ok: true, value: result as unknown as ImageResponse };
+/**
+ * A map read as Go reads type T, or the problem: `expected` says what
+ * belongs there; a field Go could not read is named with its path.
+ */
+function readAnswer<T>(result: unknown, read: (answer: object) => T, expected: string): Checked<T> {
+  if (!isMap(result)) return { ok: false, problem: `${describeValue(result)}; ${expected}` };
+  try {
+    return { ok: true, value: read(result) };
+  } catch (error) {
+    if (error instanceof GoReadError) return { ok: false, problem: `${error.message}; ${expected}` };
+    throw error;
   }
-  return { ok: false, problem: `${describeValue(result)}; an image stage answers an ImageResponse map ({images: [{id, type, size, ...}]})` };
 }
 
-/** A SnapshotResponse: `snapshots` an array of {id, size} maps (nil = none). */
+/** An ImageResponse: `images` a list of Image maps (null or absent = none). */
+function checkImageResponse(result: unknown): Checked<ImageResponse> {
+  return readAnswer(result, readImageResponse, 'an image stage answers an ImageResponse map ({images: [{id, type, size, ...}]})');
+}
+
+/** A SnapshotResponse: `snapshots` a list of {id, size} maps (null or absent = none); no answer at all is none too. */
 function checkSnapshotResponse(result: unknown): Checked<SnapshotResponse> {
-  if (result === undefined || (isMap(result) && (result.snapshots === null || result.snapshots === undefined))) return { ok: true, value: { snapshots: [] } };
-  if (isMap(result) && Array.isArray(result.snapshots) && result.snapshots.every((s) => isMap(s) && typeof s.id === 'string' && (s.size === undefined || s.size === null || typeof s.size === 'number'))) {
-    return { ok: true, value: { snapshots: result.snapshots.map((s) => ({ id: s.id as string, size: typeof s.size === 'number' ? s.size : 0 })) } };
-  }
-  return { ok: false, problem: `${describeValue(result)}; a snapshot stage answers a SnapshotResponse map ({snapshots: [{id, size}]})` };
+  if (result === undefined) return { ok: true, value: { snapshots: [] } };
+  return readAnswer(result, readSnapshotResponse, 'a snapshot stage answers a SnapshotResponse map ({snapshots: [{id, size}]})');
 }
 
 function checkSnapshotDownload(result: unknown): Checked<SnapshotDownload> {
@@ -165,20 +180,14 @@ const isImageRequest = (request: StageRequest): request is ImageRequest =>
 export const STAGE_KINDS: { readonly [K in StageKind]: StageKindSpec<K> } = {
   action: {
     isRequest: (request): request is GuestRequest => 'action' in request && typeof request.action === 'string',
-    checkResponse(result) {
+    checkResponse(result, request) {
       if (result === null || result === undefined) return { ok: true, value: undefined };
-      if (isMap(result) && (result.guest === undefined || result.guest === null || isMap(result.guest))) {
-        return { ok: true, value: result as unknown as GuestResponse };
-      }
-      return { ok: false, problem: `${describeValue(result)}; a lifecycle stage answers a GuestResponse map ({guest, message}) or nil` };
+      return readAnswer(result, (answer) => readGuestResponse(answer, request?.guest), 'a lifecycle stage answers a GuestResponse map ({guest, message}) or nil');
     },
   },
   metrics: {
     isRequest: (request): request is GuestMetricsRequest => 'type' in request && typeof request.type === 'string',
-    checkResponse(result) {
-      if (isMap(result)) return { ok: true, value: result as unknown as GuestMetricsResponse };
-      return { ok: false, problem: `${describeValue(result)}; a metrics stage answers a GuestMetricsResponse map` };
-    },
+    checkResponse: (result) => readAnswer(result, readMetricsResponse, 'a metrics stage answers a GuestMetricsResponse map'),
   },
   image: { isRequest: isImageRequest, checkResponse: checkImageResponse },
   imageUpload: {
@@ -226,7 +235,7 @@ export function defineStage<K extends StageKind>(kind: K, handler: StageHandler<
     kind,
     invokeUnchecked: call,
     async invoke(request, ctx) {
-      const checked = spec.checkResponse(await call(request, ctx));
+      const checked = spec.checkResponse(await call(request, ctx), request as StageRequestOf<K>);
       if (!checked.ok) throw new Error(`the stage answered ${checked.problem}`);
       return checked.value;
     },

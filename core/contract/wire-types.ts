@@ -92,6 +92,8 @@ export interface GuestRequest {
 export interface GuestResponse {
   guest: Guest;
   message?: string;
+  /** mistify's hinted back-off (seconds); read, not acted on. */
+  retry?: number;
 }
 
 export type MetricsType = 'cpu' | 'nic' | 'disk';

@@ -146,7 +146,7 @@ export class IsolatedPlugin implements PluginInstance {
           // A download's bytes follow the answer as stream notifications (byte-streams.ts).
           const answer = kind === 'snapshotDownload' ? child.openStream(result, short) : result;
           // A child's answer must have the shape its stage kind promises; anything else is the plugin's fault.
-          const checked = spec.checkResponse(answer);
+          const checked = spec.checkResponse(answer, request);
           if (!checked.ok) throw new Error(`${this.label} answered stage ${short} with ${checked.problem}`);
           return checked.value;
         },

@@ -19,7 +19,6 @@ import { Errors, messageOf } from '../errors.js';
 import type { AgentLogger } from '../logger.js';
 import {
   PLUGIN_API_VERSION,
-  STAGE_KINDS,
   Tokens,
   isStageKind,
   type ConfigDialect,
@@ -29,6 +28,7 @@ import {
   type PluginManifest,
   type StageHandler,
   type StageKind,
+  type StageResponseOf,
 } from '../contract/plugin-api.js';
 import type { StageHandle } from './stage-handle.js';
 
@@ -220,12 +220,8 @@ export function dependenciesOf(slot: Pick<PluginSlot, 'id' | 'manifest'>, plugin
       const stage = plugins.find((p) => p.id === pluginId)?.stages[stageName];
       if (!stage) throw new Error(`${where}, which plugin "${pluginId}" does not have`);
       if (stage.kind !== kind) throw new Error(`${where} as a ${kind} stage; it is a ${stage.kind} stage`);
-      const spec = STAGE_KINDS[kind];
-      return async (request, ctx) => {
-        const checked = spec.checkResponse(await stage.invoke(request, ctx));
-        if (!checked.ok) throw new Error(`stage ${pluginId}.${stageName} answered ${checked.problem}`);
-        return checked.value;
-      };
+      // invoke() checks and reads the answer by its kind, as for every stage call.
+      return async (request, ctx) => (await stage.invoke(request, ctx)) as StageResponseOf<K>;
     },
   };
 }

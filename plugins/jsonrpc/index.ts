@@ -34,6 +34,7 @@ import {
 import { datasetsOf, fromMistifySnapshots, toMistifySnapshotRequest } from './mistify-snapshots.js';
 import { JsonRpcClient, JsonRpcError } from './json-rpc-client.js';
 import { translateMistifyConfig } from './mistify-config.js';
+import { withKernelState } from './libvirt-states.js';
 import { jsonRpcOptions, type JsonRpcOptions } from './options.js';
 
 @injectable()
@@ -88,7 +89,10 @@ export class JsonRpcPlugin implements PluginInstance {
         if (error instanceof JsonRpcError && /does not exist|not found|no such/i.test(error.message)) throw new StageRejection(404, error.message);
         throw error;
       }
-      first ??= fromMistifySnapshots(request, result);
+      // Read here, before the datasets in it are named as the kernel names snapshots (the kernel reads the result again).
+      const read = STAGE_KINDS.snapshot.checkResponse(result);
+      if (!read.ok) throw new JsonRpcError(`${method} at ${this.client.url} answered ${read.problem}`);
+      first ??= fromMistifySnapshots(request, read.value);
     }
     return first!;
   }
@@ -113,17 +117,17 @@ export class JsonRpcPlugin implements PluginInstance {
     }
   }
 
+  /**
+   * One JSON-RPC call. The answer goes back as the sub-agent sent it (a
+   * lifecycle answer's state in the kernel's names): the kernel checks it
+   * and reads it as Go would, as it does every stage's answer.
+   */
   private async call<K extends StageKind>(method: string, kind: K, request: StageRequestOf<K>, ctx: StageContext): Promise<StageResponseOf<K>> {
     this.calls += 1;
     try {
       const result = await this.client.call(method, toMistifyRequest(request), ctx.signal, ctx.timeoutMs);
       this.unreachable = undefined;
-      const checked = STAGE_KINDS[kind].checkResponse(result);
-      if (!checked.ok) {
-        const belongs = kind === 'metrics' ? 'GuestMetricsResponse' : kind === 'image' ? 'ImageResponse' : kind === 'snapshot' ? 'SnapshotResponse' : 'GuestResponse';
-        throw new JsonRpcError(`${method} at ${this.client.url} answered ${JSON.stringify(result)} where a ${belongs} belongs`);
-      }
-      return checked.value;
+      return (kind === 'action' ? withKernelState(result) : result) as StageResponseOf<K>;
     } catch (error) {
       this.failures += 1;
       if (error instanceof JsonRpcError && /connection refused|closed the connection/.test(error.message)) this.unreachable = error.message;
