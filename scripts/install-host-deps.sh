@@ -14,6 +14,7 @@ packages=(
   prometheus                   # a real Prometheus scraping GET /metrics in tests (and promtool)
   chromium                     # the GET /docs test (headless, driven by playwright-core)
   tmux                         # the CLI tests run it in a real terminal
+  inotify-tools                # inotifywait: image tests prove a refused image opened no host file
   systemd                      # systemd-analyze verify of deploy/hyperkern.service
   golang-go                    # the Go client of the conformance suite (test/go-client, stdlib only, built offline)
   etcd-server etcd-client      # the fleet link's tests and benchmark (a real etcd 3.4, etcdctl)

@@ -11,14 +11,14 @@
  * pending; a marker file names it, so a volume half-uploaded when the agent
  * died is deleted at the next start rather than served as an image.
  */
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { diskImage, StageRejection, type Guest, type GuestDirectory, type Image, type Logger } from '../../core/contract/index.js';
+import { checkImageFile, diskImage, ImageRefused, StageRejection, type Guest, type GuestDirectory, type Image, type Logger } from '../../core/contract/index.js';
 import { checkImageName, volumeInfo, volumesOf } from './storage.js';
 import { VirshError, type VirshShell } from './virsh-shell.js';
 
@@ -163,7 +163,10 @@ export class PoolImages {
    * that name is replaced unless a guest's disk is built on it (409).
    */
   async importFile(id: string, file: string, signal: AbortSignal): Promise<Image> {
-    const { format, virtualSize } = await checkImageFile(this.options.qemuImg, file, signal);
+    const { format, virtualSize } = await checkImageFile(this.options.qemuImg, file, signal).catch((error: unknown) => {
+      // Refused bytes (format, a named backing or data file) are the uploader's fault.
+      throw error instanceof ImageRefused ? new StageRejection(422, error.message) : error;
+    });
     const bytes = (await stat(file)).size;
     if (await volumeInfo(this.virsh, this.options.pool, id)) {
       await this.refuseInUse(id);
@@ -268,25 +271,4 @@ export function usersOf(guests: Guest[], id: string): { guest: string; disk: str
     }
   }
   return users;
-}
-
-/**
- * qemu-img's view of a received file: raw or qcow2, and self-contained (a
- * backing file or external data file named inside an image would make QEMU
- * open another host file). A refusal is the uploader's fault (422).
- */
-async function checkImageFile(qemuImg: string, file: string, signal: AbortSignal): Promise<{ format: string; virtualSize: number }> {
-  const stdout = await new Promise<string>((resolve, reject) => {
-    execFile(qemuImg, ['info', '--output=json', '-U', file], { signal, timeout: 60_000, encoding: 'utf8' }, (error, out, stderr) => {
-      if (!error) return resolve(out);
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return reject(new Error(`${qemuImg} not found; install qemu-utils`));
-      reject(new StageRejection(422, `qemu-img cannot read the image: ${(stderr || error.message).trim().replaceAll(file, 'the received file')}`));
-    });
-  });
-  const info = JSON.parse(stdout) as { format?: string; 'virtual-size'?: number; 'backing-filename'?: string; 'format-specific'?: { data?: { 'data-file'?: string } } };
-  const format = info.format ?? 'unknown';
-  if (format !== 'raw' && format !== 'qcow2') throw new StageRejection(422, `image format "${format}" is not accepted; use raw or qcow2`);
-  if (info['backing-filename']) throw new StageRejection(422, 'qcow2 image has a backing file; only self-contained images are accepted (qemu-img convert -O qcow2 makes one)');
-  if (info['format-specific']?.data?.['data-file']) throw new StageRejection(422, 'qcow2 image uses an external data file; only self-contained images are accepted');
-  return { format, virtualSize: info['virtual-size'] ?? 0 };
 }

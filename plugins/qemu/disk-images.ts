@@ -6,7 +6,7 @@
 import { stat } from 'node:fs/promises';
 import { pathExists as exists } from './path-exists.js';
 import path from 'node:path';
-import { checkImageName, diskImage, StageRejection, type Disk, type Guest } from '../../core/contract/index.js';
+import { checkImageFile, checkImageName, diskImage, ImageRefused, StageRejection, type Disk, type Guest } from '../../core/contract/index.js';
 import { run } from './exec.js';
 import type { RunDir } from './run-dir.js';
 
@@ -31,16 +31,6 @@ export async function findImage(imagesDir: string, name: string): Promise<string
   throw new StageRejection(400, `image "${name}" not found in the images folder (the qemu plugin's imagesDir; tried ${IMAGE_SUFFIXES.map((s) => name + s).join(', ')})`);
 }
 
-interface ImageInfo {
-  format: string;
-  'virtual-size': number;
-}
-
-export async function imageInfo(qemuImg: string, file: string, signal?: AbortSignal): Promise<ImageInfo> {
-  const { stdout } = await run(qemuImg, ['info', '--output=json', '-U', file], { signal });
-  return JSON.parse(stdout) as ImageInfo;
-}
-
 /**
  * Creates every disk's qcow2 file and returns the disks with `source` (the
  * file), `volume` (its name under the plugin data dir) and `size` filled in.
@@ -63,8 +53,12 @@ export async function createDisks(
     let sizeMiB = disk.size ?? 0;
     if (imageName) {
       const base = await findImage(options.imagesDir, imageName);
-      const info = await imageInfo(options.qemuImg, base, signal);
-      const baseMiB = Math.ceil(info['virtual-size'] / MIB);
+      // The shared check, not a probing `qemu-img info`: a file in the folder
+      // that is not raw or a self-contained qcow2 must not be opened as one.
+      const info = await checkImageFile(options.qemuImg, base, signal).catch((error: unknown) => {
+        throw error instanceof ImageRefused ? new StageRejection(400, `image "${imageName}": ${error.message}`) : error;
+      });
+      const baseMiB = Math.ceil(info.virtualSize / MIB);
       const args = ['create', '-q', '-f', 'qcow2', '-F', info.format, '-b', base, file];
       // An overlay can grow its base (the guest resizes its filesystem) but never shrink it.
       if (sizeMiB > baseMiB) args.push(`${sizeMiB}M`);

@@ -5,14 +5,15 @@
  */
 import { expect } from 'chai';
 import { createReadStream } from 'node:fs';
-import { mkdir, readdir, stat } from 'node:fs/promises';
+import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { request as httpRequest } from 'node:http';
 import { makeTempDir, removeDir, waitFor } from '../support/agent.js';
 import { agentsPerTest, suiteAgent } from '../support/agent-hooks.js';
 import { simulatorConfig, withImages } from '../support/configs.js';
-import { makeQcow2, makeRaw, sha256Of } from '../support/image-files.js';
+import { makeQcow2, makeRaw, qemuImg, sha256Of } from '../support/image-files.js';
+import { watchOpens } from '../support/file-watch.js';
 import { startImageServer, type ImageServer } from '../support/image-server.js';
 
 /** PUT a file as the request body, streamed (as curl -T does). */
@@ -153,6 +154,38 @@ describe('image API', function () {
     // Through the contract-checked client too: a tiny body is a raw image, refused here for its checksum.
     const small = await agent.request('PUT', `/images/up4?sha256=${'2'.repeat(64)}`, 'sixteen bytes...');
     expect(small.status, small.text).to.equal(422);
+    expect(await leftovers()).to.deep.equal([]);
+  });
+
+  it('refuses uploaded and fetched images that name a host file without opening it, the same answer whether it exists', async () => {
+    const secret = path.join(work, 'secret');
+    const missing = path.join(work, 'nope');
+    await writeFile(secret, 'root:$6$hash:19000:0:99999:7:::\n');
+    const vmdk = (target: string) => `# Disk DescriptorFile\nversion=1\ncreateType="monolithicFlat"\nRW 2048 FLAT "${target}" 0\n`;
+    await writeFile(path.join(served, 'shadow.vmdk'), vmdk(secret));
+    await writeFile(path.join(served, 'nope.vmdk'), vmdk(missing));
+    await qemuImg('create', '-q', '-f', 'qcow2', '-u', '-F', 'raw', '-b', secret, path.join(served, 'shadow.qcow2'), '1M');
+    await qemuImg('create', '-q', '-f', 'qcow2', '-u', '-F', 'raw', '-b', missing, path.join(served, 'nope.qcow2'), '1M');
+    const watch = await watchOpens([secret]);
+    const answers: Record<string, string> = {};
+    for (const name of ['shadow.vmdk', 'nope.vmdk', 'shadow.qcow2', 'nope.qcow2']) {
+      const file = path.join(served, name);
+      const put = await upload(`${agent.url}/images/put-${name}`, file, (await stat(file)).size);
+      expect(put.status, JSON.stringify(put.body)).to.equal(422);
+      const fetched = await agent.request('POST', '/images?wait=30', { id: `get-${name}`, source: `${server.url}/${name}` });
+      expect(fetched.status, fetched.text).to.equal(500);
+      // The id differs per request; the reason after it must not.
+      answers[`put ${name}`] = put.body.message.replace(`put-${name}`, 'ID');
+      answers[`fetch ${name}`] = fetched.body.job.Message.replace(`get-${name}`, 'ID');
+    }
+    expect(await watch.stop(), 'the named host file was never opened').to.deep.equal([]);
+    expect(answers['put shadow.vmdk']).to.match(/format "vmdk" is not accepted/);
+    expect(answers['put shadow.qcow2']).to.match(/names a backing file/);
+    for (const kind of ['put', 'fetch']) {
+      expect(answers[`${kind} nope.vmdk`], `${kind}: missing and existing path answer alike`).to.equal(answers[`${kind} shadow.vmdk`]);
+      expect(answers[`${kind} nope.qcow2`]).to.equal(answers[`${kind} shadow.qcow2`]);
+    }
+    for (const message of Object.values(answers)) expect(message, 'no host path in an answer').to.not.include(work);
     expect(await leftovers()).to.deep.equal([]);
   });
 

@@ -15,6 +15,7 @@ import { removeDir, startAgent, type RunningAgent } from '../support/agent.js';
 import { hasPattern, makeOverlay, makeQcow2, sha256Of } from '../support/image-files.js';
 import { startImageServer, type ImageServer } from '../support/image-server.js';
 import { LibvirtWorld, SYSTEM_URI, virsh } from './world.js';
+import { watchOpens } from '../support/file-watch.js';
 
 /** PUT a file as the request body, streamed (as curl -T does). */
 function upload(url: string, file: string): Promise<{ status: number; body: any }> {
@@ -98,6 +99,29 @@ describe('libvirt images: volumes of the storage pool (real libvirtd)', function
     expect((await a.request('DELETE', `/images/${id}?wait=30`)).status).to.equal(200);
     expect(await world.volumes()).to.deep.equal([]);
     expect((await a.request('GET', `/images/${id}`)).status).to.equal(404);
+  });
+
+  it('refuses a VMDK descriptor naming a host file without anything opening it, the same answer whether it exists', async () => {
+    const a = await start();
+    const secret = path.join(files, 'secret');
+    await writeFile(secret, 'root:$6$hash:19000:0:99999:7:::\n');
+    const vmdk = (target: string) => `# Disk DescriptorFile\nversion=1\ncreateType="monolithicFlat"\nRW 2048 FLAT "${target}" 0\n`;
+    await writeFile(path.join(files, 'shadow.vmdk'), vmdk(secret));
+    await writeFile(path.join(files, 'nope.vmdk'), vmdk(path.join(files, 'nope')));
+    const watch = await watchOpens([secret]);
+    const put = [await upload(`${a.url}/images/${world.prefix}v1`, path.join(files, 'shadow.vmdk')), await upload(`${a.url}/images/${world.prefix}v2`, path.join(files, 'nope.vmdk'))];
+    const fetched = [
+      await a.request('POST', '/images?wait=60', { id: `${world.prefix}v3`, source: `${server.url}/shadow.vmdk` }),
+      await a.request('POST', '/images?wait=60', { id: `${world.prefix}v4`, source: `${server.url}/nope.vmdk` }),
+    ];
+    expect(await watch.stop(), 'neither the agent, qemu-img nor libvirtd opened the named file').to.deep.equal([]);
+    for (const res of put) expect(res.status, JSON.stringify(res.body)).to.equal(422);
+    expect(put[0].body.message).to.match(/format "vmdk" is not accepted/);
+    expect(put[1].body.message.replace('v2', 'v1'), 'no hint whether the path exists').to.equal(put[0].body.message);
+    for (const res of fetched) expect(res.status, res.text).to.equal(500);
+    expect(fetched[1].body.job.Message.replace('v4', 'v3')).to.equal(fetched[0].body.job.Message);
+    for (const message of [...put.map((r) => r.body.message), ...fetched.map((r) => r.body.job.Message)]) expect(message).to.not.include(files);
+    expect(await world.volumes(), 'no volume made').to.deep.equal([]);
   });
 
   it('imports a fetched image into the pool, builds guests\' disks on it, and refuses to delete it while they are', async () => {

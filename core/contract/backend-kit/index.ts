@@ -4,8 +4,9 @@
  * limit, the image-name check, which image a disk is built on, NIC checks,
  * host device (tap) names, an ordered queue for the state changes the
  * hypervisor reports, per-guest serial work, a qcow2 snapshot as a
- * download stream, a local QEMU's cpu metrics from /proc, and where to
- * connect to a VNC server on TCP. Part of the
+ * download stream, a local QEMU's cpu metrics from /proc, where to
+ * connect to a VNC server on TCP, and the image format check (raw or
+ * self-contained qcow2, told from the bytes). Part of the
  * contract, so a plugin reaches it through core/contract/index.ts.
  * May import: contract.
  */
@@ -20,3 +21,4 @@ export * from './per-guest-serial.js';
 export * from './snapshot-export.js';
 export * from './process-cpu.js';
 export * from './vnc-endpoint.js';
+export * from './image-format.js';
