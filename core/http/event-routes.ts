@@ -1,10 +1,12 @@
 /** GET /events: the change feed as Server-Sent Events (docs/events.md). */
-import type Router from '@koa/router';
 import type { Context } from 'koa';
+import { z } from 'zod';
 import { Errors } from '../errors.js';
 import type { ChangeFeed } from '../events/change-feed.js';
 import { eventFilter } from '../events/event-filter.js';
 import { SseStream, type SseOptions } from '../events/sse-stream.js';
+import { defineRoute } from './route.js';
+import { err } from './openapi/common-docs.js';
 
 export interface EventRouteDeps {
   feed: ChangeFeed;
@@ -26,8 +28,27 @@ function resumeAfter(ctx: Context): number | undefined {
   return id;
 }
 
-export function eventRoutes(router: Router, deps: EventRouteDeps): void {
-  router.get('/events', (ctx) => {
+const streamEvents = defineRoute({
+  method: 'get',
+  path: '/events',
+  operationId: 'streamEvents',
+  tag: 'events',
+  summary: 'The change feed as Server-Sent Events (docs/events.md)',
+  description:
+    'Each event is `id: N`, `event: TYPE`, `data: {"id":N,"time":"RFC 3339","type":"job.failed","guest":"ID","data":{...}}`. ' +
+    'Resume with Last-Event-ID or ?since=N (replay, then live); `reset`, `overflow` and `closing` events end or re-base a stream; `: heartbeat` comments keep it alive.',
+  request: {
+    query: z.object({
+      since: z.string().optional().meta({ description: 'Replay every event after this id (0 = the whole retained history), then go live', example: '0' }),
+      guest: z.string().optional().meta({ description: 'Only events of these guests (comma-separated ids)' }),
+      type: z.string().optional().meta({ description: 'Comma-separated event types (job.failed) or families (guest, job, host, plugin)', example: 'guest,job.failed' }),
+    }),
+  },
+  responses: {
+    200: { description: 'An endless text/event-stream', contentType: 'text/event-stream' },
+    400: err('A bad since, Last-Event-ID or type (the message names the valid types)'),
+  },
+  handle: (deps: EventRouteDeps) => (ctx) => {
     const after = resumeAfter(ctx);
     const filter = eventFilter(ctx.query);
     // The stream outlives this middleware chain: Koa must not answer it.
@@ -37,5 +58,7 @@ export function eventRoutes(router: Router, deps: EventRouteDeps): void {
     const stream = new SseStream(ctx.res, filter, deps.sse, (s) => deps.streams.delete(s));
     deps.streams.add(stream);
     stream.start(deps.feed, after);
-  });
-}
+  },
+});
+
+export const EVENT_ROUTES = [streamEvents];

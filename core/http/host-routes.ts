@@ -1,15 +1,14 @@
-/** Host-level routes: metadata, the job log, health. */
-import type Router from '@koa/router';
+/** Host-level routes: the host metadata and health. The job log's routes are in job-routes.ts. */
 import type { ActionRunner } from '../jobs/action-runner.js';
-import { Errors } from '../errors.js';
 import type { GuestRegistry } from '../guests/guest-registry.js';
 import type { HostMetadata } from '../guests/host-metadata.js';
 import type { JobLog } from '../jobs/job-log.js';
 import { parseMetadataPatch } from '../guests/metadata.js';
 import type { PluginHealth } from '../contract/plugin-api.js';
-import { limitParam } from './action-params.js';
-import { cancelJob } from './cancel-job.js';
 import type { ImageRunner } from '../jobs/image-runner.js';
+import { defineRoute } from './route.js';
+import { err } from './openapi/common-docs.js';
+import { HealthSchema, MetadataPatchSchema, MetadataSchema } from './openapi/wire-schemas.js';
 
 export interface HostRouteDeps {
   metadata: HostMetadata;
@@ -26,31 +25,47 @@ export interface HostRouteDeps {
   images?: ImageRunner;
 }
 
-export function hostRoutes(router: Router, deps: HostRouteDeps): void {
-  router.get('/metadata', (ctx) => {
+const getHostMetadata = defineRoute({
+  method: 'get',
+  path: '/metadata',
+  operationId: 'getHostMetadata',
+  tag: 'metadata',
+  summary: 'Get the host metadata',
+  responses: { 200: { description: 'The metadata', schema: MetadataSchema } },
+  handle: (deps: HostRouteDeps) => (ctx) => {
     ctx.body = deps.metadata.get();
-  });
+  },
+});
 
-  router.patch('/metadata', async (ctx) => {
+const patchHostMetadata = defineRoute({
+  method: 'patch',
+  path: '/metadata',
+  operationId: 'patchHostMetadata',
+  tag: 'metadata',
+  summary: 'Merge into the host metadata',
+  request: { body: { schema: MetadataPatchSchema } },
+  responses: { 200: { description: 'The merged metadata', schema: MetadataSchema }, 400: err('Not a metadata patch (the message names the key)') },
+  handle: (deps: HostRouteDeps) => async (ctx) => {
     ctx.body = await deps.metadata.patch(parseMetadataPatch(ctx.request.body));
-  });
+  },
+});
 
-  router.get('/jobs', (ctx) => {
-    ctx.body = deps.jobs.list(limitParam(ctx, 100, 100000)).map((job) => deps.runner.withProgress(job));
-  });
-
-  router.get('/jobs/:id', (ctx) => {
-    const job = deps.jobs.get(ctx.params.id);
-    if (!job) throw Errors.jobNotFound(ctx.params.id);
-    ctx.body = deps.runner.withProgress(job);
-  });
-
-  router.delete('/jobs/:id', (ctx) => cancelJob(ctx, deps, ctx.params.id));
-
+const getHealth = defineRoute({
+  method: 'get',
+  path: '/health',
+  operationId: 'getHealth',
+  tag: 'host',
+  summary: "Liveness and each plugin's health",
+  description:
+    'Open to all and never 401, so load balancers can probe it: without a valid token (when auth.tokens are configured) it answers only `status`, `version` and `uptimeSeconds`; ' +
+    "with one (or with auth off) also the guest and job counts, dropped log lines and each plugin's health, which can name host processes, versions and URIs.",
+  open: true,
+  tokenOptional: true,
+  responses: { 200: { description: 'ok, or degraded when a plugin is unhealthy', schema: HealthSchema } },
   // Never behind auth, never 401 (load balancers probe it): liveness for
   // everyone; counts and each plugin's own view (PIDs, versions, URIs: host
   // internals) only for an authenticated request, or for all when auth is off.
-  router.get('/health', async (ctx) => {
+  handle: (deps: HostRouteDeps) => async (ctx) => {
     const plugins = await deps.pluginHealth();
     const healthy = Object.values(plugins).every((p) => p.healthy);
     const liveness = {
@@ -69,5 +84,7 @@ export function hostRoutes(router: Router, deps: HostRouteDeps): void {
       logLinesDropped: deps.logLinesDropped(),
       plugins,
     };
-  });
-}
+  },
+});
+
+export const HOST_ROUTES = [getHostMetadata, patchHostMetadata, getHealth];

@@ -7,7 +7,6 @@
  *   PUT /images/{id}       uploadImage           201 Image, the body streamed to the backend
  * `?type=container` (or a container ImageRequest) runs the container variant.
  */
-import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { z } from 'zod';
 import { Errors } from '../errors.js';
@@ -17,6 +16,9 @@ import type { ImageRequest } from '../contract/wire-types.js';
 import { actionParams, checkActionBody } from './action-params.js';
 import { answerJob } from './job-answer.js';
 import { goString } from './go-values.js';
+import { defineRoute, type ResponseDoc } from './route.js';
+import { ACTION_BODY, err, waitQuery } from './openapi/common-docs.js';
+import { ErrorSchema, ImageSchema } from './openapi/wire-schemas.js';
 
 export interface ImageRouteDeps {
   images: ImageRunner;
@@ -47,51 +49,127 @@ function requestFor(id: string, args: Record<string, string>): ImageRequest {
   return { id, type: args.type ?? '', dest: '', source: '', sha256: args.sha256 ?? '' };
 }
 
-export function imageRoutes(router: Router, deps: ImageRouteDeps): void {
-  const { images, jobs, maxWaitSeconds } = deps;
-
-  const answer = (ctx: Context, accepted: AcceptedImageJob, waitMs: number) =>
-    answerJob(ctx, jobs, {
-      jobId: accepted.job.ID,
-      waitMs,
-      wait: (jobId, ms) => jobs.waitFor(jobId, ms),
-      pending: () => accepted.image,
-      done: async (end) => {
-        if (end.job.Action.endsWith('eleteImage')) return { ...accepted.image, status: 'deleted' };
-        return images.get(jobs.argsOf(end.job.ID).request as ImageRequest, {});
-      },
-    });
-
-  router.get('/images', async (ctx) => {
-    const { args } = actionParams(ctx, maxWaitSeconds);
-    ctx.body = await images.list({ id: '', type: args.type ?? '', dest: '', source: '' }, args);
+const answer = (ctx: Context, deps: ImageRouteDeps, accepted: AcceptedImageJob, waitMs: number) =>
+  answerJob(ctx, deps.jobs, {
+    jobId: accepted.job.ID,
+    waitMs,
+    wait: (jobId, ms) => deps.jobs.waitFor(jobId, ms),
+    pending: () => accepted.image,
+    done: async (end) => {
+      if (end.job.Action.endsWith('eleteImage')) return { ...accepted.image, status: 'deleted' };
+      return deps.images.get(deps.jobs.argsOf(end.job.ID).request as ImageRequest, {});
+    },
   });
 
-  router.post('/images', async (ctx) => {
-    const { waitMs, args } = actionParams(ctx, maxWaitSeconds);
+const typeQuery = z.object({
+  type: z.string().optional().meta({ description: '"container" runs the container variant of the action (containerListImages...)', example: 'kvm' }),
+});
+
+/** Answers of the image jobs (fetch, delete). */
+const imageJobResponses = (conflict: string): Record<number, ResponseDoc> => ({
+  200: { description: 'With ?wait: the job completed; the image', schema: ImageSchema, headers: ['X-Guest-Job-ID', 'X-Guest-Job-Status'] },
+  202: { description: 'Queued (or still running at the ?wait deadline); follow it with GET /jobs/{id}', schema: ImageSchema, headers: ['X-Guest-Job-ID', 'X-Guest-Job-Status'] },
+  400: err('A bad request: the message names the field or the config option'),
+  409: err(conflict),
+  500: { description: 'With ?wait: the job failed (HK_ERR_JOB_FAILED, the job in `job`); or a fault in the agent', schema: ErrorSchema, headers: ['X-Guest-Job-ID', 'X-Guest-Job-Status'] },
+  501: err('The config maps no stages to this action'),
+  502: err('A backend stage failed'),
+  503: err('The agent is stopping and accepts no new actions'),
+});
+
+const listImages = defineRoute({
+  method: 'get',
+  path: '/images',
+  operationId: 'listImages',
+  tag: 'images',
+  summary: 'List the images on this host',
+  request: { query: typeQuery },
+  responses: { 200: { description: 'The images', schema: z.array(ImageSchema) }, 501: err('The config maps no stage to listImages'), 502: err('A backend stage failed') },
+  handle: (deps: ImageRouteDeps) => async (ctx) => {
+    const { args } = actionParams(ctx, deps.maxWaitSeconds);
+    ctx.body = await deps.images.list({ id: '', type: args.type ?? '', dest: '', source: '' }, args);
+  },
+});
+
+const fetchImage = defineRoute({
+  method: 'post',
+  path: '/images',
+  operationId: 'fetchImage',
+  tag: 'images',
+  summary: 'Fetch an image from its source (or the configured image server) as a job',
+  description: 'Streamed to a temporary file, checked with qemu-img (raw or self-contained qcow2), sha256 verified when given, renamed into place. Progress shows in the job Message. See docs/images.md.',
+  request: {
+    query: waitQuery.extend({ sha256: z.string().optional().meta({ description: 'The sha256 the image must have (64 hex digits)' }) }),
+    body: { required: true, schema: imageRequestSchema.meta({ id: 'ImageRequest', description: 'mistify rpc.ImageRequest plus sha256; "" or null = unset' }) },
+  },
+  responses: imageJobResponses('A fetch or delete of this id is in progress'),
+  handle: (deps: ImageRouteDeps) => async (ctx) => {
+    const { waitMs, args } = actionParams(ctx, deps.maxWaitSeconds);
     const request = parseImageRequest(ctx.request.body, args);
-    await answer(ctx, await images.fetch(request, args), waitMs);
-  });
+    await answer(ctx, deps, await deps.images.fetch(request, args), waitMs);
+  },
+});
 
-  router.get('/images/:id', async (ctx) => {
-    const { args } = actionParams(ctx, maxWaitSeconds);
-    ctx.body = await images.get(requestFor(ctx.params.id, args), args);
-  });
+const getImage = defineRoute({
+  method: 'get',
+  path: '/images/:id',
+  operationId: 'getImage',
+  tag: 'images',
+  summary: 'Get an image',
+  request: { query: typeQuery },
+  responses: { 200: { description: 'The image', schema: ImageSchema }, 400: err('Not an image id'), 404: err('No such image'), 501: err('The config maps no stage to getImage') },
+  handle: (deps: ImageRouteDeps) => async (ctx) => {
+    const { args } = actionParams(ctx, deps.maxWaitSeconds);
+    ctx.body = await deps.images.get(requestFor(ctx.params.id, args), args);
+  },
+});
 
-  router.delete('/images/:id', async (ctx) => {
+const deleteImage = defineRoute({
+  method: 'delete',
+  path: '/images/:id',
+  operationId: 'deleteImage',
+  tag: 'images',
+  summary: 'Delete an image as a job',
+  request: { query: waitQuery.extend(typeQuery.shape), body: ACTION_BODY },
+  responses: { ...imageJobResponses("A guest's disk is built on it (the message names the guest), or a transfer of it is in progress"), 404: err('No such image') },
+  handle: (deps: ImageRouteDeps) => async (ctx) => {
     checkActionBody(ctx.request.body);
-    const { waitMs, args } = actionParams(ctx, maxWaitSeconds);
-    await answer(ctx, await images.remove(requestFor(ctx.params.id, args), args), waitMs);
-  });
+    const { waitMs, args } = actionParams(ctx, deps.maxWaitSeconds);
+    await answer(ctx, deps, await deps.images.remove(requestFor(ctx.params.id, args), args), waitMs);
+  },
+});
 
-  router.put('/images/:id', async (ctx) => {
-    const { args } = actionParams(ctx, maxWaitSeconds);
+const uploadImage = defineRoute({
+  method: 'put',
+  path: '/images/:id',
+  operationId: 'uploadImage',
+  tag: 'images',
+  summary: 'Upload an image: the request body is the image (any content type), streamed to disk',
+  description: 'Same checks, limits and atomic rename as a fetch; answers when the image is stored. Example: curl -T disk.qcow2 host:8080/images/ID',
+  request: {
+    query: z.object({ sha256: z.string().optional().meta({ description: 'The sha256 the image must have' }) }),
+    // The bytes go to the stage unread, whatever their label (json-body.ts leaves them alone).
+    body: { required: true, contentType: '*/*', schema: z.string().meta({ description: 'The image: raw or qcow2 bytes', format: 'binary' }) },
+  },
+  responses: {
+    201: { description: 'Stored and checked', schema: ImageSchema },
+    400: err('Not an image id, or a bad sha256'),
+    409: err('A guest uses the image it would replace, or a transfer of it is in progress'),
+    413: err('Larger than maxImageSizeMiB'),
+    422: err('Refused bytes: not raw or qcow2, a backing file, a checksum mismatch'),
+    501: err('The config maps no stage to uploadImage'),
+    502: err('A backend stage failed'),
+  },
+  handle: (deps: ImageRouteDeps) => async (ctx) => {
+    const { args } = actionParams(ctx, deps.maxWaitSeconds);
     const length = ctx.request.length;
-    const image = await images.upload(requestFor(ctx.params.id, args), ctx.req, length, args);
+    const image = await deps.images.upload(requestFor(ctx.params.id, args), ctx.req, length, args);
     ctx.status = 201;
     ctx.body = image;
-  });
-}
+  },
+});
+
+export const IMAGE_ROUTES = [listImages, fetchImage, getImage, deleteImage, uploadImage];
 
 /** Requests whose body is a stream for a stage, not JSON for the router. */
 export function isStreamedBody(method: string, path: string): boolean {

@@ -19,7 +19,6 @@
  * seconds, as for every other action.
  */
 import { pipeline } from 'node:stream/promises';
-import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { z } from 'zod';
 import { Errors, messageOf } from '../errors.js';
@@ -28,9 +27,13 @@ import type { ActionRunner } from '../jobs/action-runner.js';
 import type { JobLog } from '../jobs/job-log.js';
 import type { AcceptedSnapshotJob, SnapshotRunner, SnapshotTarget } from '../jobs/snapshot-runner.js';
 import type { SnapshotRequest } from '../contract/wire-types.js';
+import { describeAllowedStates } from '../contract/lifecycle.js';
 import { actionParams } from './action-params.js';
 import { answerJob } from './job-answer.js';
 import { goBool, goString } from './go-values.js';
+import { defineRoute, type ResponseDoc, type RouteDeclaration, type RouteHandler } from './route.js';
+import { err, JOB_FAULTS, waitQuery } from './openapi/common-docs.js';
+import { SnapshotSchema } from './openapi/wire-schemas.js';
 
 export interface SnapshotRouteDeps {
   snapshots: SnapshotRunner;
@@ -57,83 +60,180 @@ function parseSnapshotRequest(body: unknown): SnapshotRequest {
   return parsed.data;
 }
 
-/** The two route prefixes: a guest's snapshots, and those of one of its disks. */
-const PREFIXES: { path: string; target: (params: Record<string, string>) => SnapshotTarget }[] = [
-  { path: '/guests/:id/snapshots', target: (p) => ({ guestId: p.id }) },
-  { path: '/guests/:id/disks/:disk/snapshots', target: (p) => ({ guestId: p.id, disk: p.disk }) },
+/** ?wait as given, else the longest wait (mistify answered once the action was done). */
+function jobParams(ctx: Context, maxWaitSeconds: number) {
+  const params = actionParams(ctx, maxWaitSeconds);
+  return ctx.query.wait === undefined ? { ...params, waitMs: maxWaitSeconds * 1000 } : params;
+}
+
+function answer(ctx: Context, deps: SnapshotRouteDeps, target: SnapshotTarget, accepted: AcceptedSnapshotJob, waitMs: number): Promise<void> {
+  return answerJob(ctx, deps.jobs, {
+    jobId: accepted.job.ID,
+    waitMs,
+    wait: (jobId, ms) => deps.runner.waitForJob(jobId, ms),
+    pending: () => [accepted.snapshot],
+    // A deleted snapshot cannot be read back: the answer is what it was.
+    done: async (end) => [end.job.Action === 'deleteSnapshot' ? accepted.snapshot : await deps.snapshots.get(target, accepted.snapshot.id, {}).catch(() => accepted.snapshot)],
+  });
+}
+
+/** The body of create, rollback and delete: optional; absent, `null`, `{}` or a SnapshotRequest (parseSnapshotRequest). */
+const SNAPSHOT_BODY = {
+  schema: snapshotRequestSchema.nullable().meta({
+    id: 'SnapshotRequest',
+    description: 'mistify rpc.SnapshotRequest; null, "" and false = unset; the body may be null or absent',
+  }),
+};
+
+/** Answers of the snapshot jobs (create, delete, rollback). */
+const snapshotJobResponses = (conflict: string): Record<number, ResponseDoc> => ({
+  200: { description: 'The job completed (waited for unless ?wait says otherwise, as mistify answered once done): [the snapshot] (for a delete, as it was)', schema: z.array(SnapshotSchema), headers: ['X-Guest-Job-ID', 'X-Guest-Job-Status'] },
+  202: { description: "With ?wait=0, queued on the guest's queue; or still running at the wait's deadline. Follow it with GET /jobs/{id}", schema: z.array(SnapshotSchema), headers: ['X-Guest-Job-ID', 'X-Guest-Job-Status'] },
+  400: err('A bad snapshot name or body: the message names the field'),
+  404: err('No such guest, disk or snapshot'),
+  409: err(conflict),
+  ...JOB_FAULTS,
+});
+
+const snapshotReadResponses: Record<number, ResponseDoc> = {
+  404: err('No such guest, disk or snapshot'),
+  409: err('The guest is being created or deleted'),
+  501: err('The config maps no stage to this action'),
+  502: err('A backend stage failed'),
+  504: err('A backend stage timed out'),
+};
+
+/** A guest's snapshots (every disk at one instant), or those of one of its disks. */
+interface Scope {
+  path: string;
+  idPrefix: string;
+  of: string;
+  target: (params: Record<string, string>) => SnapshotTarget;
+}
+
+const SCOPES: Scope[] = [
+  { path: '/guests/:id/snapshots', idPrefix: 'Guest', of: 'the guest (all its disks)', target: (p) => ({ guestId: p.id }) },
+  { path: '/guests/:id/disks/:disk/snapshots', idPrefix: 'Disk', of: 'one disk of the guest', target: (p) => ({ guestId: p.id, disk: p.disk }) },
 ];
 
-export function snapshotRoutes(router: Router, deps: SnapshotRouteDeps): void {
-  const { snapshots, runner, jobs, maxWaitSeconds } = deps;
-
-  /** ?wait as given, else the longest wait (mistify answered once the action was done). */
-  const jobParams = (ctx: Context) => {
-    const params = actionParams(ctx, maxWaitSeconds);
-    return ctx.query.wait === undefined ? { ...params, waitMs: maxWaitSeconds * 1000 } : params;
+/** Streams a snapshot's image to the client. */
+const download =
+  (scope: Scope) =>
+  (deps: SnapshotRouteDeps): RouteHandler =>
+  async (ctx) => {
+    const { args } = actionParams(ctx, deps.maxWaitSeconds);
+    const { stream, size } = await deps.snapshots.download(scope.target(ctx.params), ctx.params.name, args);
+    // Piped here, not by Koa: a stream that fails after the headers went
+    // out must cut the connection (the client sees a short body), never
+    // end it as if complete; and a client that goes away stops the stream.
+    ctx.respond = false;
+    ctx.status = 200;
+    ctx.set('Content-Type', 'application/octet-stream');
+    ctx.set('Content-Disposition', `attachment; filename="${ctx.params.name}.qcow2"`);
+    if (size !== undefined) {
+      ctx.set('Content-Length', String(size));
+      // A stream that ends short of its size is an error (the connection is cut), never a complete-looking body.
+      ctx.res.strictContentLength = true;
+    }
+    ctx.req.socket.setTimeout(0);
+    try {
+      await pipeline(stream, ctx.res);
+    } catch (error) {
+      deps.log.warn({ reqId: ctx.state.reqId, url: ctx.url, error: messageOf(error) }, 'snapshot download cut off');
+    }
   };
 
-  const answer = (ctx: Context, target: SnapshotTarget, accepted: AcceptedSnapshotJob, waitMs: number) =>
-    answerJob(ctx, jobs, {
-      jobId: accepted.job.ID,
-      waitMs,
-      wait: (jobId, ms) => runner.waitForJob(jobId, ms),
-      pending: () => [accepted.snapshot],
-      // A deleted snapshot cannot be read back: the answer is what it was.
-      done: async (end) => [end.job.Action === 'deleteSnapshot' ? accepted.snapshot : await snapshots.get(target, accepted.snapshot.id, {}).catch(() => accepted.snapshot)],
-    });
-
-  for (const prefix of PREFIXES) {
-    router.get(prefix.path, async (ctx) => {
-      const { args } = actionParams(ctx, maxWaitSeconds);
-      ctx.body = await snapshots.list(prefix.target(ctx.params), args);
-    });
-
-    router.post(prefix.path, async (ctx) => {
-      const { waitMs, args } = jobParams(ctx);
-      const target = prefix.target(ctx.params);
-      await answer(ctx, target, await snapshots.create(target, parseSnapshotRequest(ctx.request.body), args), waitMs);
-    });
-
-    router.get(`${prefix.path}/:name`, async (ctx) => {
-      const { args } = actionParams(ctx, maxWaitSeconds);
-      ctx.body = [await snapshots.get(prefix.target(ctx.params), ctx.params.name, args)];
-    });
-
-    router.delete(`${prefix.path}/:name`, async (ctx) => {
-      parseSnapshotRequest(ctx.request.body);
-      const { waitMs, args } = jobParams(ctx);
-      const target = prefix.target(ctx.params);
-      await answer(ctx, target, await snapshots.remove(target, ctx.params.name, args), waitMs);
-    });
-
-    router.post(`${prefix.path}/:name/rollback`, async (ctx) => {
-      const body = parseSnapshotRequest(ctx.request.body);
-      const { waitMs, args } = jobParams(ctx);
-      const target = prefix.target(ctx.params);
-      await answer(ctx, target, await snapshots.rollback(target, ctx.params.name, body, args), waitMs);
-    });
-
-    router.get(`${prefix.path}/:name/download`, async (ctx) => {
-      const { args } = actionParams(ctx, maxWaitSeconds);
-      const { stream, size } = await snapshots.download(prefix.target(ctx.params), ctx.params.name, args);
-      // Piped here, not by Koa: a stream that fails after the headers went
-      // out must cut the connection (the client sees a short body), never
-      // end it as if complete; and a client that goes away stops the stream.
-      ctx.respond = false;
-      ctx.status = 200;
-      ctx.set('Content-Type', 'application/octet-stream');
-      ctx.set('Content-Disposition', `attachment; filename="${ctx.params.name}.qcow2"`);
-      if (size !== undefined) {
-        ctx.set('Content-Length', String(size));
-        // A stream that ends short of its size is an error (the connection is cut), never a complete-looking body.
-        ctx.res.strictContentLength = true;
-      }
-      ctx.req.socket.setTimeout(0);
-      try {
-        await pipeline(stream, ctx.res);
-      } catch (error) {
-        deps.log.warn({ reqId: ctx.state.reqId, url: ctx.url, error: messageOf(error) }, 'snapshot download cut off');
-      }
-    });
-  }
+/** The same six operations for a guest and for one disk. */
+function scopeRoutes(scope: Scope): RouteDeclaration<SnapshotRouteDeps>[] {
+  const { path, idPrefix, of } = scope;
+  const tag = 'snapshots';
+  return [
+    defineRoute({
+      method: 'get',
+      path,
+      operationId: `list${idPrefix}Snapshots`,
+      tag,
+      summary: `List the snapshots of ${of}`,
+      responses: { 200: { description: 'The snapshots', schema: z.array(SnapshotSchema) }, ...snapshotReadResponses },
+      handle: (deps: SnapshotRouteDeps) => async (ctx) => {
+        const { args } = actionParams(ctx, deps.maxWaitSeconds);
+        ctx.body = await deps.snapshots.list(scope.target(ctx.params), args);
+      },
+    }),
+    defineRoute({
+      method: 'post',
+      path,
+      operationId: `create${idPrefix}Snapshot`,
+      tag,
+      summary: `Take a snapshot of ${of} as a job`,
+      description: 'Named `dest` (or snap-<unix seconds>). Running and off guests both work; docs/snapshots.md says what each backend captures. The body is optional (absent, null, {} or a SnapshotRequest).',
+      request: { query: waitQuery, body: SNAPSHOT_BODY },
+      responses: snapshotJobResponses(`The name is taken, a job is changing it, or the guest is not ${describeAllowedStates('createSnapshot')}`),
+      handle: (deps: SnapshotRouteDeps) => async (ctx) => {
+        const { waitMs, args } = jobParams(ctx, deps.maxWaitSeconds);
+        const target = scope.target(ctx.params);
+        await answer(ctx, deps, target, await deps.snapshots.create(target, parseSnapshotRequest(ctx.request.body), args), waitMs);
+      },
+    }),
+    defineRoute({
+      method: 'get',
+      path: `${path}/:name`,
+      operationId: `get${idPrefix}Snapshot`,
+      tag,
+      summary: `Get a snapshot of ${of}`,
+      responses: { 200: { description: 'The snapshot, as a one-element array (mistify answered the SnapshotResponse array)', schema: z.array(SnapshotSchema) }, 400: err('Not a snapshot name'), ...snapshotReadResponses },
+      handle: (deps: SnapshotRouteDeps) => async (ctx) => {
+        const { args } = actionParams(ctx, deps.maxWaitSeconds);
+        ctx.body = [await deps.snapshots.get(scope.target(ctx.params), ctx.params.name, args)];
+      },
+    }),
+    defineRoute({
+      method: 'delete',
+      path: `${path}/:name`,
+      operationId: `delete${idPrefix}Snapshot`,
+      tag,
+      summary: `Delete a snapshot of ${of} as a job`,
+      request: { query: waitQuery, body: SNAPSHOT_BODY },
+      responses: snapshotJobResponses(`A job is changing the snapshot, or the guest is not ${describeAllowedStates('deleteSnapshot')}`),
+      handle: (deps: SnapshotRouteDeps) => async (ctx) => {
+        parseSnapshotRequest(ctx.request.body);
+        const { waitMs, args } = jobParams(ctx, deps.maxWaitSeconds);
+        const target = scope.target(ctx.params);
+        await answer(ctx, deps, target, await deps.snapshots.remove(target, ctx.params.name, args), waitMs);
+      },
+    }),
+    defineRoute({
+      method: 'post',
+      path: `${path}/:name/rollback`,
+      operationId: `rollback${idPrefix}Snapshot`,
+      tag,
+      summary: `Roll ${of} back to a snapshot as a job`,
+      description: `The guest must be ${describeAllowedStates('rollbackSnapshot')}. With destroyMoreRecent the later snapshots are deleted; without, a later one is a 409 from the backend. The body is optional (absent, null, {} or a SnapshotRequest).`,
+      request: { query: waitQuery, body: SNAPSHOT_BODY },
+      responses: snapshotJobResponses(`The guest is not ${describeAllowedStates('rollbackSnapshot')}, or a job is changing the snapshot`),
+      handle: (deps: SnapshotRouteDeps) => async (ctx) => {
+        const body = parseSnapshotRequest(ctx.request.body);
+        const { waitMs, args } = jobParams(ctx, deps.maxWaitSeconds);
+        const target = scope.target(ctx.params);
+        await answer(ctx, deps, target, await deps.snapshots.rollback(target, ctx.params.name, body, args), waitMs);
+      },
+    }),
+    defineRoute({
+      method: 'get',
+      path: `${path}/:name/download`,
+      operationId: `download${idPrefix}Snapshot`,
+      tag,
+      summary: `Download a snapshot of ${of} as a self-contained disk image, streamed`,
+      description: 'Content-Length when the backend knows the size, else chunked. A transfer that fails midway is cut off (a short body), never ended as if complete. Example: curl -o snap.qcow2 host:8080/guests/ID/snapshots/NAME/download',
+      responses: {
+        200: { description: 'The image bytes', contentType: 'application/octet-stream' },
+        400: err('Not a snapshot name'),
+        ...snapshotReadResponses,
+        409: err('A job is changing the snapshot; or, guest-wide, the guest has several disks (download each from its disk route)'),
+      },
+      handle: download(scope),
+    }),
+  ];
 }
+
+export const SNAPSHOT_ROUTES = SCOPES.flatMap(scopeRoutes);

@@ -9,10 +9,11 @@ import path from 'node:path';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { expect } from 'chai';
 import { createRouter, type AppOptions } from '../../core/http/app.js';
+import { API_ROUTES } from '../../core/http/api-routes.js';
 import { openApiPath } from '../../core/http/openapi/api-registry.js';
 import { buildOpenApiDocument } from '../../core/http/openapi/openapi-document.js';
 import { VERSION } from '../../core/kernel.js';
-import { suiteAgent } from '../support/agent-hooks.js';
+import { agentsPerTest, suiteAgent } from '../support/agent-hooks.js';
 import { checkResponse, ContractViolation, contractTally } from '../support/contract.js';
 import { simulatorConfig } from '../support/configs.js';
 
@@ -38,8 +39,62 @@ describe('API: OpenAPI document', function () {
     const served = servedRoutes();
     const documented = documentedOperations();
     expect(served.length, 'the router has routes').to.be.greaterThan(20);
-    expect(served.filter((r) => !documented.includes(r)), 'routes without a RouteDoc in core/http/openapi/route-docs.ts').to.deep.equal([]);
+    expect(served.filter((r) => !documented.includes(r)), 'routes without a declaration (core/http/route.ts defineRoute) in core/http/api-routes.ts').to.deep.equal([]);
     expect(documented.filter((r) => !served.includes(r)), 'documented operations with no route').to.deep.equal([]);
+  });
+
+  it('declares each route once: a unique method and path, a unique operationId, plain path segments', () => {
+    const keys = API_ROUTES.map((r) => `${r.method} ${r.path}`);
+    expect(keys.filter((k, i) => keys.indexOf(k) !== i), 'routes declared twice').to.deep.equal([]);
+    const ids = API_ROUTES.map((r) => r.operationId);
+    expect(ids.filter((k, i) => ids.indexOf(k) !== i), 'operationIds used twice').to.deep.equal([]);
+    for (const route of API_ROUTES) {
+      expect(route.path, `${route.operationId}: literal segments and whole-segment :params only`).to.match(/^(\/(:[A-Za-z0-9_]+|[A-Za-z0-9._-]+))+$/);
+      if (route.websocket) expect(route.method, `${route.operationId}: a WebSocket upgrade is a GET`).to.equal('get');
+    }
+  });
+
+  it('says what the agent accepts: optional action and snapshot bodies, null included; security only when tokens are configured', async () => {
+    const withTokens = buildOpenApiDocument(VERSION);
+    const schemas = withTokens.components?.schemas ?? {};
+    /** The body schema of an operation, its $ref followed. */
+    const bodyOf = (path: string, method: 'post' | 'delete') => {
+      const body = withTokens.paths?.[path]?.[method]?.requestBody as { required?: boolean; content: Record<string, { schema: { $ref?: string } }> } | undefined;
+      expect(body, `${method} ${path} declares a body`).to.not.equal(undefined);
+      const ref = body!.content['application/json'].schema.$ref;
+      return { required: body!.required, schema: ref ? schemas[ref.split('/').pop()!] : body!.content['application/json'].schema };
+    };
+    const nullable = (schema: unknown) => JSON.stringify(schema).includes('"null"');
+    for (const [path, method] of [
+      ['/guests/{id}/start', 'post'],
+      ['/guests/{id}/shutdown', 'post'],
+      ['/guests/{id}/delete', 'post'],
+      ['/guests/{id}', 'delete'],
+      ['/jobs/{id}', 'delete'],
+      ['/guests/{id}/snapshots', 'post'],
+      ['/guests/{id}/snapshots/{name}/rollback', 'post'],
+      ['/guests/{id}/disks/{disk}/snapshots', 'post'],
+    ] as const) {
+      const { required, schema } = bodyOf(path, method);
+      expect(required, `${method} ${path}: the body may be absent`).to.equal(false);
+      expect(nullable(schema), `${method} ${path}: the body may be null (Go's json.Marshal(nil))`).to.equal(true);
+    }
+    expect(bodyOf('/images', 'post').required, 'a fetch needs its ImageRequest').to.equal(true);
+
+    const noTokens = buildOpenApiDocument(VERSION, { tokens: false });
+    expect((await new Validator().validate(noTokens as never)).valid).to.equal(true);
+    expect(noTokens.security, 'no requirement at the top').to.equal(undefined);
+    expect(noTokens.components?.securitySchemes ?? {}).to.deep.equal({});
+    const operations = Object.values(noTokens.paths ?? {}).flatMap((item) => Object.values(item ?? {})) as Array<{ security?: unknown; responses?: Record<string, unknown> }>;
+    expect(operations.length).to.equal(API_ROUTES.length);
+    expect(operations.filter((op) => op.security !== undefined || op.responses?.['401'] !== undefined), 'no operation needs a token or answers 401').to.deep.equal([]);
+    const withTokenOps = Object.values(withTokens.paths ?? {}).flatMap((item) => Object.values(item ?? {})) as Array<{ operationId: string; security?: unknown[]; responses?: Record<string, unknown> }>;
+    for (const op of withTokenOps) {
+      const open = API_ROUTES.find((r) => r.operationId === op.operationId)!.open === true;
+      expect(op.responses?.['401'] === undefined, `${op.operationId}: 401 documented unless open`).to.equal(open);
+      // Open routes override the document's bearer requirement; the others inherit it.
+      expect(op.security !== undefined, `${op.operationId}: its own security only when open`).to.equal(open);
+    }
   });
 
   it('is valid OpenAPI 3.1 with the bearer scheme, the job headers and the error shape', async () => {
@@ -60,11 +115,19 @@ describe('API: OpenAPI document', function () {
 
   describe('served by a real agent', function () {
     const agent = suiteAgent(() => ({ config: simulatorConfig({ auth: { tokens: [TOKEN] }, simulator: { failures: { reboot: 'simulated reboot failure' } } }) }));
+    const agents = agentsPerTest();
 
     it('GET /openapi.json is the generated document, without a token', async () => {
       const res = await agent.request('GET', '/openapi.json');
       expect(res.status).to.equal(200);
       expect(res.body).to.deep.equal(JSON.parse(JSON.stringify(buildOpenApiDocument(VERSION))));
+    });
+
+    it('GET /openapi.json of an agent without tokens requires no token anywhere', async () => {
+      const open = await agents.inProcess({ config: simulatorConfig() });
+      const res = await open.request('GET', '/openapi.json');
+      expect(res.status).to.equal(200);
+      expect(res.body).to.deep.equal(JSON.parse(JSON.stringify(buildOpenApiDocument(VERSION, { tokens: false }))));
     });
 
     it('GET /docs and its assets are served by the agent itself, without a token', async () => {

@@ -1,50 +1,21 @@
 /**
- * How a route is documented. Every Koa route has one RouteDoc (a test fails
- * for a route without one, and for a RouteDoc without a route); request
+ * A route declaration (../route.ts) as an OpenAPI operation. Request
  * schemas are the zod schemas the handlers validate with, response schemas
- * come from wire-schemas.ts. `describeRoute` adds what every operation shares:
- * path parameters from the Koa path, X-Request-ID on every answer, 401 and
- * the bearer scheme unless the route is open, 500 and a default error.
- * See docs/openapi.md "Documenting a new route".
+ * come from wire-schemas.ts. `describeRoute` adds what every operation
+ * shares: path parameters from the Koa path, X-Request-ID on every answer,
+ * 401 and the bearer scheme unless the route is open or the agent has no
+ * tokens, 500 and a default error. See docs/openapi.md "Declaring a route".
  */
 import { OpenAPIRegistry, type ResponseConfig, type RouteConfig } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
+import { openApiPath, type HeaderName, type ResponseDoc, type RouteDeclaration } from '../route.js';
 import { ErrorSchema } from './wire-schemas.js';
 
-export type HttpMethod = 'get' | 'post' | 'put' | 'patch' | 'delete';
-
-/** The answer of one status code. */
-export interface ResponseDoc {
-  description: string;
-  /** JSON body; omit for an empty body. */
-  schema?: z.ZodType;
-  /** Content type other than JSON, e.g. text/html for /docs. */
-  contentType?: string;
-  /** Names of response headers from HEADERS that this answer carries. */
-  headers?: HeaderName[];
+/** How the document describes authentication: as the agent is configured. */
+export interface DocumentAuth {
+  /** Tokens are configured: every route not declared open needs one. */
+  tokens: boolean;
 }
-
-export interface RouteDoc {
-  method: HttpMethod;
-  /** The Koa path, as registered with the router: `/guests/:id/start`. */
-  path: string;
-  operationId: string;
-  tag: string;
-  summary: string;
-  description?: string;
-  /** Query parameters (a zod object; every value arrives as a string). */
-  query?: z.ZodObject;
-  /** The request body schema (JSON). */
-  body?: z.ZodType;
-  /** Statuses this route answers with on purpose; shared ones are added. */
-  responses: Record<number, ResponseDoc>;
-  /** Reachable without a bearer token (health, the docs themselves). */
-  open?: boolean;
-  /** Open, but a valid token (when tokens are configured) gets a fuller answer (health). */
-  tokenOptional?: boolean;
-}
-
-export type HeaderName = 'X-Request-ID' | 'X-Guest-Job-ID' | 'X-Guest-Job-Status' | 'Allow' | 'WWW-Authenticate';
 
 /** Response headers the agent sets, documented once. */
 export const HEADERS: Record<HeaderName, { description: string; required?: boolean; schema: { type: 'string'; enum?: string[] } }> = {
@@ -60,14 +31,11 @@ export const HEADERS: Record<HeaderName, { description: string; required?: boole
 
 export const BEARER = 'bearerAuth';
 
-/** Koa `/guests/:id` to OpenAPI `/guests/{id}`. */
-export function openApiPath(koaPath: string): string {
-  return koaPath.replace(/:([A-Za-z0-9_]+)/g, '{$1}');
-}
+export { openApiPath };
 
-export function newApiRegistry(): OpenAPIRegistry {
+export function newApiRegistry(auth: DocumentAuth): OpenAPIRegistry {
   const registry = new OpenAPIRegistry();
-  registry.registerComponent('securitySchemes', BEARER, {
+  if (auth.tokens) registry.registerComponent('securitySchemes', BEARER, {
     type: 'http',
     scheme: 'bearer',
     description: 'A token from auth.tokens or HYPERKERN_TOKENS; needed by every route but /health, /openapi.json and /docs when tokens are configured; /health shows its details only with one',
@@ -92,30 +60,43 @@ function paramDescription(name: string, path: string): string {
   return name;
 }
 
-/** Adds one route's operation to the registry. */
-export function describeRoute(registry: OpenAPIRegistry, doc: RouteDoc): void {
-  const names = [...doc.path.matchAll(/:([A-Za-z0-9_]+)/g)].map((m) => m[1]);
-  const params = names.length ? z.object(Object.fromEntries(names.map((n) => [n, z.string().meta({ description: paramDescription(n, doc.path) })]))) : undefined;
+/**
+ * Adds one route's operation to the registry. With tokens, a route not
+ * declared open requires the bearer scheme (the document's top-level
+ * requirement) and may answer 401; without, no route requires anything and
+ * none answers 401, and the open routes need no requirement of their own.
+ */
+export function describeRoute(registry: OpenAPIRegistry, route: Omit<RouteDeclaration, 'handle'>, auth: DocumentAuth): void {
+  const names = [...route.path.matchAll(/:([A-Za-z0-9_]+)/g)].map((m) => m[1]);
+  const described = (n: string) => route.request?.params?.[n] ?? paramDescription(n, route.path);
+  const params = names.length ? z.object(Object.fromEntries(names.map((n) => [n, z.string().meta({ description: described(n) })]))) : undefined;
   const responses: RouteConfig['responses'] = {};
-  for (const [status, r] of Object.entries(doc.responses)) responses[status] = response(r);
-  if (!doc.open) {
+  for (const [status, r] of Object.entries(route.responses)) responses[status] = response(r);
+  if (!route.open && auth.tokens) {
     responses[401] ??= response({ description: 'Missing or wrong bearer token', schema: ErrorSchema }, ['WWW-Authenticate']);
   }
   responses[500] ??= response({ description: 'A fault in the agent (logged with the request id); nothing changed', schema: ErrorSchema });
   responses.default = response({ description: 'Any other error, e.g. 405 with Allow, or a status a backend stage chose', schema: ErrorSchema }, ['Allow']);
   const request: RouteConfig['request'] = {};
   if (params) request.params = params;
-  if (doc.query) request.query = doc.query;
-  if (doc.body) request.body = { required: true, content: { 'application/json': { schema: doc.body } } };
+  if (route.request?.query) request.query = route.request.query;
+  const body = route.request?.body;
+  if (body) {
+    request.body = {
+      required: body.required === true,
+      ...(body.description ? { description: body.description } : {}),
+      content: { [body.contentType ?? 'application/json']: { schema: body.schema } },
+    };
+  }
   registry.registerPath({
-    method: doc.method,
-    path: openApiPath(doc.path),
-    operationId: doc.operationId,
-    tags: [doc.tag],
-    summary: doc.summary,
-    ...(doc.description ? { description: doc.description } : {}),
+    method: route.method,
+    path: openApiPath(route.path),
+    operationId: route.operationId,
+    tags: [route.tag],
+    summary: route.summary,
+    ...(route.description ? { description: route.description } : {}),
     // `{}` is "no token"; with the bearer scheme beside it, a token is optional.
-    ...(doc.open ? { security: doc.tokenOptional ? [{}, { [BEARER]: [] }] : [] } : {}),
+    ...(route.open && auth.tokens ? { security: route.tokenOptional ? [{}, { [BEARER]: [] }] : [] } : {}),
     request,
     responses,
   });

@@ -1,13 +1,22 @@
-/** The OpenAPI 3.1 document, generated from the RouteDocs and their zod schemas. */
+/** The OpenAPI 3.1 document, generated from the route declarations (../route.ts) and their zod schemas. */
 import { OpenApiGeneratorV31 } from '@asteasolutions/zod-to-openapi';
-import { BEARER, describeRoute, newApiRegistry, type RouteDoc } from './api-registry.js';
-import { ROUTE_DOCS } from './route-docs.js';
+import { API_ROUTES } from '../api-routes.js';
+import type { RouteDeclaration } from '../route.js';
+import { BEARER, describeRoute, newApiRegistry } from './api-registry.js';
 
 export type OpenApiDocument = ReturnType<OpenApiGeneratorV31['generateDocument']>;
 
-export function buildOpenApiDocument(version: string, routes: RouteDoc[] = ROUTE_DOCS): OpenApiDocument {
-  const registry = newApiRegistry();
-  for (const route of routes) describeRoute(registry, route);
+export interface DocumentOptions {
+  /** Whether the agent has tokens configured (the default: the document then says which routes need one). */
+  tokens?: boolean;
+  /** The routes to describe; every route the agent serves by default. */
+  routes?: readonly Omit<RouteDeclaration, 'handle'>[];
+}
+
+export function buildOpenApiDocument(version: string, options: DocumentOptions = {}): OpenApiDocument {
+  const auth = { tokens: options.tokens ?? true };
+  const registry = newApiRegistry(auth);
+  for (const route of options.routes ?? API_ROUTES) describeRoute(registry, route, auth);
   return new OpenApiGeneratorV31(registry.definitions).generateDocument({
     openapi: '3.1.0',
     info: {
@@ -18,7 +27,8 @@ export function buildOpenApiDocument(version: string, routes: RouteDoc[] = ROUTE
         'Every body is JSON; every error is `{message, code, error}`. Actions queue a job (X-Guest-Job-ID); `?wait=SECONDS` holds the answer until it ends.',
       license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
     },
-    security: [{ [BEARER]: [] }],
+    // Without tokens no route needs anything: the document requires nothing.
+    ...(auth.tokens ? { security: [{ [BEARER]: [] }] } : {}),
     tags: [
       { name: 'guests', description: 'Create, list, get and delete guests' },
       { name: 'actions', description: 'Lifecycle actions; each queues a job on the guest' },

@@ -6,9 +6,17 @@
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import type Router from '@koa/router';
+import { z } from 'zod';
 import { Errors } from '../../errors.js';
+import { defineRoute } from '../route.js';
 import { sendJsonText } from '../send-json.js';
+import { err } from './common-docs.js';
+
+export interface ReferenceRouteDeps {
+  version: string;
+  /** Tokens are configured: the document says which routes need one (else none does). */
+  tokens: boolean;
+}
 
 const viewerDir = path.dirname(createRequire(import.meta.url).resolve('swagger-ui-dist/package.json'));
 
@@ -19,9 +27,6 @@ const ASSETS: Record<string, string> = {
   'swagger-ui-standalone-preset.js': 'text/javascript; charset=utf-8',
   'favicon-32x32.png': 'image/png',
 };
-
-/** The assets' paths, open like the page itself. */
-export const VIEWER_ASSET_PATHS = Object.keys(ASSETS).map((name) => `/docs/${name}`);
 
 const PAGE = `<!doctype html>
 <html lang="en">
@@ -50,30 +55,62 @@ window.ui = SwaggerUIBundle({
 </html>
 `;
 
-export function referenceRoutes(router: Router, version: string): void {
-  // Generated once: the routes and schemas do not change while the agent runs.
-  // The generator (zod-to-openapi) is imported on the first request for it,
-  // not at boot: few clients ever ask, and the agent answers sooner without it.
-  let documentText: string | undefined;
-  router.get('/openapi.json', async (ctx) => {
-    documentText ??= JSON.stringify((await import('./openapi-document.js')).buildOpenApiDocument(version));
-    sendJsonText(ctx, 200, documentText);
-  });
+const getOpenApiDocument = defineRoute({
+  method: 'get',
+  path: '/openapi.json',
+  operationId: 'getOpenApiDocument',
+  tag: 'reference',
+  summary: 'This document (OpenAPI 3.1)',
+  open: true,
+  responses: { 200: { description: 'The OpenAPI document', schema: z.looseObject({ openapi: z.string() }) } },
+  handle: ({ version, tokens }: ReferenceRouteDeps) => {
+    // Generated once: the routes and schemas do not change while the agent runs.
+    // The generator (zod-to-openapi) is imported on the first request for it,
+    // not at boot: few clients ever ask, and the agent answers sooner without it.
+    let documentText: string | undefined;
+    return async (ctx) => {
+      documentText ??= JSON.stringify((await import('./openapi-document.js')).buildOpenApiDocument(version, { tokens }));
+      sendJsonText(ctx, 200, documentText);
+    };
+  },
+});
 
-  router.get('/docs', (ctx) => {
+const getDocsPage = defineRoute<ReferenceRouteDeps>({
+  method: 'get',
+  path: '/docs',
+  operationId: 'getDocsPage',
+  tag: 'reference',
+  summary: 'The interactive API reference (served by the agent, no CDN)',
+  open: true,
+  responses: { 200: { description: 'An HTML page', contentType: 'text/html' } },
+  handle: () => (ctx) => {
     ctx.type = 'text/html; charset=utf-8';
     ctx.body = PAGE;
-  });
+  },
+});
 
-  const cache = new Map<string, Buffer>();
-  router.get('/docs/:asset', async (ctx) => {
-    const name = ctx.params.asset;
-    const type = Object.hasOwn(ASSETS, name) ? ASSETS[name] : undefined;
-    if (!type) throw Errors.routeNotFound(`no asset "${name}" in the API reference`);
-    let bytes = cache.get(name);
-    if (!bytes) cache.set(name, (bytes = await readFile(path.join(viewerDir, name))));
-    ctx.type = type;
-    ctx.set('Cache-Control', 'public, max-age=86400');
-    ctx.body = bytes;
-  });
-}
+const getDocsAsset = defineRoute<ReferenceRouteDeps>({
+  method: 'get',
+  path: '/docs/:asset',
+  operationId: 'getDocsAsset',
+  tag: 'reference',
+  summary: "The viewer's scripts and styles",
+  open: true,
+  request: { params: { asset: "the file's name (swagger-ui.css...)" } },
+  responses: { 200: { description: 'A script, style sheet or image', contentType: 'application/octet-stream' }, 404: err('No such asset') },
+  handle: () => {
+    const cache = new Map<string, Buffer>();
+    return async (ctx) => {
+      const name = ctx.params.asset;
+      const type = Object.hasOwn(ASSETS, name) ? ASSETS[name] : undefined;
+      if (!type) throw Errors.routeNotFound(`no asset "${name}" in the API reference`);
+      let bytes = cache.get(name);
+      if (!bytes) cache.set(name, (bytes = await readFile(path.join(viewerDir, name))));
+      ctx.type = type;
+      ctx.set('Cache-Control', 'public, max-age=86400');
+      ctx.body = bytes;
+    };
+  },
+});
+
+export const REFERENCE_ROUTES = [getOpenApiDocument, getDocsPage, getDocsAsset];

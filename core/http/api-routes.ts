@@ -1,0 +1,57 @@
+/**
+ * Every route of the API, in the order the document lists them: the route
+ * files' declarations, each group given its part of the app's dependencies.
+ * The router mounts exactly these (createRouter), the auth layer skips the
+ * paths of those declared open (app.ts), and the OpenAPI document describes
+ * exactly these (openapi/openapi-document.ts). A route file's routes are
+ * served and documented once they are listed here.
+ */
+import { EVENT_ROUTES, type EventRouteDeps } from './event-routes.js';
+import { GUEST_ACTION_ROUTES } from './guest-action-routes.js';
+import { GUEST_JOB_ROUTES } from './guest-job-routes.js';
+import { GUEST_METRICS_ROUTES } from './guest-metrics-routes.js';
+import { GUEST_ROUTES, type GuestRouteDeps } from './guest-routes.js';
+import { HOST_ROUTES, type HostRouteDeps } from './host-routes.js';
+import { IMAGE_ROUTES, type ImageRouteDeps } from './image-routes.js';
+import { IndexedRouter } from './indexed-router.js';
+import { JOB_ROUTES } from './job-routes.js';
+import { METRICS_ROUTES, type MetricsRouteDeps } from './metrics-routes.js';
+import { REFERENCE_ROUTES } from './openapi/reference-routes.js';
+import { withDeps, type MountableRoute } from './route.js';
+import { SNAPSHOT_ROUTES, type SnapshotRouteDeps } from './snapshot-routes.js';
+import { VNC_ROUTES, type VncRouteDeps } from './vnc-routes.js';
+
+/** What the routes need, by group. */
+export interface RouteDeps {
+  guests: GuestRouteDeps;
+  host: HostRouteDeps;
+  events: EventRouteDeps;
+  images: ImageRouteDeps;
+  snapshots: SnapshotRouteDeps;
+  metrics: MetricsRouteDeps;
+  vnc: VncRouteDeps;
+  /** The configured bearer tokens (the document served says whether routes need one). */
+  tokens?: string[];
+}
+
+export const API_ROUTES: readonly MountableRoute<RouteDeps>[] = [
+  ...withDeps(GUEST_ROUTES, (d: RouteDeps) => d.guests),
+  ...withDeps(GUEST_METRICS_ROUTES, (d: RouteDeps) => d.guests),
+  ...withDeps(GUEST_ACTION_ROUTES, (d: RouteDeps) => d.guests),
+  ...withDeps(GUEST_JOB_ROUTES, (d: RouteDeps) => d.guests),
+  ...withDeps(VNC_ROUTES, (d: RouteDeps) => d.vnc),
+  ...withDeps(HOST_ROUTES, (d: RouteDeps) => d.host),
+  ...withDeps(JOB_ROUTES, (d: RouteDeps) => d.host),
+  ...withDeps(IMAGE_ROUTES, (d: RouteDeps) => d.images),
+  ...withDeps(SNAPSHOT_ROUTES, (d: RouteDeps) => d.snapshots),
+  ...withDeps(EVENT_ROUTES, (d: RouteDeps) => d.events),
+  ...withDeps(METRICS_ROUTES, (d: RouteDeps) => d.metrics),
+  ...withDeps(REFERENCE_ROUTES, (d: RouteDeps) => ({ version: d.host.version, tokens: (d.tokens ?? []).length > 0 })),
+];
+
+/** The router of every declared route, each handler made from its group's dependencies. */
+export function createRouter(deps: RouteDeps, routes: readonly MountableRoute<RouteDeps>[] = API_ROUTES): IndexedRouter {
+  const router = new IndexedRouter();
+  for (const route of routes) router[route.method](route.path, route.handle(deps));
+  return router;
+}
