@@ -13,8 +13,10 @@ import { AgentClient } from './agent-client.js';
 import { CliError } from './cli-error.js';
 import { EXIT } from './exit-codes.js';
 import { followEvents } from './event-follow.js';
+import { endOnSignals } from './interrupt.js';
 import { addFleetCommands } from './fleet.js';
 import { watchJob } from './job-watch.js';
+import { resolveGuestId, resolveGuestIds, resolveJobId } from './short-ids.js';
 import { resolveSettings } from './settings.js';
 import { details, table } from './tables.js';
 
@@ -110,7 +112,11 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--json', 'print JSON for scripts instead of tables')
     .showHelpAfterError()
     .exitOverride();
-  const run = (fn: (...args: any[]) => Promise<number | void>) => async (...args: any[]) => setExit((await fn(...args)) ?? EXIT.ok);
+  // Every client command (not `serve`: the agent stops gracefully itself) ends on a stop signal.
+  const run = (fn: (...args: any[]) => Promise<number | void>) => async (...args: any[]) => {
+    endOnSignals();
+    setExit((await fn(...args)) ?? EXIT.ok);
+  };
 
   program
     .command('serve')
@@ -141,7 +147,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .action(
       run(async (id: string, _o, cmd: Command) => {
         const { api, flags } = client(cmd);
-        const g = await api.guest(id);
+        const g = await api.guest(await resolveGuestId(api, id));
         if (flags.json) return json(g);
         out(details([['id', g.id], ['state', g.state], ['type', g.type || 'vm'], ['cpu', g.cpu], ['memory', `${g.memory} MiB`], ['image', g.image || '-'], ['vnc', g.vnc || '-'], ['metadata', g.metadata ?? {}]]));
         if (g.disks?.length) out(`\n${table(['DISK', 'BUS', 'SIZE', 'IMAGE', 'VOLUME'], g.disks.map((d) => [d.device, d.bus, `${d.size} MiB`, d.image || '-', d.volume || '-']))}`);
@@ -183,7 +189,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
   waitOptions(guests.command('rm <id>').alias('delete').description('delete a guest')).action(
     run(async (id: string, o: WaitFlags, cmd: Command) => {
       const { api, flags } = client(cmd);
-      const answer = await api.request<Guest>('DELETE', `/guests/${enc(id)}${query(keyValues(o.arg, '--arg'))}`);
+      const answer = await api.request<Guest>('DELETE', `/guests/${enc(await resolveGuestId(api, id))}${query(keyValues(o.arg, '--arg'))}`);
       return queued(api, { ...flags, ...o }, answer, 'delete');
     }),
   );
@@ -192,7 +198,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     waitOptions(program.command(`${action} <id>`).description(description)).action(
       run(async (id: string, o: WaitFlags, cmd: Command) => {
         const { api, flags } = client(cmd);
-        const answer = await api.request<Guest>('POST', `/guests/${enc(id)}/${action}${query(keyValues(o.arg, '--arg'))}`);
+        const answer = await api.request<Guest>('POST', `/guests/${enc(await resolveGuestId(api, id))}/${action}${query(keyValues(o.arg, '--arg'))}`);
         return queued(api, { ...flags, ...o }, answer, action);
       }),
     );
@@ -206,6 +212,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
       run(async (id: string, type: string | undefined, _o, cmd: Command) => {
         const { api, flags } = client(cmd);
         const types = type ? [type] : ['cpu', 'nic', 'disk'];
+        id = await resolveGuestId(api, id);
         const all: Record<string, any> = {};
         for (const t of types) all[t] = await api.get(`/guests/${enc(id)}/metrics/${t}`);
         if (flags.json) return json(type ? all[type] : all);
@@ -226,7 +233,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .action(
       run(async (o: { guest?: string; limit: string }, cmd: Command) => {
         const { api, flags } = client(cmd);
-        const list = o.guest ? (await api.get<Job[]>(`/guests/${enc(o.guest)}/jobs`)).slice(0, number(o.limit, '--limit')) : await api.get<Job[]>(`/jobs?limit=${enc(o.limit)}`);
+        const list = o.guest ? (await api.get<Job[]>(`/guests/${enc(await resolveGuestId(api, o.guest))}/jobs`)).slice(0, number(o.limit, '--limit')) : await api.get<Job[]>(`/jobs?limit=${enc(o.limit)}`);
         flags.json ? json(list) : out(list.length ? jobRows(list) : 'no jobs\n');
       }),
     );
@@ -236,7 +243,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .action(
       run(async (id: string, _o, cmd: Command) => {
         const { api, flags } = client(cmd);
-        const j = await api.job(id);
+        const j = await api.job(await resolveJobId(api, id));
         flags.json ? json(j) : out(details(Object.entries(j)));
         return j.Status === 'Error' ? EXIT.failed : EXIT.ok;
       }),
@@ -247,8 +254,9 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .action(
       run(async (id: string, _o, cmd: Command) => {
         const { api, flags } = client(cmd);
-        const answer = await api.request<Job>('DELETE', `/jobs/${enc(id)}`);
-        flags.json ? json(answer.body) : out(`job ${id}: ${answer.body?.Status ?? 'cancel requested'}${answer.body?.Message ? ` (${answer.body.Message})` : ''}\n`);
+        const jobId = await resolveJobId(api, id);
+        const answer = await api.request<Job>('DELETE', `/jobs/${enc(jobId)}`);
+        flags.json ? json(answer.body) : out(`job ${jobId}: ${answer.body?.Status ?? 'cancel requested'}${answer.body?.Message ? ` (${answer.body.Message})` : ''}\n`);
       }),
     );
 
@@ -319,7 +327,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
         const { api, flags } = client(cmd);
         const q: Record<string, string> = {};
         if (o.since !== undefined) q.since = o.since;
-        if (o.guest) q.guest = o.guest;
+        if (o.guest) q.guest = await resolveGuestIds(api, o.guest);
         if (o.type) q.type = o.type;
         await followEvents(api, `/events${query(q)}`, { json: flags.json === true, count: o.count });
       }),

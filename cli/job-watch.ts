@@ -8,6 +8,7 @@ import type { Guest, Job } from '../core/contract/wire-types.js';
 import type { AgentClient } from './agent-client.js';
 import { ApiError } from './cli-error.js';
 import { EXIT } from './exit-codes.js';
+import { onInterrupt } from './interrupt.js';
 
 export interface WatchOptions {
   /** Give up after this many seconds (the job goes on). */
@@ -31,40 +32,57 @@ const seconds = (ms: number) => `${(ms / 1000).toFixed(1)}s`;
 export async function watchJob(client: AgentClient, jobId: string, options: WatchOptions): Promise<WatchResult> {
   const started = Date.now();
   const deadline = started + options.timeoutSeconds * 1000;
-  const live = !options.json && process.stderr.isTTY === true;
-  // The CLI decides itself whether the display is live (a terminal, no --json):
-  // ora would otherwise switch itself off wherever a CI variable is set.
-  const spinner = live ? ora({ stream: process.stderr, isEnabled: true, text: `job ${short(jobId)}: asking the agent` }).start() : undefined;
-  let job = await client.job(jobId);
-  let guest: Guest | undefined;
+  // The CLI decides itself whether the display is live (a terminal that can
+  // show it, no --json): ora would otherwise switch itself off wherever a CI
+  // variable is set. A terminal of 0 columns (a serial console, `script`)
+  // cannot show it: ora's line count is then infinite, and it looped writing
+  // cursor-ups at 100% CPU.
+  let spinner = !options.json && canShowLiveLine() ? ora({ stream: process.stderr, isEnabled: true, text: `job ${short(jobId)}: asking the agent` }).start() : undefined;
+  const stopSpinner = () => {
+    spinner?.stop();
+    spinner = undefined;
+  };
+  /** The last line: the spinner's symbol and text on a live display, else plain text on stdout. */
+  const finish = (outcome: 'succeed' | 'fail' | 'warn', line: string) => {
+    if (spinner) spinner[outcome](line);
+    else if (!options.json) process.stdout.write(`${outcome === 'warn' ? '' : outcome === 'succeed' ? '✔ ' : '✖ '}${line}\n`);
+    spinner = undefined;
+  };
+  // Shrunk to 0 columns while it runs: the rest is plain text.
+  const onResize = () => (canShowLiveLine() ? undefined : stopSpinner());
+  process.stderr.on('resize', onResize);
+  const forgetInterrupt = onInterrupt(stopSpinner);
   try {
+    let job = await client.job(jobId);
+    let guest: Guest | undefined;
     for (;;) {
       guest = await guestIfThere(client, job.GuestID);
       if (job.Status === 'Complete' || job.Status === 'Error') break;
       if (spinner) spinner.text = liveLine(job, guest, Date.now() - started);
       if (Date.now() >= deadline) {
-        const line = `… ${job.Action} ${subject(job)} still ${job.Status} after ${options.timeoutSeconds}s; job ${job.ID} goes on (hyperkern jobs get ${job.ID})`;
-        spinner ? spinner.warn(line) : options.json ? undefined : process.stdout.write(`${line}\n`);
+        finish('warn', `… ${job.Action} ${subject(job)} still ${job.Status} after ${options.timeoutSeconds}s; job ${job.ID} goes on (hyperkern jobs get ${job.ID})`);
         return { exitCode: EXIT.timedOut, job, guest };
       }
       await new Promise((r) => setTimeout(r, options.pollMs ?? 200));
       job = await client.job(jobId);
     }
-  } catch (error) {
-    spinner?.stop();
-    throw error;
+    const took = seconds(Date.now() - started);
+    if (job.Status === 'Complete') {
+      finish('succeed', `${job.Action} ${subject(job)} complete in ${took}${guest ? ` (guest ${guest.state})` : job.Action === 'delete' ? ' (guest deleted)' : ''}`);
+      return { exitCode: EXIT.ok, job, guest };
+    }
+    finish('fail', `${job.Action} ${subject(job)} failed after ${took}: ${job.Message}`);
+    return { exitCode: EXIT.failed, job, guest };
+  } finally {
+    process.stderr.off('resize', onResize);
+    forgetInterrupt();
+    stopSpinner();
   }
-  const took = seconds(Date.now() - started);
-  if (job.Status === 'Complete') {
-    const line = `${job.Action} ${subject(job)} complete in ${took}${guest ? ` (guest ${guest.state})` : job.Action === 'delete' ? ' (guest deleted)' : ''}`;
-    if (spinner) spinner.succeed(line);
-    else if (!options.json) process.stdout.write(`✔ ${line}\n`);
-    return { exitCode: EXIT.ok, job, guest };
-  }
-  const line = `${job.Action} ${subject(job)} failed after ${took}: ${job.Message}`;
-  if (spinner) spinner.fail(line);
-  else if (!options.json) process.stdout.write(`✖ ${line}\n`);
-  return { exitCode: EXIT.failed, job, guest };
+}
+
+/** A live line needs a terminal that reports its width: 0 columns is a terminal that cannot place one. */
+function canShowLiveLine(): boolean {
+  return process.stderr.isTTY === true && (process.stderr.columns ?? 0) > 0;
 }
 
 /**
