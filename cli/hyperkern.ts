@@ -28,6 +28,8 @@ interface GlobalFlags {
 
 interface WaitFlags extends GlobalFlags {
   wait?: boolean;
+  /** Print only the guest's id (guests create): for ID=$(…) in scripts. */
+  quiet?: boolean;
   timeout: string;
   arg?: string[];
 }
@@ -78,6 +80,12 @@ function waitOptions(cmd: Command): Command {
 /** An action was queued: report it, or follow it with --wait. */
 async function queued(api: AgentClient, flags: WaitFlags, answer: { body: { id: string }; headers: Headers }, verb: string): Promise<number> {
   const jobId = answer.headers.get('x-guest-job-id');
+  if (flags.quiet) {
+    const result = flags.wait && jobId ? await watchJob(api, jobId, { timeoutSeconds: number(flags.timeout, '--timeout'), json: true }) : undefined;
+    out(`${answer.body.id}\n`);
+    if (result && result.exitCode !== EXIT.ok) process.stderr.write(`hyperkern: ${verb} ${result.job.Status === 'Error' ? `failed: ${result.job.Message}` : `still ${result.job.Status}; job ${jobId} goes on`}\n`);
+    return result?.exitCode ?? EXIT.ok;
+  }
   if (!flags.wait || !jobId) {
     if (flags.json) json({ guest: answer.body, job: jobId });
     else out(`${verb} ${answer.body.id}: job ${jobId ?? '(none)'} queued\n`);
@@ -167,7 +175,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
       .option('--image <name>', 'the image of the guest')
       .option('--type <type>', 'guest type ("" = a virtual machine)')
       .option('--metadata <key=value>', 'a metadata entry (repeatable)', collect)
-      .option('--no-start', 'leave the guest off (by default the create job ends by starting it)'),
+      .option('--no-start', 'leave the guest off (by default the create job ends by starting it)')
+      .option('-q, --quiet', "print only the new guest's id (with --wait once the job ended; the exit code says how): ID=$(hyperkern guests create -q …)"),
   ).action(
     run(async (o: WaitFlags & Record<string, any>, cmd: Command) => {
       const { api, flags } = client(cmd);
