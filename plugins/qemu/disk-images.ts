@@ -18,8 +18,8 @@ const IMAGE_SUFFIXES = ['', '.qcow2', '.img', '.raw'];
  * Finds a file named by a guest or disk in the images folder. Names are plain
  * file names: the API must not reach files elsewhere on the host.
  */
-export async function findImage(imagesDir: string, name: string): Promise<string> {
-  checkImageName(name);
+export async function findImage(imagesDir: string, name: string, what = 'image'): Promise<string> {
+  checkImageName(name, what);
   for (const suffix of IMAGE_SUFFIXES) {
     const candidate = path.join(imagesDir, name + suffix);
     try {
@@ -28,7 +28,7 @@ export async function findImage(imagesDir: string, name: string): Promise<string
       /* try the next suffix */
     }
   }
-  throw new StageRejection(400, `image "${name}" not found in the images folder (the qemu plugin's imagesDir; tried ${IMAGE_SUFFIXES.map((s) => name + s).join(', ')})`);
+  throw new StageRejection(400, `${what} "${name}" not found in the images folder (the qemu plugin's imagesDir; tried ${IMAGE_SUFFIXES.map((s) => name + s).join(', ')})`);
 }
 
 /**

@@ -322,9 +322,9 @@ export class QemuPlugin implements PluginInstance {
     }
     const kernel = guest.metadata?.[KERNEL_METADATA.kernel];
     if (kernel) {
-      plan.kernel = await findImage(this.options.imagesDir, kernel);
+      plan.kernel = await findImage(this.options.imagesDir, kernel, 'kernel');
       const initrd = guest.metadata?.[KERNEL_METADATA.initrd];
-      if (initrd) plan.initrd = await findImage(this.options.imagesDir, initrd);
+      if (initrd) plan.initrd = await findImage(this.options.imagesDir, initrd, 'initrd');
     }
     return plan;
   }

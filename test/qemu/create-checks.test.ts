@@ -115,7 +115,7 @@ describe('QEMU: create checks through the agent (real QEMU plugin, no guest boot
     expect(created.status, created.text).to.equal(200);
     const start = await agent.request('POST', `/guests/${created.body.id}/start?wait=30`);
     expect(start.status, start.text).to.equal(500);
-    expect(start.body.job.Message).to.match(/image "no-such-vmlinuz" not found in the images folder/);
+    expect(start.body.job.Message, 'a kernel is called a kernel').to.match(/^.*kernel "no-such-vmlinuz" not found in the images folder/);
     expect(start.text, 'no host path').to.not.include(imagesDir).and.not.include(agent.dataDir);
     for (const guest of (await agent.request('GET', '/guests')).body) {
       expect((await agent.request('DELETE', `/guests/${guest.id}?wait=30`)).status).to.equal(200);

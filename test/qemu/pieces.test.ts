@@ -120,6 +120,8 @@ describe('QEMU plugin pieces', function () {
       expect(error.status).to.equal(400);
       expect(error.message).to.equal(`image "nope" not found in the images folder (the qemu plugin's imagesDir; tried nope, nope.qcow2, nope.img, nope.raw)`);
       expect(error.message, 'no host path').to.not.include(root);
+      const kernel = await findImage(root, 'vmlinuz-nope', 'kernel').catch((e) => e);
+      expect(kernel.message, 'a kernel is called a kernel').to.match(/^kernel "vmlinuz-nope" not found in the images folder/);
       const traversal = await findImage(root, '../etc/passwd').catch((e) => e);
       expect(traversal.message).to.match(/must be a file name in the images folder/);
     });
