@@ -1,5 +1,5 @@
 /**
- * The kernel: wires state, plugins, the pipeline engine and the HTTP API
+ * The kernel: wires state, plugins, the job engine and the HTTP API
  * together, and owns their order of start and stop. It knows no hypervisor;
  * everything hypervisor-specific arrives as plugins named in the config.
  */
@@ -14,6 +14,8 @@ import { KernelAgentInfo } from './agent-info.js';
 import { buildActionPlans, type ActionPlans } from './jobs/action-plan.js';
 import { ActionRunner } from './jobs/action-runner.js';
 import { ImageRunner } from './jobs/image-runner.js';
+import { JobEngine } from './jobs/job-engine.js';
+import { LifecycleJobs } from './jobs/lifecycle-jobs.js';
 import { SnapshotRunner } from './jobs/snapshot-runner.js';
 import { parseListen, type LoadedConfig } from './config/config.js';
 import { GuestRegistry } from './guests/guest-registry.js';
@@ -80,6 +82,7 @@ export class Kernel {
     private readonly store: StateStore,
     readonly registry: GuestRegistry,
     private readonly plugins: LoadedPlugin[],
+    readonly engine: JobEngine,
     readonly runner: ActionRunner,
     readonly images: ImageRunner,
     readonly snapshots: SnapshotRunner,
@@ -122,11 +125,14 @@ export class Kernel {
       const { plugins, plans } = await preparePlugins(loaded, log, root, dataDir);
       agentInfo.pluginsLoaded(plugins);
       registry.reserved = new ReservedMetadata(plugins.map((p) => [p.id, p.manifest.ownedMetadata ?? []]));
-      const runner = new ActionRunner(store, registry, jobs, plans, log, config.jobs.concurrency);
-      const images = new ImageRunner(jobs, plans, log, config.jobs.concurrency);
-      const snapshots = new SnapshotRunner(registry, jobs, plans, runner, log);
+      // One engine runs every job; each kind of job registers its executor with it.
+      const engine = new JobEngine(store, registry, jobs, log, config.jobs.concurrency);
+      engine.register(new LifecycleJobs(registry, plans));
+      const runner = new ActionRunner(registry, plans, engine, log);
+      const images = new ImageRunner(jobs, plans, engine, log);
+      const snapshots = new SnapshotRunner(registry, jobs, plans, engine, log);
       const vnc = new VncLocator(registry, plans, log);
-      const kernel = new Kernel(loaded, log, dataDir, lock, store, registry, plugins, runner, images, snapshots, metadata, jobs, output, agentInfo, vnc);
+      const kernel = new Kernel(loaded, log, dataDir, lock, store, registry, plugins, engine, runner, images, snapshots, metadata, jobs, output, agentInfo, vnc);
       for (const plugin of plugins) {
         await plugin.instance.start?.();
       }
@@ -164,12 +170,12 @@ export class Kernel {
     const { host, port } = parseListen(this.loaded.config.listen);
     const { config } = this.loaded;
     const metrics = new AgentMetrics({
-      queue: () => this.runner.stats,
+      queue: () => this.engine.stats,
       plugins: () => pluginHealth(this.plugins),
       eventsRetained: () => this.store.eventsRetained(),
       latestEventId: () => this.store.feed.latestId,
     });
-    this.runner.telemetry = metrics;
+    this.engine.telemetry = metrics;
     const sweep = new GuestSweep(metrics.registry, this.registry, this.runner, {
       deadlineMs: config.metrics.scrapeDeadlineSeconds * 1000,
       concurrency: config.metrics.concurrency,
@@ -193,7 +199,6 @@ export class Kernel {
         version: VERSION,
         startedAt: this.agentInfo.startedAt,
         maxWaitSeconds: config.jobs.maxWaitSeconds,
-        images: this.images,
       },
       events: {
         feed: this.store.feed,
@@ -222,7 +227,7 @@ export class Kernel {
     const address = server.address() as AddressInfo;
     const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
     const url = `http://${shownHost}:${address.port}`;
-    const recovered = { ...(await this.runner.recover()), imageJobsResumed: this.images.recover(), snapshotJobsQueued: this.snapshots.recover() };
+    const recovered = await this.engine.recover();
     this.log.info(
       { guests: this.registry.size, jobs: this.jobs.size, ...recovered, plugins: this.plugins.map((p) => p.id), dataDir: this.dataDir, config: this.loaded.file },
       'kernel ready',
@@ -251,7 +256,7 @@ export class Kernel {
     this.server?.closeIdleConnections();
     for (const stream of [...this.eventStreams]) stream.close('the agent is stopping; reconnect with Last-Event-ID when it is back');
     const webSocketsClosed = closeSessions(this.webSockets, 'the agent is stopping', OPEN_REQUEST_GRACE_MS);
-    await Promise.all([this.runner.shutdown(grace), this.images.shutdown(grace)]);
+    await this.engine.shutdown(grace);
     // Requests still open (e.g. ?wait) get a moment to answer, then are cut.
     const cut = setTimeout(() => this.server?.closeAllConnections(), OPEN_REQUEST_GRACE_MS);
     await Promise.all([closed, webSocketsClosed]);

@@ -2,11 +2,10 @@
  * DELETE /jobs/{id} (and /guests/{id}/jobs/{jobID}): 200 with the job when
  * it has ended (a queued job is cancelled at once), 202 while a running
  * job's stage is winding down; ?wait=S holds the answer until it ends.
- * Host jobs (image fetch and delete) are cancelled on the image runner.
+ * Jobs of every kind (lifecycle, snapshot, image) are cancelled by the one job engine.
  */
 import type { Context } from 'koa';
 import type { ActionRunner } from '../jobs/action-runner.js';
-import type { ImageRunner } from '../jobs/image-runner.js';
 import { isFinished, type JobLog } from '../jobs/job-log.js';
 import type { Job } from '../contract/wire-types.js';
 import { actionParams, checkActionBody } from './action-params.js';
@@ -14,14 +13,13 @@ import { actionParams, checkActionBody } from './action-params.js';
 export interface CancelDeps {
   runner: ActionRunner;
   jobs: JobLog;
-  images?: ImageRunner;
   maxWaitSeconds: number;
 }
 
 export async function cancelJob(ctx: Context, deps: CancelDeps, jobId: string): Promise<void> {
   checkActionBody(ctx.request.body);
   const { waitMs } = actionParams(ctx, deps.maxWaitSeconds);
-  let job: Job = deps.images?.cancel(jobId, 'cancelled') ? deps.jobs.get(jobId)! : await deps.runner.cancel(jobId);
+  let job: Job = await deps.runner.cancel(jobId);
   if (!isFinished(job.Status) && waitMs > 0) job = (await deps.jobs.waitForEnd(jobId, waitMs))?.job ?? deps.jobs.get(jobId) ?? job;
   ctx.status = isFinished(job.Status) ? 200 : 202;
   ctx.body = deps.runner.withProgress(job);

@@ -5,7 +5,6 @@ import type { HostMetadata } from '../guests/host-metadata.js';
 import type { JobLog } from '../jobs/job-log.js';
 import { parseMetadataPatch } from '../guests/metadata.js';
 import type { PluginHealth } from '../contract/plugin-api.js';
-import type { ImageRunner } from '../jobs/image-runner.js';
 import { defineRoute } from './route.js';
 import { err } from './openapi/common-docs.js';
 import { HealthSchema, MetadataPatchSchema, MetadataSchema } from './openapi/wire-schemas.js';
@@ -21,8 +20,6 @@ export interface HostRouteDeps {
   version: string;
   startedAt: number;
   maxWaitSeconds: number;
-  /** Host jobs (images): DELETE /jobs/{id} cancels them too. */
-  images?: ImageRunner;
 }
 
 const getHostMetadata = defineRoute({

@@ -52,6 +52,8 @@ export class JobLog {
    * it caused however small `jobs.history` is.
    */
   readonly endedSinceStart = { complete: 0, failed: 0 };
+  /** Jobs Queued and Running in this log now, kept as their statuses change. */
+  private readonly liveCounts = { queued: 0, running: 0 };
 
   constructor(
     private readonly store: StateStore,
@@ -170,7 +172,9 @@ export class JobLog {
       apply: (stored) => {
         const before = this.jobs.get(id);
         if (!stored || !before) return;
+        this.countLive(before, -1);
         this.jobs.set(id, this.hold(stored));
+        this.countLive(stored, 1);
         // Held text is an ended job.
         if (typeof before !== 'string' && !isFinished(before.job.Status) && isFinished(stored.job.Status)) {
           this.finishedOrder.push(id);
@@ -225,6 +229,17 @@ export class JobLog {
     return this.jobs.size;
   }
 
+  /** How many jobs of the log are Queued and Running now: what GET /jobs lists, counted. */
+  get live(): { queued: number; running: number } {
+    return { ...this.liveCounts };
+  }
+
+  private countLive(held: Held | undefined, delta: 1 | -1): void {
+    if (held === undefined || typeof held === 'string') return;
+    if (held.job.Status === 'Queued') this.liveCounts.queued += delta;
+    else if (held.job.Status === 'Running') this.liveCounts.running += delta;
+  }
+
   /** Job `id` as stored, parsed from its text if it has ended. */
   private entry(id: string): StoredJob | undefined {
     const held = this.jobs.get(id);
@@ -242,6 +257,7 @@ export class JobLog {
 
   private index(id: string, guestId: string, held: Held): void {
     this.jobs.set(id, held);
+    this.countLive(held, 1);
     if (typeof held === 'string' || isFinished(held.job.Status)) this.finishedOrder.push(id);
     const ids = this.byGuest.get(guestId);
     if (ids) ids.push(id);

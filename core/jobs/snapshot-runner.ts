@@ -1,6 +1,7 @@
 /**
  * Runs snapshot actions. Create, delete and rollback are jobs on the
- * guest's own queue (ActionRunner's), so they run in order with its start,
+ * guest's own queue (the job engine's, as an executor of their kind), so
+ * they run in order with its start,
  * shutdown and delete; list, get and download are answered inside the
  * request. The kernel, not each backend, checks what every backend would:
  * the guest and disk exist, the guest's state allows the action (the
@@ -10,13 +11,13 @@
  */
 import { isSnapshotJobAction, SNAPSHOT_LIFECYCLE, type SnapshotAction, type SnapshotJobAction, type SnapshotQueryAction } from './actions.js';
 import type { ActionPlans, SnapshotPlan } from './action-plan.js';
-import type { ActionRunner, GuestJobRun } from './action-runner.js';
+import type { JobEngine, JobResult, JobRun } from './job-engine.js';
 import { Errors, HyperkernError } from '../errors.js';
 import { describeStates } from '../contract/lifecycle.js';
 import type { GuestRegistry } from '../guests/guest-registry.js';
 import { isFinished, type JobLog } from './job-log.js';
 import { asPluginLogger, type AgentLogger } from '../logger.js';
-import { runStage, type PlannedStage } from '../plugins/stage-runner.js';
+import type { PlannedStage } from '../plugins/stage-runner.js';
 import type { SnapshotDownload, SnapshotStageRequest } from '../contract/plugin-api.js';
 import type { Guest, Job, Snapshot, SnapshotRequest, SnapshotResponse } from '../contract/wire-types.js';
 
@@ -55,22 +56,19 @@ export class SnapshotRunner {
     private readonly registry: GuestRegistry,
     private readonly jobs: JobLog,
     private readonly plans: ActionPlans,
-    private readonly runner: ActionRunner,
+    private readonly engine: JobEngine,
     private readonly log: AgentLogger,
   ) {
-    runner.addGuestJobKind(isSnapshotJobAction, (job, args, run) => this.execute(job, args, run));
-  }
-
-  /** After ActionRunner.recover(): the snapshots that requeued jobs will change. */
-  recover(): number {
-    let queued = 0;
-    for (const { job, args } of this.jobs.withStatus('Queued')) {
-      const request = args.request as StoredSnapshotRequest | undefined;
-      if (!isSnapshotJobAction(job.Action) || !request) continue;
-      this.changing.set(keyOf({ guestId: job.GuestID, disk: request.disk }, request.id), job.ID);
-      queued++;
-    }
-    return queued;
+    engine.register({
+      kind: 'snapshot',
+      handles: isSnapshotJobAction,
+      run: (run) => this.execute(run),
+      // A queued job found at start: the snapshot it will change is claimed again.
+      requeued: (job, args) => {
+        const request = args.request as StoredSnapshotRequest | undefined;
+        if (request) this.changing.set(keyOf({ guestId: job.GuestID, disk: request.disk }, request.id), job.ID);
+      },
+    });
   }
 
   async list(target: SnapshotTarget, args: Record<string, unknown>): Promise<Snapshot[]> {
@@ -127,7 +125,7 @@ export class SnapshotRunner {
       disk = guest.disks[0].device;
     }
     const stage = plan.sync[0];
-    return runStage<SnapshotDownload>(stage, stageRequest('downloadSnapshot', guest, { ...request(target, name, {}), disk }, stage, args), { log: asPluginLogger(this.log) }, args);
+    return this.engine.timedStage<SnapshotDownload>(stage, stageRequest('downloadSnapshot', guest, { ...request(target, name, {}), disk }, stage, args), { log: asPluginLogger(this.log) }, args);
   }
 
   /** delete and rollback: the snapshot must exist and no other job be changing it. */
@@ -142,16 +140,16 @@ export class SnapshotRunner {
 
   private async submit(action: SnapshotJobAction, guest: Guest, target: SnapshotTarget, stored: StoredSnapshotRequest, args: Record<string, unknown>, snapshot: Snapshot): Promise<AcceptedSnapshotJob> {
     const plan = this.plan(action);
-    this.runner.checkAccepting();
+    this.engine.checkAccepting();
     this.refuseChanging(target, stored.id, action);
     const key = keyOf(target, stored.id);
     // Claimed before the first await: a concurrent request sees it.
     this.changing.set(key, '');
     try {
       for (const stage of plan.sync) {
-        await runStage<SnapshotResponse>(stage, stageRequest(action, guest, stored, stage, args), { log: asPluginLogger(this.log) }, args);
+        await this.engine.timedStage<SnapshotResponse>(stage, stageRequest(action, guest, stored, stage, args), { log: asPluginLogger(this.log) }, args);
       }
-      const job = await this.runner.enqueue(guest.id, action, { ...args, request: stored });
+      const job = await this.engine.submit(guest.id, action, { ...args, request: stored });
       this.changing.set(key, job.ID);
       return { job, snapshot };
     } catch (error) {
@@ -161,8 +159,9 @@ export class SnapshotRunner {
   }
 
   /** The job: the state is checked again (earlier jobs of the guest ran since), then the async stages. */
-  private async execute(job: Job, stored: Record<string, unknown>, run: GuestJobRun): Promise<string> {
-    const { request: saved, ...args } = stored;
+  private async execute(run: JobRun): Promise<JobResult> {
+    const { job } = run;
+    const { request: saved, ...args } = run.args;
     const requested = saved as StoredSnapshotRequest;
     const action = job.Action as SnapshotJobAction;
     const target: SnapshotTarget = { guestId: job.GuestID, disk: requested.disk };
@@ -180,9 +179,9 @@ export class SnapshotRunner {
         last = response.snapshots[0] ?? last;
       }
       const what = `${describeTarget(target)} snapshot "${requested.id}"`;
-      if (action === 'createSnapshot') return last ? `${what} taken (${last.size} MiB)` : `${what} taken`;
-      if (action === 'deleteSnapshot') return `${what} deleted`;
-      return `${what} rolled back to${requested.destroyMoreRecent ? ' (later snapshots destroyed)' : ''}`;
+      if (action === 'createSnapshot') return { message: last ? `${what} taken (${last.size} MiB)` : `${what} taken` };
+      if (action === 'deleteSnapshot') return { message: `${what} deleted` };
+      return { message: `${what} rolled back to${requested.destroyMoreRecent ? ' (later snapshots destroyed)' : ''}` };
     } finally {
       if (this.changing.get(key) === job.ID) this.changing.delete(key);
     }
@@ -201,7 +200,7 @@ export class SnapshotRunner {
 
   private async query(action: SnapshotQueryAction, guest: Guest, target: SnapshotTarget, stored: StoredSnapshotRequest, args: Record<string, unknown>): Promise<SnapshotResponse> {
     const stage = this.plan(action).sync[0];
-    return runStage<SnapshotResponse>(stage, stageRequest(action, guest, stored, stage, args), { log: asPluginLogger(this.log) }, args);
+    return this.engine.timedStage<SnapshotResponse>(stage, stageRequest(action, guest, stored, stage, args), { log: asPluginLogger(this.log) }, args);
   }
 
   /** The snapshot through getSnapshot (or listSnapshots when only that is configured). */
