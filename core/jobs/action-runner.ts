@@ -80,6 +80,16 @@ export class ActionRunner {
   async metrics(action: MetricsAction, guestId: string, args: Record<string, unknown>): Promise<unknown> {
     const guest = this.registry.find(guestId);
     if (!guest) throw Errors.guestNotFound(guestId);
+    return this.metricsOf(action, guest, args);
+  }
+
+  /**
+   * Metrics of a guest the caller already holds (the Prometheus sweep has
+   * every guest from one listing): no look-up by id, so no parse of the
+   * guest's JSON and no churn of the registry's parsed-guest cache.
+   */
+  async metricsOf(action: MetricsAction, guest: Guest, args: Record<string, unknown>): Promise<unknown> {
+    const guestId = guest.id;
     const name = actionNameFor(prefixedGuestType(guest.type), action);
     const plan = plansFor(this.plans, guest).metrics.get(action);
     if (!plan) throw Errors.actionNotConfigured(`this agent's config maps no stage to "${name}" (guest type "${guest.type}"); add actions.${name}.stages to the config`);

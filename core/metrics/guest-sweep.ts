@@ -130,7 +130,8 @@ export class GuestSweep {
     const all = queue.addAll(
       guests.map((guest) => async () => {
         try {
-          const value = await this.runner.metrics(KINDS[kind], guest.id, {});
+          // The guest itself, from the sweep's one listing: by id, each kind would parse it again and push the jobs' guests out of the registry's cache.
+          const value = await this.runner.metricsOf(KINDS[kind], guest, {});
           if (open) results.set(guest.id, value);
         } catch {
           if (open) failed++;
