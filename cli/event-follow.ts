@@ -2,6 +2,7 @@
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
 import type { AgentClient } from './agent-client.js';
 import { ApiError, CliError } from './cli-error.js';
+import type { Guest, Job } from '../core/contract/wire-types.js';
 
 export async function followEvents(api: AgentClient, urlPath: string, options: { json: boolean; count?: number }): Promise<void> {
   const headers: Record<string, string> = { accept: 'text/event-stream' };
@@ -44,7 +45,7 @@ export async function followEvents(api: AgentClient, urlPath: string, options: {
 }
 
 function describe(message: EventSourceMessage): string {
-  let event: { id?: number; time?: string; type?: string; guest?: string; data?: Record<string, any> } = {};
+  let event: { id?: number; time?: string; type?: string; guest?: string; data?: { job?: Job; guest?: Guest } & Record<string, unknown> } = {};
   try {
     event = JSON.parse(message.data);
   } catch {

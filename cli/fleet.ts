@@ -24,7 +24,8 @@ interface FleetFlags {
   json?: boolean;
 }
 
-type Run = (fn: (...args: any[]) => Promise<number | void>) => (...args: any[]) => Promise<void>;
+/** The CLI's action wrapper (hyperkern.ts `run`): each action names its arguments' types. */
+type Run = (fn: (...args: never[]) => Promise<number | void>) => (...args: unknown[]) => Promise<void>;
 
 const out = (text: string): void => void process.stdout.write(text);
 const json = (value: unknown): void => out(`${JSON.stringify(value, null, 2)}\n`);

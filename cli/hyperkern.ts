@@ -8,7 +8,7 @@
  */
 import { Argument, Command, CommanderError, Option } from 'commander';
 import { readFile } from 'node:fs/promises';
-import type { Guest, Image, Job } from '../core/contract/wire-types.js';
+import type { Guest, GuestCpuMetrics, GuestDiskMetrics, GuestNicMetrics, Image, Job } from '../core/contract/wire-types.js';
 import { AgentClient } from './agent-client.js';
 import { CliError } from './cli-error.js';
 import { EXIT } from './exit-codes.js';
@@ -32,6 +32,28 @@ interface WaitFlags extends GlobalFlags {
   quiet?: boolean;
   timeout: string;
   arg?: string[];
+}
+
+/** `hyperkern guests create`'s flags, as commander parses them. */
+interface CreateFlags extends WaitFlags {
+  file?: string;
+  id?: string;
+  memory?: string;
+  cpu?: string;
+  disk?: string[];
+  nic?: string[];
+  image?: string;
+  type?: string;
+  metadata?: string[];
+  /** False with --no-start. */
+  start: boolean;
+}
+
+/** One guest's metrics as GET …/metrics/{cpu,nic,disk} answer them. */
+interface AllMetrics {
+  cpu?: GuestCpuMetrics[];
+  nic?: Record<string, GuestNicMetrics>;
+  disk?: Record<string, GuestDiskMetrics>;
 }
 
 const ACTIONS: [string, string][] = [
@@ -121,9 +143,10 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .showHelpAfterError()
     .exitOverride();
   // Every client command (not `serve`: the agent stops gracefully itself) ends on a stop signal.
-  const run = (fn: (...args: any[]) => Promise<number | void>) => async (...args: any[]) => {
+  // Commander calls an action with its arguments, options and command; each action names their types.
+  const run = (fn: (...args: never[]) => Promise<number | void>) => async (...args: unknown[]) => {
     endOnSignals();
-    setExit((await fn(...args)) ?? EXIT.ok);
+    setExit((await fn(...(args as never[]))) ?? EXIT.ok);
   };
 
   program
@@ -178,14 +201,14 @@ export function buildProgram(setExit: (code: number) => void): Command {
       .option('--no-start', 'leave the guest off (by default the create job ends by starting it)')
       .option('-q, --quiet', "print only the new guest's id (with --wait once the job ended; the exit code says how): ID=$(hyperkern guests create -q …)"),
   ).action(
-    run(async (o: WaitFlags & Record<string, any>, cmd: Command) => {
+    run(async (o: CreateFlags, cmd: Command) => {
       const { api, flags } = client(cmd);
       const body: Record<string, unknown> = o.file ? JSON.parse(o.file === '-' ? await readStdin() : await readFile(o.file, 'utf8')) : {};
       if (o.id) body.id = o.id;
       if (o.memory) body.memory = number(o.memory, '--memory');
       if (o.cpu) body.cpu = number(o.cpu, '--cpu');
-      if (o.disk) body.disks = (o.disk as string[]).map((d) => (d.startsWith('image:') ? { image: d.slice(6) } : { size: number(d, '--disk') }));
-      if (o.nic) body.nics = (o.nic as string[]).map((network) => ({ network }));
+      if (o.disk) body.disks = o.disk.map((d) => (d.startsWith('image:') ? { image: d.slice(6) } : { size: number(d, '--disk') }));
+      if (o.nic) body.nics = o.nic.map((network) => ({ network }));
       if (o.image) body.image = o.image;
       if (o.type !== undefined) body.type = o.type;
       if (o.metadata) body.metadata = keyValues(o.metadata, '--metadata');
@@ -222,13 +245,13 @@ export function buildProgram(setExit: (code: number) => void): Command {
         const { api, flags } = client(cmd);
         const types = type ? [type] : ['cpu', 'nic', 'disk'];
         id = await resolveGuestId(api, id);
-        const all: Record<string, any> = {};
-        for (const t of types) all[t] = await api.get(`/guests/${enc(id)}/metrics/${t}`);
-        if (flags.json) return json(type ? all[type] : all);
+        const all: AllMetrics = {};
+        for (const t of types) Object.assign(all, { [t]: await api.get<unknown>(`/guests/${enc(id)}/metrics/${t}`) });
+        if (flags.json) return json(type ? all[type as keyof AllMetrics] : all);
         const parts: string[] = [];
-        if (all.cpu) parts.push(table(['VCPU', 'CPU_TIME', 'VCPU_TIME'], (all.cpu as any[]).map((c, i) => [i, c.cpu_time, c.vcpu_time])));
-        if (all.nic) parts.push(table(['NIC', 'RX_BYTES', 'RX_PACKETS', 'TX_BYTES', 'TX_PACKETS', 'ERRORS', 'DROPS'], Object.entries<any>(all.nic).map(([n, m]) => [n, m.rx_bytes, m.rx_packets, m.tx_bytes, m.tx_packets, m.rx_errors + m.tx_errors, m.rx_drops + m.tx_drops])));
-        if (all.disk) parts.push(table(['DISK', 'READ_BYTES', 'READ_OPS', 'WRITE_BYTES', 'WRITE_OPS', 'FLUSH_OPS'], Object.entries<any>(all.disk).map(([d, m]) => [d, m.read_bytes, m.read_ops, m.write_bytes, m.write_ops, m.flush_ops])));
+        if (all.cpu) parts.push(table(['VCPU', 'CPU_TIME', 'VCPU_TIME'], all.cpu.map((c, i) => [i, c.cpu_time, c.vcpu_time])));
+        if (all.nic) parts.push(table(['NIC', 'RX_BYTES', 'RX_PACKETS', 'TX_BYTES', 'TX_PACKETS', 'ERRORS', 'DROPS'], Object.entries(all.nic).map(([n, m]) => [n, m.rx_bytes, m.rx_packets, m.tx_bytes, m.tx_packets, m.rx_errors + m.tx_errors, m.rx_drops + m.tx_drops])));
+        if (all.disk) parts.push(table(['DISK', 'READ_BYTES', 'READ_OPS', 'WRITE_BYTES', 'WRITE_OPS', 'FLUSH_OPS'], Object.entries(all.disk).map(([d, m]) => [d, m.read_bytes, m.read_ops, m.write_bytes, m.write_ops, m.flush_ops])));
         out(parts.join('\n'));
       }),
     );

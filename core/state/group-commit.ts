@@ -19,26 +19,32 @@
  */
 import type { EventDraft } from '../events/kernel-event.js';
 
+/**
+ * One key's change. Its members are methods, not function properties: a
+ * method's parameters are checked bivariantly, so a KeyChange<Guest> and a
+ * KeyChange<Job> are both KeyChange<unknown> and commit together in one
+ * list, without `any`. The committer only hands each change its own values.
+ */
 export interface KeyChange<V = unknown> {
   key: string;
   /** The key's committed value, as its owner holds it in memory. */
-  current: () => V | undefined;
+  current(): V | undefined;
   /**
    * The next value (undefined deletes the key). Returning the value it was
    * given writes nothing. Throwing refuses this whole change alone.
    */
-  next: (current: V | undefined) => V | undefined;
+  next(current: V | undefined): V | undefined;
   /**
    * The event reporting this mutation (from the value it was given and the
    * one it made), committed with it; none when it returns undefined.
    */
-  event?: (next: V | undefined, current: V | undefined) => EventDraft | undefined;
+  event?(next: V | undefined, current: V | undefined): EventDraft | undefined;
   /**
    * Called once the value is durable: the owner makes it visible. When one
    * batch changes a key several times, only the last change's apply runs,
    * with the final value.
    */
-  apply: (value: V | undefined) => void;
+  apply(value: V | undefined): void;
 }
 
 export interface Commit {
@@ -74,7 +80,7 @@ export class GroupCommit {
   ) {}
 
   /** Resolves once every mutation of `changes` (and `events`) is durable and applied. */
-  write(changes: KeyChange<any>[], events: EventDraft[] = []): Promise<void> {
+  write(changes: KeyChange[], events: EventDraft[] = []): Promise<void> {
     return new Promise((resolve, reject) => {
       this.pending.push({ changes, events, resolve, reject });
       if (!this.committing) this.next();

@@ -294,7 +294,7 @@ export class StateStore {
    * refusal) is passed on as is. The client-facing message names the SQLite
    * error code, never the file.
    */
-  change(...changes: KeyChange<any>[]): Promise<void> {
+  change(...changes: KeyChange[]): Promise<void> {
     return this.group.write(changes).catch(storageError(this.file));
   }
 

@@ -14,6 +14,8 @@ import { EtcdLeaseInvalidError, type Etcd3, type IRequestOp, type Lease } from '
 import type { Guest, GuestDirectory, Logger } from '../../core/contract/index.js';
 import { hostRecord, summarize, type HostFacts } from './inventory.js';
 import type { KeyLayout } from './key-layout.js';
+import { maxSeq, withSeq, withoutSeq } from './seq-text.js';
+import { sleep, Wakeup } from './wait.js';
 
 export type LinkState = 'starting' | 'syncing' | 'synced' | 'disconnected' | 'stopped';
 
@@ -321,35 +323,6 @@ export class FleetLink {
   }
 }
 
-/** The seq goes last, so the rest of the text compares byte for byte. */
-function withSeq(text: string, seq: number): string {
-  return `${text.slice(0, -1)},"seq":${seq}}`;
-}
-
-function withoutSeq(text: string | null | undefined): string | undefined {
-  if (!text) return undefined;
-  try {
-    const { seq: _seq, ...rest } = JSON.parse(text) as Record<string, unknown>;
-    return JSON.stringify(rest);
-  } catch {
-    return undefined;
-  }
-}
-
-function maxSeq(texts: Array<string | null>): number {
-  let max = 0;
-  for (const text of texts) {
-    if (!text) continue;
-    try {
-      const seq = (JSON.parse(text) as { seq?: unknown }).seq;
-      if (typeof seq === 'number' && seq > max) max = seq;
-    } catch {
-      /* not ours: ignored, and overwritten by the reconcile */
-    }
-  }
-  return max;
-}
-
 function isLeaseInvalid(error: unknown): boolean {
   return error instanceof EtcdLeaseInvalidError || /lease not found/i.test(messageOf(error));
 }
@@ -366,46 +339,4 @@ function takeSome(set: Set<string>, count: number): string[] {
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
-}
-
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-  });
-}
-
-/** A wait that a notify ends early; a notify with nobody waiting is kept for the next wait. */
-class Wakeup {
-  private pending = false;
-  private release: (() => void) | undefined;
-
-  notify(): void {
-    this.pending = true;
-    this.release?.();
-  }
-
-  wait(ms: number): Promise<void> {
-    if (this.pending) {
-      this.pending = false;
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      const self = this;
-      this.release = done;
-      function done() {
-        clearTimeout(timer);
-        self.release = undefined;
-        self.pending = false;
-        resolve();
-      }
-    });
-  }
 }
