@@ -11,6 +11,8 @@
 //	hk-go-client URL get ID | list | metrics ID | jobs ID
 //	hk-go-client URL guest-metadata ID PATCH_JSON | host-metadata PATCH_JSON
 //	hk-go-client URL snapshots ID NAME            create, list, get, roll back to and delete NAME (guest off)
+//
+// With HK_TOKEN set, every request carries "Authorization: Bearer $HK_TOKEN".
 package main
 
 import (
@@ -43,6 +45,10 @@ func call(method, url string, body interface{}, send bool) answer {
 	check(err, "request")
 	if send {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	// An agent with auth.tokens (mistify's own client sends no token).
+	if token := os.Getenv("HK_TOKEN"); token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	res, err := client.Do(req)
 	check(err, method+" "+url)

@@ -60,11 +60,19 @@ export function removeGoClient(): Promise<void> {
   return client.remove();
 }
 
+let token: string | undefined;
+
+/** The bearer token the Go client sends from now on (undefined: none, as mistify's client). */
+export function setGoClientToken(value: string | undefined): void {
+  token = value;
+}
+
 /** Runs `hk-go-client URL ...args`; a failure carries the Go program's reason. */
 export async function goClient(url: string, ...args: string[]): Promise<any> {
   const { binary } = await buildGoClient();
   try {
-    const { stdout } = await run(binary, [url, ...args], { timeout: 600_000, maxBuffer: 16 * 1024 * 1024 });
+    const env = { ...process.env, HK_TOKEN: token ?? '' };
+    const { stdout } = await run(binary, [url, ...args], { timeout: 600_000, maxBuffer: 16 * 1024 * 1024, env });
     return JSON.parse(stdout);
   } catch (error) {
     const e = error as { stderr?: string; message: string };
