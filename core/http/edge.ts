@@ -11,6 +11,7 @@ import type { AgentLogger } from '../logger.js';
 import type { BearerCheck } from './auth.js';
 import { accessLine } from './access-log.js';
 import { answerError } from './error-handler.js';
+import { settleUnreadBody } from './unread-body.js';
 
 const SANE_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -34,6 +35,8 @@ export function edge({ log, accessLog, authenticate }: EdgeOptions) {
       await next();
     } catch (error) {
       answerError(ctx, error, log);
+      // A body refused before its end: the answer must still reach the client.
+      if (!ctx.req.complete) await settleUnreadBody(ctx);
     }
     if (accessLog) {
       // What logging allocates per request: the line itself.

@@ -19,6 +19,7 @@ import { goString } from './go-values.js';
 import { defineRoute, type ResponseDoc } from './route.js';
 import { ACTION_BODY, err, waitQuery } from './openapi/common-docs.js';
 import { ErrorSchema, ImageSchema } from './openapi/wire-schemas.js';
+import { guardedBody } from './unread-body.js';
 
 export interface ImageRouteDeps {
   images: ImageRunner;
@@ -163,7 +164,8 @@ const uploadImage = defineRoute({
   handle: (deps: ImageRouteDeps) => async (ctx) => {
     const { args } = actionParams(ctx, deps.maxWaitSeconds);
     const length = ctx.request.length;
-    const image = await deps.images.upload(requestFor(ctx.params.id, args), ctx.req, length, args);
+    // The stage may destroy the stream it reads (on any refusal); never the request, whose socket carries the answer.
+    const image = await deps.images.upload(requestFor(ctx.params.id, args), guardedBody(ctx.req), length, args);
     ctx.status = 201;
     ctx.body = image;
   },

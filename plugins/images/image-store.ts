@@ -203,7 +203,7 @@ export class ImageStore {
     try {
       if (options.total !== undefined) {
         if (options.total > this.options.maxBytes) {
-          throw new TooLarge(`the image is ${options.total} bytes, over the limit of ${this.options.maxBytes} bytes (the images plugin's maxImageSizeMiB option)`);
+          throw new TooLarge(`the image is ${options.total} bytes, over the limit of ${this.options.maxBytes / MIB} MiB (the images plugin's maxImageSizeMiB option)`);
         }
         await this.checkFreeSpace(options.total);
       }
@@ -232,7 +232,7 @@ export class ImageStore {
       return this.entry(id, info.format, info.virtualSize);
     } catch (error) {
       await unlink(temp).catch(() => undefined);
-      const refused = !options.signal.aborted && (error instanceof ImageRefused || error instanceof TooLarge);
+      const refused = options.signal.aborted ? undefined : error instanceof TooLarge ? 'tooLarge' : error instanceof ImageRefused ? 'bytes' : undefined;
       throw new TransferFailed(`${what} failed: ${this.explain(error, options.signal)}`, refused, { cause: error });
     } finally {
       // A source still open (failed check, abort) must not keep its socket.
@@ -306,12 +306,13 @@ export class ImageStore {
 }
 
 /**
- * A fetch or upload that failed; `refused` when the bytes themselves were
- * unacceptable (format, checksum, size) rather than the transfer failing.
+ * A fetch or upload that failed; `refused` says why when the bytes
+ * themselves were unacceptable (over the size limit; format or checksum)
+ * rather than the transfer failing.
  */
 export class TransferFailed extends Error {
   override readonly name = 'TransferFailed';
-  constructor(message: string, readonly refused: boolean, options?: { cause?: unknown }) {
+  constructor(message: string, readonly refused: 'tooLarge' | 'bytes' | undefined, options?: { cause?: unknown }) {
     super(message, options);
   }
 }

@@ -110,8 +110,9 @@ export class ImagesPlugin implements PluginInstance {
         this.store.checkRequest(request);
         if (await this.store.get(request.id)) await this.refuseInUse(request.id);
         const entry = await this.store.upload(request.id, request.body, request.size, { signal: ctx.signal, sha256: request.sha256 }).catch((error: unknown) => {
-          // Refused bytes (format, checksum, size) are the uploader's fault, not the host's.
-          if (error instanceof TransferFailed && error.refused) throw new StageRejection(422, error.message);
+          // Refused bytes are the uploader's fault, not the host's: 413 over the size limit (chunked
+          // bodies are only found to be over it mid-stream), 422 for format and checksum.
+          if (error instanceof TransferFailed && error.refused) throw new StageRejection(error.refused === 'tooLarge' ? 413 : 422, error.message);
           throw error;
         });
         ctx.log.info({ image: entry.id, format: entry.format, sizeMiB: entry.size }, 'image uploaded');

@@ -36,7 +36,7 @@ export async function receiveToFile(source: Readable, file: string, options: Rec
   const meter = new Transform({
     transform(chunk: Buffer, _encoding, done) {
       bytes += chunk.length;
-      if (bytes > options.maxBytes) return done(new TooLarge(`the image is larger than the limit of ${options.maxBytes} bytes`));
+      if (bytes > options.maxBytes) return done(new TooLarge(`the image is larger than the limit of ${options.maxBytes / (1024 * 1024)} MiB (the images plugin's maxImageSizeMiB option)`));
       hash?.update(chunk);
       options.onProgress?.(bytes, options.total);
       done(null, chunk);

@@ -117,9 +117,9 @@ describe('image store', function () {
   it('enforces the size limit before and during the transfer', async () => {
     const store = await makeStore({ maxBytes: 1024 * 1024 });
     const announced = (await fetchInto(store, 'big', `${server.url}/base.qcow2`).catch((e: Error) => e)) as Error;
-    expect(announced.message).to.match(/over the limit of 1048576 bytes/);
+    expect(announced.message).to.match(/over the limit of 1 MiB \(the images plugin.s maxImageSizeMiB option\)/);
     const streamed = (await fetchInto(store, 'big', `${server.url}/chunked/base.qcow2`).catch((e: Error) => e)) as Error;
-    expect(streamed.message).to.match(/larger than the limit of 1048576 bytes/);
+    expect(streamed.message).to.match(/larger than the limit of 1 MiB/);
     expect(await filesIn(store)).to.deep.equal([]);
   });
 
