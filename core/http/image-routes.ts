@@ -98,7 +98,7 @@ const fetchImage = defineRoute({
   operationId: 'fetchImage',
   tag: 'images',
   summary: 'Fetch an image from its source (or the configured image server) as a job',
-  description: 'Streamed to a temporary file, checked with qemu-img (raw or self-contained qcow2), sha256 verified when given, renamed into place. Progress shows in the job Message. See docs/images.md.',
+  description: 'Streamed to a temporary file, sha256 verified when given, checked (raw or self-contained qcow2, told from its own bytes), renamed into place. Progress shows in the job Message. A file: source is checked in the request (400, one message whatever the reason). See docs/images.md.',
   request: {
     query: waitQuery.extend({ sha256: z.string().optional().meta({ description: 'The sha256 the image must have (64 hex digits)' }) }),
     body: { required: true, schema: imageRequestSchema.meta({ id: 'ImageRequest', description: 'mistify rpc.ImageRequest plus sha256; "" or null = unset' }) },
@@ -156,10 +156,10 @@ const uploadImage = defineRoute({
     201: { description: 'Stored and checked', schema: ImageSchema },
     400: err('Not an image id, or a bad sha256'),
     409: err('A guest uses the image it would replace, or a transfer of it is in progress'),
-    413: err('Larger than maxImageSizeMiB'),
-    422: err('Refused bytes: not raw or qcow2, a backing file, a checksum mismatch'),
+    413: err('Larger than maxImageSizeMiB: announced by Content-Length, or found mid-body in a chunked upload'),
+    422: err('Refused bytes: not raw or qcow2, a qcow2 naming a backing or data file, a checksum mismatch'),
     501: err('The config maps no stage to uploadImage'),
-    502: err('A backend stage failed'),
+    502: err("A backend stage failed, or the images folder's file system has no room for the image (nothing kept)"),
   },
   handle: (deps: ImageRouteDeps) => async (ctx) => {
     const { args } = actionParams(ctx, deps.maxWaitSeconds);

@@ -72,23 +72,36 @@ export async function openSource(url: URL, policy: SourcePolicy, signal: AbortSi
 }
 
 async function openFile(url: URL, policy: SourcePolicy): Promise<OpenedSource> {
-  const file = fileURLToPath(url);
-  let real: string;
+  const real = await checkFileSource(url, policy);
+  const total = (await stat(real)).size;
+  return { stream: createReadStream(real), total };
+}
+
+/**
+ * The real path of a file: source, or a SourceRefused. One message for
+ * every refusal (missing, outside the folders, through a link leading out,
+ * not a regular file), so the API cannot be used to learn which host paths
+ * exist; a path that is not inside a folder even as written is refused
+ * without touching the file system at all.
+ */
+export async function checkFileSource(url: URL, policy: SourcePolicy): Promise<string> {
+  const refused = new SourceRefused(
+    `source ${url.href} is not a file this host serves images from: file sources must be regular files inside the folders of the images plugin's fileSourceDirs option`,
+  );
+  let file: string;
   try {
-    real = await realpath(file);
+    file = fileURLToPath(url);
   } catch {
-    throw new SourceRefused(`source file ${url.pathname} does not exist`);
+    throw refused;
   }
-  const inside = await Promise.all(policy.fileSourceDirs.map(async (dir) => {
-    const root = await realpath(dir).catch(() => path.resolve(dir));
-    return real.startsWith(root + path.sep);
-  }));
-  if (!inside.some(Boolean)) {
-    throw new SourceRefused(`source file ${url.pathname} is outside the folders file sources may come from (the images plugin's fileSourceDirs option)`);
-  }
-  const info = await stat(real);
-  if (!info.isFile()) throw new SourceRefused(`source ${url.pathname} is not a regular file`);
-  return { stream: createReadStream(real), total: info.size };
+  const roots = await Promise.all(policy.fileSourceDirs.map(async (dir) => [path.resolve(dir), await realpath(dir).catch(() => path.resolve(dir))]));
+  const inside = (candidate: string) => roots.some((pair) => pair.some((root) => candidate.startsWith(root + path.sep)));
+  if (!inside(path.resolve(file))) throw refused;
+  const real = await realpath(file).catch(() => undefined);
+  if (!real || !inside(real)) throw refused;
+  const info = await stat(real).catch(() => undefined);
+  if (!info?.isFile()) throw refused;
+  return real;
 }
 
 export function describeNetworkError(error: unknown): string {

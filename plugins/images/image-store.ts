@@ -12,7 +12,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { checkImageFile, ImageRefused, StageRejection } from '../../core/contract/index.js';
 import { invalidImageId } from './image-id.js';
-import { discard, openSource, parseSource, SourceRefused, describeNetworkError, type SourcePolicy } from './image-source.js';
+import { checkFileSource, discard, openSource, parseSource, SourceRefused, describeNetworkError, type SourcePolicy } from './image-source.js';
 import { receiveToFile, TooLarge } from './receive-image.js';
 
 const MIB = 1024 * 1024;
@@ -141,6 +141,23 @@ export class ImageStore {
     }
   }
 
+  /**
+   * planFetch, and a file: source checked on the host too (400 at once,
+   * before any job is queued; the fetch checks it again when it opens it).
+   */
+  async checkFetch(request: { id: string; type?: string; source?: string; sha256?: string }): Promise<FetchPlan> {
+    const plan = this.planFetch(request);
+    if (plan.url.protocol === 'file:') {
+      try {
+        await checkFileSource(plan.url, this.options.policy);
+      } catch (error) {
+        if (error instanceof SourceRefused) throw new StageRejection(400, error.message);
+        throw error;
+      }
+    }
+    return plan;
+  }
+
   /** True while a fetch or upload of `id` runs. */
   busy(id: string): boolean {
     return this.transfers.has(id);
@@ -199,7 +216,7 @@ export class ImageStore {
   ): Promise<ImageEntry> {
     const transfer = this.transfers.get(id);
     const what = options.from === 'source' ? `fetch of image ${id}` : `upload of image ${id}`;
-    const temp = path.join(this.options.dir, `.${id}${TEMP_MARK}${randomBytes(6).toString('hex')}`);
+    const temp = path.join(this.options.dir, tempName(id));
     try {
       if (options.total !== undefined) {
         if (options.total > this.options.maxBytes) {
@@ -315,6 +332,16 @@ export class TransferFailed extends Error {
   constructor(message: string, readonly refused: 'tooLarge' | 'bytes' | undefined, options?: { cause?: unknown }) {
     super(message, options);
   }
+}
+
+/**
+ * A temporary file's name for `id`: hidden, marked, unique, and within the
+ * 255 bytes a file name may have whatever the id's length (ids may have
+ * 255 characters themselves). The id's first characters are kept so a
+ * person can tell whose it is.
+ */
+export function tempName(id: string): string {
+  return `.${id.slice(0, 64)}${TEMP_MARK}${randomBytes(6).toString('hex')}`;
 }
 
 function abortReason(signal: AbortSignal): string {

@@ -60,9 +60,9 @@ export class ImagesPlugin implements PluginInstance {
 
   /** The handlers, one per stage the manifest lists (plugins/images/index.ts). */
   readonly handlers = {
-    /** fetchImage, sync: the request is sound (id, type, source, sha256). */
-    checkFetch: (request: ImageRequest): ImageResponse => {
-      this.store.planFetch(request);
+    /** fetchImage, sync: the request is sound (id, type, source, sha256; a file: source is a file it may read). */
+    checkFetch: async (request: ImageRequest): Promise<ImageResponse> => {
+      await this.store.checkFetch(request);
       return { images: [] };
     },
     /** fetchImage, async: the transfer. An image already here is kept, not fetched again. */

@@ -146,7 +146,8 @@ export class PoolImages {
       throw new StageRejection(413, `the image is ${size} bytes, over the limit of ${this.options.maxBytes / MIB} MiB (the libvirt plugin's maxImageSizeMiB option)`);
     }
     if (sha256 && !/^[0-9a-fA-F]{64}$/.test(sha256)) throw new StageRejection(400, `sha256 "${sha256}" is not 64 hex digits`);
-    const temp = path.join(this.options.workDir, `${id}.partial-${randomBytes(6).toString('hex')}`);
+    // The id's first characters and a random tail: a 255-character id would make too long a name.
+    const temp = path.join(this.options.workDir, `${id.slice(0, 64)}.partial-${randomBytes(6).toString('hex')}`);
     try {
       const received = await this.receive(body, temp, size, Boolean(sha256), signal);
       if (sha256 && received !== sha256.toLowerCase()) throw new StageRejection(422, `upload of image ${id} failed: sha256 mismatch: expected ${sha256.toLowerCase()}, the upload gave ${received}`);

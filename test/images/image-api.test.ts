@@ -189,6 +189,26 @@ describe('image API', function () {
     expect(await leftovers()).to.deep.equal([]);
   });
 
+  it('refuses a file: source the host does not serve in the request (400, one message whatever the reason, no job), and takes 255-character ids', async () => {
+    const files = await children.inProcess({ config: withImages(simulatorConfig(), { imagesDir: path.join(work, 'files-images'), allowedSchemes: ['file'], fileSourceDirs: [served] }) });
+    const jobsBefore = (await files.request('GET', '/jobs')).body.length;
+    const messages = new Set<string>();
+    for (const file of ['/etc/shadow', '/etc/no-such-file', path.join(served, 'missing.qcow2'), served]) {
+      const res = await files.request('POST', '/images', { id: 'f', source: `file://${file}` });
+      expect(res.status, res.text).to.equal(400);
+      messages.add(res.body.message.replace(`file://${file}`, 'X'));
+    }
+    expect([...messages], 'the same answer whether the path exists or lies outside').to.have.length(1);
+    expect((await files.request('GET', '/jobs')).body.length, 'no job queued').to.equal(jobsBefore);
+    const ok = await files.request('POST', '/images?wait=30', { id: 'f', source: `file://${path.join(served, 'disk.raw')}` });
+    expect(ok.status, ok.text).to.equal(200);
+    const long = `L${'x'.repeat(254)}`;
+    const file = path.join(served, 'disk.raw');
+    const stored = await upload(`${files.url}/images/${long}`, file, (await stat(file)).size);
+    expect(stored.status, JSON.stringify(stored.body)).to.equal(201);
+    expect(stored.body.id).to.equal(long);
+  });
+
   it('refuses a create naming a missing image at once with 400, and a delete of an image in use with 409 naming the guest', async () => {
     const missing = await agent.request('POST', '/guests', { memory: 128, cpu: 1, image: '', disks: [{ size: 16, image: '' }, { image: 'nosuch' }] });
     expect(missing.status, missing.text).to.equal(400);

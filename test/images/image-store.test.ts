@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import { createReadStream } from 'node:fs';
-import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, stat, symlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ImageStore, type ImageStoreOptions, type Progress } from '../../plugins/images/image-store.js';
@@ -133,8 +133,19 @@ describe('image store', function () {
     expect(() => store.planFetch({ id: 'a', source: 'https://x/y', sha256: 'xyz' })).to.throw(/64 hex digits/);
     const files = await makeStore({ policy: { allowedSchemes: ['file'], fileSourceDirs: [served], stallTimeoutMs: 1000 } });
     const outside = (await fetchInto(files, 'pw', 'file:///etc/passwd').catch((e: Error) => e)) as Error;
-    expect(outside.message).to.match(/outside the folders file sources may come from/);
+    expect(outside.message).to.match(/is not a file this host serves images from.*fileSourceDirs/);
     expect(await fetchInto(files, 'local', `file://${path.join(served, 'base.qcow2')}`)).to.include({ format: 'qcow2' });
+    // In the request (the sync stage), one message whatever the reason: missing, outside, a link leading out, not a file.
+    await symlink('/etc/passwd', path.join(served, 'link-out'));
+    const reasons = ['/etc/passwd', '/etc/no-such-file', path.join(served, 'missing.qcow2'), path.join(served, 'link-out'), served, `${served}/../served/../../etc/passwd`];
+    const messages = new Set<string>();
+    for (const file of reasons) {
+      const error = (await files.checkFetch({ id: 'a', source: `file://${file}` }).catch((e: Error) => e)) as Error & { status?: number };
+      expect(error.status, file).to.equal(400);
+      messages.add(error.message.replace(/source \S+ is/, 'source X is'));
+    }
+    expect([...messages], 'the same answer for every reason').to.have.length(1);
+    expect((await files.checkFetch({ id: 'a', source: `file://${path.join(served, 'base.qcow2')}` })).url.protocol).to.equal('file:');
   });
 
   it('fetches an empty source from the configured image server as base URL + id', async () => {
@@ -178,6 +189,19 @@ describe('image store', function () {
     release();
     expect(entry).to.include({ id: 'up', format: 'qcow2' });
     expect(await sha256Of(store.fileOf('up'))).to.equal(await sha256Of(source));
+  });
+
+  it('stores an image whose id has the longest length the rule allows (255), its temporary file name within the limit', async () => {
+    const store = await makeStore();
+    const id = `a${'b'.repeat(254)}`;
+    const source = path.join(served, 'disk.raw');
+    const release = store.claim(id);
+    try {
+      expect(await store.upload(id, createReadStream(source), (await stat(source)).size, { signal: new AbortController().signal })).to.include({ id, format: 'raw' });
+    } finally {
+      release();
+    }
+    expect(await filesIn(store)).to.deep.equal([id]);
   });
 
   it('removes temporary files left by a crash when it opens', async () => {
