@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -17,6 +17,7 @@ import { findGuestProcess, launchQemu, terminate } from '../../plugins/qemu/qemu
 import { QmpClient, QmpCommandError } from '../../plugins/qemu/qmp-client.js';
 import { RunDir } from '../../plugins/qemu/run-dir.js';
 import { kernelShapedGuest } from '../support/backend-testing.js';
+import { watchOpens } from '../support/file-watch.js';
 
 describe('QEMU plugin pieces', function () {
   this.timeout(30000);
@@ -124,6 +125,22 @@ describe('QEMU plugin pieces', function () {
       expect(kernel.message, 'a kernel is called a kernel').to.match(/^kernel "vmlinuz-nope" not found in the images folder/);
       const traversal = await findImage(root, '../etc/passwd').catch((e) => e);
       expect(traversal.message).to.match(/must be a file name in the images folder/);
+    });
+    it('refuses an image in the folder that is not raw or a self-contained qcow2, opening nothing it names', async () => {
+      const images = path.join(root, 'vmdk-images');
+      await mkdir(images);
+      const secret = path.join(root, 'secret');
+      await writeFile(secret, 'root:$6$hash\n');
+      await writeFile(path.join(images, 'desc.vmdk'), `# Disk DescriptorFile\nversion=1\ncreateType="monolithicFlat"\nRW 2048 FLAT "${secret}" 0\n`);
+      const guest = kernelShapedGuest({ image: 'desc.vmdk', diskSizes: [10] });
+      const runDir = new RunDir(root, guest.id);
+      await mkdir(runDir.dir);
+      const watch = await watchOpens([secret]);
+      const error = await createDisks(guest, runDir, { qemuImg: 'qemu-img', imagesDir: images, dataDir: root }).catch((e) => e);
+      expect(await watch.stop(), 'the extent is never opened').to.deep.equal([]);
+      expect(error).to.be.instanceOf(StageRejection);
+      expect(error.message).to.match(/image "desc.vmdk": image format "vmdk" is not accepted/);
+      expect(error.message).to.not.include(root);
     });
     it('refuses a disk without size or image, and a client-chosen source file', async () => {
       const guest = kernelShapedGuest({ diskSizes: [0] });
