@@ -19,7 +19,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
-import { PassThrough, type Readable } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import type { Context } from 'koa';
 
 /** At most this much of a refused body is read to keep its connection (a few ms on loopback, ~0.3 s at 100 Mbit/s). */
@@ -35,8 +35,15 @@ const taken = new WeakMap<IncomingMessage, { bytes: number }>();
 export function guardedBody(req: IncomingMessage): Readable {
   const count = { bytes: 0 };
   taken.set(req, count);
-  const body = new PassThrough({ highWaterMark: 1024 * 1024 });
-  req.on('data', (chunk: Buffer) => (count.bytes += chunk.length));
+  // Counted as they pass, not by a 'data' listener on the request: one would
+  // set the request flowing again, to nowhere, once the stage's stream is gone.
+  const body = new Transform({
+    highWaterMark: 1024 * 1024,
+    transform(chunk: Buffer, _encoding, done) {
+      count.bytes += chunk.length;
+      done(null, chunk);
+    },
+  });
   // A client that goes away mid-body ends the stage's read with an error, not a hang.
   req.once('close', () => {
     if (!req.complete) body.destroy(Object.assign(new Error('the client closed the connection'), { code: 'ECONNRESET' }));
