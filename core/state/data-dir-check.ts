@@ -3,13 +3,13 @@
  * can act on: a read-only file system (a disk the kernel remounted
  * read-only after I/O errors), a full one, or a dir or state file the
  * agent's user may not write. Checked first at start (a probe file written
- * and removed, each existing state file opened for writing), so that the
+ * and removed, each existing state file checked for writing), so that the
  * answer names the cause and the fix instead of whichever SQLite or Node
  * call happened to fail first; faults that appear later in the boot (a
  * disk that fills between the probe and SQLite) are explained the same way.
  */
 import { constants } from 'node:fs';
-import { mkdir, open, rm, stat } from 'node:fs/promises';
+import { access, mkdir, open, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Errors, type HyperkernError } from '../errors.js';
 import { LOCK_FILE, PID_FILE } from './data-dir-lock.js';
@@ -68,7 +68,9 @@ async function probe(dataDir: string): Promise<HyperkernError | undefined> {
   for (const name of STATE_FILES) {
     const file = path.join(dataDir, name);
     try {
-      await (await open(file, constants.O_WRONLY)).close();
+      // access(), not open(): closing any descriptor of a file drops every
+      // fcntl lock this process holds on it, SQLite's and the data-dir lock's.
+      await access(file, constants.W_OK);
     } catch (error) {
       if (codeOf(error) !== 'ENOENT') return fault(dataDir, codeOf(error), file);
     }
