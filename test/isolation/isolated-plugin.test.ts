@@ -111,6 +111,20 @@ describe('isolated plugins: failures stay in the child', function () {
     expect(ok.status, ok.text).to.equal(200);
   });
 
+  it('reads a child\'s answer as Go reads it: fields left out because they are zero are zero', async () => {
+    const id = await newGuest({ 'flaky.start': 'go', 'flaky.cpuMetrics': 'go' });
+    const started = await agent.request('POST', `/guests/${id}/start?wait=10`);
+    expect(started.status, started.text).to.equal(200);
+    const guest = (await agent.request('GET', `/guests/${id}`)).body;
+    expect(guest).to.include({ id, type: '', image: '', state: 'running', memory: 128, cpu: 1, vnc: 0 });
+    expect(guest.nics).to.deep.equal([]);
+    expect(guest.disks).to.deep.equal([]);
+    expect(guest.metadata).to.deep.equal({ 'flaky.start': 'go', 'flaky.cpuMetrics': 'go' });
+    const cpu = await agent.request('GET', `/guests/${id}/metrics/cpu`);
+    expect(cpu.status, cpu.text).to.equal(200);
+    expect(cpu.body).to.deep.equal([]);
+  });
+
   it('a malformed answer fails the call clearly without a restart', async () => {
     const victim = await newGuest({ 'flaky.cpuMetrics': 'garbage' });
     const res = await agent.request('GET', `/guests/${victim}/metrics/cpu`);
