@@ -31,7 +31,7 @@ import {
 import type { AgentConfig, StageRefConfig } from '../config/config.js';
 import { Errors } from '../errors.js';
 import type { AgentLogger } from '../logger.js';
-import { LIFECYCLE, type StageKind } from '../contract/plugin-api.js';
+import type { StageKind } from '../contract/plugin-api.js';
 import type { StageHandle } from '../plugins/stage-handle.js';
 import type { PlannedStage } from '../plugins/stage-runner.js';
 
@@ -195,7 +195,7 @@ export function buildActionPlans(
   }
 
   // A config without "actions" gets every action from the stages named after
-  // it (one backend's `create`, `start`...), guarded by the lifecycle table.
+  // it (one backend's `create`, `start`...); the kernel checks the lifecycle table.
   if (Object.keys(config.actions).length === 0) defaultPlans(plans, catalogue, (name, kind) => plan(name, `default plan of ${name}`, kind));
   for (const set of [plans, ...Object.values(plans.byType)]) markBoot(set);
 
@@ -210,16 +210,16 @@ export function buildActionPlans(
 
 /**
  * Plans for a config that lists no actions: each action runs the one stage
- * of that name (`sim.start` for start) if exactly one plugin offers it, after
- * `guard.requireState` (the lifecycle table's states) when guard is
- * configured; create then runs start, so it boots as with the shipped configs.
+ * of that name (`sim.start` for start) if exactly one plugin offers it;
+ * create then runs start, so it boots as with the shipped configs. No sync
+ * stage: the kernel checks every action's states against the lifecycle
+ * table itself (core/jobs/guest-plans.ts).
  */
 function defaultPlans(plans: ActionPlans, catalogue: Map<string, StageHandle>, plan: (name: string, kind: StageKind) => PlannedStage): void {
   const only = (short: string, kind: StageKind): string | undefined => {
     const found = [...catalogue.values()].filter((h) => h.kind === kind && h.plugin !== 'guard' && h.name === `${h.plugin}.${short}`);
     return found.length === 1 ? found[0].name : undefined;
   };
-  const guard = catalogue.get('guard.requireState')?.kind === 'action';
   for (const action of LIFECYCLE_ACTIONS) {
     const stage = only(action, 'action');
     if (!stage) continue;
@@ -227,7 +227,7 @@ function defaultPlans(plans: ActionPlans, catalogue: Map<string, StageHandle>, p
     plans.lifecycle.set(action, {
       action,
       configName: action,
-      sync: guard && LIFECYCLE[action].from.length > 0 ? [plan('guard.requireState', 'action')] : [],
+      sync: [],
       async: [plan(stage, 'action'), ...(start ? [plan(start, 'action')] : [])],
     });
   }

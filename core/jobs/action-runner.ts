@@ -1,6 +1,7 @@
 /**
  * The request side of lifecycle actions and metrics. An action's sync
- * stages run inside the request and may refuse it (a 4xx, nothing queued); its async stages run later as one
+ * stages run inside the request, after the kernel's lifecycle check, and
+ * may refuse it (a 4xx, nothing queued); its async stages run later as one
  * job on the guest's queue, run by the job engine through LifecycleJobs.
  * Metrics are read directly, never queued behind the guest's jobs.
  */
@@ -8,7 +9,7 @@ import { METRICS_ACTIONS, actionNameFor, prefixedGuestType, type LifecycleAction
 import type { ActionPlans, LifecyclePlan } from './action-plan.js';
 import { Errors } from '../errors.js';
 import type { GuestRegistry } from '../guests/guest-registry.js';
-import { plansFor } from './guest-plans.js';
+import { checkLifecycleState, plansFor } from './guest-plans.js';
 import type { JobEngine } from './job-engine.js';
 import type { JobEnd } from './job-log.js';
 import { isForcedShutdown } from './lifecycle-jobs.js';
@@ -49,6 +50,7 @@ export class ActionRunner {
     if (isForcedShutdown(action, args) && !plansFor(this.plans, guest).lifecycle.has('poweroff')) {
       throw Errors.actionNotConfigured('shutdown?force=true powers off when the shutdown fails, but this config maps no stages to "poweroff"; add actions.poweroff');
     }
+    checkLifecycleState(plan, guest);
     const checked = await this.runSync(plan, guest, args, true);
     const job = await this.engine.submit(guestId, action, args);
     return { guest: checked, job };

@@ -4,13 +4,18 @@
  * each result persisted before the next stage runs, so a crash mid-job
  * loses at most the stage that was running.
  *
+ * The lifecycle table (or the config's explicit override, see
+ * guest-plans.ts) is checked again when the job starts: the guest's earlier
+ * jobs ran since the request was checked, so a job whose guest is no longer
+ * in a state its action may start from ends Error saying so.
+ *
  * A create cut off by a restart, failed or cancelled leaves its guest in
  * `error` with the reason in metadata `hyperkern.error` (start and delete
  * work from there).
  */
 import type { LifecycleAction } from './actions.js';
 import type { ActionPlans } from './action-plan.js';
-import { plansFor } from './guest-plans.js';
+import { checkLifecycleState, plansFor } from './guest-plans.js';
 import { CANCELLED, type JobExecutor, type JobResult, type JobRun } from './job-engine.js';
 import { messageOf } from '../errors.js';
 import type { GuestRegistry } from '../guests/guest-registry.js';
@@ -40,6 +45,11 @@ export class LifecycleJobs implements JobExecutor {
     if (!known) throw new Error(`guest ${guestId} no longer exists`);
     const plan = plansFor(this.plans, known).lifecycle.get(action);
     if (!plan) throw new Error(`action "${action}" is no longer configured`);
+    try {
+      checkLifecycleState(plan, known);
+    } catch (error) {
+      throw new Error(`${messageOf(error)} (checked again when the job started: the guest's earlier jobs ran since this one was queued)`);
+    }
     const leftOff = action === 'create' && args.start === 'false' && plan.asyncLeftOff !== undefined;
     if (action === 'create' && args.start === 'false' && !leftOff) {
       // Nothing to leave out: the pipeline has no trailing start stages (docs/api.md). Said, not silent.
