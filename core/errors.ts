@@ -12,7 +12,7 @@ const CATALOGUE = {
   // Boot: the config file and the plugins it names.
   configUnreadable: { code: 'HK_ERR_CONFIG_UNREADABLE', status: 500, means: 'the config file cannot be read, is not JSON or not a JSON object' },
   config: { code: 'HK_ERR_CONFIG', status: 500, means: 'the config file fails validation (a key, a value, an unknown key)' },
-  listenAddress: { code: 'HK_ERR_LISTEN_ADDRESS', status: 500, means: 'the listen address is not HOST:PORT' },
+  listenAddress: { code: 'HK_ERR_LISTEN_ADDRESS', status: 500, means: 'the listen address is not HOST:PORT, or it cannot be listened on (port in use, not an address of this host)' },
   pluginLoad: { code: 'HK_ERR_PLUGIN_LOAD', status: 500, means: 'a plugin module cannot be loaded or built, or its manifest is wrong' },
   pluginOptions: { code: 'HK_ERR_PLUGIN_OPTIONS', status: 500, means: "a plugin's options fail its schema" },
   pluginIdTaken: { code: 'HK_ERR_PLUGIN_ID_TAKEN', status: 500, means: 'two plugin entries use the same id' },

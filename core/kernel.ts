@@ -36,6 +36,7 @@ import { GuestSweep } from './metrics/guest-sweep.js';
 import type { SseStream } from './events/sse-stream.js';
 import { processIsolation } from './isolation/index.js';
 import { DataDirLock } from './state/data-dir-lock.js';
+import { Errors } from './errors.js';
 import { checkDataDir, explainDataDirFault } from './state/data-dir-check.js';
 
 export const VERSION: string = (() => {
@@ -222,7 +223,10 @@ export class Kernel {
         resolve();
       });
     }).catch((error: NodeJS.ErrnoException) => {
-      throw new Error(`cannot listen on ${config.listen}: ${error.code ?? error.message}${error.code === 'EADDRINUSE' ? ' (another process uses that port; pick another with --listen HOST:PORT)' : ''}`);
+      throw Errors.listenAddress(
+        `cannot listen on ${config.listen}: ${error.code ?? error.message}${error.code === 'EADDRINUSE' ? ' (another process uses that port; pick another with --listen HOST:PORT)' : ''}`,
+        { cause: error },
+      );
     });
     const address = server.address() as AddressInfo;
     const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;

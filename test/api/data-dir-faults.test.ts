@@ -3,11 +3,12 @@
  * on stderr naming the dir, the cause and the fix, never a stack: a real
  * tmpfs remounted read-only with state in it (what the kernel does to a
  * disk after I/O errors), the same tmpfs filled up, and a dir and a state
- * file owned by another user (the agent run as uid 65534). A start-up
- * failure that is a plain Error from a plugin is one line too.
+ * file owned by another user (the agent run as uid 65534). A taken port and
+ * a start-up failure that is a plain Error from a plugin are one line too.
  */
 import { execFile, spawn } from 'node:child_process';
 import { chmod, chown, mkdtemp, open, rm } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -28,12 +29,12 @@ interface Exit {
 }
 
 /** `hyperkern serve` on that data dir (as `uid` if given), expected to exit by itself. */
-async function serve(dataDir: string, config: object, uid?: number): Promise<Exit> {
+async function serve(dataDir: string, config: object, uid?: number, listen = '127.0.0.1:0'): Promise<Exit> {
   // The config lives off the broken file system.
   const { file, written } = await configFileFor(config, path.join(configDir, path.basename(dataDir)));
   if (uid !== undefined) await chown(file, uid, uid);
   try {
-    const child = spawn(process.execPath, [path.join(distRoot, 'core/main.js'), '--config', file, '--listen', '127.0.0.1:0', '--data-dir', dataDir], {
+    const child = spawn(process.execPath, [path.join(distRoot, 'core/main.js'), '--config', file, '--listen', listen, '--data-dir', dataDir], {
       cwd: repoRoot,
       // The level an operator runs with (debug shows a bug's stack on purpose).
       env: { ...process.env, HYPERKERN_LOG_LEVEL: 'info' },
@@ -184,6 +185,18 @@ describe('start-up failures on the data dir: one line naming the dir and the fix
       }
     } finally {
       await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('a port another process listens on: one line naming it, not an "unexpected error"', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const address = `127.0.0.1:${(taken.address() as AddressInfo).port}`;
+    try {
+      expectOneLine(await serve(path.join(mountPoint, 'port'), simulatorConfig(), undefined, address), new RegExp(`^hyperkern: cannot listen on ${address}: EADDRINUSE \\(another process uses that port`));
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
+      await rm(path.join(mountPoint, 'port'), { recursive: true, force: true });
     }
   });
 
