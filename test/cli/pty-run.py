@@ -9,7 +9,9 @@ SIGNAL (TERM, INT or -) is sent to the command SIGNAL_AFTER_S seconds after
 it started. Output is read (and counted) until the command exits, at most
 LIMIT_S seconds, after which it is killed (killed: true). `restored` says
 whether the terminal's line discipline (ICANON, ECHO) is back to what it
-was before the command ran.
+was before the command ran. With PTY_RESIZE=SECONDS:COLS in the environment
+the terminal is resized to COLS columns that long after the start (the
+kernel sends the command SIGWINCH).
 """
 import fcntl
 import json
@@ -25,6 +27,8 @@ cols, rows, signal_after, signal_name, limit = sys.argv[1:6]
 command = sys.argv[sys.argv.index('--') + 1:]
 cols, rows, signal_after, limit = int(cols), int(rows), float(signal_after), float(limit)
 TAIL = 4096
+resize = os.environ.get('PTY_RESIZE')
+resize_after, resize_cols = (float(resize.split(':')[0]), int(resize.split(':')[1])) if resize else (None, None)
 
 master, slave = os.openpty()
 fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack('HHHH', rows, cols, 0, 0))
@@ -50,6 +54,9 @@ while True:
     if signalled_at is None and signal_name != '-' and now - started >= signal_after:
         os.kill(pid, getattr(signal, 'SIG' + signal_name))
         signalled_at = now
+    if resize_after is not None and now - started >= resize_after:
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack('HHHH', rows, resize_cols, 0, 0))
+        resize_after = None
     if status is None and now - started > limit:
         os.kill(pid, signal.SIGKILL)
         killed = True

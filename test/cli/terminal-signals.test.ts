@@ -45,6 +45,9 @@ async function onPty(cols: number, args: string[], env: Record<string, string>, 
   return JSON.parse(stdout) as PtyRun;
 }
 
+/** For assertion messages: the run with the last 300 bytes of its output (a runaway spinner writes megabytes). */
+const summary = (run: PtyRun): string => JSON.stringify({ ...run, tail: run.tail.slice(-300) });
+
 describe('CLI: a 0-column terminal, and stop signals', function () {
   this.timeout(120000);
   const agent = suiteAgent(() => ({ config: simulatorConfig({ simulator: { delays: { start: 2000 } } }) }));
@@ -66,7 +69,7 @@ describe('CLI: a 0-column terminal, and stop signals', function () {
   it('0 columns: start --wait prints only its outcome line, no cursor movement; exit 0', async () => {
     const id = await offGuest();
     const run = await onPty(0, ['start', id.slice(0, 8), '--wait'], env);
-    expect(run, JSON.stringify(run)).to.include({ exitCode: 0, killed: false });
+    expect(run, summary(run)).to.include({ exitCode: 0, killed: false });
     expect(run.tail).to.match(new RegExp(`✔ start ${id.slice(0, 8)} complete in \\d+\\.\\ds \\(guest running\\)`));
     expect(run.bytes, 'bounded output').to.be.below(BOUNDED_BYTES);
     // Cursor up/hide, line erase: the spinner's sequences.
@@ -74,10 +77,20 @@ describe('CLI: a 0-column terminal, and stop signals', function () {
     expect((await agent.request('GET', `/guests/${id}`)).body.state).to.equal('running');
   });
 
+  it('a terminal shrunk to 0 columns while the spinner runs: the spinner stops, the outcome is plain text; exit 0', async () => {
+    const id = await offGuest(4000);
+    const run = await onPty(80, ['start', id, '--wait'], { ...env, PTY_RESIZE: '1.5:0' });
+    expect(run, summary(run)).to.include({ exitCode: 0, killed: false, restored: true });
+    expect(run.tail).to.match(new RegExp(`✔ start ${id.slice(0, 8)} complete in \\d+\\.\\ds \\(guest running\\)`));
+    // 1.5 s of spinner at 80 ms a frame, then nothing but the outcome.
+    expect(run.bytes, 'bounded output').to.be.below(4 * BOUNDED_BYTES);
+    expect(run.tail.lastIndexOf('\x1b[?25h'), 'cursor shown after it was hidden').to.be.above(run.tail.lastIndexOf('\x1b[?25l'));
+  });
+
   it('0 columns: SIGTERM during a long --wait ends it at once (exit 143), output bounded', async () => {
     const id = await offGuest(60000);
     const run = await onPty(0, ['start', id, '--wait'], env, 'TERM', 2);
-    expect(run, JSON.stringify(run)).to.include({ exitCode: 143, killed: false, restored: true });
+    expect(run, summary(run)).to.include({ exitCode: 143, killed: false, restored: true });
     expect(run.afterSignalMs!).to.be.below(ENDS_WITHIN_MS);
     expect(run.bytes, 'bounded output').to.be.below(BOUNDED_BYTES);
   });
@@ -85,7 +98,7 @@ describe('CLI: a 0-column terminal, and stop signals', function () {
   it('80 columns: the spinner runs; SIGTERM ends it at once with the cursor shown and the terminal as it was', async () => {
     const id = await offGuest(60000);
     const run = await onPty(80, ['start', id, '--wait'], env, 'TERM', 2);
-    expect(run, JSON.stringify(run)).to.include({ exitCode: 143, killed: false, restored: true });
+    expect(run, summary(run)).to.include({ exitCode: 143, killed: false, restored: true });
     expect(run.afterSignalMs!).to.be.below(ENDS_WITHIN_MS);
     expect(run.tail, 'the live line was shown').to.match(/start [0-9a-f]{8}: Running · stage simulator\.start/);
     // The spinner hid the cursor; the last word on it is "show".
@@ -95,13 +108,13 @@ describe('CLI: a 0-column terminal, and stop signals', function () {
   it('Ctrl-C (SIGINT) during --wait ends it at once: exit 130', async () => {
     const id = await offGuest(60000);
     const run = await onPty(80, ['start', id, '--wait'], env, 'INT', 2);
-    expect(run, JSON.stringify(run)).to.include({ exitCode: 130, killed: false, restored: true });
+    expect(run, summary(run)).to.include({ exitCode: 130, killed: false, restored: true });
     expect(run.afterSignalMs!).to.be.below(ENDS_WITHIN_MS);
   });
 
   it('SIGTERM ends `events`, which otherwise follows the feed forever', async () => {
     const run = await onPty(0, ['events'], env, 'TERM', 2);
-    expect(run, JSON.stringify(run)).to.include({ exitCode: 143, killed: false, restored: true });
+    expect(run, summary(run)).to.include({ exitCode: 143, killed: false, restored: true });
     expect(run.afterSignalMs!).to.be.below(ENDS_WITHIN_MS);
   });
 });
