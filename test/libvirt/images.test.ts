@@ -16,6 +16,7 @@ import { hasPattern, makeOverlay, makeQcow2, sha256Of } from '../support/image-f
 import { startImageServer, type ImageServer } from '../support/image-server.js';
 import { LibvirtWorld, SYSTEM_URI, virsh } from './world.js';
 import { watchOpens } from '../support/file-watch.js';
+import { rawExchange } from '../support/raw-http.js';
 
 /** PUT a file as the request body, streamed (as curl -T does). */
 function upload(url: string, file: string): Promise<{ status: number; body: any }> {
@@ -61,8 +62,8 @@ describe('libvirt images: volumes of the storage pool (real libvirtd)', function
     for (const dir of dataDirs) await Promise.all([removeDir(dir), rm(`${dir}.config.json`, { force: true })]);
   });
 
-  async function start(dataDir?: string): Promise<RunningAgent> {
-    agent = await startAgent({ config: { ...world.config(), logLevel: 'info' }, dataDir, startTimeoutMs: 60000, env: { HYPERKERN_LIBVIRT_URI: '' } });
+  async function start(dataDir?: string, extra: Record<string, unknown> = {}): Promise<RunningAgent> {
+    agent = await startAgent({ config: { ...world.config(extra), logLevel: 'info' }, dataDir, startTimeoutMs: 60000, env: { HYPERKERN_LIBVIRT_URI: '' } });
     if (!dataDirs.includes(agent.dataDir)) dataDirs.push(agent.dataDir);
     return agent;
   }
@@ -122,6 +123,24 @@ describe('libvirt images: volumes of the storage pool (real libvirtd)', function
     expect(fetched[1].body.job.Message.replace('v4', 'v3')).to.equal(fetched[0].body.job.Message);
     for (const message of [...put.map((r) => r.body.message), ...fetched.map((r) => r.body.job.Message)]) expect(message).to.not.include(files);
     expect(await world.volumes(), 'no volume made').to.deep.equal([]);
+  });
+
+  it('answers an upload over maxImageSizeMiB with 413 while the client still sends (announced or chunked), and stores an image whose id has 255 characters', async () => {
+    const a = await start(undefined, { maxImageSizeMiB: 1 });
+    for (const contentLength of [true, false]) {
+      const refused = await rawExchange(a.url, 'PUT', `/images/${world.prefix}big`, { bytes: 16 * 1024 * 1024, contentLength });
+      expect(refused.ending, 'no reset under the answer').to.not.equal('reset');
+      expect(refused.answer?.status, JSON.stringify(refused.answer?.body)).to.equal(413);
+      expect(refused.answer!.body).to.include({ code: 413 });
+      expect(refused.answer!.body.message).to.match(/limit of 1 MiB/);
+    }
+    const long = `${world.prefix}${'l'.repeat(255 - world.prefix.length)}`;
+    const small = await makeQcow2(files, 'small.qcow2', 8, 0);
+    const stored = await upload(`${a.url}/images/${long}`, small);
+    expect(stored.status, JSON.stringify(stored.body)).to.equal(201);
+    expect(stored.body.id).to.equal(long);
+    expect((await a.request('DELETE', `/images/${long}?wait=30`)).status).to.equal(200);
+    expect(await world.volumes()).to.deep.equal([]);
   });
 
   it('imports a fetched image into the pool, builds guests\' disks on it, and refuses to delete it while they are', async () => {
