@@ -29,6 +29,7 @@ import { JobLog } from './jobs/job-log.js';
 import type { AgentLog, AgentLogger } from './logger.js';
 import { Tokens } from './contract/plugin-api.js';
 import { loadPlugins, pluginHealth, stageCatalogue, type LoadedPlugin } from './plugins/plugin-loader.js';
+import { GuestConsoles } from './console/guest-consoles.js';
 import { StateStore } from './state/state-store.js';
 import { HealthWatch } from './events/health-watch.js';
 import { AgentMetrics } from './metrics/agent-metrics.js';
@@ -92,6 +93,7 @@ export class Kernel {
     private readonly output: Pick<AgentLog, 'dropped'>,
     private readonly agentInfo: KernelAgentInfo,
     private readonly vnc: VncLocator,
+    readonly consoles: GuestConsoles,
   ) {}
 
   /** The change feed (docs/events.md): every committed change, in order. */
@@ -133,7 +135,11 @@ export class Kernel {
       const images = new ImageRunner(jobs, plans, engine, log);
       const snapshots = new SnapshotRunner(registry, jobs, plans, engine, log);
       const vnc = new VncLocator(registry, plans, log);
-      const kernel = new Kernel(loaded, log, dataDir, lock, store, registry, plugins, engine, runner, images, snapshots, metadata, jobs, output, agentInfo, vnc);
+      const consoles = new GuestConsoles(registry, plans, plugins, (event) => store!.record(event), log, {
+        viewerBufferBytes: config.console.viewerBufferBytes,
+        stageTimeoutMs: config.jobs.stageTimeoutSeconds * 1000,
+      });
+      const kernel = new Kernel(loaded, log, dataDir, lock, store, registry, plugins, engine, runner, images, snapshots, metadata, jobs, output, agentInfo, vnc, consoles);
       for (const plugin of plugins) {
         await plugin.instance.start?.();
       }
@@ -208,10 +214,11 @@ export class Kernel {
       },
       metrics: { metrics, sweep },
       vnc: { locator: this.vnc, sessions: this.webSockets },
+      consoles: { consoles: this.consoles, sessions: this.webSockets },
     });
     const handle = app.callback();
     const server = createServer(handle);
-    // WebSocket routes answer through the same app: a refusal is a plain HTTP answer.
+    // WebSocket routes (vnc, console) answer through the same app: a refusal is a plain HTTP answer.
     routeUpgrades(server, handle);
     server.on('clientError', answerClientError);
     server.keepAliveTimeout = 65_000;
@@ -259,6 +266,8 @@ export class Kernel {
     const closed = this.server ? new Promise<void>((resolve) => this.server!.close(() => resolve())) : Promise.resolve();
     this.server?.closeIdleConnections();
     for (const stream of [...this.eventStreams]) stream.close('the agent is stopping; reconnect with Last-Event-ID when it is back');
+    // Console viewers hear why (1001) from their hubs; closeSessions then ends any WebSocket left.
+    this.consoles.closeAll('the agent is stopping; attach again when it is back');
     const webSocketsClosed = closeSessions(this.webSockets, 'the agent is stopping', OPEN_REQUEST_GRACE_MS);
     await this.engine.shutdown(grace);
     // Requests still open (e.g. ?wait) get a moment to answer, then are cut.

@@ -104,6 +104,14 @@ export const configSchema = z
       })
       .strict()
       .default({ retention: 100_000, heartbeatSeconds: 15, clientBufferBytes: 1 << 20, healthPollSeconds: 10 }),
+    /** Guests' serial consoles (docs/console.md). */
+    console: z
+      .object({
+        /** Console output bytes a WebSocket viewer may leave unsent before it is cut off (close 4001). */
+        viewerBufferBytes: z.number().int().min(4096).max(1 << 30).default(1 << 20),
+      })
+      .strict()
+      .default({ viewerBufferBytes: 1 << 20 }),
     metrics: z
       .object({
         /** A scrape waits at most this long for the guests' metrics stages; late ones are reported as late. */

@@ -11,6 +11,9 @@ import type { StageContext } from './plugin-api.js';
 import type { SnapshotAction } from './lifecycle.js';
 import { readGuestResponse, readImageResponse, readMetricsResponse, readSnapshotResponse } from './go-answers.js';
 import { GoReadError } from './go-json.js';
+import type { ConsoleRequest, GuestConsole } from './console.js';
+
+export type * from './console.js';
 
 /** Request and response type of each stage kind. */
 export interface StageKindShapes {
@@ -28,6 +31,8 @@ export interface StageKindShapes {
   snapshotDownload: { request: SnapshotStageRequest; response: SnapshotDownload };
   /** VNC stages: where a guest's VNC server listens (nothing: the guest has no display), for GET /guests/{id}/vnc. */
   vnc: { request: VncRequest; response: VncEndpoint | void };
+  /** Console stages: a ConsoleRequest in, the guest's console (a live byte stream and its log) out; in-process plugins only. */
+  console: { request: ConsoleRequest; response: GuestConsole };
 }
 
 /** What a VNC stage receives: the guest (running or suspended) and the stage's config args. */
@@ -160,6 +165,15 @@ function checkSnapshotDownload(result: unknown): Checked<SnapshotDownload> {
   return { ok: false, problem: `${describeValue(result)}; a download stage answers {stream: Readable, size?: bytes}` };
 }
 
+function checkGuestConsole(result: unknown): Checked<GuestConsole> {
+  const c = isMap(result) ? result : {};
+  const output = c.output as Readable | undefined;
+  const isStream = typeof output === 'object' && output !== null && typeof output.on === 'function' && typeof output.destroy === 'function';
+  const methods = ['write', 'readLog', 'close'].every((m) => typeof c[m] === 'function') && (c.onReset === undefined || typeof c.onReset === 'function');
+  if (isStream && methods) return { ok: true, value: result as GuestConsole };
+  return { ok: false, problem: `${describeValue(result)}; a console stage answers a GuestConsole {output: Readable, write(bytes), readLog(bytes), close(), onReset?(listener)}` };
+}
+
 const isSnapshotRequest = (request: StageRequest): request is SnapshotStageRequest =>
   'guest' in request && 'destroyMoreRecent' in request && typeof (request as SnapshotStageRequest).id === 'string';
 
@@ -199,6 +213,10 @@ export const STAGE_KINDS: { readonly [K in StageKind]: StageKindSpec<K> } = {
   vnc: {
     isRequest: (request): request is VncRequest => 'guest' in request && isMap(request.guest) && isMap(request.args) && !('action' in request) && !('type' in request) && !('destroyMoreRecent' in request),
     checkResponse: checkVncEndpoint,
+  },
+  console: {
+    isRequest: (request): request is ConsoleRequest => 'purpose' in request && (request.purpose === 'view' || request.purpose === 'log') && 'guest' in request,
+    checkResponse: checkGuestConsole,
   },
 };
 
@@ -254,3 +272,5 @@ export const snapshotStage = (handler: StageHandler<'snapshot'>): Stage => defin
 export const snapshotDownloadStage = (handler: StageHandler<'snapshotDownload'>): Stage => defineStage('snapshotDownload', handler);
 /** A VNC stage: `vncStage(({ guest }) => ({ path: '/run/guest/vnc.sock' }))`. */
 export const vncStage = (handler: StageHandler<'vnc'>): Stage => defineStage('vnc', handler);
+/** A console stage: `consoleStage(({ guest, purpose }) => consoles.open(guest.id))` (docs/console.md). */
+export const consoleStage = (handler: StageHandler<'console'>): Stage => defineStage('console', handler);

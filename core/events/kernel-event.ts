@@ -20,6 +20,12 @@ export interface EventPayloads {
   'job.failed': { job: Job };
   'host.metadata': { metadata: Record<string, string> };
   'plugin.health': { plugin: string; healthy: boolean; message?: string };
+  /** A viewer attached to the guest's console (GET /guests/{id}/console); `viewers` counts them now. */
+  'console.attached': { viewer: string; viewers: number };
+  /** A viewer left the console: closed it, was cut off as too slow, or the console ended. */
+  'console.detached': { viewer: string; viewers: number; reason: string };
+  /** The guest (re)booted while someone watched its console (its start, QEMU's RESET). */
+  'console.reset': { reason: string };
 }
 
 export type EventType = keyof EventPayloads;
@@ -34,6 +40,9 @@ export const EVENT_TYPES = [
   'job.failed',
   'host.metadata',
   'plugin.health',
+  'console.attached',
+  'console.detached',
+  'console.reset',
 ] as const satisfies readonly EventType[];
 
 /** An event before it is committed: it gets its id and time in the transaction. */

@@ -6,6 +6,7 @@
  * exactly these (openapi/openapi-document.ts). A route file's routes are
  * served and documented once they are listed here.
  */
+import { CONSOLE_ROUTES, type ConsoleRouteDeps } from './console-routes.js';
 import { EVENT_ROUTES, type EventRouteDeps } from './event-routes.js';
 import { GUEST_ACTION_ROUTES } from './guest-action-routes.js';
 import { GUEST_JOB_ROUTES } from './guest-job-routes.js';
@@ -30,6 +31,7 @@ export interface RouteDeps {
   snapshots: SnapshotRouteDeps;
   metrics: MetricsRouteDeps;
   vnc: VncRouteDeps;
+  consoles: ConsoleRouteDeps;
   /** The configured bearer tokens (the document served says whether routes need one). */
   tokens?: string[];
 }
@@ -40,6 +42,7 @@ export const API_ROUTES: readonly MountableRoute<RouteDeps>[] = [
   ...withDeps(GUEST_ACTION_ROUTES, (d: RouteDeps) => d.guests),
   ...withDeps(GUEST_JOB_ROUTES, (d: RouteDeps) => d.guests),
   ...withDeps(VNC_ROUTES, (d: RouteDeps) => d.vnc),
+  ...withDeps(CONSOLE_ROUTES, (d: RouteDeps) => d.consoles),
   ...withDeps(HOST_ROUTES, (d: RouteDeps) => d.host),
   ...withDeps(JOB_ROUTES, (d: RouteDeps) => d.host),
   ...withDeps(IMAGE_ROUTES, (d: RouteDeps) => d.images),

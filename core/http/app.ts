@@ -1,7 +1,7 @@
 /**
  * core/http: the Koa app: edge (ids, auth, errors, access log), routes,
  * OpenAPI documents. Routes map requests to actions and never name a plugin.
- * May import: contract, events, guests, jobs, metrics, errors, logger.
+ * May import: contract, events, guests, jobs, metrics, console, errors, logger.
  *
  * The Koa application: the edge (request id, auth, errors, access log),
  * JSON bodies, then the routes. 404 and 405 come out as JSON like every error.
@@ -13,6 +13,7 @@ import { bearerAuth } from './auth.js';
 import { edge } from './edge.js';
 import { jsonBody } from './json-body.js';
 import { API_ROUTES, createRouter, type RouteDeps } from './api-routes.js';
+import { consoleTicketCheck } from './console-routes.js';
 import { openPathTest } from './route.js';
 
 export { createRouter };
@@ -35,7 +36,7 @@ export function createApp(options: AppOptions): Koa {
 
   // Outside the edge, so it sees the status the edge answered with (errors included).
   app.use(options.metrics.metrics.http());
-  app.use(edge({ log: options.log, accessLog: options.accessLog, authenticate: bearerAuth(options.tokens, isOpenPath) }));
+  app.use(edge({ log: options.log, accessLog: options.accessLog, authenticate: bearerAuth(options.tokens, isOpenPath, consoleTicketCheck(options.consoles.consoles)) }));
   app.use(jsonBody(options.bodyLimit));
   app.use(router.routes());
   // Reached only when no route answered: 405 with Allow if the path exists

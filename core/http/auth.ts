@@ -24,7 +24,14 @@ import { Errors } from '../errors.js';
  */
 export type BearerCheck = (ctx: Context) => boolean;
 
-export function bearerAuth(tokens: string[], isOpenPath: (path: string) => boolean): BearerCheck {
+/**
+ * A single-use ticket standing in for the token where a client cannot send
+ * headers (a browser's WebSocket): undefined when the request carries none
+ * (or its route takes none), else whether it was valid; it is used up.
+ */
+export type TicketCheck = (ctx: Context) => boolean | undefined;
+
+export function bearerAuth(tokens: string[], isOpenPath: (path: string) => boolean, ticketCheck?: TicketCheck): BearerCheck {
   const digests = new Set(tokens.map(digest));
   if (digests.size === 0) return () => true;
   const passed = new WeakMap<Socket, string>();
@@ -39,6 +46,12 @@ export function bearerAuth(tokens: string[], isOpenPath: (path: string) => boole
       if (!match || !digests.has(digest(match[1]))) return false;
       passed.set(socket, header);
       return true;
+    }
+    const ticket = match ? undefined : ticketCheck?.(ctx);
+    if (ticket === true) return true;
+    if (ticket === false) {
+      ctx.set('WWW-Authenticate', 'Bearer realm="hyperkern", error="invalid_token"');
+      throw Errors.unauthorized('console ticket unknown, already used or expired (each is good for one connection within 30 s; POST /guests/{id}/console/ticket for another)');
     }
     if (!match) {
       ctx.set('WWW-Authenticate', 'Bearer realm="hyperkern"');

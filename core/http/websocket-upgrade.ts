@@ -99,9 +99,16 @@ handshakes.on('headers', (headers: string[], req: IncomingMessage) => {
  * Koa answers nothing more, the socket is the WebSocket's from here on.
  * `protocol` picks the subprotocol to accept from those offered (none when
  * it returns undefined). Sessions are added to `sessions` until they close,
- * so the agent can close them when it stops.
+ * so the agent can close them when it stops. `onOpen` runs in the
+ * handshake's tick, before any frame of the client is read (the promise's
+ * callbacks come a microtask later).
  */
-export function acceptWebSocket(ctx: Context, sessions: Set<WebSocket>, protocol: (offered: string[]) => string | undefined = () => undefined): Promise<WebSocket> {
+export function acceptWebSocket(
+  ctx: Context,
+  sessions: Set<WebSocket>,
+  protocol: (offered: string[]) => string | undefined = () => undefined,
+  onOpen?: (ws: WebSocket) => void,
+): Promise<WebSocket> {
   const upgrade = pending.get(ctx.req);
   if (!upgrade) throw new Error('acceptWebSocket called on a request that is not an upgrade (requireHandshake first)');
   pending.delete(ctx.req);
@@ -121,6 +128,8 @@ export function acceptWebSocket(ctx: Context, sessions: Set<WebSocket>, protocol
       upgrade.socket.off('close', gone);
       sessions.add(ws);
       ws.once('close', () => sessions.delete(ws));
+      // In the handshake's own tick, before any frame is read: a listener added here sees the client's first bytes.
+      onOpen?.(ws);
       resolve(ws);
     });
   });

@@ -11,18 +11,22 @@
  *   simulator.download = "chunked"      snapshot downloads have no Content-Length
  *   simulator.download = "fail-midway"  snapshot downloads break off halfway
  * Snapshot actions (createSnapshot...) take the same fail and delay hooks.
+ * Its console is a line-echo shell with a boot banner (simulated-console.ts).
  */
 import { inject, injectable } from 'tsyringe';
 import {
   LIFECYCLE,
   PLUGIN_API_VERSION,
   SNAPSHOT_LIFECYCLE,
+  consoleStage,
   snapshotDownloadStage,
   snapshotStage,
   Tokens,
   definePlugin,
   hypervisorBackendStages,
   type ActionStage,
+  type ConsoleRequest,
+  type GuestConsole,
   type HypervisorBackendHandlers,
   type Guest,
   type GuestRequest,
@@ -33,6 +37,7 @@ import {
   type SnapshotStageRequest,
   type StageContext,
 } from '../../core/contract/index.js';
+import { SimulatedConsoles } from './simulated-console.js';
 import { SimulatedSnapshots } from './simulated-snapshots.js';
 import { simulatedActions, simulatorOptions, type SimulatedAction, type SimulatorOptions } from './options.js';
 import { SimulatedMachine } from './simulated-machine.js';
@@ -41,11 +46,15 @@ import { SimulatedMachine } from './simulated-machine.js';
 export class SimulatorPlugin implements PluginInstance {
   private readonly machines = new Map<string, SimulatedMachine>();
   private readonly snapshots = new SimulatedSnapshots();
+  /** The guests' line-echo consoles. */
+  readonly consoles: SimulatedConsoles;
 
   constructor(
     @inject(Tokens.Options) private readonly options: SimulatorOptions,
     @inject(Tokens.Logger) private readonly log: Logger,
-  ) {}
+  ) {
+    this.consoles = new SimulatedConsoles(options.consoleLogBytes, (id) => this.machines.get(id)?.state === 'running');
+  }
 
   /**
    * The simulated hypervisor "kept running" while the agent was down: a
@@ -57,6 +66,16 @@ export class SimulatorPlugin implements PluginInstance {
     this.log.info('simulator ready (no real machines are managed)');
   }
 
+  async stop(): Promise<void> {
+    this.consoles.stop();
+  }
+
+  /** The console stage: the guest's machine is made from its record first, so typing reaches a running one. */
+  readonly console = (request: ConsoleRequest): GuestConsole => {
+    this.machine(request.guest);
+    return this.consoles.open(request.guest.id, request.purpose);
+  };
+
   /** One handler per backend stage; the manifest makes them its stages. */
   readonly handlers: HypervisorBackendHandlers = {
     create: this.lifecycle('create', (guest) => {
@@ -66,7 +85,9 @@ export class SimulatorPlugin implements PluginInstance {
     }),
     start: this.lifecycle('start', (guest, m) => {
       this.expect(m, 'start', LIFECYCLE.start.from);
+      const resumed = m.state === 'suspended';
       m.transition(LIFECYCLE.start.to);
+      if (!resumed) this.consoles.boot(guest.id, 'start');
       return { ...guest, state: LIFECYCLE.start.to };
     }),
     shutdown: this.lifecycle('shutdown', async (guest, m, request, ctx) => {
@@ -77,15 +98,18 @@ export class SimulatorPlugin implements PluginInstance {
         throw new Error(`guest did not power off within ${seconds} s (does it handle ACPI?)`);
       }
       m.transition(LIFECYCLE.shutdown.to);
+      this.consoles.halted(guest.id);
       return { ...guest, state: LIFECYCLE.shutdown.to };
     }),
     reboot: this.lifecycle('reboot', (guest, m) => {
       this.expect(m, 'reboot', LIFECYCLE.reboot.from);
+      this.consoles.boot(guest.id, 'reboot');
       return { ...guest, state: LIFECYCLE.reboot.to };
     }),
     restart: this.lifecycle('restart', (guest, m) => {
       this.expect(m, 'restart', LIFECYCLE.restart.from);
       m.transition(LIFECYCLE.restart.to);
+      this.consoles.boot(guest.id, 'reset');
       return { ...guest, state: LIFECYCLE.restart.to };
     }),
     poweroff: this.lifecycle('poweroff', (guest, m) => {
@@ -103,6 +127,7 @@ export class SimulatorPlugin implements PluginInstance {
       m.transition('off');
       this.machines.delete(guest.id);
       this.snapshots.forget(guest.id);
+      this.consoles.forget(guest.id);
       return { ...guest, state: LIFECYCLE.delete.to };
     }),
     cpuMetrics: this.metrics('cpuMetrics', (guest, m) => ({ guest, type: 'cpu', cpu: m.cpu(guest) })),
@@ -230,5 +255,6 @@ export default definePlugin({
     deleteSnapshot: snapshotStage(simulator.snapshotHandlers.deleteSnapshot),
     rollbackSnapshot: snapshotStage(simulator.snapshotHandlers.rollbackSnapshot),
     downloadSnapshot: snapshotDownloadStage(simulator.snapshotHandlers.downloadSnapshot),
+    console: consoleStage(simulator.console),
   }),
 });

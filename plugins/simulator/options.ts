@@ -15,6 +15,8 @@ export const simulatorOptions = z
     shutdownTimeoutSeconds: z.number().positive().max(3600).default(30),
     /** Bytes of a simulated snapshot download (a disk image's stand-in). */
     snapshotDownloadBytes: z.number().int().nonnegative().max(64 * 1024 ** 3).default(1024 * 1024),
+    /** Bytes of console output kept per guest (in memory) for GET /guests/{id}/console/log. */
+    consoleLogBytes: z.number().int().positive().max(16 * 1024 * 1024).default(64 * 1024),
   })
   .strict();
 

@@ -5,8 +5,9 @@
  * host device (tap) names, an ordered queue for the state changes the
  * hypervisor reports, per-guest serial work, a qcow2 snapshot as a
  * download stream, a local QEMU's cpu metrics from /proc, where to
- * connect to a VNC server on TCP, and the image format check (raw or
- * self-contained qcow2, told from the bytes). Part of the
+ * connect to a VNC server on TCP, the image format check (raw or
+ * self-contained qcow2, told from the bytes), and the consoles the kernel
+ * opened with their size-rotated logs. Part of the
  * contract, so a plugin reaches it through core/contract/index.ts.
  * May import: contract.
  */
@@ -22,3 +23,5 @@ export * from './snapshot-export.js';
 export * from './process-cpu.js';
 export * from './vnc-endpoint.js';
 export * from './image-format.js';
+export * from './console-switchboard.js';
+export * from './console-log.js';

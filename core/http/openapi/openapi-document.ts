@@ -37,6 +37,7 @@ export function buildOpenApiDocument(version: string, options: DocumentOptions =
       { name: 'jobs', description: 'The job log' },
       { name: 'images', description: 'Guest disk images: fetch, upload, list, delete (docs/images.md)' },
       { name: 'snapshots', description: 'Snapshots of a guest or one of its disks: take, list, roll back, download, delete (docs/snapshots.md)' },
+      { name: 'console', description: "A guest's serial console: the WebSocket, tickets for browsers, the log (docs/console.md)" },
       { name: 'events', description: 'The durable change feed' },
       { name: 'host', description: 'The agent itself' },
       { name: 'reference', description: 'This document and its viewer' },
