@@ -4,10 +4,18 @@
  * prom-client's own Counter and Histogram give for the same requests.
  */
 import { expect } from 'chai';
-import * as promClient from 'prom-client';
-import { Counter, Histogram, Registry } from 'prom-client';
+import { createRequire } from 'node:module';
+import type * as PromClient from 'prom-client';
 import * as agentClasses from '../../core/metrics/prom-client-classes.js';
 import { HttpTelemetry } from '../../core/metrics/http-telemetry.js';
+
+// prom-client's index as require() gives it, read when the tests run. An ESM
+// import of this CommonJS module is a snapshot of its exports taken when
+// first imported, and in a full mocha run that happened while the index was
+// still loading (its named exports all undefined: HTTP telemetry failed
+// after test/kernel/guest-registry, alone it passed).
+const promClient = createRequire(import.meta.url)('prom-client') as typeof PromClient;
+const { Counter, Histogram, Registry } = promClient;
 
 const BOUNDS = [0.001, 0.01, 0.1, 1];
 const REQUESTS: Array<[string, string, number, number]> = [
