@@ -81,74 +81,145 @@ function describe(value: unknown): string {
 }
 
 /**
+ * A refusal on its way out of the nested reads: each level adds its key to
+ * `where`, so no path is built while nothing is wrong (reading runs on
+ * every stage answer). Not an Error: no stack is captured.
+ */
+class Refusal {
+  where = '';
+  constructor(readonly problem: string) {}
+}
+
+function refuse(value: unknown, type: GoType): never {
+  throw new Refusal(`${describe(value)} is not a Go ${typeName(type)}`);
+}
+
+/** A refusal from inside `key` (".name", "[2]") names it. */
+function within(error: unknown, key: string): unknown {
+  if (error instanceof Refusal) error.where = key + error.where;
+  return error;
+}
+
+/**
  * `value` read as Go type `type` (`path` names it in errors): the same
  * value when it already has the type's shape, a new one otherwise.
  * Throws {@link GoReadError}.
  */
 export function readGo(value: unknown, type: GoType, path: string): unknown {
-  if (value === null || value === undefined) return goZero(type);
-  if (type === 'raw') return value;
-  const refuse = (): never => {
-    throw new GoReadError(path, `${describe(value)} is not a Go ${typeName(type)}`);
-  };
-  switch (type) {
-    case 'string':
-      return typeof value === 'string' ? value : refuse();
-    case 'bool':
-      return typeof value === 'boolean' ? value : refuse();
-    case 'float':
-      return typeof value === 'number' ? value : refuse();
-    case 'int':
-      return Number.isInteger(value) ? value : refuse();
-    case 'uint':
-      return Number.isInteger(value) && (value as number) >= 0 ? value : refuse();
+  try {
+    return read(value, type);
+  } catch (error) {
+    if (error instanceof Refusal) throw new GoReadError(path + error.where, error.problem);
+    throw error;
   }
-  if ('list' in type) {
-    if (!Array.isArray(value)) return refuse();
-    let out: unknown[] | undefined;
-    value.forEach((item, i) => {
-      const read = readGo(item, type.list, `${path}[${i}]`);
-      if (read !== item) (out ??= [...value])[i] = read;
-    });
-    return out ?? value;
-  }
-  if (!isMap(value)) return refuse();
-  if ('map' in type) {
-    let out: Record<string, unknown> | undefined;
-    for (const [key, item] of Object.entries(value)) {
-      const read = readGo(item, type.map, `${path}.${key}`);
-      if (read !== item) (out ??= { ...value })[key] = read;
-    }
-    return out ?? value;
-  }
-  return readStruct(value, type, path);
 }
 
-/** Each struct's fields as a list, made once: reading runs on every stage answer. */
-const fieldLists = new WeakMap<GoStruct, readonly [string, GoType][]>();
-
-function readStruct(value: Record<string, unknown>, type: GoStruct, path: string): Record<string, unknown> {
-  let fieldList = fieldLists.get(type);
-  if (!fieldList) fieldLists.set(type, (fieldList = Object.entries(type.struct)));
-  let changed = false;
-  let present = 0;
-  const fields: [string, unknown][] = [];
-  for (const [key, fieldType] of fieldList) {
-    const item = value[key];
-    if (item === undefined || item === null) {
-      // A `null` field is rebuilt away; an absent optional one stays absent, any other gets its zero value.
-      if (item === null) changed = true;
-      if (type.optional?.includes(key)) continue;
-      changed = true;
-      fields.push([key, goZero(fieldType)]);
-      continue;
-    }
-    present += 1;
-    const read = readGo(item, fieldType, `${path}.${key}`);
-    if (read !== item) changed = true;
-    fields.push([key, read]);
+function read(value: unknown, type: GoType): unknown {
+  if (value === null || value === undefined) return goZero(type);
+  switch (type) {
+    case 'raw':
+      return value;
+    case 'string':
+      return typeof value === 'string' ? value : refuse(value, type);
+    case 'bool':
+      return typeof value === 'boolean' ? value : refuse(value, type);
+    case 'float':
+      return typeof value === 'number' ? value : refuse(value, type);
+    case 'int':
+      return Number.isInteger(value) ? value : refuse(value, type);
+    case 'uint':
+      return Number.isInteger(value) && (value as number) >= 0 ? value : refuse(value, type);
   }
+  if ('list' in type) return Array.isArray(value) ? readList(value, type.list) : refuse(value, type);
+  if (!isMap(value)) return refuse(value, type);
+  return 'map' in type ? readMap(value, type.map) : readStruct(value, type);
+}
+
+function readList(value: unknown[], itemType: GoType): unknown[] {
+  let out: unknown[] | undefined;
+  for (let i = 0; i < value.length; i++) {
+    const item = value[i];
+    let next: unknown;
+    try {
+      next = read(item, itemType);
+    } catch (error) {
+      throw within(error, `[${i}]`);
+    }
+    if (next !== item) (out ??= value.slice())[i] = next;
+  }
+  return out ?? value;
+}
+
+function readMap(value: Record<string, unknown>, itemType: GoType): Record<string, unknown> {
+  let out: Record<string, unknown> | undefined;
+  for (const key in value) {
+    const item = value[key];
+    let next: unknown;
+    try {
+      next = read(item, itemType);
+    } catch (error) {
+      throw within(error, `.${key}`);
+    }
+    if (next !== item) (out ??= { ...value })[key] = next;
+  }
+  return out ?? value;
+}
+
+type Field = readonly [key: string, type: GoType, optional: boolean];
+
+/** Each struct's fields as a list, made once. */
+const fieldLists = new WeakMap<GoStruct, readonly Field[]>();
+
+function fieldsOf(type: GoStruct): readonly Field[] {
+  let fields = fieldLists.get(type);
+  if (!fields) fieldLists.set(type, (fields = Object.entries(type.struct).map(([key, field]) => [key, field, type.optional?.includes(key) ?? false] as const)));
+  return fields;
+}
+
+/** The first `count` fields of `value`, all of which read as they are, in a new object (absent ones left out). */
+function copyFields(value: Record<string, unknown>, fields: readonly Field[], count: number): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (let i = 0; i < count; i++) {
+    const key = fields[i][0];
+    const item = value[key];
+    if (item !== undefined && item !== null) out[key] = item;
+  }
+  return out;
+}
+
+function readStruct(value: Record<string, unknown>, type: GoStruct): Record<string, unknown> {
+  const fields = fieldsOf(type);
+  let out: Record<string, unknown> | undefined;
+  let present = 0;
+  for (let i = 0; i < fields.length; i++) {
+    const [key, fieldType, optional] = fields[i];
+    const item = value[key];
+    let next: unknown;
+    if (item === undefined || item === null) {
+      if (item === null) present += 1;
+      // An optional field stays absent (a `null` one becomes absent); any other gets its zero value.
+      if (optional) {
+        if (item === null) out ??= copyFields(value, fields, i);
+        continue;
+      }
+      next = goZero(fieldType);
+    } else {
+      present += 1;
+      try {
+        next = read(item, fieldType);
+      } catch (error) {
+        throw within(error, `.${key}`);
+      }
+      if (next === item) {
+        if (out) out[key] = item;
+        continue;
+      }
+    }
+    (out ??= copyFields(value, fields, i))[key] = next;
+  }
+  if (out) return out;
   // Keys the struct does not have: Go drops them.
-  if (!changed && present === Object.keys(value).length) return value;
-  return Object.fromEntries(fields);
+  let keys = 0;
+  for (const _key in value) keys += 1;
+  return keys === present ? value : copyFields(value, fields, fields.length);
 }
