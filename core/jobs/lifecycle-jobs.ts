@@ -9,14 +9,23 @@
  * jobs ran since the request was checked, so a job whose guest is no longer
  * in a state its action may start from ends Error saying so.
  *
- * A create cut off by a restart, failed or cancelled leaves its guest in
- * `error` with the reason in metadata `hyperkern.error` (start and delete
- * work from there).
+ * An action with a `during` state in the table shows it while its job
+ * runs: create's guest is registered `creating`; a delete's guest shows
+ * `deleting` from its job's start until it leaves the registry. The delete
+ * stages are sent the guest in the state the backend last gave it (what
+ * they knew, never `deleting`), and what they answer is kept as that state
+ * while `deleting` stays shown. When such a job fails or is cancelled, the
+ * guest goes back to the state the backend last answered (the one it had
+ * before the job, if no stage answered one): a failed delete leaves the
+ * guest as it was, and it can be deleted again. A create (failed, cancelled
+ * or cut off by a restart) or a delete cut off by a restart leaves the
+ * guest in `error` with the reason in metadata `hyperkern.error`, as
+ * nothing knows how far it got; start and delete work from there.
  */
 import type { LifecycleAction } from './actions.js';
 import type { ActionPlans } from './action-plan.js';
 import { checkLifecycleState, plansFor } from './guest-plans.js';
-import { CANCELLED, type JobExecutor, type JobResult, type JobRun } from './job-engine.js';
+import { CANCELLED, INTERRUPTED, type JobExecutor, type JobResult, type JobRun } from './job-engine.js';
 import { messageOf } from '../errors.js';
 import type { GuestRegistry } from '../guests/guest-registry.js';
 import { CREATE_FAILURE_KEY } from '../guests/metadata.js';
@@ -56,6 +65,8 @@ export class LifecycleJobs implements JobExecutor {
       log.info({ stages: plan.async.map((s) => s.handle.name) }, "start=false changes nothing: this config's create pipeline does not end with the start action's stages, so it runs as configured");
     }
     const stages = leftOff ? plan.asyncLeftOff! : plan.async;
+    const during = action === 'create' ? undefined : LIFECYCLE[action].during;
+    if (during) await this.show(job, known, during);
     let guest = this.registry.find(guestId) ?? known;
     let message = '';
     for (const stage of stages) {
@@ -98,11 +109,17 @@ export class LifecycleJobs implements JobExecutor {
     this.reported.delete(job.ID);
     if (!isLifecycleAction(job.Action)) return [];
     const during = LIFECYCLE[job.Action].during;
-    if (job.Action === 'create') {
+    if (job.Action === 'create' || (reason === INTERRUPTED && during)) {
       return [this.registry.change(job.GuestID, (current) => current && { ...current, state: 'error', metadata: { ...current.metadata, [CREATE_FAILURE_KEY]: reason } })];
     }
     if (!during || !ran || reported === undefined) return [];
     return [this.registry.change(job.GuestID, (current) => (current && current.state === during ? { ...current, state: reported as GuestState } : current))];
+  }
+
+  /** Commit the job's `during` state, remembering what the backend had said. */
+  private async show(job: Job, guest: Guest, during: GuestState): Promise<void> {
+    this.reported.set(job.ID, guest.state);
+    await this.registry.update(job.GuestID, (current) => current && { ...current, state: during });
   }
 
   /** What a stage of the job is sent: the stored guest, in the state the backend last gave it while `during` shows. */

@@ -3,7 +3,8 @@
  * core/jobs/guest-plans.ts): in the request (409, nothing queued) and again
  * when the job starts, with no guard plugin in the config at all; a
  * config's guard.requireState with args.states replaces the table's states
- * for that action, to narrow or widen them.
+ * for that action, to narrow or widen them. A delete shows `deleting` while
+ * its job runs, and a failed or cancelled one leaves the guest as it was.
  */
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
@@ -107,5 +108,57 @@ describe('lifecycle enforced by the kernel', function () {
       expect(row, `README has a row for ${route}`).to.be.a('string');
       expect(row, `README's ${route} row`).to.include(`409 unless ${describeAllowedStates(action)}`);
     }
+  });
+
+  it('shows deleting while a slow delete runs, refuses other actions meanwhile, and removes the guest at the end', async () => {
+    const agent = await agents.inProcess({ config: simulatorConfig() });
+    const id = (await agent.request('POST', '/guests?wait=10', { memory: 128, metadata: { 'simulator.delay.delete': '3000' } })).body.id;
+    const accepted = await agent.request('DELETE', `/guests/${id}`);
+    expect(accepted.status, accepted.text).to.equal(202);
+    const jobId = accepted.headers.get('x-guest-job-id')!;
+    await waitFor(async () => (await agent.request('GET', `/guests/${id}`)).body.state === 'deleting', 10_000, 'the guest to show deleting');
+    expect((await agent.request('GET', `/jobs/${jobId}`)).body).to.include({ Status: 'Running', Stage: 'simulator.delete' });
+    expect((await agent.request('GET', '/guests')).body.find((g: { id: string }) => g.id === id)?.state, 'the list says so too').to.equal('deleting');
+    const again = await agent.request('DELETE', `/guests/${id}`);
+    expect(again.status).to.equal(409);
+    expect(again.body.message).to.equal(`guest is deleting; delete needs ${describeAllowedStates('delete')}`);
+    expect((await agent.request('POST', `/guests/${id}/shutdown`)).body.message).to.equal('guest is deleting; shutdown needs running');
+    await waitFor(async () => (await agent.request('GET', `/guests/${id}`)).status === 404, 10_000, 'the guest to leave');
+    expect((await agent.request('GET', `/jobs/${jobId}`)).body.Status).to.equal('Complete');
+  });
+
+  it('puts a guest whose delete failed or was cancelled back in the state it had', async () => {
+    const agent = await agents.inProcess({ config: simulatorConfig() });
+    const failing = (await agent.request('POST', '/guests?wait=10', { memory: 128, metadata: { 'simulator.fail': 'delete', 'simulator.delay.delete': '500' } })).body.id;
+    const failed = await agent.request('DELETE', `/guests/${failing}?wait=10`);
+    expect(failed.status, failed.text).to.equal(500);
+    expect(failed.body.job.Message).to.match(/simulator\.delete/);
+    expect((await agent.request('GET', `/guests/${failing}`)).body.state, 'back to running').to.equal('running');
+    expect((await agent.request('PATCH', `/guests/${failing}/metadata`, { 'simulator.fail': '' })).status).to.equal(200);
+    expect((await agent.request('DELETE', `/guests/${failing}?wait=10`)).status, 'deleted on the next try').to.equal(200);
+
+    const slow = (await agent.request('POST', '/guests?wait=10&start=false', { memory: 128, metadata: { 'simulator.delay.delete': '30000' } })).body.id;
+    const jobId = (await agent.request('DELETE', `/guests/${slow}`)).headers.get('x-guest-job-id')!;
+    await waitFor(async () => (await agent.request('GET', `/guests/${slow}`)).body.state === 'deleting', 10_000, 'the guest to show deleting');
+    const cancelled = await agent.request('DELETE', `/jobs/${jobId}?wait=10`);
+    expect(cancelled.body).to.include({ Status: 'Error', Message: 'cancelled' });
+    expect((await agent.request('GET', `/guests/${slow}`)).body.state, 'back to off').to.equal('off');
+  });
+
+  it('leaves a guest whose delete was cut off by a restart in error, with the reason; delete works from there', async () => {
+    const config = simulatorConfig({ jobs: { shutdownGraceSeconds: 1 } });
+    const first = await agents.spawn({ config });
+    const id = (await first.request('POST', '/guests?wait=10', { memory: 128, metadata: { 'simulator.delay.delete': '30000' } })).body.id;
+    await first.request('DELETE', `/guests/${id}`);
+    await waitFor(async () => (await first.request('GET', `/guests/${id}`)).body.state === 'deleting', 10_000, 'the guest to show deleting');
+    await first.kill9();
+
+    const second = await agents.spawn({ config, dataDir: first.dataDir });
+    const guest = (await second.request('GET', `/guests/${id}`)).body;
+    expect(guest.state).to.equal('error');
+    expect(guest.metadata['hyperkern.error']).to.equal('interrupted by agent restart');
+    expect((await second.request('PATCH', `/guests/${id}/metadata`, { 'simulator.delay.delete': '' })).status).to.equal(200);
+    expect((await second.request('DELETE', `/guests/${id}?wait=10`)).status).to.equal(200);
+    expect((await second.request('GET', `/guests/${id}`)).status).to.equal(404);
   });
 });
