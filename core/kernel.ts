@@ -12,6 +12,7 @@ import path from 'node:path';
 import { container as globalContainer, type DependencyContainer } from 'tsyringe';
 import { KernelAgentInfo } from './agent-info.js';
 import { buildActionPlans, type ActionPlans } from './jobs/action-plan.js';
+import { pluginStagesOf } from './jobs/derived-plans.js';
 import { ActionRunner } from './jobs/action-runner.js';
 import { ImageRunner } from './jobs/image-runner.js';
 import { JobEngine } from './jobs/job-engine.js';
@@ -61,7 +62,7 @@ export async function preparePlugins(
 ): Promise<{ plugins: LoadedPlugin[]; plans: ActionPlans }> {
   const plugins = await loadPlugins(loaded.config.plugins, { container, log, dataDir, configFile: loaded.file, isolation: processIsolation });
   try {
-    const plans = buildActionPlans(loaded.config, loaded.file, stageCatalogue(plugins), log);
+    const plans = buildActionPlans(loaded.config, loaded.file, stageCatalogue(plugins), log, pluginStagesOf(plugins));
     return { plugins, plans };
   } catch (error) {
     await Promise.allSettled(plugins.map((p) => p.instance.stop?.()));

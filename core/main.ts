@@ -15,6 +15,7 @@ import { container } from 'tsyringe';
 import { loadConfig, overridesFrom } from './config/config.js';
 import { HyperkernError, messageOf } from './errors.js';
 import { Kernel, VERSION, preparePlugins } from './kernel.js';
+import { planReport } from './jobs/plan-report.js';
 import { builtinConfigDialects } from './plugins/plugin-loader.js';
 import { createLogger } from './logger.js';
 import { Tokens, type AgentInfo, type GuestDirectory } from './contract/plugin-api.js';
@@ -43,7 +44,7 @@ usage: hyperkern serve [--config FILE] [--listen HOST:PORT] [--data-dir DIR] [--
   --config FILE      config file (env HYPERKERN_CONFIG; default config/agent.json)
   --listen HOST:PORT address to serve on (env HYPERKERN_LISTEN; default 127.0.0.1:8080)
   --data-dir DIR     where state lives (env HYPERKERN_DATA_DIR; default ./data)
-  --check            validate the config and its plugins, then exit
+  --check            validate the config and its plugins, print the action plans, then exit
   --help             this text
 environment: HYPERKERN_TOKENS=tok1,tok2 adds bearer tokens; HYPERKERN_LOG_LEVEL=debug`;
 
@@ -97,7 +98,8 @@ async function main(): Promise<number> {
             .filter((names) => names.length > 0)
             .map((names) => `; guest-type actions ${names.join(', ')}`)
             .join('') +
-          '\n',
+          '\n' +
+          planReport(plans, loaded.config.jobs.stageTimeoutSeconds * 1000),
       );
       return 0;
     } finally {

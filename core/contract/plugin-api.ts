@@ -16,7 +16,9 @@ export type * from './wire-types.js';
 export * from './stage-kinds.js';
 export * from './lifecycle.js';
 export * from './config-dialect.js';
+export * from './stage-roles.js';
 import type { ConfigDialect } from './config-dialect.js';
+import type { StageRoles } from './stage-roles.js';
 
 /**
  * Major version of this contract. A manifest states the version it was built
@@ -221,6 +223,12 @@ export interface PluginDefinition<Options, P extends object> {
    * to the constructed instance. Called once per instance.
    */
   stages: (plugin: P) => StageSet;
+  /**
+   * What the stages not named after an action do in the plans the kernel
+   * derives (see {@link StageRoles}): `{ checkCreate: { action: 'create', check: true } }`.
+   * An entry replaces the naming rule for that stage.
+   */
+  serves?: StageRoles;
   /** Another config file format this plugin understands (see ConfigDialect). */
   configDialect?: ConfigDialect;
   /**
@@ -251,6 +259,7 @@ export interface PluginManifest {
   readonly options?: ZodType<unknown>;
   readonly configDialect?: ConfigDialect;
   readonly ownedMetadata?: readonly string[];
+  readonly serves?: StageRoles;
   /** The definition's class and stage list, kept for readers; the kernel calls {@link construct}. */
   readonly create: unknown;
   readonly stages: unknown;

@@ -1,15 +1,16 @@
 /**
- * Resolves the config's `actions` into plans of stage handles, failing at
- * boot (not at the first request) when an action names a stage that no
- * plugin provides, or a stage of the wrong kind. Plain action names make the
- * plans of virtual machines; `container`-prefixed ones (containerStart...)
- * those of container guests, as in mistify's config files.
+ * Resolves the action plans into stage handles, failing at boot (not at the
+ * first request) when an action names a stage that no plugin provides, or a
+ * stage of the wrong kind. Each plan is the config's `actions` entry when it
+ * has one, else derived from what the plugins serve (derived-plans.ts).
+ * Plain action names make the plans of virtual machines; `container`-prefixed
+ * ones (containerStart...) those of container guests, as in mistify's
+ * config files.
  */
 import {
   ACTION_ALIASES,
   LIFECYCLE_ACTIONS,
   METRICS_ACTIONS,
-  SNAPSHOT_ACTIONS,
   UNROUTED_MISTIFY_ACTIONS,
   VNC_ACTION,
   actionNameFor,
@@ -29,6 +30,7 @@ import {
   type SnapshotAction,
 } from './actions.js';
 import type { AgentConfig, StageRefConfig } from '../config/config.js';
+import { canonicalActionName, deriveActions, type PluginStages } from './derived-plans.js';
 import { Errors } from '../errors.js';
 import type { AgentLogger } from '../logger.js';
 import type { StageKind } from '../contract/plugin-api.js';
@@ -87,15 +89,27 @@ export interface ActionPlans extends PlanSet {
   snapshot: Map<SnapshotAction, SnapshotPlan>;
   /** The one `vnc` stage (GET /guests/{id}/vnc), when configured. */
   vnc?: PlannedStage;
+  /** By config action name: whether the config's `actions` gave the plan or the kernel derived it. */
+  origins: Map<string, PlanOrigin>;
 }
+
+export type PlanOrigin = 'configured' | 'derived';
 
 export function buildActionPlans(
   config: AgentConfig,
   file: string,
   catalogue: Map<string, StageHandle>,
   log: AgentLogger,
+  plugins: PluginStages[],
 ): ActionPlans {
-  const plans: ActionPlans = { lifecycle: new Map(), metrics: new Map(), byType: { container: { lifecycle: new Map(), metrics: new Map() } }, image: new Map(), snapshot: new Map() };
+  const plans: ActionPlans = {
+    lifecycle: new Map(),
+    metrics: new Map(),
+    byType: { container: { lifecycle: new Map(), metrics: new Map() } },
+    image: new Map(),
+    snapshot: new Map(),
+    origins: new Map(),
+  };
   const defaultTimeoutMs = config.jobs.stageTimeoutSeconds * 1000;
   const plan = (ref: StageRefConfig, where: string, kind: StageKind): PlannedStage => {
     const name = typeof ref === 'string' ? ref : ref.stage;
@@ -117,31 +131,41 @@ export function buildActionPlans(
     };
   };
 
-  for (const [configName, action] of Object.entries(config.actions)) {
+  // The config's entries first (in its order), then those derived for every other action a plugin serves.
+  const configured = new Set(Object.keys(config.actions).map(canonicalActionName));
+  const entries: Array<[string, AgentConfig['actions'][string], PlanOrigin]> = [
+    ...Object.entries(config.actions).map(([name, action]): [string, AgentConfig['actions'][string], PlanOrigin] => [name, action, 'configured']),
+    ...deriveActions(plugins, configured, file).map((d): [string, AgentConfig['actions'][string], PlanOrigin] => [d.action, { sync: d.sync, async: d.async }, 'derived']),
+  ];
+  for (const [configName, action, origin] of entries) {
+    const where = origin === 'configured' ? `actions.${configName}` : `the derived plan of ${configName}`;
     if ((UNROUTED_MISTIFY_ACTIONS as readonly string[]).includes(configName)) {
       log.warn({ action: configName, file }, `action "${configName}" is a mistify-agent action hyperkern has no route for yet; its stages are ignored`);
       continue;
     }
     if (isImageJobAction(configName) || isImageQueryAction(configName) || isImageUploadAction(configName)) {
-      plans.image.set(configName, imagePlan(configName, action, `actions.${configName}`));
+      plans.image.set(configName, imagePlan(configName, action, where));
+      plans.origins.set(configName, origin);
       continue;
     }
     if (isSnapshotAction(configName)) {
-      plans.snapshot.set(configName, snapshotPlan(configName, action, `actions.${configName}`));
+      plans.snapshot.set(configName, snapshotPlan(configName, action, where));
+      plans.origins.set(configName, origin);
       continue;
     }
     if (configName === VNC_ACTION) {
       const refs = [...(action.stages ?? []), ...action.async];
       if (refs.length !== 1 || action.sync.length > 0) {
-        throw Errors.actionPlan(`${file}: actions.vnc takes exactly one stage, as "stages": ["plugin.vnc"]; got ${refs.length + action.sync.length}`);
+        throw Errors.actionPlan(`${file}: ${where} takes exactly one stage, as "stages": ["plugin.vnc"]; got ${refs.length + action.sync.length}`);
       }
-      plans.vnc = plan(refs[0], 'actions.vnc.stages[0]', 'vnc');
+      plans.vnc = plan(refs[0], `${where}.stages[0]`, 'vnc');
+      plans.origins.set(configName, origin);
       continue;
     }
     const { guestType, action: plain } = splitActionName(configName);
     const name = ACTION_ALIASES[plain] ?? plain;
     const set = guestType ? plans.byType[guestType] : plans;
-    const where = `actions.${configName}`;
+    plans.origins.set(actionNameFor(guestType, name), origin);
     if (isLifecycleAction(name)) {
       if (set.lifecycle.has(name)) throw Errors.actionPlan(`${file}: ${where}: action "${name}" is configured twice (once under an alias)`);
       const asyncRefs = [...action.async, ...(action.stages ?? [])];
@@ -194,10 +218,10 @@ export function buildActionPlans(
     return { action: name, sync: [plan(refs[0], `${where}.stages[0]`, name === 'downloadSnapshot' ? 'snapshotDownload' : 'snapshot')], async: [] };
   }
 
-  // A config without "actions" gets every action from the stages named after
-  // it (one backend's `create`, `start`...); the kernel checks the lifecycle table.
-  if (Object.keys(config.actions).length === 0) defaultPlans(plans, catalogue, (name, kind) => plan(name, `default plan of ${name}`, kind));
-  for (const set of [plans, ...Object.values(plans.byType)]) markBoot(set);
+  for (const set of [plans, ...Object.values(plans.byType)]) {
+    bootAfterDerivedCreate(set, plans.origins);
+    markBoot(set);
+  }
 
   const unconfigured = [...LIFECYCLE_ACTIONS, ...Object.keys(METRICS_ACTIONS)].filter(
     (a) => !plans.lifecycle.has(a as LifecycleAction) && !plans.metrics.has(a as MetricsAction),
@@ -209,41 +233,15 @@ export function buildActionPlans(
 }
 
 /**
- * Plans for a config that lists no actions: each action runs the one stage
- * of that name (`sim.start` for start) if exactly one plugin offers it;
- * create then runs start, so it boots as with the shipped configs. No sync
- * stage: the kernel checks every action's states against the lifecycle
- * table itself (core/jobs/guest-plans.ts).
+ * A derived create boots the guest, as the shipped configs always did and
+ * mistify's Create does: it runs the start plan's stages after its own
+ * (?start=false then stops before them: see markBoot).
  */
-function defaultPlans(plans: ActionPlans, catalogue: Map<string, StageHandle>, plan: (name: string, kind: StageKind) => PlannedStage): void {
-  const only = (short: string, kind: StageKind): string | undefined => {
-    const found = [...catalogue.values()].filter((h) => h.kind === kind && h.plugin !== 'guard' && h.name === `${h.plugin}.${short}`);
-    return found.length === 1 ? found[0].name : undefined;
-  };
-  for (const action of LIFECYCLE_ACTIONS) {
-    const stage = only(action, 'action');
-    if (!stage) continue;
-    const start = action === 'create' ? only('start', 'action') : undefined;
-    plans.lifecycle.set(action, {
-      action,
-      configName: action,
-      sync: [],
-      async: [plan(stage, 'action'), ...(start ? [plan(start, 'action')] : [])],
-    });
-  }
-  for (const action of Object.keys(METRICS_ACTIONS) as MetricsAction[]) {
-    const stage = only(action, 'metrics');
-    if (stage) plans.metrics.set(action, { action, configName: action, stage: plan(stage, 'metrics') });
-  }
-  for (const action of SNAPSHOT_ACTIONS) {
-    const kind = action === 'downloadSnapshot' ? 'snapshotDownload' : 'snapshot';
-    const stage = only(action, kind);
-    if (!stage) continue;
-    const planned = plan(stage, kind);
-    plans.snapshot.set(action, isSnapshotJobAction(action) ? { action, sync: [], async: [planned] } : { action, sync: [planned], async: [] });
-  }
-  const vnc = only(VNC_ACTION, 'vnc');
-  if (vnc) plans.vnc = plan(vnc, 'vnc');
+function bootAfterDerivedCreate(set: PlanSet, origins: Map<string, PlanOrigin>): void {
+  const create = set.lifecycle.get('create');
+  const start = set.lifecycle.get('start');
+  if (!create || !start || origins.get(create.configName) !== 'derived' || start.async.length === 0) return;
+  create.async = [...create.async, ...start.async];
 }
 
 /**

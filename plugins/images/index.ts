@@ -14,6 +14,17 @@ export default definePlugin({
   description: 'Guest disk images (raw, qcow2) in a folder: fetched over http(s)/file or uploaded, checked with qemu-img',
   options: imagesOptionsSchema,
   create: ImagesPlugin,
+  serves: {
+    checkFetch: { action: 'fetchImage', check: true },
+    fetch: { action: 'fetchImage', timeoutSeconds: 6 * 3600 },
+    list: 'listImages',
+    get: 'getImage',
+    checkDelete: { action: 'deleteImage', check: true },
+    delete: 'deleteImage',
+    upload: { action: 'uploadImage', timeoutSeconds: 6 * 3600 },
+    // With any backend but one that keeps images elsewhere (libvirt's pool replaces this check).
+    requireImages: { action: 'create', check: true },
+  },
   stages: ({ handlers }) => ({
     checkFetch: imageStage(handlers.checkFetch),
     fetch: imageStage(handlers.fetch),

@@ -2,13 +2,15 @@
  * Options of the images plugin (config `plugins[].options`). Relative paths
  * resolve against the agent's working directory; `imagesDir` is the same
  * folder the QEMU plugin's `imagesDir` names, so fetched images back disks.
+ * Without it the images live in the plugin's own folder of the agent's data
+ * dir (DATA_DIR/plugins/images), as with the simulator, whose guests read none.
  */
 import { z } from 'zod';
 
 export const imagesOptionsSchema = z
   .object({
     /** Folder of the images, one file per image named by its id. */
-    imagesDir: z.string().min(1).default('./images'),
+    imagesDir: z.string().min(1).optional(),
     qemuImg: z.string().min(1).default('qemu-img'),
     /** The image type reported and accepted (mistify's VM image type). */
     type: z.string().min(1).default('kvm'),

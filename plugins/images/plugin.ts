@@ -29,14 +29,18 @@ const MIB = 1024 * 1024;
 @injectable()
 export class ImagesPlugin implements PluginInstance {
   private readonly store: ImageStore;
+  /** The folder of the images: the imagesDir option, else this plugin's data dir. */
+  private readonly dir: string;
 
   constructor(
     @inject(Tokens.Options) private readonly options: ImagesOptions,
     @inject(Tokens.Guests) private readonly guests: GuestDirectory,
     @inject(Tokens.Logger) private readonly log: Logger,
+    @inject(Tokens.DataDir) dataDir: string,
   ) {
+    this.dir = path.resolve(options.imagesDir ?? dataDir);
     this.store = new ImageStore({
-      dir: path.resolve(options.imagesDir),
+      dir: this.dir,
       qemuImg: options.qemuImg,
       type: options.type,
       maxBytes: options.maxImageSizeMiB * MIB,
@@ -51,7 +55,7 @@ export class ImagesPlugin implements PluginInstance {
 
   async start(): Promise<void> {
     const { removed } = await this.store.open();
-    this.log.info({ imagesDir: path.resolve(this.options.imagesDir), removedPartialFiles: removed }, 'image store ready');
+    this.log.info({ imagesDir: this.dir, removedPartialFiles: removed }, 'image store ready');
   }
 
   health(): PluginHealth {

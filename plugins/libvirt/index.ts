@@ -27,6 +27,25 @@ export default definePlugin({
   // Which domain a guest is, and whether its storage is ours: a client that
   // rewrote these could start or delete another guest's domain.
   ownedMetadata: [LIBVIRT_METADATA.domain, LIBVIRT_METADATA.uuid, LIBVIRT_METADATA.adopted],
+  // Images are volumes of the pool: its image stages replace the images plugin's folder, except
+  // for fetch, where the images plugin downloads and this plugin imports the file into the pool.
+  serves: {
+    start: ['start', 'resume'],
+    listImages: { action: 'listImages', replaces: ['images'] },
+    getImage: { action: 'getImage', replaces: ['images'] },
+    checkFetchImage: { action: 'fetchImage', check: true, after: 'images' },
+    importImage: { action: 'fetchImage', after: 'images', timeoutSeconds: 6 * 3600 },
+    checkDeleteImage: { action: 'deleteImage', check: true, replaces: ['images'] },
+    deleteImage: { action: 'deleteImage', replaces: ['images'] },
+    uploadImage: { action: 'uploadImage', replaces: ['images'], timeoutSeconds: 6 * 3600 },
+    requireImages: { action: 'create', check: true },
+    checkCreateSnapshot: { action: 'createSnapshot', check: true },
+    createSnapshot: { action: 'createSnapshot', timeoutSeconds: 600 },
+    deleteSnapshot: { action: 'deleteSnapshot', timeoutSeconds: 600 },
+    checkRollbackSnapshot: { action: 'rollbackSnapshot', check: true },
+    rollbackSnapshot: { action: 'rollbackSnapshot', timeoutSeconds: 600 },
+    downloadSnapshot: { action: 'downloadSnapshot', timeoutSeconds: 3600 },
+  },
   stages: (libvirt) => ({
     ...hypervisorBackendStages(libvirt.handlers),
     // Images as volumes of the storage pool (docs/images.md, "Images on libvirt").

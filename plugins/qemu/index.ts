@@ -13,9 +13,19 @@ export default definePlugin({
   description: 'Virtual machines as qemu-system-x86_64 processes driven over QMP (no libvirt)',
   options: qemuOptionsSchema,
   create: QemuPlugin,
+  // What the stages not named after an action do in the derived plans (the rest serve the action they are named after).
+  serves: {
+    start: ['start', 'resume'],
+    checkCreate: { action: 'create', check: true },
+    checkCreateSnapshot: { action: 'createSnapshot', check: true },
+    createSnapshot: { action: 'createSnapshot', timeoutSeconds: 600 },
+    deleteSnapshot: { action: 'deleteSnapshot', timeoutSeconds: 600 },
+    checkRollbackSnapshot: { action: 'rollbackSnapshot', check: true },
+    rollbackSnapshot: { action: 'rollbackSnapshot', timeoutSeconds: 600 },
+    downloadSnapshot: { action: 'downloadSnapshot', timeoutSeconds: 3600 },
+  },
   stages: (qemu) => ({
     ...hypervisorBackendStages(qemu.handlers),
-    // create's sync check (config actions.create.sync).
     checkCreate: actionStage(qemu.checkCreate),
     checkCreateSnapshot: snapshotStage(qemu.snapshotHandlers.checkCreateSnapshot),
     createSnapshot: snapshotStage(qemu.snapshotHandlers.createSnapshot),

@@ -247,6 +247,8 @@ export default definePlugin({
   description: 'In-memory simulated hypervisor (no real guests)',
   options: simulatorOptions,
   create: SimulatorPlugin,
+  // Its start resumes a suspended guest too; every other stage serves the action it is named after.
+  serves: { start: ['start', 'resume'] },
   stages: (simulator) => ({
     ...hypervisorBackendStages(simulator.handlers),
     createSnapshot: snapshotStage(simulator.snapshotHandlers.createSnapshot),

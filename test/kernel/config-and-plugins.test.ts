@@ -73,7 +73,7 @@ describe('config and plugin loading', function () {
 
   it('refuses an action that names a stage no plugin provides, listing those that exist', async () => {
     const config = simulatorConfig();
-    config.actions.start.async = ['simulator.teleport'];
+    config.actions.start = { async: ['simulator.teleport'] };
     const result = await check(config);
     expect(result.code).to.equal(1);
     expect(result.stderr).to.match(/actions\.start\.async\[0\] names stage "simulator\.teleport", which no configured plugin provides/);
@@ -82,7 +82,7 @@ describe('config and plugin loading', function () {
 
   it('refuses a metrics stage used as a lifecycle stage', async () => {
     const config = simulatorConfig();
-    config.actions.start.async = ['simulator.cpuMetrics'];
+    config.actions.start = { async: ['simulator.cpuMetrics'] };
     const result = await check(config);
     expect(result.stderr).to.match(/names "simulator\.cpuMetrics", a metrics stage, where a action stage is needed/);
   });
@@ -105,8 +105,7 @@ describe('config and plugin loading', function () {
 
   it('accepts mistify\'s "run" as the name of start', async () => {
     const config = simulatorConfig();
-    config.actions.run = config.actions.start;
-    delete config.actions.start;
+    config.actions.run = { sync: ['guard.requireState'], async: ['simulator.start'] };
     const result = await check(config);
     expect(result.code, result.stderr).to.equal(0);
     expect(result.stdout).to.match(/actions .*\bstart\b/);
@@ -115,16 +114,16 @@ describe('config and plugin loading', function () {
   it('loads a well-formed fixture plugin with options and a dependency', async () => {
     const config = simulatorConfig();
     config.plugins.push({ module: fixture('good'), options: { greeting: 'hi' } });
-    config.actions.create.async.push('good.tag');
+    config.actions.create = { async: ['simulator.create', 'simulator.start', 'good.tag'] };
     const result = await check(config);
     expect(result.code, result.stderr).to.equal(0);
-    expect(result.stdout).to.match(/plugins guard, simulator, good/);
+    expect(result.stdout).to.match(/plugins guard, simulator, images, good/);
   });
 
   it('runs a fixture plugin stage in a real job, with its options injected', async () => {
     const config = simulatorConfig();
     config.plugins.push({ module: fixture('good'), options: { greeting: 'hi' } });
-    config.actions.create.async.push('good.tag');
+    config.actions.create = { async: ['simulator.create', 'simulator.start', 'good.tag'] };
     const agent = await agents.inProcess({ config });
     const res = await agent.request('POST', '/guests?wait=5', {});
     expect(res.status).to.equal(200);
@@ -153,7 +152,7 @@ describe('config and plugin loading', function () {
     const config = simulatorConfig();
     // Listed first on purpose: start order follows dependsOn, not the list.
     config.plugins.unshift({ module: fixture('uses-guard') });
-    config.actions.start.sync = ['uses-guard.offOnly'];
+    config.actions.start = { sync: ['uses-guard.offOnly'], async: ['simulator.start'] };
     const checked = await check(config);
     expect(checked.code, checked.stderr).to.equal(0);
     expect(checked.stdout).to.match(/plugins guard, uses-guard, simulator/);
@@ -170,7 +169,8 @@ describe('config and plugin loading', function () {
 
   it('refuses broken plugins with a message naming the config entry', async () => {
     const cases: Array<[string, RegExp]> = [
-      ['no-manifest', /plugins\[2\] .*the manifest lacks id, version, pluginApi, stages, create/],
+      // The entry after config/simulator.json's three plugins.
+      ['no-manifest', /plugins\[3\] .*the manifest lacks id, version, pluginApi, stages, create/],
       ['old-api', /was written for plugin API 0; this kernel provides plugin API 1/],
       ['missing-handler', /plugin "half" declares stage\(s\) absent but its instance has no handler/],
       ['throws-on-import', /cannot load module .*throws-on-import\.js: this plugin module is broken on purpose/],

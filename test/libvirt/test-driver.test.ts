@@ -118,7 +118,7 @@ describe('libvirt backend on the test driver (test:///default)', function () {
     // Without that check (a config whose create has no sync stages) the create job refuses it,
     // after the first disk's volume was made: that volume must go again.
     const unchecked = config();
-    unchecked.actions.create = { async: unchecked.actions.create.async };
+    unchecked.actions.create = { async: ['libvirt.create', 'libvirt.start'] };
     const bare = await startAgent({ config: unchecked, env: { HYPERKERN_LIBVIRT_URI: 'test:///default' } });
     try {
       const sameId = randomUUID();

@@ -3,8 +3,13 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { repoRoot } from './agent.js';
 
+/**
+ * A shipped config, with an empty `actions` when it has none (every plan
+ * derived), so a test can override one plan: `config.actions.create = {...}`.
+ */
 export function shippedConfig(name: string): any {
-  return JSON.parse(readFileSync(path.join(repoRoot, 'config', name), 'utf8'));
+  const config = JSON.parse(readFileSync(path.join(repoRoot, 'config', name), 'utf8'));
+  return { ...config, actions: config.actions ?? {} };
 }
 
 /** config/simulator.json with the given top-level keys replaced and simulator options merged. */
@@ -20,20 +25,13 @@ export function simulatorConfig(overrides: { simulator?: Record<string, unknown>
   return { ...config, logLevel: 'info', ...rest };
 }
 
-/** The image actions as config/agent.json ships them. */
-const IMAGE_ACTIONS = ['fetchImage', 'listImages', 'getImage', 'deleteImage', 'uploadImage'];
-
 /**
- * A config with the images plugin (options merged over config/agent.json's)
- * and its actions as shipped; create gets the shipped image check first.
+ * A config with the images plugin (options merged over config/agent.json's);
+ * the plans of its actions, and its check in create, are derived.
  */
 export function withImages(config: any, options: Record<string, unknown>): any {
   const shipped = shippedConfig('agent.json');
   const entry = shipped.plugins.find((p: { module: string }) => p.module === 'images');
-  const actions = { ...config.actions };
-  for (const name of IMAGE_ACTIONS) actions[name] = shipped.actions[name];
-  // Only the images plugin's own create check: the shipped backend's (qemu.checkCreate) is not in this config.
-  const imageChecks = shipped.actions.create.sync.filter((ref: string) => ref.startsWith('images.'));
-  actions.create = { ...actions.create, sync: [...imageChecks, ...(actions.create?.sync ?? [])] };
-  return { ...config, plugins: [...config.plugins, { ...entry, options: { ...entry.options, ...options } }], actions };
+  const plugins = config.plugins.filter((p: { module: string }) => p.module !== 'images');
+  return { ...config, plugins: [...plugins, { ...entry, options: { ...entry.options, ...options } }] };
 }
