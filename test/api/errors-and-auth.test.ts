@@ -133,7 +133,7 @@ describe('API: bearer-token auth', function () {
       const full = await agent.request('GET', '/health', undefined, { authorization: `Bearer ${token}` });
       expect(full.status).to.equal(200);
       expect(full.body).to.have.keys([...liveness, ...details]);
-      expect(full.body.plugins).to.have.keys('guard', 'simulator');
+      expect(full.body.plugins).to.have.keys('guard', 'simulator', 'images');
     }
     expect(anonymous.text, 'nothing of a plugin without a token').to.not.match(/simulat|machines/);
   });

@@ -296,7 +296,7 @@ describe('API: guests, metadata and jobs', function () {
       const res = await agent.request('GET', '/health');
       expect(res.status).to.equal(200);
       expect(res.body.status).to.equal('ok');
-      expect(res.body.plugins).to.have.keys('guard', 'simulator');
+      expect(res.body.plugins).to.have.keys('guard', 'simulator', 'images');
       expect(res.body.plugins.simulator.healthy).to.equal(true);
       expect(res.body.jobs).to.have.keys('queued', 'running', 'complete', 'failed');
     });
