@@ -38,7 +38,7 @@ export default definePlugin({
     checkDeleteImage: { action: 'deleteImage', check: true, replaces: ['images'] },
     deleteImage: { action: 'deleteImage', replaces: ['images'] },
     uploadImage: { action: 'uploadImage', replaces: ['images'], timeoutSeconds: 6 * 3600 },
-    requireImages: { action: 'create', check: true },
+    requireImages: { action: 'create', check: true, replaces: ['images'] },
     checkCreateSnapshot: { action: 'createSnapshot', check: true },
     createSnapshot: { action: 'createSnapshot', timeoutSeconds: 600 },
     deleteSnapshot: { action: 'deleteSnapshot', timeoutSeconds: 600 },

@@ -11,6 +11,8 @@
 //	hk-go-client URL get ID | list | metrics ID | jobs ID
 //	hk-go-client URL guest-metadata ID PATCH_JSON | host-metadata PATCH_JSON
 //	hk-go-client URL snapshots ID NAME            create, list, get, roll back to and delete NAME (guest off)
+//	hk-go-client URL fetch-image ID TIMEOUT       POST /images {"id": ID} as mistify's FetchImage (the agent's imageServer
+//	                                              is the source), poll the job, GET /images/ID and GET /images
 //
 // With HK_TOKEN set, every request carries "Authorization: Bearer $HK_TOKEN".
 package main
@@ -207,6 +209,26 @@ func main() {
 			decode(a, "a []Snapshot", &answered)
 			out[step.key] = answered
 		}
+	case "fetch-image":
+		// As lochness asks for an image before a create: only the id, the
+		// agent fetches it from its image server.
+		a := call("POST", base+"/images", ImageRequest{Id: args[0]}, true)
+		expectStatus(a, "POST /images", 202)
+		var accepted Image
+		decode(a, "an Image", &accepted)
+		job := waitJob(base, a.JobID, seconds(args[1]))
+		if job.Status != "Complete" {
+			fail(fmt.Sprintf("fetch job %s ended %s: %s", job.ID, job.Status, job.Message))
+		}
+		b := call("GET", base+"/images/"+args[0], nil, false)
+		expectStatus(b, "GET /images/"+args[0], 200)
+		var image Image
+		decode(b, "an Image", &image)
+		c := call("GET", base+"/images", nil, false)
+		expectStatus(c, "GET /images", 200)
+		var listed []Image
+		decode(c, "a []Image", &listed)
+		out["accepted"], out["job"], out["image"], out["listed"] = accepted, job, image, listed
 	default:
 		fail("unknown command " + command)
 	}

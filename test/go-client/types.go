@@ -95,3 +95,19 @@ type SnapshotRequest struct {
 	Recursive         bool   `json:"recursive"`
 	DestroyMoreRecent bool   `json:"destroyMoreRecent"`
 }
+
+type Image struct {
+	Id       string `json:"id"`
+	Type     string `json:"type"`
+	Volume   string `json:"volume,omitempty"`
+	Snapshot string `json:"snapshot,omitempty"`
+	Size     uint64 `json:"size"`
+	Status   string `json:"status,omitempty"`
+}
+
+type ImageRequest struct {
+	Id     string `json:"id"`
+	Type   string `json:"type"`
+	Dest   string `json:"dest"`
+	Source string `json:"source"`
+}
