@@ -12,7 +12,7 @@
  */
 import { EtcdLeaseInvalidError, type Etcd3, type IRequestOp, type Lease } from 'etcd3';
 import type { Guest, GuestDirectory, Logger } from '../../core/contract/index.js';
-import { hostRecord, summarize, type HostFacts } from './inventory.js';
+import { guestCounts, hostRecord, summarize, type GuestCounts, type HostFacts } from './inventory.js';
 import type { KeyLayout } from './key-layout.js';
 import { maxSeq, withSeq, withoutSeq } from './seq-text.js';
 import { sleep, Wakeup } from './wait.js';
@@ -71,6 +71,13 @@ export class FleetLink {
   private lease: Lease | undefined;
   /** What etcd holds for each guest, as this link last wrote or read it (text without seq). */
   private mirrored = new Map<string, string>();
+  /**
+   * What the host record counts of every guest, kept as guests change: the
+   * record is recomputed every second and with every flush, and listing
+   * every guest for it parsed each one the registry does not keep parsed
+   * (at 10,000 guests, most of them) every time.
+   */
+  private counted = new Map<string, GuestCounts>();
   private lastHostText: string | undefined;
   private readonly wake = new Wakeup();
   private readonly stopping = new AbortController();
@@ -179,6 +186,7 @@ export class FleetLink {
     ]);
     this.seq = Math.max(this.seq, maxSeq([remoteHost, ...Object.values(remoteGuests)]));
     const local = await this.sources.guests.list();
+    this.counted = new Map(local.map((guest) => [guest.id, guestCounts(guest)]));
     const wanted = new Map(local.map((guest) => [guest.id, this.summaryText(guest)]));
     const ops: Array<{ guestId: string; text?: string }> = [];
     for (const [guestId, text] of wanted) {
@@ -192,9 +200,9 @@ export class FleetLink {
     for (let i = 0; i < ops.length; i += OPS_PER_TXN) {
       const chunk = ops.slice(i, i + OPS_PER_TXN);
       const last = i + OPS_PER_TXN >= ops.length;
-      await this.commit(chunk, last ? { facts, guests: local, lease } : undefined);
+      await this.commit(chunk, last ? { facts, lease } : undefined);
     }
-    if (ops.length === 0) await this.commit([], { facts, guests: local, lease });
+    if (ops.length === 0) await this.commit([], { facts, lease });
     this.resyncNeeded = false;
     this.needsReconcile = false;
     this.reconciles++;
@@ -208,15 +216,16 @@ export class FleetLink {
     const ops: Array<{ guestId: string; text?: string }> = [];
     for (const guestId of ids) {
       const guest = await this.sources.guests.get(guestId);
+      if (guest) this.counted.set(guestId, guestCounts(guest));
+      else this.counted.delete(guestId);
       const text = guest ? this.summaryText(guest) : undefined;
       if (text !== this.mirrored.get(guestId)) ops.push({ guestId, text });
     }
     const facts = await this.sources.facts();
-    const guests = await this.sources.guests.list();
-    const hostChanged = facts !== undefined && JSON.stringify(hostRecord(facts, guests)) !== this.lastHostText;
+    const hostChanged = facts !== undefined && JSON.stringify(hostRecord(facts, this.counted.values())) !== this.lastHostText;
     if (ops.length === 0 && !hostChanged) return;
     try {
-      await this.commit(ops, facts && this.lease ? { facts, guests, lease: this.lease } : undefined);
+      await this.commit(ops, facts && this.lease ? { facts, lease: this.lease } : undefined);
     } catch (error) {
       // It may or may not have been applied: the reconcile after reconnect finds out.
       this.needsReconcile = true;
@@ -228,10 +237,9 @@ export class FleetLink {
   private async refreshHostRecord(): Promise<void> {
     const facts = await this.sources.facts();
     if (!facts || !this.lease) return;
-    const guests = await this.sources.guests.list();
-    if (JSON.stringify(hostRecord(facts, guests)) === this.lastHostText) return;
+    if (JSON.stringify(hostRecord(facts, this.counted.values())) === this.lastHostText) return;
     try {
-      await this.commit([], { facts, guests, lease: this.lease });
+      await this.commit([], { facts, lease: this.lease });
     } catch (error) {
       this.needsReconcile = true;
       throw error;
@@ -240,7 +248,7 @@ export class FleetLink {
 
   private async commit(
     changes: Array<{ guestId: string; text?: string }>,
-    host: { facts: HostFacts; guests: readonly Guest[]; lease: Lease } | undefined,
+    host: { facts: HostFacts; lease: Lease } | undefined,
   ): Promise<void> {
     const { layout, hostId } = this.settings;
     const seq = this.seq + 1;
@@ -252,7 +260,7 @@ export class FleetLink {
     });
     let hostText: string | undefined;
     if (host) {
-      hostText = JSON.stringify(hostRecord(host.facts, host.guests));
+      hostText = JSON.stringify(hostRecord(host.facts, this.counted.values()));
       const leaseId = await host.lease.grant();
       ops.push({ request_put: { key: Buffer.from(layout.host(hostId)), value: Buffer.from(withSeq(hostText, seq)), lease: leaseId } });
     }

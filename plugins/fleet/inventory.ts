@@ -28,7 +28,14 @@ export interface HostFacts {
   capacity: { cpus?: number; memoryMiB?: number };
 }
 
-export function hostRecord(facts: HostFacts, guests: readonly Guest[]): Unsequenced<HostRecord> {
+/** What the host record counts of each guest. */
+export type GuestCounts = Pick<Guest, 'state' | 'cpu' | 'memory'>;
+
+export function guestCounts(guest: Guest): GuestCounts {
+  return { state: guest.state, cpu: guest.cpu, memory: guest.memory };
+}
+
+export function hostRecord(facts: HostFacts, guests: Iterable<GuestCounts>): Unsequenced<HostRecord> {
   const totalCpus = facts.capacity.cpus ?? os.cpus().length;
   const totalMemory = facts.capacity.memoryMiB ?? Math.floor(os.totalmem() / 1024 / 1024);
   let cpus = 0;
