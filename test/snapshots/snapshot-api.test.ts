@@ -44,6 +44,29 @@ describe('snapshot API', function () {
     return { status: res.status, headers: res.headers, bytes };
   }
 
+  it('cancels snapshot jobs through DELETE /jobs/{id} as any job: a queued one at once (its name free again), a running one through its AbortSignal', async () => {
+    const id = await newGuest({ 'simulator.delay.createSnapshot': '30000' });
+    const running = await agent.request('POST', `${snap(id)}?wait=0`, { ...GO_EMPTY, dest: 'slow' });
+    expect(running.status, running.text).to.equal(202);
+    const runningId = running.headers.get('x-guest-job-id')!;
+    const queued = await agent.request('POST', `${snap(id)}?wait=0`, { ...GO_EMPTY, dest: 'later' });
+    expect(queued.status, queued.text).to.equal(202);
+    const queuedId = queued.headers.get('x-guest-job-id')!;
+    await waitFor(async () => (await agent.request('GET', `/jobs/${runningId}`)).body.Status === 'Running', 10_000, 'the first snapshot job to run');
+    expect((await agent.request('GET', `/jobs/${queuedId}`)).body).to.include({ Status: 'Queued', QueuePosition: 1 });
+
+    const dropped = await agent.request('DELETE', `/jobs/${queuedId}`);
+    expect(dropped.status, dropped.text).to.equal(200);
+    expect(dropped.body).to.include({ Status: 'Error', Message: 'cancelled' });
+    const stopped = await agent.request('DELETE', `/guests/${id}/jobs/${runningId}?wait=10`);
+    expect(stopped.status, stopped.text).to.equal(200);
+    expect(stopped.body).to.include({ Status: 'Error', Message: 'cancelled' });
+    expect((await agent.request('GET', snap(id))).body, 'neither was taken').to.deep.equal([]);
+    expect((await agent.request('PATCH', `/guests/${id}/metadata`, { 'simulator.delay.createSnapshot': '' })).status).to.equal(200);
+    const again = await agent.request('POST', `${snap(id)}?wait=10`, { ...GO_EMPTY, dest: 'later' });
+    expect(again.status, again.text).to.equal(200);
+  });
+
   it('takes a guest-wide snapshot from a Go-shaped body as a job on the guest, named snap-<unix seconds>', async () => {
     const id = await newGuest();
     expect((await agent.request('GET', snap(id))).body).to.deep.equal([]);
