@@ -62,7 +62,10 @@ export function buildCommandLine(guest: Guest, runDir: RunDir, options: Resolved
     '-daemonize',
     '-pidfile', runDir.pidFile,
     '-qmp', `unix:${escape(runDir.qmpSocket)},server=on,wait=off`,
-    '-chardev', `file,id=console,path=${escape(runDir.consoleLog)}`,
+    // Paused until the agent is connected to the console: a viewer sees the boot from its first byte.
+    '-S',
+    // ttyS0 on a socket the agent holds; QEMU itself logs every byte (also while nobody is connected).
+    '-chardev', `socket,id=console,path=${escape(runDir.consoleSocket)},server=on,wait=off,logfile=${escape(runDir.consoleLog)},logappend=on`,
     '-serial', 'chardev:console',
     '-chardev', `socket,id=serial1,path=${escape(runDir.serialSocket)},server=on,wait=off`,
     '-serial', 'chardev:serial1',

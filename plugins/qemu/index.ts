@@ -2,7 +2,7 @@
  * Manifest of the QEMU backend. Importing this module only declares the
  * plugin; nothing runs until the kernel constructs and starts it.
  */
-import { actionStage, definePlugin, hypervisorBackendStages, PLUGIN_API_VERSION, snapshotDownloadStage, snapshotStage, vncStage } from '../../core/contract/index.js';
+import { actionStage, consoleStage, definePlugin, hypervisorBackendStages, PLUGIN_API_VERSION, snapshotDownloadStage, snapshotStage, vncStage } from '../../core/contract/index.js';
 import { qemuOptionsSchema } from './options.js';
 import { QemuPlugin } from './plugin.js';
 
@@ -37,5 +37,7 @@ export default definePlugin({
     downloadSnapshot: snapshotDownloadStage(qemu.snapshotHandlers.downloadSnapshot),
     // GET /guests/{id}/vnc: where this guest's VNC server listens (config actions.vnc).
     vnc: vncStage(qemu.vnc),
+    // GET /guests/{id}/console: ttyS0, reached by the kernel directly (docs/console.md).
+    console: consoleStage(qemu.console),
   }),
 });

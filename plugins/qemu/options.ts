@@ -38,6 +38,8 @@ export const qemuOptionsSchema = z
     vncListen: z.string().min(1).default('127.0.0.1'),
     vncPortMin: z.number().int().min(5900).max(65535).default(5900),
     vncPortMax: z.number().int().min(5900).max(65535).default(5999),
+    /** console.log (ttyS0) is rotated past this many bytes to console.log.1, which keeps as many (docs/console.md). */
+    consoleLogBytes: z.number().int().min(64 * 1024).max(1 << 30).default(1024 * 1024),
     /** Seconds shutdown waits for the guest to power off after the ACPI button. */
     shutdownTimeoutSeconds: z.number().positive().default(30),
     /** Seconds reboot waits for the guest to reset after ctrl-alt-delete. */

@@ -5,13 +5,12 @@
  * true to the hypervisor; guests outlive the agent and are found again at
  * start.
  */
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, rm } from 'node:fs/promises';
 import { inject, injectable } from 'tsyringe';
 import {
   checkUnixSocketPath,
   isInterfaceName,
   ObserveQueue,
-  removeStaleExports,
   StageRejection,
   tapName,
   timeoutArg,
@@ -29,38 +28,41 @@ import {
   type PluginInstance,
   type HypervisorBackendHandlers,
   type StageContext,
+  type ConsoleRequest,
+  type GuestConsole,
   type VncEndpoint,
   type VncRequest,
 } from '../../core/contract/index.js';
 import { buildCommandLine, KERNEL_METADATA, type LaunchPlan } from './command-line.js';
 import { createDisks, findImage } from './disk-images.js';
 import { run } from './exec.js';
-import { Machine, WaitTimeout, type MachineListener, type ShutdownInfo } from './machine.js';
+import { Machine, WaitTimeout, type MachineListener } from './machine.js';
+import { isDirectory, reattach } from './reattach.js';
+import { machineEvents } from './machine-events.js';
+import { QemuConsoles } from './qemu-consoles.js';
 import { checkLaunchable } from './launch-checks.js';
 import { cpuMetrics, diskMetrics, nicMetrics } from './metrics.js';
 import { resolveOptions, type QemuOptions, type ResolvedQemuOptions } from './options.js';
 import { GuestSnapshots } from './guest-snapshots.js';
 import { findGuestProcess, launchQemu, terminate } from './qemu-process.js';
-import type { QmpEvent } from './qmp-client.js';
 import { RunDir } from './run-dir.js';
 import { snapshotHandlers } from './snapshot-stages.js';
 import { ensureTap, isBridge, removeTap } from './taps.js';
-import { allocateVncPort } from './vnc-ports.js';
+import { VncPorts } from './vnc-ports.js';
 import { vncEndpointOf } from './vnc-display.js';
-
-/** States in which a QEMU process should exist. */
-const RUNNING_STATES = new Set(['running', 'suspended']);
 
 @injectable()
 export class QemuPlugin implements PluginInstance {
   private readonly options: ResolvedQemuOptions;
   /** Attached QEMU processes by guest id. */
   private readonly machines = new Map<string, Machine>();
-  /** VNC ports handed out by creates that may not be persisted yet (creates of different guests run in parallel). */
-  private readonly vncReserved = new Set<number>();
-  private vncAllocation: Promise<unknown> = Promise.resolve();
+  /** VNC ports of guests being created (vnc-ports.ts). */
+  private readonly vncPorts: VncPorts;
   /** What QEMU reports on its own, recorded in event order. */
   private readonly observations: ObserveQueue;
+  /** The guests' serial consoles (the console stage). */
+  private readonly consoles: QemuConsoles;
+  private readonly listener: MachineListener;
   private version = 'unknown';
   /** Disk and guest snapshots (qcow2 internal): QMP while a guest runs, qemu-img while it is off. */
   readonly snapshots: GuestSnapshots;
@@ -99,7 +101,13 @@ export class QemuPlugin implements PluginInstance {
     this.snapshots = new GuestSnapshots(this.options.qemuImg, (id) => this.machines.get(id));
     this.snapshotHandlers = snapshotHandlers(this.snapshots, (id) => new RunDir(this.dataDir, id).dir);
     this.observations = new ObserveQueue(guests, log, 'QEMU');
+    this.vncPorts = new VncPorts(guests);
+    this.consoles = new QemuConsoles(dataDir, this.options.consoleLogBytes, log);
+    this.listener = machineEvents({ machines: this.machines, consoles: this.consoles, log, observe: this.listenerObserve, drained: () => this.observations.drained() });
   }
+
+  /** The console stage: the guest's ttyS0 (console.sock) and its log (console.log). */
+  readonly console = ({ guest, purpose }: ConsoleRequest): GuestConsole => this.consoles.open(guest.id, purpose);
 
   // ---- plugin lifecycle ----------------------------------------------------
 
@@ -114,13 +122,15 @@ export class QemuPlugin implements PluginInstance {
       'QEMU backend ready',
     );
     const guests = await this.guests.list();
-    await Promise.all(guests.map((guest) => this.reattach(guest)));
+    const deps = { dataDir: this.dataDir, machines: this.machines, listener: this.listener, consoles: this.consoles, log: this.log, observe: this.listenerObserve };
+    await Promise.all(guests.map((guest) => reattach(guest, deps)));
   }
 
   /** Lets go of the QEMU processes without stopping them: guests outlive the agent. */
   async stop(): Promise<void> {
     for (const machine of this.machines.values()) machine.detach();
     this.machines.clear();
+    this.consoles.stop();
     await this.observations.drained();
   }
 
@@ -131,76 +141,11 @@ export class QemuPlugin implements PluginInstance {
     };
   }
 
-  private async reattach(guest: Guest): Promise<void> {
-    const runDir = new RunDir(this.dataDir, guest.id);
-    if (!(await isDirectory(runDir.dir))) return; // not one of ours (or never created)
-    await removeStaleExports(runDir.dir); // downloads cut off by the agent's death
-    const pid = await findGuestProcess(runDir);
-    if (pid) {
-      let machine: Machine | undefined;
-      try {
-        machine = await Machine.attach(guest.id, runDir, pid, this.listener);
-        const state = (await machine.status()) === 'paused' ? 'suspended' : 'running';
-        this.machines.set(guest.id, machine);
-        this.log.info({ guest: guest.id, pid, state }, 'reattached to running QEMU');
-        if (guest.state !== state) this.observe(guest.id, { state }, `QEMU process ${pid} found ${state} at agent start`);
-        return;
-      } catch (error) {
-        machine?.detach();
-        this.log.error({ guest: guest.id, pid, err: (error as Error).message }, 'QEMU process runs but its QMP socket does not answer');
-        this.observe(guest.id, { state: 'error' }, `QEMU process ${pid} runs but QMP does not answer: ${(error as Error).message}`);
-        return;
-      }
-    }
-    if (RUNNING_STATES.has(guest.state)) {
-      this.log.warn({ guest: guest.id, state: guest.state }, 'QEMU process is gone; marking the guest off');
-      this.observe(guest.id, { state: 'off' }, 'QEMU process gone when the agent started');
-    }
-  }
-
-  // ---- events from QEMU ----------------------------------------------------
-
-  private readonly listener: MachineListener = {
-    onEvent: (machine: Machine, event: QmpEvent) => {
-      if (this.machines.get(machine.guestId) !== machine) return;
-      const log = { guest: machine.guestId, event: event.event, data: event.data };
-      switch (event.event) {
-        case 'STOP':
-          this.log.info(log, 'QEMU paused the guest');
-          this.observe(machine.guestId, { state: 'suspended' }, 'QEMU event STOP');
-          break;
-        case 'RESUME':
-          this.log.info(log, 'QEMU resumed the guest');
-          this.observe(machine.guestId, { state: 'running' }, 'QEMU event RESUME');
-          break;
-        case 'GUEST_PANICKED':
-          this.log.error(log, 'the guest OS panicked');
-          break;
-        case 'SHUTDOWN':
-        case 'RESET':
-        case 'POWERDOWN':
-          // SHUTDOWN is followed by the process's exit, which sets the state.
-          this.log.info(log, `QEMU event ${event.event}`);
-          break;
-        default:
-          this.log.debug(log, 'QEMU event');
-      }
-    },
-    onExit: async (machine: Machine, shutdown: ShutdownInfo | undefined) => {
-      if (this.machines.get(machine.guestId) !== machine) return;
-      this.machines.delete(machine.guestId);
-      // guest-panic comes from the pvpanic device: the guest kernel crashed.
-      const state = shutdown?.reason === 'guest-panic' ? 'crashed' : shutdown?.guest ? 'shutdown' : 'off';
-      const reason = shutdown ? `QEMU exited after SHUTDOWN (${shutdown.reason})` : 'QEMU process exited without a SHUTDOWN event (killed or crashed)';
-      this.log.info({ guest: machine.guestId, pid: machine.pid, state, reason }, 'QEMU exited');
-      this.observe(machine.guestId, { state }, reason);
-      await this.observations.drained();
-    },
-  };
-
   private observe(id: string, change: Partial<Omit<Guest, 'id'>>, reason: string): void {
     this.observations.observe(id, change, reason);
   }
+
+  private readonly listenerObserve = (id: string, change: Partial<Omit<Guest, 'id'>>, reason: string): void => this.observe(id, change, reason);
 
   // ---- lifecycle stages ----------------------------------------------------
 
@@ -210,6 +155,7 @@ export class QemuPlugin implements PluginInstance {
     const runDir = new RunDir(this.dataDir, guest.id);
     checkUnixSocketPath(runDir.qmpSocket, 'QMP socket');
     checkUnixSocketPath(runDir.serialSocket, 'serial socket');
+    checkUnixSocketPath(runDir.consoleSocket, 'console socket');
     await mkdir(this.dataDir, { recursive: true });
     try {
       await mkdir(runDir.dir);
@@ -239,7 +185,7 @@ export class QemuPlugin implements PluginInstance {
       let vnc = 0;
       // On a unix socket, VNC has no port to give the guest.
       if (this.options.vnc && !this.options.vncSocket) {
-        vnc = await this.allocateVnc(guest.id);
+        vnc = await this.vncPorts.allocate(guest.id, this.options);
       }
       return { guest: { ...guest, disks, nics, vnc, state: 'off' } };
     } catch (error) {
@@ -250,23 +196,12 @@ export class QemuPlugin implements PluginInstance {
     }
   }
 
-  /** One allocation at a time, so parallel creates cannot pick the same port. */
-  private allocateVnc(guestId: string): Promise<number> {
-    const allocation = this.vncAllocation.then(async () => {
-      const taken = (await this.guests.list()).filter((g) => g.id !== guestId).map((g) => g.vnc);
-      const port = await allocateVncPort(this.options.vncListen, this.options.vncPortMin, this.options.vncPortMax, [...taken, ...this.vncReserved]);
-      this.vncReserved.add(port);
-      return port;
-    });
-    this.vncAllocation = allocation.catch(() => {});
-    return allocation;
-  }
 
   private async startGuest({ guest }: GuestRequest, ctx: StageContext): Promise<GuestResponse> {
     const machine = this.machines.get(guest.id);
     if (machine) {
       const status = await machine.status();
-      if (status === 'paused') {
+      if (status === 'paused' || status === 'prelaunch') {
         await machine.qmp.execute('cont');
         return { guest: { ...guest, state: 'running' }, message: 'resumed' };
       }
@@ -284,8 +219,6 @@ export class QemuPlugin implements PluginInstance {
     const plan = await this.launchPlan(guest, ctx);
     const args = buildCommandLine(guest, runDir, this.options, plan);
     ctx.signal.throwIfAborted();
-    // Keep the previous boot's console for post-mortems; QEMU truncates the file.
-    await rename(runDir.consoleLog, `${runDir.consoleLog}.1`).catch(() => {});
     ctx.log.debug({ guest: guest.id, argv: [this.options.binary, ...args] }, 'launching QEMU');
     const pid = await launchQemu(this.options.binary, args, runDir);
     let attached: Machine;
@@ -296,6 +229,10 @@ export class QemuPlugin implements PluginInstance {
       throw new Error(`QEMU started (pid ${pid}) but its QMP socket did not answer, so it was stopped: ${(error as Error).message}`);
     }
     this.machines.set(guest.id, attached);
+    // QEMU waits (-S) until the agent holds the console: the boot's first byte reaches every viewer.
+    await this.consoles.connect(guest.id);
+    this.consoles.reset(guest.id, 'start');
+    await attached.qmp.execute('cont');
     // The kernel drops a result that comes after its stage timeout; the guest runs anyway, so say so.
     if (ctx.signal.aborted) this.observe(guest.id, { state: 'running' }, `QEMU started (pid ${pid}) after the start stage timed out`);
     const kvm = await attached.qmp.execute<{ enabled: boolean }>('query-kvm').catch(() => ({ enabled: false }));
@@ -389,10 +326,11 @@ export class QemuPlugin implements PluginInstance {
 
   private async delete({ guest }: GuestRequest, ctx: StageContext): Promise<GuestResponse> {
     await this.stopProcess(guest);
+    this.consoles.forget(guest.id);
     for (const nic of guest.nics) if (nic.device) await removeTap(nic.device, ctx.signal);
     // Disks live in the run dir (create refuses outside files), so this removes them too.
     await rm(new RunDir(this.dataDir, guest.id).dir, { recursive: true, force: true });
-    this.vncReserved.delete(guest.vnc);
+    this.vncPorts.release(guest.vnc);
     return { guest: { ...guest, state: 'deleted' }, message: 'QEMU guest, disks and taps removed' };
   }
 
@@ -450,12 +388,4 @@ export class QemuPlugin implements PluginInstance {
 /** A guest that is not running: keep "shutdown" if that is how it stopped. */
 function offState(guest: Guest): GuestState {
   return guest.state === 'shutdown' ? 'shutdown' : 'off';
-}
-
-async function isDirectory(dir: string): Promise<boolean> {
-  try {
-    return (await stat(dir)).isDirectory();
-  } catch {
-    return false;
-  }
 }

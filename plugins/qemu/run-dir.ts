@@ -19,9 +19,13 @@ export class RunDir {
   get qmpSocket(): string {
     return path.join(this.dir, 'qmp.sock');
   }
-  /** Serial port 0 (the guest console), written to a file. */
+  /** Serial port 0 (the guest console): everything it printed, appended by QEMU, rotated by the agent to console.log.1. */
   get consoleLog(): string {
     return path.join(this.dir, 'console.log');
+  }
+  /** Serial port 0 as a unix socket: the agent's connection to the console. */
+  get consoleSocket(): string {
+    return path.join(this.dir, 'console.sock');
   }
   /** Serial port 1, a unix socket anyone on the host can attach to (e.g. socat). */
   get serialSocket(): string {

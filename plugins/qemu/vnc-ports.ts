@@ -3,6 +3,7 @@
  * guest holds and nothing on the host listens on right now.
  */
 import net from 'node:net';
+import type { GuestDirectory } from '../../core/contract/index.js';
 
 function isFree(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -18,4 +19,31 @@ export async function allocateVncPort(host: string, min: number, max: number, ta
     if (!used.has(port) && (await isFree(host, port))) return port;
   }
   throw new Error(`no free VNC port in ${min}-${max}; widen vncPortMin/vncPortMax or disable vnc`);
+}
+
+/**
+ * Ports handed out by creates that may not be persisted yet (creates of
+ * different guests run in parallel): one allocation at a time, so two
+ * cannot pick the same port.
+ */
+export class VncPorts {
+  private readonly reserved = new Set<number>();
+  private last: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly guests: GuestDirectory) {}
+
+  allocate(guestId: string, range: { vncListen: string; vncPortMin: number; vncPortMax: number }): Promise<number> {
+    const allocation = this.last.then(async () => {
+      const taken = (await this.guests.list()).filter((g) => g.id !== guestId).map((g) => g.vnc);
+      const port = await allocateVncPort(range.vncListen, range.vncPortMin, range.vncPortMax, [...taken, ...this.reserved]);
+      this.reserved.add(port);
+      return port;
+    });
+    this.last = allocation.catch(() => {});
+    return allocation;
+  }
+
+  release(port: number): void {
+    this.reserved.delete(port);
+  }
 }
