@@ -14,6 +14,7 @@ import { CliError } from './cli-error.js';
 import { EXIT } from './exit-codes.js';
 import { followEvents } from './event-follow.js';
 import { endOnSignals } from './interrupt.js';
+import { addConsoleCommand } from './console.js';
 import { addFleetCommands } from './fleet.js';
 import { watchJob } from './job-watch.js';
 import { resolveGuestId, resolveGuestIds, resolveJobId } from './short-ids.js';
@@ -365,6 +366,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
       }),
     );
   addFleetCommands(program, run);
+  addConsoleCommand(program, run);
   return program;
 }
 

@@ -30,6 +30,10 @@ export function machineEvents(deps: MachineEventDeps): MachineListener {
           deps.observe(machine.guestId, { state: 'suspended' }, 'QEMU event STOP');
           break;
         case 'RESUME':
+          if (machine.startingUp) {
+            machine.startingUp = false;
+            break;
+          }
           deps.log.info(log, 'QEMU resumed the guest');
           deps.observe(machine.guestId, { state: 'running' }, 'QEMU event RESUME');
           break;

@@ -28,6 +28,8 @@ export class Machine {
   readonly exited: Promise<void>;
   private resolveExited!: () => void;
   private lastShutdown?: ShutdownInfo;
+  /** Set before the agent's own `cont` of a QEMU started paused (-S): that RESUME is the start itself, no news. */
+  startingUp = false;
   private detached = false;
   private readonly waiters = new Set<{ names: string[]; resolve: (e: QmpEvent) => void }>();
 

@@ -232,6 +232,7 @@ export class QemuPlugin implements PluginInstance {
     // QEMU waits (-S) until the agent holds the console: the boot's first byte reaches every viewer.
     await this.consoles.connect(guest.id);
     this.consoles.reset(guest.id, 'start');
+    attached.startingUp = true;
     await attached.qmp.execute('cont');
     // The kernel drops a result that comes after its stage timeout; the guest runs anyway, so say so.
     if (ctx.signal.aborted) this.observe(guest.id, { state: 'running' }, `QEMU started (pid ${pid}) after the start stage timed out`);

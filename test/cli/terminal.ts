@@ -30,6 +30,11 @@ export class Terminal {
     return (await this.tmux('capture-pane', '-p', '-t', session)).stdout;
   }
 
+  /** Types into the pane as a person would: tmux key names (`Enter`, `C-]`) or literal text. */
+  async keys(session: string, ...keys: string[]): Promise<void> {
+    await this.tmux('send-keys', '-t', session, ...keys);
+  }
+
   /** Captures until `done` matches; returns every distinct screen seen, in order. */
   async watch(session: string, done: RegExp, timeoutMs: number): Promise<string[]> {
     const screens: string[] = [];
