@@ -227,7 +227,7 @@ export function buildActionPlans(
     (a) => !plans.lifecycle.has(a as LifecycleAction) && !plans.metrics.has(a as MetricsAction),
   );
   if (unconfigured.length) {
-    log.warn({ actions: unconfigured, file }, `actions without stages in the config answer 501: ${unconfigured.join(', ')}`);
+    log.warn({ actions: unconfigured, file }, `actions no configured plugin serves and the config does not map answer 501: ${unconfigured.join(', ')}`);
   }
   return plans;
 }
