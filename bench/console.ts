@@ -120,7 +120,11 @@ async function qemuRows(): Promise<string[]> {
     const echoFifty = await echoTimes(one, ECHOES, clearOn(one));
     await clearOn(one)();
     const cpuFifty = await cpuPerKiB(agent, one, 'fifty-viewers');
-    const same = viewers.slice(1).every((v) => v.received().length >= one.received().length - 4096);
+    // Every viewer should have all of it: count those that fell behind (cut off, close 4001) or lack bytes.
+    await new Promise((r) => setTimeout(r, 2000));
+    const others = viewers.slice(1);
+    const cut = others.filter((v) => v.ws.readyState !== v.ws.OPEN).length;
+    const short = others.filter((v) => v.ws.readyState === v.ws.OPEN && !v.received().subarray(-1024).equals(one.received().subarray(-1024))).length;
     await agent.request('DELETE', `/guests/${id}?wait=120`);
     return [
       `| QEMU tiny guest (TCG) | attach, no other viewer (opens the guest's console) | ${p50p99(attachAlone)} | ${LXD.attachMs} ms | ≤ ${TARGET.attachMs} ms | ${percentile(attachAlone, 50) <= TARGET.attachMs ? 'yes' : '**no**'} |`,
@@ -128,7 +132,7 @@ async function qemuRows(): Promise<string[]> {
       `|  | echo round trip, 1 viewer | ${p50p99(echoOne)} | ${LXD.echoMs} ms | p50 ≤ ${TARGET.echoP50Ms} ms | ${percentile(echoOne, 50) <= TARGET.echoP50Ms ? 'yes' : '**no**'} |`,
       `|  | echo round trip, ${VIEWERS} viewers | ${p50p99(echoFifty)} | | | |`,
       `|  | agent CPU per KiB of output, 1 viewer | ${cpuOne.usPerKiB.toFixed(1)} µs (${cpuOne.kib.toFixed(0)} KiB in ${cpuOne.seconds.toFixed(1)} s) | | | |`,
-      `|  | agent CPU per KiB of output, ${VIEWERS} viewers | ${cpuFifty.usPerKiB.toFixed(1)} µs (${cpuFifty.kib.toFixed(0)} KiB to each, in ${cpuFifty.seconds.toFixed(1)} s; every viewer got it: ${same ? 'yes' : 'no'}) | | | |`,
+      `|  | agent CPU per KiB of output, ${VIEWERS} viewers | ${cpuFifty.usPerKiB.toFixed(1)} µs (${cpuFifty.kib.toFixed(0)} KiB to each, in ${cpuFifty.seconds.toFixed(1)} s; of the ${others.length} other viewers ${cut} cut off as too slow, ${short} open without the same last KiB) | | | |`,
     ];
   } finally {
     await Promise.all(viewers.map((v) => v.close()));

@@ -7,6 +7,11 @@
  */
 import type { GuestConsole } from '../contract/plugin-api.js';
 
+/** Within a stream of output, how often gathered bytes go out at most (ms). */
+const BATCH_MS = 2;
+/** Gathered bytes that go out at once, whatever the time. */
+const BATCH_BYTES = 64 * 1024;
+
 /** A viewer as the hub sees it, whatever carries it (a WebSocket). */
 export interface ConsoleViewer {
   readonly id: string;
@@ -31,6 +36,11 @@ export class ConsoleHub {
   /** Attaches between the open and the viewer's arrival: the hub stays open for them. */
   private pending = 0;
   private closed = false;
+  /** Output gathered while it streams, sent by the flush timer. */
+  private gathered: Buffer[] = [];
+  private gatheredBytes = 0;
+  private flushTimer?: NodeJS.Timeout;
+  private lastSent = -Infinity;
 
   constructor(
     readonly guestId: string,
@@ -38,7 +48,7 @@ export class ConsoleHub {
     private readonly maxBufferedBytes: number,
     private readonly events: HubEvents,
   ) {
-    console.output.on('data', (chunk: Buffer) => this.fanOut(chunk));
+    console.output.on('data', (chunk: Buffer) => this.gather(chunk));
     console.output.once('end', () => this.end('the guest\'s console ended (the guest was deleted or its backend stopped)'));
     console.output.once('error', (error: Error) => this.end(`the guest's console failed: ${error.message}`));
     console.onReset?.((reason) => this.events.reset(reason));
@@ -83,6 +93,7 @@ export class ConsoleHub {
 
   /** Ends every viewer and the backend's console (the agent stops, the console ended). */
   end(reason: string): void {
+    this.flush();
     for (const viewer of [...this.viewers]) {
       this.viewers.delete(viewer);
       viewer.end('ended', reason);
@@ -90,6 +101,31 @@ export class ConsoleHub {
     }
     this.pending = 0;
     this.closeIfIdle();
+  }
+
+  /** A quiet console's first bytes go at once; later ones within BATCH_MS are gathered. */
+  private gather(chunk: Buffer): void {
+    const now = performance.now();
+    if (this.flushTimer === undefined && now - this.lastSent >= BATCH_MS) {
+      this.lastSent = now;
+      this.fanOut(chunk);
+      return;
+    }
+    this.gathered.push(chunk);
+    this.gatheredBytes += chunk.length;
+    if (this.gatheredBytes >= BATCH_BYTES) this.flush();
+    else this.flushTimer ??= setTimeout(() => this.flush(), Math.max(0, BATCH_MS - (now - this.lastSent)));
+  }
+
+  private flush(): void {
+    clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    if (this.gatheredBytes === 0) return;
+    const chunk = this.gathered.length === 1 ? this.gathered[0] : Buffer.concat(this.gathered, this.gatheredBytes);
+    this.gathered = [];
+    this.gatheredBytes = 0;
+    this.lastSent = performance.now();
+    this.fanOut(chunk);
   }
 
   private fanOut(chunk: Buffer): void {
@@ -111,6 +147,8 @@ export class ConsoleHub {
   private closeIfIdle(): void {
     if (this.closed || this.viewers.size > 0 || this.pending > 0) return;
     this.closed = true;
+    clearTimeout(this.flushTimer);
+    this.gathered = [];
     this.console.close();
     this.events.closed();
   }
