@@ -18,11 +18,12 @@
  *   waiting: `close()` drains with a deadline, and the exit hook makes one
  *   non-blocking write; once the reader is gone (EPIPE), neither tries.
  */
-import { constants, fstatSync, openSync, writeSync } from 'node:fs';
+import { constants, fstatSync, openSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { pino } from 'pino';
 import sonicBoom from 'sonic-boom';
 import type { Logger } from './contract/plugin-api.js';
+import { pendingBytes as waitingBytes, writeOnce } from './log-buffers.js';
 
 export type AgentLogger = pino.Logger;
 
@@ -54,12 +55,10 @@ export interface AgentLog {
   close(deadlineMs: number): Promise<boolean>;
 }
 
-export function createLogger(level: string, fd = 1): AgentLog {
-  let dropped = 0;
-  let droppedReported = 0;
-  let exiting = false;
-  const destination = new SonicBoom({
-    fd: nonBlockingDescriptor(fd),
+/** The asynchronous destination of the log lines (log-buffers.ts reads its state). `retry`: whether an EAGAIN is retried. */
+export function newLogDestination(fd: number, retry: () => boolean): InstanceType<typeof SonicBoom> {
+  return new SonicBoom({
+    fd,
     sync: false,
     maxLength: LOG_BUFFER_BYTES,
     minLength: LOG_BATCH_BYTES,
@@ -72,8 +71,15 @@ export function createLogger(level: string, fd = 1): AgentLog {
     contentMode: 'buffer',
     // EAGAIN (reader stalled): sonic-boom retries the same bytes every
     // 100 ms. At exit there is no retrying: the line is given up.
-    retryEAGAIN: () => !exiting,
+    retryEAGAIN: retry,
   });
+}
+
+export function createLogger(level: string, fd = 1): AgentLog {
+  let dropped = 0;
+  let droppedReported = 0;
+  let exiting = false;
+  const destination = newLogDestination(nonBlockingDescriptor(fd), () => !exiting);
   // pino (and the access log) hand the destination strings: each line is
   // encoded once, here.
   const writeBytes = destination.write.bind(destination) as unknown as (data: Buffer) => boolean;
@@ -81,7 +87,7 @@ export function createLogger(level: string, fd = 1): AgentLog {
   // The periodic flush, only when lines wait: sonic-boom's own flushes every
   // interval, issuing an empty write(2) through the thread pool even when
   // the agent is idle.
-  const pendingBytes = () => (destination as unknown as { _len: number })._len;
+  const pendingBytes = () => waitingBytes(destination);
   setInterval(() => {
     if (pendingBytes() > 0 && !exiting) destination.flush();
   }, LOG_FLUSH_MS).unref();
@@ -135,37 +141,6 @@ export function createLogger(level: string, fd = 1): AgentLog {
       });
     },
   };
-}
-
-/** sonic-boom's buffers (buffer mode), which its public API offers only through flushSync. */
-interface SonicBoomBuffers {
-  fd: number;
-  _writing: boolean;
-  _writingBuf: Buffer;
-  _bufs: Buffer[][];
-}
-
-/**
- * At exit: one write(2) of what is buffered, on the non-blocking descriptor.
- * What the pipe does not take now (EAGAIN, a short write) or cannot take
- * (EPIPE) is lost; the exit is never delayed.
- */
-function writeOnce(destination: unknown): void {
-  const boom = destination as SonicBoomBuffers;
-  // sonic-boom's own buffers: private fields, so a release that renames them
-  // loses these last lines rather than failing every exit.
-  if (!Array.isArray(boom._bufs)) return;
-  try {
-    // A batch is being written (in flight on the thread pool, or partly
-    // written and waiting to retry): anything written now would land before
-    // the rest of that batch and cut its line in two. Those lines are lost.
-    if (boom._writing) return;
-    const pending = [boom._writingBuf, ...boom._bufs.flat()].filter((b) => Buffer.isBuffer(b) && b.length > 0);
-    if (pending.length === 0) return;
-    writeSync(boom.fd, Buffer.concat(pending));
-  } catch {
-    /* stalled or gone: what is left is lost */
-  }
 }
 
 /**

@@ -55,6 +55,6 @@ export const API_ROUTES: readonly MountableRoute<RouteDeps>[] = [
 /** The router of every declared route, each handler made from its group's dependencies. */
 export function createRouter(deps: RouteDeps, routes: readonly MountableRoute<RouteDeps>[] = API_ROUTES): IndexedRouter {
   const router = new IndexedRouter();
-  for (const route of routes) router[route.method](route.path, route.handle(deps));
+  for (const route of routes) router.add(route.method, route.path, route.handle(deps));
   return router;
 }
