@@ -52,9 +52,13 @@ export function benchConfig(spec: AgentSpec): Record<string, unknown> {
   base.auth = { tokens: [TOKEN] };
   // jobs.history stays at its default (10,000): the reboot case accounts for
   // its 100,000 jobs by the counts in /health, not by reading them back.
-  base.plugins = base.plugins.map((p: { module: string }) =>
-    p.module === 'simulator' ? { ...p, isolate: Boolean(spec.isolateSimulator), options: { delays: {}, failures: {}, shutdownTimeoutSeconds: 30 } } : p,
-  );
+  // Without the images plugin the simulator config gained (issue 21): the cases measure guests and jobs, and
+  // their recorded baselines (start-up, RSS) were taken with the simulator and guard alone.
+  base.plugins = base.plugins
+    .filter((p: { module: string }) => p.module !== 'images')
+    .map((p: { module: string }) =>
+      p.module === 'simulator' ? { ...p, isolate: Boolean(spec.isolateSimulator), options: { delays: {}, failures: {}, shutdownTimeoutSeconds: 30 } } : p,
+    );
   return base;
 }
 
