@@ -18,6 +18,9 @@ packages=(
   systemd                      # systemd-analyze verify of deploy/hyperkern.service
   golang-go                    # the Go client of the conformance suite (test/go-client, stdlib only, built offline)
   etcd-server etcd-client      # the fleet link's tests and benchmark (a real etcd 3.4, etcdctl)
+  skopeo umoci                 # container images: fetched (skopeo) and unpacked once (umoci)
+  docker-registry              # a real OCI registry on loopback in the container image tests
+  lxc crun                     # the container runtimes measured by bench/container-runtimes.sh
 )
 # Daemons these packages would start and enable at boot (package:unit). The
 # tests start their own (by PID, on their own ports and dirs): installing

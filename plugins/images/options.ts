@@ -24,6 +24,14 @@ export const imagesOptionsSchema = z
     imageServer: z.string().url().or(z.literal('')).default(''),
     /** Seconds a source may send nothing before the fetch fails. */
     stallTimeoutSeconds: z.number().positive().max(3600).default(60),
+    /** Folder of the unpacked container images (read-only bases), one folder per image id; unset = container-images in the plugin's data dir. */
+    containerImagesDir: z.string().min(1).optional(),
+    /** The image type of container images (mistify's; requests with it run the container actions). */
+    containerType: z.string().min(1).default('container'),
+    skopeo: z.string().min(1).default('skopeo'),
+    umoci: z.string().min(1).default('umoci'),
+    /** Registries (host or host:port) not on loopback that may be reached over plain HTTP. */
+    insecureRegistries: z.array(z.string().min(1)).default([]),
   })
   .strict();
 

@@ -23,12 +23,18 @@ import {
 import { ImageStore, TransferFailed, type ImageEntry } from './image-store.js';
 import type { ImagesOptions } from './options.js';
 import { sha256OfFile } from './sha256-file.js';
+import { containerImageHandlers } from './container-handlers.js';
+import { ContainerImageStore } from './container-store.js';
 
 const MIB = 1024 * 1024;
 
 @injectable()
 export class ImagesPlugin implements PluginInstance {
   private readonly store: ImageStore;
+  private readonly containers: ContainerImageStore;
+  private readonly containerHandlers: ReturnType<typeof containerImageHandlers>;
+  /** The folder of the unpacked container images: containerImagesDir, else container-images in the data dir. */
+  private readonly containerDir: string;
   /** The folder of the images: the imagesDir option, else this plugin's data dir. */
   private readonly dir: string;
 
@@ -39,23 +45,36 @@ export class ImagesPlugin implements PluginInstance {
     @inject(Tokens.DataDir) dataDir: string,
   ) {
     this.dir = path.resolve(options.imagesDir ?? dataDir);
+    const policy = {
+      allowedSchemes: options.allowedSchemes,
+      fileSourceDirs: options.fileSourceDirs.map((d) => path.resolve(d)),
+      stallTimeoutMs: options.stallTimeoutSeconds * 1000,
+    };
+    this.containerDir = path.resolve(options.containerImagesDir ?? path.join(dataDir, 'container-images'));
+    this.containers = new ContainerImageStore({
+      dir: this.containerDir,
+      type: options.containerType,
+      skopeo: options.skopeo,
+      umoci: options.umoci,
+      maxBytes: options.maxImageSizeMiB * MIB,
+      policy,
+    });
+    this.containerHandlers = containerImageHandlers(this.containers, { ...policy, insecureRegistries: options.insecureRegistries }, guests);
     this.store = new ImageStore({
       dir: this.dir,
       qemuImg: options.qemuImg,
       type: options.type,
       maxBytes: options.maxImageSizeMiB * MIB,
       imageServer: options.imageServer,
-      policy: {
-        allowedSchemes: options.allowedSchemes,
-        fileSourceDirs: options.fileSourceDirs.map((d) => path.resolve(d)),
-        stallTimeoutMs: options.stallTimeoutSeconds * 1000,
-      },
+      policy,
     });
   }
 
   async start(): Promise<void> {
     const { removed } = await this.store.open();
     this.log.info({ imagesDir: this.dir, removedPartialFiles: removed }, 'image store ready');
+    const containers = await this.containers.open();
+    this.log.info({ containerImagesDir: this.containerDir, removedPartialFolders: containers.removed }, 'container image store ready');
   }
 
   health(): PluginHealth {
@@ -64,6 +83,13 @@ export class ImagesPlugin implements PluginInstance {
 
   /** The handlers, one per stage the manifest lists (plugins/images/index.ts). */
   readonly handlers = {
+    // The container image stages (container-handlers.ts), built in the constructor from the options.
+    containerCheckFetch: (request: ImageRequest) => this.containerHandlers.containerCheckFetch(request),
+    containerFetch: (request: ImageRequest, ctx: StageContext) => this.containerHandlers.containerFetch(request, ctx),
+    containerList: () => this.containerHandlers.containerList(),
+    containerGet: (request: ImageRequest) => this.containerHandlers.containerGet(request),
+    containerCheckDelete: (request: ImageRequest) => this.containerHandlers.containerCheckDelete(request),
+    containerDelete: (request: ImageRequest) => this.containerHandlers.containerDelete(request),
     /** fetchImage, sync: the request is sound (id, type, source, sha256; a file: source is a file it may read). */
     checkFetch: async (request: ImageRequest): Promise<ImageResponse> => {
       await this.store.checkFetch(request);
