@@ -98,7 +98,7 @@ const fetchImage = defineRoute({
   operationId: 'fetchImage',
   tag: 'images',
   summary: 'Fetch an image from its source (or the configured image server) as a job',
-  description: 'Streamed to a temporary file, sha256 verified when given, checked (raw or self-contained qcow2, told from its own bytes), renamed into place. Progress shows in the job Message. A file: source is checked in the request (400, one message whatever the reason). See docs/images.md.',
+  description: 'Streamed to a temporary file, sha256 verified when given, checked (raw or self-contained qcow2, told from its own bytes), renamed into place. Progress shows in the job Message. A file: source is checked in the request (400, one message whatever the reason). See docs/images.md. With "type": "container": an OCI image (docker://HOST/NAME:TAG, oci-archive:URL, oci:/dir/layout) fetched with skopeo and unpacked once into a read-only base; other transports, a registry host left implicit and plain HTTP off loopback are refused with 400 (docs/containers.md).',
   request: {
     query: waitQuery.extend({ sha256: z.string().optional().meta({ description: 'The sha256 the image must have (64 hex digits)' }) }),
     body: { required: true, schema: imageRequestSchema.meta({ id: 'ImageRequest', description: 'mistify rpc.ImageRequest plus sha256; "" or null = unset' }) },
