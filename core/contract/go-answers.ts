@@ -17,7 +17,7 @@
  * or leave the guest in no state, from which the lifecycle allows no action.
  * docs/jsonrpc.md has the table.
  */
-import { readGo, type GoStruct } from './go-json.js';
+import { readGo, type GoStruct, type GoVariant } from './go-json.js';
 import type { Guest, GuestMetricsResponse, GuestResponse, ImageResponse, SnapshotResponse } from './wire-types.js';
 
 const NIC: GoStruct = {
@@ -49,9 +49,15 @@ const CPU_METRICS: GoStruct = { struct: { cpu_time: 'float', vcpu_time: 'float' 
 const DISK_METRICS: GoStruct = {
   struct: { disk: 'string', read_ops: 'int', read_bytes: 'int', read_time: 'float', write_ops: 'int', write_bytes: 'int', write_time: 'float', flush_ops: 'int', flush_time: 'float' },
 };
-const NIC_METRICS: GoStruct = {
+const NIC_COUNTERS: GoStruct = {
   struct: { name: 'string', rx_bytes: 'int', rx_packets: 'int', rx_errors: 'int', rx_drops: 'int', tx_bytes: 'int', tx_packets: 'int', tx_errors: 'int', tx_drops: 'int' },
 };
+/**
+ * A NIC's entry: Go's GuestNicMetrics, or hyperkern's entry for a NIC with
+ * nothing to count (user-mode networking, a tap gone), whose `counters`
+ * says why and which carries no numbers: zeros would claim no traffic.
+ */
+const NIC_METRICS: GoVariant = { variant: { key: 'counters', present: { struct: { name: 'string', counters: 'string' } }, absent: NIC_COUNTERS } };
 
 /**
  * rpc.GuestMetricsResponse. Its `guest` is passed on unread: the kernel

@@ -27,7 +27,18 @@ export type GoType =
   | { readonly list: GoType }
   /** map[string]T */
   | { readonly map: GoType }
-  | GoStruct;
+  | GoStruct
+  | GoVariant;
+
+/**
+ * One of two structs, told apart by whether `key` is present: hyperkern's
+ * own answers carry entries Go's types have no room for (a NIC without
+ * counters says so in `counters` instead of claiming zeros), and reading
+ * them as the Go struct would replace that word with zeros.
+ */
+export interface GoVariant {
+  readonly variant: { readonly key: string; readonly present: GoStruct; readonly absent: GoStruct };
+}
 
 export interface GoStruct {
   readonly struct: Readonly<Record<string, GoType>>;
@@ -55,6 +66,7 @@ function typeName(type: GoType): string {
   if (typeof type === 'string') return TYPE_NAMES[type];
   if ('list' in type) return `[]${typeName(type.list)}`;
   if ('map' in type) return `map[string]${typeName(type.map)}`;
+  if ('variant' in type) return typeName(type.variant.absent);
   return 'struct';
 }
 
@@ -66,6 +78,7 @@ export function goZero(type: GoType): unknown {
   if (typeof type === 'string') return 0;
   if ('list' in type) return [];
   if ('map' in type) return {};
+  if ('variant' in type) return goZero(type.variant.absent);
   const out: Record<string, unknown> = {};
   for (const [key, field] of Object.entries(type.struct)) if (!type.optional?.includes(key)) out[key] = goZero(field);
   return out;
@@ -132,7 +145,12 @@ function read(value: unknown, type: GoType): unknown {
   }
   if ('list' in type) return Array.isArray(value) ? readList(value, type.list) : refuse(value, type);
   if (!isMap(value)) return refuse(value, type);
-  return 'map' in type ? readMap(value, type.map) : readStruct(value, type);
+  if ('map' in type) return readMap(value, type.map);
+  if ('variant' in type) {
+    const { key, present, absent } = type.variant;
+    return readStruct(value, value[key] === undefined || value[key] === null ? absent : present);
+  }
+  return readStruct(value, type);
 }
 
 function readList(value: unknown[], itemType: GoType): unknown[] {

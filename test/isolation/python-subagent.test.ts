@@ -66,7 +66,9 @@ describe('isolated plugins: a Python sub-agent over MessagePack-RPC', function (
     expect((await a.request('GET', `/guests/${id}/metadata`)).body).to.include({ 'pysim.rebooted': 'yes', 'pysim.last': 'reboot' });
     await step('restart', 'running');
 
-    // A refusal in Python ({message, status: 409}) ends the job with its message.
+    // A refusal in Python ({message, status: 409}) ends the job with its message. The kernel's lifecycle
+    // table would refuse a start of a running guest in the request; the fixture's config widens start's
+    // states explicitly (guard.requireState's args.states) so the refusal comes from the sub-agent.
     const refused = await a.request('POST', `/guests/${id}/start?wait=10`);
     expect(refused.status).to.equal(500);
     expect(refused.body.message).to.include('cannot start a guest that is running (python sub-agent)');

@@ -97,6 +97,14 @@ describe('stage answers read as Go reads them', () => {
     expect(nic.nic.net1).to.include({ name: '', rx_bytes: 0 });
   });
 
+  it('passes a NIC entry that says why it has no counters as it is, with no zeros claiming no traffic', () => {
+    const entry = { name: 'net0', counters: 'unavailable: user-mode networking has no host device to count' };
+    const nic = check('metrics', { type: 'nic', nic: { net0: entry, net1: { name: 'net1', tx_bytes: 3 } } }) as { nic: Record<string, object> };
+    expect(nic.nic.net0, 'an unavailable entry keeps its word and gets no numbers').to.deep.equal(entry);
+    expect(nic.nic.net1).to.include({ name: 'net1', tx_bytes: 3, rx_bytes: 0 });
+    expect(() => check('metrics', { type: 'nic', nic: { net0: { name: 'net0', counters: 7 } } })).to.throw(/counters/);
+  });
+
   it('reads image and snapshot answers the same way (`images: null` is none)', () => {
     expect(check('image', { images: null })).to.deep.equal({ images: [] });
     expect(check('image', { images: [{ id: 'deb', size: 10 }] })).to.deep.equal({ images: [{ id: 'deb', type: '', volume: '', snapshot: '', size: 10, status: '' }] });
