@@ -25,8 +25,10 @@ export interface DomainPlan {
   kernel?: string;
   initrd?: string;
   cmdline?: string;
-  /** ttyS0 is logged to this file. */
+  /** ttyS0's output is logged to this file (virtlogd or QEMU write it, attached or not). */
   consoleLog?: string;
+  /** ttyS0 on a unix socket QEMU listens on, for the agent to type into (with consoleLog as its log). */
+  consoleSocket?: string;
   /** ttyS1 is a unix socket here (a shell for tests, a console for operators). */
   serialSocket?: string;
   vncListen?: string;
@@ -99,7 +101,9 @@ export function buildDomainXml(guest: Guest, plan: DomainPlan): string {
     }
     lines.push('    </interface>');
   }
-  if (plan.consoleLog) {
+  if (plan.consoleSocket && plan.consoleLog) {
+    lines.push(`    <serial type='unix'><source mode='bind' path='${x(plan.consoleSocket)}'/><log file='${x(plan.consoleLog)}' append='on'/><target port='0'/></serial>`);
+  } else if (plan.consoleLog) {
     lines.push(`    <serial type='file'><source path='${x(plan.consoleLog)}' append='on'/><target port='0'/></serial>`);
   }
   if (plan.serialSocket) {

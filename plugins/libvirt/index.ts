@@ -12,6 +12,7 @@ import {
   snapshotDownloadStage,
   snapshotStage,
   vncStage,
+  consoleStage,
 } from '../../core/contract/index.js';
 import { libvirtOptionsSchema } from './options.js';
 import { LIBVIRT_METADATA } from './metadata.js';
@@ -67,6 +68,8 @@ export default definePlugin({
     rollbackSnapshot: snapshotStage(libvirt.snapshotHandlers.rollback),
     downloadSnapshot: snapshotDownloadStage(libvirt.snapshotHandlers.download),
     // GET /guests/{id}/vnc: where the domain's VNC server listens (config actions.vnc).
-    vnc: vncStage(libvirt.vnc),
+    vnc: vncStage(({ guest }) => libvirt.domains.vncEndpoint(libvirt.domains.require(guest))),
+    // GET /guests/{id}/console: ttyS0 on a socket, its output from the log libvirt keeps (config actions.console).
+    console: consoleStage((request) => libvirt.consoles.open(request)),
   }),
 });

@@ -32,11 +32,10 @@ import {
   type PluginInstance,
   type HypervisorBackendHandlers,
   type StageContext,
-  type VncEndpoint,
-  type VncRequest,
 } from '../../core/contract/index.js';
 import { guestStateOf, isActive } from './domain-state.js';
 import { DomainEventStream } from './domain-events.js';
+import { consoleFiles, LibvirtConsoles } from './serial-console.js';
 import { buildDomainXml } from './domain-xml.js';
 import { Domains } from './domains.js';
 import { readExistingDomain } from './existing-domain.js';
@@ -64,7 +63,10 @@ export class LibvirtPlugin implements PluginInstance {
    * driver keeps its world per connection, so there both are the same.
    */
   private readonly reader: VirshShell;
-  private readonly domains: Domains;
+  /** The domains (the vnc stage reads where their VNC server listens). */
+  readonly domains: Domains;
+  /** The guests' serial consoles (the console stage). */
+  readonly consoles: LibvirtConsoles;
   private readonly metrics: GuestMetrics;
   private readonly sync: StateSync;
   private readonly images: PoolImages;
@@ -87,9 +89,6 @@ export class LibvirtPlugin implements PluginInstance {
     nicMetrics: ({ guest }: GuestMetricsRequest): Promise<GuestMetricsResponse> => this.metrics.nic(guest),
   };
 
-  /** The vnc stage: where the domain's VNC server listens (ours or an adopted domain's graphics), undefined without one. */
-  readonly vnc = ({ guest }: VncRequest): Promise<VncEndpoint | undefined> => this.domains.vncEndpoint(this.domains.require(guest));
-
   /** The image stages (images as volumes of the storage pool); the manifest lists them. */
   readonly imageHandlers: ImageHandlers;
   /** The snapshot stages (libvirt domain snapshots, qcow2 disk snapshots); the manifest lists them. */
@@ -109,6 +108,7 @@ export class LibvirtPlugin implements PluginInstance {
     this.reader = isTestDriver(this.options.uri) ? this.virsh : new VirshShell(this.options.virsh, this.options.uri, log.child({ connection: 'reader' }), timeoutMs);
     this.domains = new Domains(this.virsh, guests, this.options.domainPrefix, id);
     this.metrics = new GuestMetrics(this.domains, this.reader, this.options.statsMaxAgeMs, procCpuFor(this.options));
+    this.consoles = new LibvirtConsoles(dataDir, log, (domain) => this.domains.guestOf(domain));
     this.sync = new StateSync(this.domains, guests, this.reader, log, { vnc: this.options.vnc }, () => this.metrics.invalidate());
     this.images = new PoolImages(this.virsh, guests, log, {
       pool: this.options.storagePool,
@@ -157,7 +157,7 @@ export class LibvirtPlugin implements PluginInstance {
     );
     if (!isTestDriver(this.options.uri)) {
       this.events = new DomainEventStream(this.options.virsh, this.options.uri, this.log, {
-        onEvent: (event) => this.sync.onDomainEvent(event),
+        onEvent: (event) => (this.sync.onDomainEvent(event), this.consoles.domainEvent(event)),
         onConnect: () => this.sync.resyncAll('libvirt event stream (re)connected'),
       });
       this.events.start();
@@ -169,6 +169,7 @@ export class LibvirtPlugin implements PluginInstance {
   /** Lets go of libvirt; the domains keep running in libvirtd. */
   async stop(): Promise<void> {
     this.events?.stop();
+    this.consoles.closeAll();
     await this.sync.idle();
     await this.virsh.close();
     if (this.reader !== this.virsh) await this.reader.close();
@@ -225,6 +226,7 @@ export class LibvirtPlugin implements PluginInstance {
     const guestDir = path.join(this.dataDir, guest.id);
     const serialSocket = path.join(guestDir, 'serial1.sock');
     checkUnixSocketPath(serialSocket, 'serial socket');
+    const ttyS0 = consoleFiles(this.dataDir, guest.id);
     if (guest.disks.length > 0) await checkPool(this.virsh, this.options.storagePool);
     await mkdir(guestDir, { recursive: true });
     let disks: Disk[] = [];
@@ -240,7 +242,8 @@ export class LibvirtPlugin implements PluginInstance {
         machine: this.options.machine,
         nics,
         ...boot,
-        consoleLog: path.join(guestDir, 'console.log'),
+        consoleLog: ttyS0.log,
+        consoleSocket: ttyS0.socket,
         serialSocket,
         vncListen: this.options.vnc ? this.options.vncListen : undefined,
       });
@@ -365,6 +368,7 @@ export class LibvirtPlugin implements PluginInstance {
       }
       // Only storage hyperkern created; an adopted domain's disks are the operator's.
       if (guest.metadata?.[LIBVIRT_METADATA.adopted] !== 'true') await deleteVolumes(this.virsh, guest.disks);
+      this.consoles.closeAll(guest.id);
       await rm(path.join(this.dataDir, guest.id), { recursive: true, force: true });
       this.metrics.invalidate();
       return { guest: { ...guest, state: 'deleted' }, message: domain ? `libvirt domain ${domain} and its storage removed` : 'no libvirt domain to remove' };

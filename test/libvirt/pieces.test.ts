@@ -156,6 +156,8 @@ describe('libvirt plugin pieces', () => {
         kernel: '/img/vmlinuz',
         cmdline: "console=ttyS0 x='<&>'",
         serialSocket: '/run/s.sock',
+        consoleSocket: "/run/g'/console.sock",
+        consoleLog: '/run/g/console.log',
       });
       expect(xml).to.contain(`<domain type='qemu'>`);
       expect(xml).to.contain(`<uuid>${guest.id}</uuid>`);
@@ -168,6 +170,10 @@ describe('libvirt plugin pieces', () => {
       expect(xml, 'no host device for user-mode NICs').to.not.contain(`<target dev='${guest.nics[2].device}'/>`);
       expect(xml).to.contain('<cmdline>console=ttyS0 x=&apos;&lt;&amp;&gt;&apos;</cmdline>');
       expect(xml).to.contain('<acpi/>');
+      expect(xml, 'ttyS0 on a socket QEMU listens on, its output logged').to.contain(
+        "<serial type='unix'><source mode='bind' path='/run/g&apos;/console.sock'/><log file='/run/g/console.log' append='on'/><target port='0'/></serial>",
+      );
+      expect(xml).to.contain("<serial type='unix'><source mode='bind' path='/run/s.sock'/><target port='1'/></serial>");
     });
 
     it('refuses NIC models that are not NIC models', () => {

@@ -14,7 +14,7 @@ import { expect } from 'chai';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { makeTempDir, removeDir, repoRoot, startAgent, waitFor, type RunningAgent } from '../support/agent.js';
 import { shippedConfig } from '../support/configs.js';
-import { attemptWebSocket, nextMessage, type Attempt } from '../support/websocket-attempt.js';
+import { attemptWebSocket, type Attempt } from '../support/websocket-attempt.js';
 import { FIRST_BOOT_MS, GUEST_ACTION_SECONDS, underLoad } from '../support/load-budget.js';
 import { disposeQemuTestAgent } from './kill-test-qemus.js';
 import { QemuWorld } from './world.js';
@@ -99,7 +99,7 @@ describe('GET /guests/{id}/vnc on QEMU (real QEMU under TCG, noVNC in Chromium)'
     const started = performance.now();
     const attempt = await attemptWebSocket(`${agent.url}/guests/${guestId}/vnc`, { protocols: ['binary'] });
     if (!attempt.upgraded) expect.fail(`no upgrade: ${attempt.status} ${JSON.stringify(attempt.body)}`);
-    const first = await nextMessage(attempt.ws, underLoad(10000));
+    const first = await attempt.messages.next(underLoad(10000));
     console.log(`      handshake to RFB greeting: ${Math.round(performance.now() - started)} ms`);
     expect(attempt.protocol, 'the subprotocol noVNC and websockify use').to.equal('binary');
     expect(attempt.requestId, 'the 101 carries the request id').to.be.a('string');
@@ -107,7 +107,7 @@ describe('GET /guests/{id}/vnc on QEMU (real QEMU under TCG, noVNC in Chromium)'
     expect(first.data.toString('latin1')).to.equal('RFB 003.008\n');
     // Client bytes reach QEMU: its answer to our version is its security types (1 = none).
     attempt.ws.send(Buffer.from('RFB 003.008\n', 'latin1'));
-    const security = await nextMessage(attempt.ws, underLoad(10000));
+    const security = await attempt.messages.next(underLoad(10000));
     expect([...security.data], 'one security type: None').to.deep.equal([1, 1]);
     const closed = new Promise<number>((resolve) => attempt.ws.once('close', (code) => resolve(code)));
     attempt.ws.close(1000);
