@@ -4,12 +4,13 @@
  * viewer as it comes; a viewer whose unsent bytes pass the bound is cut
  * off, so it never holds back the guest or the other viewers. Every
  * viewer may type; its bytes go to the guest in the order they arrive.
+ * Chunks that arrive in the same turn of the event loop go out as one frame
+ * (setImmediate): a burst costs one send per viewer, not one per chunk, and
+ * an echo is not held back.
  */
 import type { GuestConsole } from '../contract/plugin-api.js';
 
-/** Within a stream of output, how often gathered bytes go out at most (ms). */
-const BATCH_MS = 2;
-/** Gathered bytes that go out at once, whatever the time. */
+/** Gathered bytes that go out at once, without waiting for the turn to end. */
 const BATCH_BYTES = 64 * 1024;
 
 /** A viewer as the hub sees it, whatever carries it (a WebSocket). */
@@ -39,8 +40,7 @@ export class ConsoleHub {
   /** Output gathered while it streams, sent by the flush timer. */
   private gathered: Buffer[] = [];
   private gatheredBytes = 0;
-  private flushTimer?: NodeJS.Timeout;
-  private lastSent = -Infinity;
+  private flushing?: NodeJS.Immediate;
 
   constructor(
     readonly guestId: string,
@@ -103,28 +103,21 @@ export class ConsoleHub {
     this.closeIfIdle();
   }
 
-  /** A quiet console's first bytes go at once; later ones within BATCH_MS are gathered. */
+  /** Chunks of one turn of the event loop go out together. */
   private gather(chunk: Buffer): void {
-    const now = performance.now();
-    if (this.flushTimer === undefined && now - this.lastSent >= BATCH_MS) {
-      this.lastSent = now;
-      this.fanOut(chunk);
-      return;
-    }
     this.gathered.push(chunk);
     this.gatheredBytes += chunk.length;
     if (this.gatheredBytes >= BATCH_BYTES) this.flush();
-    else this.flushTimer ??= setTimeout(() => this.flush(), Math.max(0, BATCH_MS - (now - this.lastSent)));
+    else this.flushing ??= setImmediate(() => this.flush());
   }
 
   private flush(): void {
-    clearTimeout(this.flushTimer);
-    this.flushTimer = undefined;
+    clearImmediate(this.flushing);
+    this.flushing = undefined;
     if (this.gatheredBytes === 0) return;
     const chunk = this.gathered.length === 1 ? this.gathered[0] : Buffer.concat(this.gathered, this.gatheredBytes);
     this.gathered = [];
     this.gatheredBytes = 0;
-    this.lastSent = performance.now();
     this.fanOut(chunk);
   }
 
@@ -147,7 +140,7 @@ export class ConsoleHub {
   private closeIfIdle(): void {
     if (this.closed || this.viewers.size > 0 || this.pending > 0) return;
     this.closed = true;
-    clearTimeout(this.flushTimer);
+    clearImmediate(this.flushing);
     this.gathered = [];
     this.console.close();
     this.events.closed();
