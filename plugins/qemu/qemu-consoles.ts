@@ -15,15 +15,7 @@ import { RunDir } from './run-dir.js';
 
 /** How long connecting to a fresh QEMU's console socket may take. */
 const CONNECT_TIMEOUT_MS = 5000;
-/**
- * QEMU's UART hands its output over a few bytes at a time: read as it comes,
- * a stream cost a socket read (and a frame to every viewer) per few bytes.
- * A read that follows another within STREAM_GAP_MS pauses the socket for
- * READ_PAUSE_MS, so a stream is read in larger pieces; the first bytes after
- * a quiet moment (an echo) are read at once.
- */
-const STREAM_GAP_MS = 2;
-const READ_PAUSE_MS = 2;
+
 
 export class QemuConsoles {
   private readonly board = new ConsoleSwitchboard();
@@ -60,16 +52,9 @@ export class QemuConsoles {
       this.log.warn({ guest: guestId, err: (error as NodeJS.ErrnoException).code ?? (error as Error).message }, 'no console socket on this QEMU (started before consoles existed?): restart the guest for a console');
       return false;
     }
-    let lastRead = -Infinity;
     socket.on('data', (chunk: Buffer) => {
       this.board.output(guestId, chunk);
       this.account(guestId, chunk.length);
-      const now = performance.now();
-      if (now - lastRead < STREAM_GAP_MS) {
-        socket.pause();
-        setTimeout(() => socket.resume(), READ_PAUSE_MS);
-      }
-      lastRead = now;
     });
     socket.on('error', () => socket.destroy());
     socket.once('close', () => {
