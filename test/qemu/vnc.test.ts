@@ -1,9 +1,10 @@
 /**
  * GET /guests/{id}/vnc on a real QEMU guest (TCG) through a real agent: the
  * RFB greeting arrives as the first binary frame; refusals are plain HTTP
- * (409 for a guest that is off, 426 for a plain GET); and noVNC, the
- * `@novnc/novnc` package in headless Chromium, connects through the route
- * and draws the guest's screen (screenshot in test-artifacts/).
+ * (401 without a token or with a used ticket, 409 for a guest that is off,
+ * 426 for a plain GET); and noVNC, the `@novnc/novnc` package in headless
+ * Chromium, connects through the route with a single-use ticket and draws
+ * the guest's screen (screenshot in test-artifacts/).
  */
 import { createReadStream } from 'node:fs';
 import { mkdir, stat } from 'node:fs/promises';
@@ -22,6 +23,8 @@ import { QemuWorld } from './world.js';
 const CHROMIUM = '/usr/bin/chromium';
 const ARTIFACTS = path.join(repoRoot, 'test-artifacts');
 const NOVNC = path.join(repoRoot, 'node_modules', '@novnc', 'novnc');
+const TOKEN = 'vnc-test-token-0123456789abcdef';
+const auth = { authorization: `Bearer ${TOKEN}` };
 
 /** config/qemu.json with VNC on a unix socket in each guest's run dir (no TCP port at all). */
 function vncConfig(imagesDir: string): object {
@@ -30,7 +33,7 @@ function vncConfig(imagesDir: string): object {
   entry.options = { ...entry.options, accel: 'tcg', imagesDir, vnc: true, vncSocket: true, shutdownTimeoutSeconds: GUEST_ACTION_SECONDS };
   const images = config.plugins.find((p: { module: string }) => p.module === 'images');
   if (images) images.options = { ...images.options, imagesDir };
-  return { ...config, logLevel: 'info' };
+  return { ...config, logLevel: 'info', auth: { tokens: [TOKEN] } };
 }
 
 /** noVNC's ES modules (core/, vendor/) and a page that opens the screen, from a loopback server of the test's own. */
@@ -84,7 +87,7 @@ describe('GET /guests/{id}/vnc on QEMU (real QEMU under TCG, noVNC in Chromium)'
     this.timeout(FIRST_BOOT_MS + 120000);
     world = await QemuWorld.create();
     agent = await startAgent({ config: vncConfig(world.imagesDir) });
-    const created = await agent.request('POST', '/guests?wait=120', { memory: 256, cpu: 1, disks: [{ size: 16 }], metadata: world.tinyBoot });
+    const created = await agent.request('POST', '/guests?wait=120', { memory: 256, cpu: 1, disks: [{ size: 16 }], metadata: world.tinyBoot }, auth);
     expect(created.status, created.text).to.equal(200);
     expect(created.body.state).to.equal('running');
     expect(created.body.vnc, 'VNC on a unix socket has no port').to.equal(0);
@@ -97,7 +100,7 @@ describe('GET /guests/{id}/vnc on QEMU (real QEMU under TCG, noVNC in Chromium)'
 
   it('sends the RFB ProtocolVersion as the first binary frame, on the binary subprotocol', async () => {
     const started = performance.now();
-    const attempt = await attemptWebSocket(`${agent.url}/guests/${guestId}/vnc`, { protocols: ['binary'] });
+    const attempt = await attemptWebSocket(`${agent.url}/guests/${guestId}/vnc`, { protocols: ['binary'], headers: auth });
     if (!attempt.upgraded) expect.fail(`no upgrade: ${attempt.status} ${JSON.stringify(attempt.body)}`);
     const first = await attempt.messages.next(underLoad(10000));
     console.log(`      handshake to RFB greeting: ${Math.round(performance.now() - started)} ms`);
@@ -114,15 +117,24 @@ describe('GET /guests/{id}/vnc on QEMU (real QEMU under TCG, noVNC in Chromium)'
     expect(await closed).to.equal(1000);
   });
 
-  it('answers a guest that is off with 409 and a plain GET with 426, without upgrading', async () => {
-    const off = await agent.request('POST', '/guests?wait=60&start=false', { memory: 128, cpu: 1, disks: [{ size: 8 }] });
+  it('answers 401 without a token or with a used ticket, 409 for a guest that is off, 426 for a plain GET, without upgrading', async () => {
+    const off = await agent.request('POST', '/guests?wait=60&start=false', { memory: 128, cpu: 1, disks: [{ size: 8 }] }, auth);
     expect(off.status, off.text).to.equal(200);
-    expectRefused(await attemptWebSocket(`${agent.url}/guests/${off.body.id}/vnc`), 409, /is off; its screen exists while it is running or suspended/);
-    expectRefused(await attemptWebSocket(`${agent.url}/guests/nope/vnc`), 404, /no guest with id "nope"/);
-    const plain = await agent.request('GET', `/guests/${guestId}/vnc`);
+    expectRefused(await attemptWebSocket(`${agent.url}/guests/${guestId}/vnc`), 401, /authentication required/);
+    expectRefused(await attemptWebSocket(`${agent.url}/guests/${off.body.id}/vnc`, { headers: auth }), 409, /is off; its screen exists while it is running or suspended/);
+    expectRefused(await attemptWebSocket(`${agent.url}/guests/nope/vnc`, { headers: auth }), 404, /no guest with id "nope"/);
+    const plain = await agent.request('GET', `/guests/${guestId}/vnc`, undefined, auth);
     expect(plain.status, plain.text).to.equal(426);
     expect(plain.headers.get('upgrade')).to.equal('websocket');
-    expect((await agent.request('DELETE', `/guests/${off.body.id}?wait=60`)).status).to.equal(200);
+    // A ticket opens one WebSocket of its guest, once.
+    const issued = await agent.request('POST', `/guests/${guestId}/console/ticket`, undefined, auth);
+    expect(issued.status, issued.text).to.equal(200);
+    const once = await attemptWebSocket(`${agent.url}/guests/${guestId}/vnc?ticket=${issued.body.ticket}`);
+    if (!once.upgraded) expect.fail(`the ticket did not open the screen: ${once.status} ${JSON.stringify(once.body)}`);
+    expect((await once.messages.next(underLoad(10000))).data.toString('latin1')).to.equal('RFB 003.008\n');
+    once.ws.terminate();
+    expectRefused(await attemptWebSocket(`${agent.url}/guests/${guestId}/vnc?ticket=${issued.body.ticket}`), 401, /ticket unknown, already used or expired/);
+    expect((await agent.request('DELETE', `/guests/${off.body.id}?wait=60`, undefined, auth)).status).to.equal(200);
   });
 
   it('noVNC in Chromium connects through the route and draws the screen', async function () {
@@ -139,7 +151,11 @@ describe('GET /guests/{id}/vnc on QEMU (real QEMU under TCG, noVNC in Chromium)'
       const page = await browser.newPage();
       const errors: string[] = [];
       page.on('pageerror', (error) => errors.push(error.message));
-      const pageUrl = `http://127.0.0.1:${(files.address() as AddressInfo).port}/?ws=${encodeURIComponent(`${agent.url.replace(/^http/, 'ws')}/guests/${guestId}/vnc`)}`;
+      // A browser cannot send the token on a WebSocket: the page gets a ticket, as a web UI would.
+      const issued = await agent.request('POST', `/guests/${guestId}/console/ticket`, undefined, auth);
+      expect(issued.status, issued.text).to.equal(200);
+      const screenUrl = `${agent.url.replace(/^http/, 'ws')}/guests/${guestId}/vnc?ticket=${encodeURIComponent(issued.body.ticket)}`;
+      const pageUrl = `http://127.0.0.1:${(files.address() as AddressInfo).port}/?ws=${encodeURIComponent(screenUrl)}`;
       await page.goto(pageUrl, { waitUntil: 'load' });
       await page.waitForFunction(() => (window as unknown as { vnc?: { connected: boolean } }).vnc?.connected === true, undefined, { timeout: underLoad(60000) });
       // The screen is drawn once the framebuffer holds more than one colour (SeaBIOS and boot text on VGA).
