@@ -2,7 +2,9 @@
  * A sub-agent that is not TypeScript: test/fixtures/py-subagent/subagent.py
  * speaks the isolation protocol with Debian's python3-msgpack only. The
  * agent runs it from a config `command` (relative to the config file) and a
- * client drives a whole guest lifecycle through the HTTP API.
+ * client drives a whole guest lifecycle through the HTTP API. Its config
+ * widens start's states to running (guard.requireState args.states), so a
+ * start of a running guest reaches the sub-agent, whose refusal is tested.
  */
 import { expect } from 'chai';
 import path from 'node:path';
