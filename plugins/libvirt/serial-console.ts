@@ -14,9 +14,8 @@
  * and is read and dropped.
  */
 import net from 'node:net';
-import { open } from 'node:fs/promises';
 import path from 'node:path';
-import { ConsoleSwitchboard, checkUnixSocketPath, type ConsoleRequest, type Guest, type GuestConsole, type Logger } from '../../core/contract/index.js';
+import { ConsoleSwitchboard, checkUnixSocketPath, readLogTail, type ConsoleRequest, type Guest, type GuestConsole, type Logger } from '../../core/contract/index.js';
 import type { DomainEvent } from './domain-events.js';
 import { LogFollower } from './log-follower.js';
 
@@ -39,30 +38,14 @@ export async function readConsoleLog(log: string, bytes: number): Promise<Buffer
   let wanted = bytes;
   for (const file of [log, ...ROTATED.map((suffix) => log + suffix)]) {
     if (wanted <= 0) break;
-    const tail = await readTail(file, wanted);
-    if (!tail) break;
+    // A missing part reads as empty (virtlogd has not rotated that far yet).
+    const tail = await readLogTail(file, wanted);
     parts.unshift(tail);
     wanted -= tail.length;
   }
   return Buffer.concat(parts);
 }
 
-async function readTail(file: string, bytes: number): Promise<Buffer | undefined> {
-  const handle = await open(file, 'r').catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT') return undefined;
-    throw error;
-  });
-  if (!handle) return undefined;
-  try {
-    const { size } = await handle.stat();
-    const length = Math.min(size, bytes);
-    const buffer = Buffer.alloc(length);
-    const { bytesRead } = await handle.read(buffer, 0, length, size - length);
-    return buffer.subarray(0, bytesRead);
-  } finally {
-    await handle.close();
-  }
-}
 
 export class LibvirtConsoles {
   private readonly switchboard = new ConsoleSwitchboard();

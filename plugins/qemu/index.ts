@@ -2,7 +2,7 @@
  * Manifest of the QEMU backend. Importing this module only declares the
  * plugin; nothing runs until the kernel constructs and starts it.
  */
-import { actionStage, consoleStage, definePlugin, hypervisorBackendStages, PLUGIN_API_VERSION, snapshotDownloadStage, snapshotStage, vncStage } from '../../core/contract/index.js';
+import { actionStage, consoleStage, definePlugin, hypervisorBackendStages, PLUGIN_API_VERSION, QCOW2_SNAPSHOT_ROLES, snapshotDownloadStage, snapshotStage, vncStage } from '../../core/contract/index.js';
 import { qemuOptionsSchema } from './options.js';
 import { QemuPlugin } from './plugin.js';
 
@@ -17,12 +17,7 @@ export default definePlugin({
   serves: {
     start: ['start', 'resume'],
     checkCreate: { action: 'create', check: true },
-    checkCreateSnapshot: { action: 'createSnapshot', check: true },
-    createSnapshot: { action: 'createSnapshot', timeoutSeconds: 600 },
-    deleteSnapshot: { action: 'deleteSnapshot', timeoutSeconds: 600 },
-    checkRollbackSnapshot: { action: 'rollbackSnapshot', check: true },
-    rollbackSnapshot: { action: 'rollbackSnapshot', timeoutSeconds: 600 },
-    downloadSnapshot: { action: 'downloadSnapshot', timeoutSeconds: 3600 },
+    ...QCOW2_SNAPSHOT_ROLES,
   },
   stages: (qemu) => ({
     ...hypervisorBackendStages(qemu.handlers),

@@ -25,3 +25,4 @@ export * from './vnc-endpoint.js';
 export * from './image-format.js';
 export * from './console-switchboard.js';
 export * from './console-log.js';
+export * from './qcow2-snapshot-roles.js';
