@@ -7,7 +7,7 @@
  * agent's own share. The reference is LXD 5.0 measured on this machine (the
  * issue's numbers: attach 10 ms, echo 23 ms).
  *
- *   npm run build && bash /work/tools/heavy.sh node dist/bench/console.js
+ *   npm run build && node dist/bench/console.js   (alone: no other QEMU or benchmark running)
  *
  * Writes its section of bench/RESULTS.md (between the console bench markers).
  */

@@ -11,7 +11,7 @@
 #   delete    LXC: lxc-destroy;                         crun: crun delete, umount, rm
 # crun runs in a mount namespace of its own without the cgroup v2 mount at
 # /sys/fs/cgroup/unified (with it crun takes the host for a hybrid one it cannot use).
-# Run as root, through /work/tools/heavy.sh:  bash bench/container-runtimes.sh [--write]
+# Run as root, with no other benchmark running:  bash bench/container-runtimes.sh [--write]
 # --write puts the table into bench/RESULTS.md between its own markers.
 # Everything it starts is named ctbench-* under its own temp dir and removed at the end.
 set -euo pipefail

@@ -5,7 +5,7 @@
  * the shell on ttyS0 answers; two viewers see the same bytes; bytes typed in
  * the open's own tick arrive; the log has the boot after a reboot and after
  * an agent restart (QEMU kept running, and what the guest printed while no
- * agent ran is there). Run through /work/tools/heavy.sh.
+ * agent ran is there).
  */
 import { expect } from 'chai';
 import { startAgent, type RunningAgent } from '../support/agent.js';

@@ -3,7 +3,7 @@ package main
 import "time"
 
 // The wire types of mistify-agent's client package, field for field and tag
-// for tag as /work/shared/DESIGN.md lists them: what encoding/json sends
+// for tag as the steering notes' DESIGN.md (../shared/DESIGN.md) lists them: what encoding/json sends
 // from these (every field without omitempty, zero values included) is what
 // real Go clients put on the wire, and decoding an answer into them applies
 // Go's type checks (a uint never holds -1 or 1.5, a map[string]string never

@@ -1,7 +1,7 @@
 package main
 
 // mistify-agent's client and rpc types, field for field and tag for tag as
-// /work/shared/DESIGN.md lists them: encoding/json leaves out every
+// the steering notes' DESIGN.md (../shared/DESIGN.md) lists them: encoding/json leaves out every
 // omitempty field that holds its zero value and writes a nil slice or map
 // as null, so what this program answers is what a Go sub-agent puts on the
 // wire.
