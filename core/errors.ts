@@ -23,6 +23,7 @@ const CATALOGUE = {
   badRequest: { code: 'HK_ERR_BAD_REQUEST', status: 400, means: 'the request is malformed or a value is invalid' },
   unauthorized: { code: 'HK_ERR_UNAUTHORIZED', status: 401, means: 'no or an unknown bearer token' },
   guestNotFound: { code: 'HK_ERR_GUEST_NOT_FOUND', status: 404, means: 'no guest with that id' },
+  guestMoved: { code: 'HK_ERR_GUEST_MOVED', status: 404, means: 'the guest moved to another host (`movedTo` and the Location header say where)' },
   jobNotFound: { code: 'HK_ERR_JOB_NOT_FOUND', status: 404, means: 'no job with that id' },
   imageNotFound: { code: 'HK_ERR_IMAGE_NOT_FOUND', status: 404, means: 'no image with that id' },
   diskNotFound: { code: 'HK_ERR_DISK_NOT_FOUND', status: 404, means: 'the guest has no disk with that device name' },
@@ -92,6 +93,10 @@ export const Errors = {
   badRequest: make('badRequest'),
   unauthorized: make('unauthorized'),
   guestNotFound: (id: string) => new HyperkernError('guestNotFound', `no guest with id "${id}" on this host`),
+  guestMoved: (to: { id: string; hostId?: string; url: string; movedAt: string }) =>
+    new HyperkernError('guestMoved', `guest ${to.id} is no longer on this host: it moved to ${to.hostId ? `host ${to.hostId} (${to.url})` : to.url} at ${to.movedAt}; ask that agent (Location)`, {
+      details: { movedTo: { ...(to.hostId ? { hostId: to.hostId } : {}), url: to.url, movedAt: to.movedAt } },
+    }),
   jobNotFound: (id: string) => new HyperkernError('jobNotFound', `no job with id "${id}" (it may have been pruned from the bounded job history)`),
   imageNotFound: (id: string) => new HyperkernError('imageNotFound', `no image with id "${id}" on this host; GET /images lists them, POST /images fetches one`),
   diskNotFound: (guestId: string, disk: string, devices: string[]) =>

@@ -20,6 +20,7 @@ import { LifecycleJobs } from './jobs/lifecycle-jobs.js';
 import { SnapshotRunner } from './jobs/snapshot-runner.js';
 import { parseListen, type LoadedConfig } from './config/config.js';
 import { GuestRegistry } from './guests/guest-registry.js';
+import { MovedGuests, type MovedTo } from './guests/moved-guests.js';
 import { HostMetadata } from './guests/host-metadata.js';
 import { ReservedMetadata } from './guests/reserved-metadata.js';
 import { answerClientError } from './http/client-error.js';
@@ -76,6 +77,8 @@ export class Kernel {
   /** Open WebSockets (GET /guests/{id}/vnc): closed at stop, as the server's close does not end upgraded connections. */
   private readonly webSockets = new Set<WebSocket>();
   private healthWatch?: HealthWatch;
+  /** Guests that moved to another host (a migration): their routes answer 404 with Location. */
+  moved!: MovedGuests;
 
   private constructor(
     readonly loaded: LoadedConfig,
@@ -119,7 +122,9 @@ export class Kernel {
       const registry = new GuestRegistry(store, log, limits);
       const metadata = new HostMetadata(store, limits);
       const jobs = new JobLog(store, config.jobs.history);
-      await Promise.all([registry.load(), metadata.load(), jobs.load()]);
+      const moved = new MovedGuests(store);
+      await Promise.all([registry.load(), metadata.load(), jobs.load(), moved.load()]);
+      forgetReturningGuests(store, registry, moved, log);
 
       // A fresh root per kernel: kernel services live here, each plugin gets a child.
       const root = globalContainer.createChildContainer();
@@ -141,6 +146,7 @@ export class Kernel {
         stageTimeoutMs: config.jobs.stageTimeoutSeconds * 1000,
       });
       const kernel = new Kernel(loaded, log, dataDir, lock, store, registry, plugins, engine, runner, images, snapshots, metadata, jobs, output, agentInfo, vnc, consoles);
+      kernel.moved = moved;
       for (const plugin of plugins) {
         await plugin.instance.start?.();
       }
@@ -194,6 +200,7 @@ export class Kernel {
       tokens: config.auth.tokens,
       bodyLimit: config.bodyLimit,
       accessLog: config.accessLog,
+      moved: this.moved,
       guests: { registry: this.registry, runner: this.runner, jobs: this.jobs, maxWaitSeconds: config.jobs.maxWaitSeconds, errorIssues: config.limits.errorIssues },
       images: { images: this.images, jobs: this.jobs, maxWaitSeconds: config.jobs.maxWaitSeconds },
       snapshots: { snapshots: this.snapshots, runner: this.runner, jobs: this.jobs, log: this.log, maxWaitSeconds: config.jobs.maxWaitSeconds },
@@ -249,6 +256,15 @@ export class Kernel {
     return url;
   }
 
+  /**
+   * A move of guest `id` to another host completed (the target runs it):
+   * from now on this agent answers its routes 404 naming where it went, with
+   * a Location header (docs/migration.md). Durable when the promise resolves.
+   */
+  recordMovedGuest(id: string, to: MovedTo): Promise<void> {
+    return this.moved.record(id, to);
+  }
+
   private get graceMs(): number {
     return this.loaded.config.jobs.shutdownGraceSeconds * 1000;
   }
@@ -287,4 +303,17 @@ export class Kernel {
     await this.lock.release();
     this.log.info('stopped');
   }
+}
+
+/** A guest that is on this host again (moved back, created anew) loses its moved record. */
+function forgetReturningGuests(store: StateStore, registry: GuestRegistry, moved: MovedGuests, log: AgentLogger): void {
+  const forget = (id: string) => {
+    if (moved.size === 0 || registry.jsonOf(id) === undefined) return;
+    moved.forget(id).catch((error: unknown) => log.warn({ guest: id, error: (error as Error).message }, 'could not drop the moved record of a guest that is back'));
+  };
+  // Records of guests already back when the agent starts (a crash between the two writes).
+  for (const guest of registry.all()) forget(guest.id);
+  store.feed.subscribe((event) => {
+    if (event.guest !== undefined && event.type.startsWith('guest.')) forget(event.guest);
+  });
 }

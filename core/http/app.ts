@@ -15,6 +15,8 @@ import { jsonBody } from './json-body.js';
 import { API_ROUTES, createRouter, type RouteDeps } from './api-routes.js';
 import { consoleTicketCheck } from './console-routes.js';
 import { openPathTest } from './route.js';
+import { movedGuestCheck } from './moved-guest-check.js';
+import type { MovedGuests } from '../guests/moved-guests.js';
 
 export { createRouter };
 
@@ -23,6 +25,8 @@ export interface AppOptions extends RouteDeps {
   tokens: string[];
   bodyLimit: string;
   accessLog: boolean;
+  /** Guests that moved to another host: their routes answer 404 with Location. */
+  moved: MovedGuests;
 }
 
 /** Paths reachable without a token: those of the routes declared open. */
@@ -37,6 +41,8 @@ export function createApp(options: AppOptions): Koa {
   // Outside the edge, so it sees the status the edge answered with (errors included).
   app.use(options.metrics.metrics.http());
   app.use(edge({ log: options.log, accessLog: options.accessLog, authenticate: bearerAuth(options.tokens, isOpenPath, consoleTicketCheck(options.consoles.consoles)) }));
+  // Before the body is read: a moved guest's request is answered as it is.
+  app.use(movedGuestCheck(options.moved, options.guests.registry, router));
   app.use(jsonBody(options.bodyLimit));
   app.use(router.routes());
   // Reached only when no route answered: 405 with Allow if the path exists

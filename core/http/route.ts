@@ -16,7 +16,7 @@ import type { z } from 'zod';
 
 export type HttpMethod = 'get' | 'post' | 'put' | 'patch' | 'delete';
 
-export type HeaderName = 'X-Request-ID' | 'X-Guest-Job-ID' | 'X-Guest-Job-Status' | 'Allow' | 'WWW-Authenticate';
+export type HeaderName = 'X-Request-ID' | 'X-Guest-Job-ID' | 'X-Guest-Job-Status' | 'Allow' | 'WWW-Authenticate' | 'Location';
 
 /** The answer of one status code. */
 export interface ResponseDoc {

@@ -34,7 +34,12 @@ export interface InProcessAgentOptions {
 /** The variables the kernel reads (the others, HYPERKERN_LISTEN and so on, are the helper's to set). */
 const KERNEL_VARIABLES = new Set(['HYPERKERN_TOKENS', 'HYPERKERN_LOG_LEVEL']);
 
-export async function startInProcessAgent(options: InProcessAgentOptions): Promise<TestAgent> {
+/** An in-process agent, with its kernel for tests of kernel APIs no route reaches (a completed move's record). */
+export interface InProcessAgent extends TestAgent {
+  kernel: Kernel;
+}
+
+export async function startInProcessAgent(options: InProcessAgentOptions): Promise<InProcessAgent> {
   const foreign = Object.keys(options.env ?? {}).filter((name) => !KERNEL_VARIABLES.has(name));
   if (foreign.length > 0) throw new Error(`an in-process agent reads only ${[...KERNEL_VARIABLES].join(', ')}; for ${foreign.join(', ')} start a child with startAgent()`);
   const dataDir = options.dataDir ?? (await makeTempDir());
@@ -62,6 +67,7 @@ export async function startInProcessAgent(options: InProcessAgentOptions): Promi
     url,
     dataDir,
     logs,
+    kernel,
     // Graceful, as SIGTERM is for a child: server closed, jobs given their grace, plugins stopped, state flushed, lock released.
     stop: () => (stopped ??= kernel.stop().then(() => 0)),
     request: requestTo(url),

@@ -27,7 +27,12 @@ export const HEADERS: Record<HeaderName, { description: string; required?: boole
   },
   Allow: { description: 'The methods the path answers to', schema: { type: 'string' } },
   'WWW-Authenticate': { description: 'Bearer challenge', schema: { type: 'string' } },
+  Location: { description: 'HK_ERR_GUEST_MOVED: the same path and query on the agent the guest moved to', schema: { type: 'string' } },
 };
+
+/** Every route of one guest (/guests/{id}…): once the guest moved away, its 404 names where, with Location. */
+const GUEST_ROUTE = /^\/guests\/:id(\/|$)/;
+const MOVED_404 = '; or the guest was migrated to another host: HK_ERR_GUEST_MOVED, `movedTo` and Location (the same path there) say where (docs/migration.md)';
 
 export const BEARER = 'bearerAuth';
 
@@ -72,6 +77,10 @@ export function describeRoute(registry: OpenAPIRegistry, route: Omit<RouteDeclar
   const params = names.length ? z.object(Object.fromEntries(names.map((n) => [n, z.string().meta({ description: described(n) })]))) : undefined;
   const responses: RouteConfig['responses'] = {};
   for (const [status, r] of Object.entries(route.responses)) responses[status] = response(r);
+  if (GUEST_ROUTE.test(route.path)) {
+    const notFound = route.responses[404];
+    responses[404] = response({ ...(notFound ?? { schema: ErrorSchema, description: 'No such guest' }), description: `${notFound?.description ?? 'No such guest'}${MOVED_404}` }, ['Location']);
+  }
   if (!route.open && auth.tokens) {
     responses[401] ??= response({ description: 'Missing or wrong bearer token', schema: ErrorSchema }, ['WWW-Authenticate']);
   }

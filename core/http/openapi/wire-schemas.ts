@@ -118,6 +118,14 @@ export const ErrorSchema = z
     issues: z.array(z.object({ path: z.string(), message: z.string() })).optional().meta({ description: 'the invalid fields of a create body, the first limits.errorIssues of them' }),
     issuesTotal: z.number().int().optional().meta({ description: 'how many invalid fields there were in all (issues lists the first limits.errorIssues)' }),
     job: JobSchema.optional().meta({ description: 'the failed job (HK_ERR_JOB_FAILED)' }),
+    movedTo: z
+      .object({
+        hostId: z.string().optional().meta({ description: "the fleet's id of the host, when known" }),
+        url: z.string().meta({ description: 'the API of the agent that holds the guest now' }),
+        movedAt: z.string().meta({ description: 'RFC 3339' }),
+      })
+      .optional()
+      .meta({ description: 'where the guest went (HK_ERR_GUEST_MOVED: it was migrated away; the Location header is the same path there)' }),
   })
   .meta({ id: 'Error', description: 'Every error; never a stack trace' });
 
