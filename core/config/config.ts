@@ -221,9 +221,9 @@ function translateWith(dialect: ConfigDialect, raw: Record<string, unknown>, fil
           ? 'metrics'
           : isImageJobAction(action) || isImageQueryAction(action)
             ? 'image'
-            : action === 'downloadSnapshot'
+            : splitActionName(action).action === 'downloadSnapshot'
               ? 'snapshotDownload'
-              : isSnapshotAction(action)
+              : isSnapshotAction(splitActionName(action).action)
                 ? 'snapshot'
                 : 'action',
       isUnroutedAction: (action) => (UNROUTED_MISTIFY_ACTIONS as readonly string[]).includes(action),

@@ -71,15 +71,20 @@ export interface SnapshotStageRequest extends SnapshotRequest {
 
 /**
  * A download stage's answer: the snapshot of one disk as a self-contained
- * image, streamed. The kernel pipes `stream` to the client with
- * Content-Length when `size` (bytes) is given, chunked otherwise; it
- * destroys the stream when the client goes away.
+ * image (a container's root layer as a tar), streamed. The kernel pipes
+ * `stream` to the client with Content-Length when `size` (bytes) is given,
+ * chunked otherwise; it destroys the stream when the client goes away.
  */
 export interface SnapshotDownload {
   stream: Readable;
   /** Bytes the stream will yield; undefined when not known in advance. */
   size?: number;
+  /** What the bytes are, for Content-Type and the file name's extension; qcow2 when not said. */
+  format?: SnapshotDownloadFormat;
 }
+
+/** The formats a snapshot download may be in: a qcow2 disk image, or a tar of a container's layer. */
+export type SnapshotDownloadFormat = 'qcow2' | 'tar';
 
 /** An upload: the ImageRequest plus the request body, streamed (never buffered whole). */
 export interface ImageUploadRequest extends ImageRequest {

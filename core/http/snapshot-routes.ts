@@ -122,14 +122,14 @@ const download =
   (deps: SnapshotRouteDeps): RouteHandler =>
   async (ctx) => {
     const { args } = actionParams(ctx, deps.maxWaitSeconds);
-    const { stream, size } = await deps.snapshots.download(scope.target(ctx.params), ctx.params.name, args);
+    const { stream, size, format = 'qcow2' } = await deps.snapshots.download(scope.target(ctx.params), ctx.params.name, args);
     // Piped here, not by Koa: a stream that fails after the headers went
     // out must cut the connection (the client sees a short body), never
     // end it as if complete; and a client that goes away stops the stream.
     ctx.respond = false;
     ctx.status = 200;
-    ctx.set('Content-Type', 'application/octet-stream');
-    ctx.set('Content-Disposition', `attachment; filename="${ctx.params.name}.qcow2"`);
+    ctx.set('Content-Type', format === 'tar' ? 'application/x-tar' : 'application/octet-stream');
+    ctx.set('Content-Disposition', `attachment; filename="${ctx.params.name}.${format}"`);
     if (size !== undefined) {
       ctx.set('Content-Length', String(size));
       // A stream that ends short of its size is an error (the connection is cut), never a complete-looking body.
@@ -223,10 +223,10 @@ function scopeRoutes(scope: Scope): RouteDeclaration<SnapshotRouteDeps>[] {
       path: `${path}/:name/download`,
       operationId: `download${idPrefix}Snapshot`,
       tag,
-      summary: `Download a snapshot of ${of} as a self-contained disk image, streamed`,
-      description: 'Content-Length when the backend knows the size, else chunked. A transfer that fails midway is cut off (a short body), never ended as if complete. Example: curl -o snap.qcow2 host:8080/guests/ID/snapshots/NAME/download',
+      summary: `Download a snapshot of ${of} as a self-contained disk image (a container's layer as a tar), streamed`,
+      description: 'Content-Length when the backend knows the size, else chunked. A transfer that fails midway is cut off (a short body), never ended as if complete. A container guest\'s snapshot is its root layer as a tar (application/x-tar, docs/containers.md). Example: curl -o snap.qcow2 host:8080/guests/ID/snapshots/NAME/download',
       responses: {
-        200: { description: 'The image bytes', contentType: 'application/octet-stream' },
+        200: { description: 'The image bytes (application/x-tar for a container guest)', contentType: 'application/octet-stream' },
         400: err('Not a snapshot name'),
         ...snapshotReadResponses,
         409: err('A job is changing the snapshot; or, guest-wide, the guest has several disks (download each from its disk route)'),

@@ -60,6 +60,8 @@ export interface MetricsPlan {
 export interface PlanSet {
   lifecycle: Map<LifecycleAction, LifecyclePlan>;
   metrics: Map<MetricsAction, MetricsPlan>;
+  /** Snapshot actions by plain name: a container's (containerCreateSnapshot) are of its root layer, not of disks. */
+  snapshot: Map<SnapshotAction, SnapshotPlan>;
 }
 
 /**
@@ -82,11 +84,10 @@ export interface SnapshotPlan {
   async: PlannedStage[];
 }
 
-/** Plans of virtual machines, and per prefixed guest type (container) its own; image and snapshot actions by name. */
+/** Plans of virtual machines, and per prefixed guest type (container) its own; image actions by name. */
 export interface ActionPlans extends PlanSet {
   byType: Record<PrefixedGuestType, PlanSet>;
   image: Map<ImageAction, ImagePlan>;
-  snapshot: Map<SnapshotAction, SnapshotPlan>;
   /** The one `vnc` stage (GET /guests/{id}/vnc), when configured. */
   vnc?: PlannedStage;
   /** By config action name: whether the config's `actions` gave the plan or the kernel derived it. */
@@ -105,7 +106,7 @@ export function buildActionPlans(
   const plans: ActionPlans = {
     lifecycle: new Map(),
     metrics: new Map(),
-    byType: { container: { lifecycle: new Map(), metrics: new Map() } },
+    byType: { container: { lifecycle: new Map(), metrics: new Map(), snapshot: new Map() } },
     image: new Map(),
     snapshot: new Map(),
     origins: new Map(),
@@ -148,11 +149,6 @@ export function buildActionPlans(
       plans.origins.set(configName, origin);
       continue;
     }
-    if (isSnapshotAction(configName)) {
-      plans.snapshot.set(configName, snapshotPlan(configName, action, where));
-      plans.origins.set(configName, origin);
-      continue;
-    }
     if (configName === VNC_ACTION) {
       const refs = [...(action.stages ?? []), ...action.async];
       if (refs.length !== 1 || action.sync.length > 0) {
@@ -166,7 +162,9 @@ export function buildActionPlans(
     const name = ACTION_ALIASES[plain] ?? plain;
     const set = guestType ? plans.byType[guestType] : plans;
     plans.origins.set(actionNameFor(guestType, name), origin);
-    if (isLifecycleAction(name)) {
+    if (isSnapshotAction(name)) {
+      set.snapshot.set(name, snapshotPlan(name, action, where));
+    } else if (isLifecycleAction(name)) {
       if (set.lifecycle.has(name)) throw Errors.actionPlan(`${file}: ${where}: action "${name}" is configured twice (once under an alias)`);
       const asyncRefs = [...action.async, ...(action.stages ?? [])];
       set.lifecycle.set(name, {

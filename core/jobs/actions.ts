@@ -3,7 +3,7 @@
  * routes to these names and nothing else (it never names a plugin).
  */
 import type { MetricsType } from '../contract/wire-types.js';
-import { LIFECYCLE_ACTIONS, SNAPSHOT_ACTIONS, isLifecycleAction, type LifecycleAction } from '../contract/lifecycle.js';
+import { LIFECYCLE_ACTIONS, SNAPSHOT_ACTIONS, isLifecycleAction, isSnapshotAction, type LifecycleAction } from '../contract/lifecycle.js';
 
 // The lifecycle actions live with the lifecycle table in the contract.
 export { LIFECYCLE_ACTIONS, isLifecycleAction, type LifecycleAction } from '../contract/lifecycle.js';
@@ -101,7 +101,7 @@ export function splitActionName(name: string): { guestType?: PrefixedGuestType; 
     const rest = name.slice(prefix.length);
     if (name.startsWith(prefix) && /^[A-Z]/.test(rest)) {
       const action = rest[0].toLowerCase() + rest.slice(1);
-      if (isLifecycleAction(action) || isMetricsAction(action)) return { guestType: guestType as PrefixedGuestType, action };
+      if (isLifecycleAction(action) || isMetricsAction(action) || isSnapshotAction(action)) return { guestType: guestType as PrefixedGuestType, action };
     }
   }
   return { action: name };
@@ -119,7 +119,7 @@ export function isMetricsAction(name: string): name is MetricsAction {
 /** Every action name a config may use, for error messages. */
 export function validActionNames(): string[] {
   const plain = [...LIFECYCLE_ACTIONS, ...Object.keys(METRICS_ACTIONS)];
-  const prefixed = Object.keys(GUEST_TYPE_PREFIXES).flatMap((t) => plain.map((a) => actionNameFor(t as PrefixedGuestType, a)));
+  const prefixed = Object.keys(GUEST_TYPE_PREFIXES).flatMap((t) => [...plain, ...SNAPSHOT_ACTIONS].map((a) => actionNameFor(t as PrefixedGuestType, a)));
   const images = [...IMAGE_JOB_ACTIONS, ...IMAGE_QUERY_ACTIONS, ...IMAGE_UPLOAD_ACTIONS];
   return [...plain, ...prefixed, ...images, ...SNAPSHOT_ACTIONS, VNC_ACTION, ...Object.keys(ACTION_ALIASES), ...UNROUTED_MISTIFY_ACTIONS];
 }

@@ -7,10 +7,14 @@
  * the guest and disk exist, the guest's state allows the action (the
  * contract's SNAPSHOT_LIFECYCLE, again when the job starts), the name is
  * sound, a snapshot to act on exists (through getSnapshot) and no other job
- * of this guest is already changing that snapshot.
+ * of this guest is already changing that snapshot. A guest's type picks
+ * the plans (a container's are `containerCreateSnapshot`...): a virtual
+ * machine's snapshots are of its disks, a container's of its root layer
+ * (it has no disks; its guest-wide download is that one layer).
  */
-import { isSnapshotJobAction, SNAPSHOT_LIFECYCLE, type SnapshotAction, type SnapshotJobAction, type SnapshotQueryAction } from './actions.js';
+import { actionNameFor, isSnapshotJobAction, prefixedGuestType, SNAPSHOT_LIFECYCLE, type SnapshotAction, type SnapshotJobAction, type SnapshotQueryAction } from './actions.js';
 import type { ActionPlans, SnapshotPlan } from './action-plan.js';
+import { plansFor } from './guest-plans.js';
 import type { JobEngine, JobResult, JobRun } from './job-engine.js';
 import { Errors, HyperkernError } from '../errors.js';
 import { describeStates } from '../contract/lifecycle.js';
@@ -90,7 +94,7 @@ export class SnapshotRunner {
     const name = body.dest || `snap-${Math.floor(Date.now() / 1000)}`;
     checkSnapshotName(name, 'dest');
     const guest = this.target('createSnapshot', target);
-    if (guest.disks.length === 0) throw Errors.conflict(`guest ${guest.id} has no disks to snapshot`);
+    if (hasDiskSnapshots(guest) && guest.disks.length === 0) throw Errors.conflict(`guest ${guest.id} has no disks to snapshot`);
     if (await this.find(guest, target, name, args)) throw Errors.conflict(`${describeTarget(target)} already has a snapshot "${name}"; pick another dest or delete it first`);
     return this.submit('createSnapshot', guest, target, request(target, name, { dest: name }), args, { id: name, size: 0 });
   }
@@ -112,11 +116,11 @@ export class SnapshotRunner {
   async download(target: SnapshotTarget, name: string, args: Record<string, unknown>): Promise<SnapshotDownload> {
     checkSnapshotName(name, 'name');
     const guest = this.target('downloadSnapshot', target);
-    const plan = this.plan('downloadSnapshot');
+    const plan = this.plan('downloadSnapshot', guest);
     if (!(await this.find(guest, target, name, args))) throw Errors.snapshotNotFound(name, describeTarget(target));
     this.refuseChanging(target, name, 'download');
     let disk = target.disk;
-    if (disk === undefined) {
+    if (disk === undefined && hasDiskSnapshots(guest)) {
       if (guest.disks.length !== 1) {
         throw Errors.conflict(
           `guest ${guest.id} has ${guest.disks.length} disks, so its snapshot "${name}" is ${guest.disks.length} images; download each from /guests/${guest.id}/disks/{disk}/snapshots/${name}/download (disks: ${guest.disks.map((d) => d.device).join(', ')})`,
@@ -125,21 +129,22 @@ export class SnapshotRunner {
       disk = guest.disks[0].device;
     }
     const stage = plan.sync[0];
-    return this.engine.timedStage<SnapshotDownload>(stage, stageRequest('downloadSnapshot', guest, { ...request(target, name, {}), disk }, stage, args), { log: asPluginLogger(this.log) }, args);
+    const stored = request(target, name, {});
+    return this.engine.timedStage<SnapshotDownload>(stage, stageRequest('downloadSnapshot', guest, disk === undefined ? stored : { ...stored, disk }, stage, args), { log: asPluginLogger(this.log) }, args);
   }
 
   /** delete and rollback: the snapshot must exist and no other job be changing it. */
   private async onExisting(action: 'deleteSnapshot' | 'rollbackSnapshot', target: SnapshotTarget, name: string, fields: Partial<SnapshotRequest>, args: Record<string, unknown>): Promise<AcceptedSnapshotJob> {
     checkSnapshotName(name, 'name');
     const guest = this.target(action, target);
-    this.plan(action);
+    this.plan(action, guest);
     const found = await this.find(guest, target, name, args);
     if (!found) throw Errors.snapshotNotFound(name, describeTarget(target));
     return this.submit(action, guest, target, request(target, name, fields), args, found);
   }
 
   private async submit(action: SnapshotJobAction, guest: Guest, target: SnapshotTarget, stored: StoredSnapshotRequest, args: Record<string, unknown>, snapshot: Snapshot): Promise<AcceptedSnapshotJob> {
-    const plan = this.plan(action);
+    const plan = this.plan(action, guest);
     this.engine.checkAccepting();
     this.refuseChanging(target, stored.id, action);
     const key = keyOf(target, stored.id);
@@ -167,10 +172,10 @@ export class SnapshotRunner {
     const target: SnapshotTarget = { guestId: job.GuestID, disk: requested.disk };
     const key = keyOf(target, requested.id);
     try {
-      const plan = this.plans.snapshot.get(action);
-      if (!plan) throw new Error(`action "${action}" is no longer configured`);
       const guest = this.registry.find(job.GuestID);
       if (!guest) throw new Error(`guest ${job.GuestID} no longer exists`);
+      const plan = plansFor(this.plans, guest).snapshot.get(action);
+      if (!plan) throw new Error(`action "${actionNameFor(prefixedGuestType(guest.type), action)}" is no longer configured`);
       checkState(action, guest);
       let last: Snapshot | undefined;
       for (const stage of plan.async) {
@@ -199,13 +204,14 @@ export class SnapshotRunner {
   }
 
   private async query(action: SnapshotQueryAction, guest: Guest, target: SnapshotTarget, stored: StoredSnapshotRequest, args: Record<string, unknown>): Promise<SnapshotResponse> {
-    const stage = this.plan(action).sync[0];
+    const stage = this.plan(action, guest).sync[0];
     return this.engine.timedStage<SnapshotResponse>(stage, stageRequest(action, guest, stored, stage, args), { log: asPluginLogger(this.log) }, args);
   }
 
   /** The snapshot through getSnapshot (or listSnapshots when only that is configured). */
   private async find(guest: Guest, target: SnapshotTarget, name: string, args: Record<string, unknown>): Promise<Snapshot | undefined> {
-    const action: SnapshotQueryAction = this.plans.snapshot.has('getSnapshot') || !this.plans.snapshot.has('listSnapshots') ? 'getSnapshot' : 'listSnapshots';
+    const plans = plansFor(this.plans, guest).snapshot;
+    const action: SnapshotQueryAction = plans.has('getSnapshot') || !plans.has('listSnapshots') ? 'getSnapshot' : 'listSnapshots';
     let snapshots: Snapshot[];
     try {
       ({ snapshots } = await this.query(action, guest, target, request(target, action === 'getSnapshot' ? name : '', {}), args));
@@ -232,11 +238,20 @@ export class SnapshotRunner {
     );
   }
 
-  private plan(action: SnapshotAction): SnapshotPlan {
-    const plan = this.plans.snapshot.get(action);
-    if (!plan) throw Errors.actionNotConfigured(`this agent's config maps no stages to "${action}"; add actions.${action} to the config (docs/snapshots.md)`);
+  /** The guest's plan of the action (by its type), or a 501 naming the action as the config would. */
+  private plan(action: SnapshotAction, guest: Guest): SnapshotPlan {
+    const plan = plansFor(this.plans, guest).snapshot.get(action);
+    if (!plan) {
+      const name = actionNameFor(prefixedGuestType(guest.type), action);
+      throw Errors.actionNotConfigured(`this agent's config maps no stages to "${name}"; add actions.${name} to the config, or a plugin that serves it (docs/snapshots.md)`);
+    }
     return plan;
   }
+}
+
+/** Whether the guest's snapshots are of its disks (virtual machines), not of a root layer (containers). */
+function hasDiskSnapshots(guest: Guest): boolean {
+  return prefixedGuestType(guest.type) === undefined;
 }
 
 function checkState(action: SnapshotAction, guest: Guest): void {

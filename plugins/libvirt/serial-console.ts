@@ -15,9 +15,8 @@
  */
 import net from 'node:net';
 import path from 'node:path';
-import { ConsoleSwitchboard, checkUnixSocketPath, readLogTail, type ConsoleRequest, type Guest, type GuestConsole, type Logger } from '../../core/contract/index.js';
+import { ConsoleSwitchboard, LogFollower, checkUnixSocketPath, readLogTail, type ConsoleRequest, type Guest, type GuestConsole, type Logger } from '../../core/contract/index.js';
 import type { DomainEvent } from './domain-events.js';
-import { LogFollower } from './log-follower.js';
 
 /** Rotated parts virtlogd keeps (its max_backups, 3 by default), newest first. */
 const ROTATED = ['.0', '.1', '.2'];

@@ -168,6 +168,28 @@ describe('plans derived from the plugins', function () {
       expect(plans.lifecycle.get('create')!.async.map((s) => s.handle.name), 'VMs keep their own plan').to.deep.equal(['vm.create', 'vm.start']);
     });
 
+    it("plans a container backend's snapshots apart from the VMs': containerCreateSnapshot... by stage name or serves", () => {
+      const vm: PluginStages = { ...backend('vm', { createSnapshot: 'snapshot', listSnapshots: 'snapshot' }) };
+      const containers: PluginStages = {
+        id: 'box',
+        manifestId: 'box',
+        stages: { containerCreate: 'action', containerStart: 'action', containerListSnapshots: 'snapshot', takeLayer: 'snapshot', layerTar: 'snapshotDownload' },
+        serves: { takeLayer: { action: 'containerCreateSnapshot', timeoutSeconds: 600 }, layerTar: 'containerDownloadSnapshot' },
+      };
+      const plans = plan(world([vm, containers]));
+      const set = plans.byType.container.snapshot;
+      expect(set.get('createSnapshot')!.async.map((s) => s.handle.name)).to.deep.equal(['box.takeLayer']);
+      expect(set.get('createSnapshot')!.async[0].timeoutMs).to.equal(600_000);
+      expect(set.get('listSnapshots')!.sync.map((s) => s.handle.name)).to.deep.equal(['box.containerListSnapshots']);
+      expect(set.get('downloadSnapshot')!.sync.map((s) => s.handle.name)).to.deep.equal(['box.layerTar']);
+      expect(plans.snapshot.get('createSnapshot')!.async.map((s) => s.handle.name), 'VMs keep their own').to.deep.equal(['vm.createSnapshot']);
+      expect(plans.snapshot.has('downloadSnapshot'), 'no VM download from the container backend').to.equal(false);
+      expect(plans.origins.get('containerCreateSnapshot')).to.equal('derived');
+      // A download stage must be of the download kind, as for VMs.
+      const wrong: PluginStages = { ...containers, stages: { ...containers.stages, layerTar: 'snapshot' } };
+      expect(() => plan(world([vm, wrong]))).to.throw(/names "box\.layerTar", a snapshot stage, where a snapshotDownload stage is needed/);
+    });
+
     it('checks of every plugin compose; replaces drops a plugin, after needs the plugin it finishes', () => {
       const store: PluginStages = {
         id: 'store',

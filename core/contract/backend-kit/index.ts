@@ -7,7 +7,7 @@
  * download stream, a local QEMU's cpu metrics from /proc, where to
  * connect to a VNC server on TCP, the image format check (raw or
  * self-contained qcow2, told from the bytes), and the consoles the kernel
- * opened with their size-rotated logs. Part of the
+ * opened with their size-rotated logs, followed as they grow. Part of the
  * contract, so a plugin reaches it through core/contract/index.ts.
  * May import: contract.
  */
@@ -25,4 +25,5 @@ export * from './vnc-endpoint.js';
 export * from './image-format.js';
 export * from './console-switchboard.js';
 export * from './console-log.js';
+export * from './log-follower.js';
 export * from './qcow2-snapshot-roles.js';

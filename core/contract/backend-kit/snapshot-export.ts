@@ -31,7 +31,7 @@ export async function exportQcow2Snapshot(qemuImg: QemuImgRun, disk: string, nam
     const handle = await open(temp, 'r');
     try {
       const { size } = await handle.stat();
-      return { stream: handle.createReadStream({ autoClose: true }), size };
+      return { stream: handle.createReadStream({ autoClose: true }), size, format: 'qcow2' };
     } catch (error) {
       await handle.close();
       throw error;

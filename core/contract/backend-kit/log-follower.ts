@@ -1,10 +1,10 @@
 /**
  * Follows a console log file as it grows (tail -F): bytes appended are
- * handed on in order, through rotation (virtlogd renames the file to
- * FILE.0 and starts a new one: the old one is read to its end through the
- * handle still open on it, then the new one from its start) and through a
- * file that does not exist yet (a domain that never ran: read from its first
- * byte once it appears). inotify (fs.watch on the folder) says when to read;
+ * handed on in order, through rotation (virtlogd, or LXC's monitor, renames
+ * the file to FILE.0 / FILE.1 and starts a new one: the old one is read to
+ * its end through the handle still open on it, then the new one from its
+ * start) and through a file that does not exist yet (a guest that never
+ * ran: read from its first byte once it appears). inotify (fs.watch on the folder) says when to read;
  * a slow poll covers what it might miss.
  */
 import { watch, type FSWatcher } from 'node:fs';
