@@ -20,9 +20,15 @@ import { fileURLToPath } from 'node:url';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const dist = path.join(root, 'dist');
 const stampFile = path.join(dist, '.build-stamp.json');
-/** tsconfig.json's "include" folders (TypeScript sources) and the files that change what tsc emits. */
-const SOURCE_DIRS = ['core', 'plugins', 'cli', 'test', 'bench'];
-const CONFIG_FILES = ['tsconfig.json', 'package-lock.json'];
+/**
+ * tsconfig.json's "include" folders (TypeScript sources), the web console's
+ * (ui/, bundled by scripts/build-ui.mjs; it imports core/contract too) and
+ * the files that change what the builds emit.
+ */
+const SOURCE_DIRS = ['core', 'plugins', 'cli', 'test', 'bench', 'ui'];
+const CONFIG_FILES = ['tsconfig.json', 'ui/tsconfig.json', 'scripts/build-ui.mjs', 'package-lock.json'];
+/** What the console's build reads besides TypeScript. */
+const SOURCE_EXTENSIONS = ['.ts', '.tsx', '.css'];
 
 function inputs() {
   const files = {};
@@ -35,7 +41,7 @@ function inputs() {
       const file = path.join(dir, entry.name);
       if (entry.isDirectory()) {
         if (entry.name !== 'node_modules') walk(file);
-      } else if (entry.name.endsWith('.ts')) note(file);
+      } else if (SOURCE_EXTENSIONS.some((ext) => entry.name.endsWith(ext))) note(file);
     }
   };
   for (const dir of SOURCE_DIRS) if (existsSync(path.join(root, dir))) walk(path.join(root, dir));
@@ -61,7 +67,11 @@ if (process.argv.includes('--check')) {
   process.exit(1);
 }
 if (removed.length > 0 || last === undefined) rmSync(dist, { recursive: true, force: true });
-const tsc = spawnSync(process.execPath, [path.join(root, 'node_modules/typescript/bin/tsc'), '-p', path.join(root, 'tsconfig.json')], { cwd: root, stdio: 'inherit' });
-if (tsc.status !== 0) process.exit(tsc.status ?? 1);
+// The same steps as `npm run build`: the server (tsc), the console's types, the console's bundle.
+const tscBin = path.join(root, 'node_modules/typescript/bin/tsc');
+for (const args of [[tscBin, '-p', path.join(root, 'tsconfig.json')], [tscBin, '-p', path.join(root, 'ui/tsconfig.json')], [path.join(root, 'scripts/build-ui.mjs')]]) {
+  const step = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit' });
+  if (step.status !== 0) process.exit(step.status ?? 1);
+}
 // The stamp holds what was read before tsc ran: a file saved during the build builds again next time.
 writeFileSync(stampFile, JSON.stringify({ files: now }));

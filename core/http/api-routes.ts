@@ -20,6 +20,7 @@ import { METRICS_ROUTES, type MetricsRouteDeps } from './metrics-routes.js';
 import { REFERENCE_ROUTES } from './openapi/reference-routes.js';
 import { withDeps, type MountableRoute } from './route.js';
 import { SNAPSHOT_ROUTES, type SnapshotRouteDeps } from './snapshot-routes.js';
+import { UI_ROUTES } from './ui-routes.js';
 import { VNC_ROUTES, type VncRouteDeps } from './vnc-routes.js';
 
 /** What the routes need, by group. */
@@ -49,6 +50,7 @@ export const API_ROUTES: readonly MountableRoute<RouteDeps>[] = [
   ...withDeps(SNAPSHOT_ROUTES, (d: RouteDeps) => d.snapshots),
   ...withDeps(EVENT_ROUTES, (d: RouteDeps) => d.events),
   ...withDeps(METRICS_ROUTES, (d: RouteDeps) => d.metrics),
+  ...withDeps(UI_ROUTES, () => ({})),
   ...withDeps(REFERENCE_ROUTES, (d: RouteDeps) => ({ version: d.host.version, tokens: (d.tokens ?? []).length > 0 })),
 ];
 

@@ -1,4 +1,6 @@
-/** Host-level routes: the host metadata and health. The job log's routes are in job-routes.ts. */
+/** Host-level routes: the host metadata, capacity and health. The job log's routes are in job-routes.ts. */
+import os from 'node:os';
+import { z } from 'zod';
 import type { ActionRunner } from '../jobs/action-runner.js';
 import type { GuestRegistry } from '../guests/guest-registry.js';
 import type { HostMetadata } from '../guests/host-metadata.js';
@@ -84,4 +86,48 @@ const getHealth = defineRoute({
   },
 });
 
-export const HOST_ROUTES = [getHostMetadata, patchHostMetadata, getHealth];
+const Amount = (unit: string) =>
+  z.object({
+    total: z.number().int().meta({ description: `the machine's ${unit}` }),
+    allotted: z.number().int().meta({ description: `${unit} every guest claims, whatever its state` }),
+    free: z.number().int().meta({ description: 'total - allotted (negative when overcommitted)' }),
+  });
+
+const HostCapacitySchema = z
+  .object({
+    version: z.string(),
+    cpus: Amount('CPUs'),
+    memoryMiB: Amount('MiB of memory'),
+    guests: z.record(z.string(), z.number().int()).meta({ description: 'guests by state' }),
+  })
+  .meta({ id: 'HostCapacity' });
+
+const getHostCapacity = defineRoute({
+  method: 'get',
+  path: '/host',
+  operationId: 'getHostCapacity',
+  tag: 'host',
+  summary: "The host's capacity: CPUs and memory, total, allotted to guests and free; guests by state",
+  description: 'The same counts a fleet host record carries (docs/fleet.md), from the machine (os.cpus(), os.totalmem()) and every guest of the registry.',
+  responses: { 200: { description: 'The capacity', schema: HostCapacitySchema } },
+  handle: (deps: HostRouteDeps) => (ctx) => {
+    const totalCpus = os.cpus().length;
+    const totalMemory = Math.floor(os.totalmem() / 1024 / 1024);
+    let cpus = 0;
+    let memory = 0;
+    const guests: Record<string, number> = {};
+    for (const guest of deps.registry.all()) {
+      cpus += guest.cpu;
+      memory += guest.memory;
+      guests[guest.state] = (guests[guest.state] ?? 0) + 1;
+    }
+    ctx.body = {
+      version: deps.version,
+      cpus: { total: totalCpus, allotted: cpus, free: totalCpus - cpus },
+      memoryMiB: { total: totalMemory, allotted: memory, free: totalMemory - memory },
+      guests,
+    };
+  },
+});
+
+export const HOST_ROUTES = [getHostMetadata, patchHostMetadata, getHostCapacity, getHealth];

@@ -1,0 +1,8 @@
+/** Placeholder. */
+export function ImagesView() {
+  return (
+    <section>
+      <h1>Images</h1>
+    </section>
+  );
+}
