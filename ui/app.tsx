@@ -3,7 +3,7 @@
  * stream's state), and the view of the current hash route. Views get the
  * API client and the live stores from ShellContext (shell.ts).
  */
-import { useEffect, useMemo, useState } from 'preact/hooks';
+import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { ApiClient, ApiError } from './api/client.js';
 import { GuestView } from './guest/index.js';
 import { href, useRoute, type Route } from './router.js';
@@ -25,29 +25,36 @@ export function App() {
   const live = useMemo(() => new LiveSync(api), [api]);
   const shell = useMemo<Shell>(() => ({ api, live }), [api, live]);
   const [gate, setGate] = useState<Gate>({ state: 'checking' });
+  const probing = useRef(false);
 
   /** Asks the agent whether the page may read: 401 means a token is needed (or the one held is wrong). */
   const probe = async (): Promise<void> => {
+    const withToken = api.hasToken;
+    probing.current = true;
     try {
       await api.get('/host');
       setGate({ state: 'open' });
       live.start();
     } catch (error) {
       if (error instanceof ApiError && error.status === 401) {
-        const refused = api.hasToken;
         api.setToken(undefined);
-        setGate({ state: 'token', message: refused ? `The agent refused the token: ${error.message}` : undefined });
+        setGate({ state: 'token', message: withToken ? `The agent refused the token: ${error.message}` : undefined });
       } else setGate({ state: 'down', message: error instanceof Error ? error.message : String(error) });
+    } finally {
+      probing.current = false;
     }
   };
 
   useEffect(() => {
     void probe();
-    // A 401 later (tokens changed and the agent restarted): ask again.
+    // A 401 later (tokens changed and the agent restarted): ask again. (A
+    // probe's own 401 is answered by the probe.)
     const off = api.onUnauthorized((error) => {
+      if (probing.current) return;
+      const withToken = api.hasToken;
       live.stop();
       api.setToken(undefined);
-      setGate({ state: 'token', message: `The agent refused the token: ${error.message}` });
+      setGate({ state: 'token', message: withToken ? `The agent refused the token: ${error.message}` : 'The agent now asks for a token.' });
     });
     return () => {
       off();

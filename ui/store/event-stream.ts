@@ -35,7 +35,8 @@ export class EventStream extends Observable {
   /** Successful opens after the first. */
   reconnects = 0;
   private abort: AbortController | undefined;
-  private stopped = false;
+  /** Each start() runs one loop; a loop whose run is no longer current ends. */
+  private run = 0;
   private retryMs = 1000;
   private opened = 0;
 
@@ -47,12 +48,11 @@ export class EventStream extends Observable {
   }
 
   start(): void {
-    this.stopped = false;
-    void this.run();
+    void this.loop(++this.run);
   }
 
   stop(): void {
-    this.stopped = true;
+    this.run++;
     this.abort?.abort();
     this.setStatus('stopped');
   }
@@ -69,15 +69,16 @@ export class EventStream extends Observable {
     this.changed();
   }
 
-  private async run(): Promise<void> {
+  private async loop(run: number): Promise<void> {
+    const stopped = () => run !== this.run;
     let failures = 0;
-    while (!this.stopped) {
+    while (!stopped()) {
       this.setStatus(this.opened === 0 ? 'connecting' : 'reconnecting', this.lastError);
       try {
-        await this.connect();
+        await this.connect(stopped);
         failures = 0;
       } catch (error) {
-        if (this.stopped) return;
+        if (stopped()) return;
         if (error instanceof ApiError && error.status === 401) {
           this.setStatus('unauthorized', error.message);
           return;
@@ -85,14 +86,14 @@ export class EventStream extends Observable {
         failures++;
         this.lastError = error instanceof Error ? error.message : String(error);
       }
-      if (this.stopped) return;
+      if (stopped()) return;
       this.setStatus('reconnecting', this.lastError);
       await sleep(Math.min(this.retryMs * 2 ** Math.max(0, failures - 1), MAX_BACKOFF_MS));
     }
   }
 
   /** One connection, until it ends; throws when it could not open or broke. */
-  private async connect(): Promise<void> {
+  private async connect(stopped: () => boolean): Promise<void> {
     const abort = new AbortController();
     this.abort = abort;
     const headers: Record<string, string> = { Accept: 'text/event-stream' };
@@ -123,13 +124,13 @@ export class EventStream extends Observable {
         parser.feed(value);
       }
     } catch (error) {
-      if (this.stopped) return;
+      if (stopped()) return;
       throw new Error(`the event stream broke (${error instanceof Error ? error.message : String(error)})`);
     } finally {
       clearTimeout(watchdog);
       abort.abort();
     }
-    if (!ended && !this.stopped) throw new Error('the agent closed the event stream');
+    if (!ended && !stopped()) throw new Error('the agent closed the event stream');
   }
 
   private onMessage(message: EventSourceMessage): 'end' | undefined {
