@@ -1,0 +1,52 @@
+/**
+ * The guest as the agent has it, live: read once, then taken from the event
+ * stream (guest.changed and guest.observed carry the whole guest;
+ * guest.deleted ends it), and read again whenever one of its jobs ended
+ * (`jobsEnded` changes). Without an event stream it is read every
+ * FALLBACK_POLL_MS instead.
+ */
+import { useEffect, useState } from 'preact/hooks';
+import type { Guest } from '../../core/contract/wire-types.js';
+import { getJson, guestPath, messageOf, statusOf, type AgentRequest, type SubscribeEvents } from './guest-client.js';
+
+const FALLBACK_POLL_MS = 3000;
+
+export interface GuestState {
+  guest?: Guest;
+  /** The guest is gone (deleted, or never existed). */
+  gone?: string;
+  problem?: string;
+}
+
+export function useGuest(guestId: string, request: AgentRequest, jobsEnded: number, subscribe?: SubscribeEvents): GuestState {
+  const [state, setState] = useState<GuestState>({});
+  const [tick, setTick] = useState(0);
+
+  useEffect(() => {
+    let stopped = false;
+    getJson<Guest>(request, guestPath(guestId))
+      .then((guest) => !stopped && setState({ guest }))
+      .catch((error) => {
+        if (stopped) return;
+        if (statusOf(error) === 404) setState({ gone: error.message });
+        else setState((s) => ({ ...s, problem: messageOf(error) }));
+      });
+    return () => {
+      stopped = true;
+    };
+  }, [guestId, request, jobsEnded, tick]);
+
+  useEffect(() => {
+    if (!subscribe) {
+      const timer = setInterval(() => setTick((t) => t + 1), FALLBACK_POLL_MS);
+      return () => clearInterval(timer);
+    }
+    return subscribe((event) => {
+      if (event.guest !== guestId) return;
+      if (event.type === 'guest.deleted') setState({ gone: `guest ${guestId} was deleted` });
+      else if ((event.type === 'guest.changed' || event.type === 'guest.observed') && event.data.guest) setState({ guest: event.data.guest });
+    });
+  }, [guestId, subscribe]);
+
+  return state;
+}
