@@ -21,6 +21,7 @@ import { SnapshotRunner } from './jobs/snapshot-runner.js';
 import { parseListen, type LoadedConfig } from './config/config.js';
 import { GuestRegistry } from './guests/guest-registry.js';
 import { MovedGuests, type MovedTo } from './guests/moved-guests.js';
+import { hostLookupOf, type HostLookup } from './plugins/host-lookup.js';
 import { HostMetadata } from './guests/host-metadata.js';
 import { ReservedMetadata } from './guests/reserved-metadata.js';
 import { answerClientError } from './http/client-error.js';
@@ -79,6 +80,8 @@ export class Kernel {
   private healthWatch?: HealthWatch;
   /** Guests that moved to another host (a migration): their routes answer 404 with Location. */
   moved!: MovedGuests;
+  /** Fleet hosts by id (a move to `{"host": ...}`), when a plugin knows the fleet (docs/migration.md). */
+  locateHost?: HostLookup;
 
   private constructor(
     readonly loaded: LoadedConfig,
@@ -147,6 +150,7 @@ export class Kernel {
       });
       const kernel = new Kernel(loaded, log, dataDir, lock, store, registry, plugins, engine, runner, images, snapshots, metadata, jobs, output, agentInfo, vnc, consoles);
       kernel.moved = moved;
+      kernel.locateHost = hostLookupOf(plugins);
       for (const plugin of plugins) {
         await plugin.instance.start?.();
       }

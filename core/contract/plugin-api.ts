@@ -165,6 +165,15 @@ export function hypervisorBackendStages(handlers: HypervisorBackendHandlers): St
   };
 }
 
+/** Another agent of the fleet, as a plugin that knows the fleet finds it ({@link PluginInstance.locateHost}). */
+export interface PeerAgent {
+  hostId: string;
+  /** Its API's base URL, e.g. http://10.0.1.7:8080. */
+  url: string;
+  /** The bearer token it accepts; absent when it has no auth. */
+  token?: string;
+}
+
 export interface PluginHealth {
   healthy: boolean;
   message?: string;
@@ -181,6 +190,14 @@ export interface PluginInstance {
   /** Called on agent shutdown (reverse dependency order); release processes, sockets, timers. */
   stop?(): Promise<void>;
   health?(): Promise<PluginHealth> | PluginHealth;
+  /**
+   * A plugin that knows the other hosts of a fleet (the fleet link) says
+   * where host `hostId`'s agent is and how to authenticate to it: what a
+   * move named by host id goes to (docs/migration.md). Undefined when it
+   * knows no such live host; throws when it cannot tell now (its store is
+   * unreachable). In-process plugins only.
+   */
+  locateHost?(hostId: string): Promise<PeerAgent | undefined>;
 }
 
 /**

@@ -14,11 +14,13 @@ import {
   type GuestDirectory,
   type Logger,
   type PluginHealth,
+  type PeerAgent,
   type PluginInstance,
 } from '../../core/contract/index.js';
 import { createEtcdClient } from './etcd-client.js';
 import { FleetLink } from './fleet-link.js';
 import { resolveHostId } from './host-id.js';
+import { locateHost } from './host-locator.js';
 import type { HostFacts } from './inventory.js';
 import { KeyLayout } from './key-layout.js';
 import { fleetOptions, type FleetOptions } from './options.js';
@@ -27,6 +29,7 @@ import { fleetOptions, type FleetOptions } from './options.js';
 export class FleetPlugin implements PluginInstance {
   private link: FleetLink | undefined;
   private unsubscribe: (() => void) | undefined;
+  private lookup: ((hostId: string) => Promise<PeerAgent | undefined>) | undefined;
 
   constructor(
     @inject(Tokens.Options) private readonly options: FleetOptions,
@@ -59,9 +62,21 @@ export class FleetPlugin implements PluginInstance {
       this.log,
     );
     this.link = link;
+    const layout = new KeyLayout(options.etcd.prefix);
+    this.lookup = (id) => locateHost(client, layout, id, options);
     this.unsubscribe = agent.onGuestChange((guestId) => link.guestChanged(guestId));
     link.start();
     this.log.info({ hostId, endpoints: options.etcd.endpoints, prefix: options.etcd.prefix }, 'fleet: link started');
+  }
+
+  /** Another host's agent from its live record in etcd, with the token the options give for it (host-locator.ts). */
+  async locateHost(hostId: string): Promise<PeerAgent | undefined> {
+    if (!this.lookup) throw new Error('the fleet link has not started');
+    try {
+      return await this.lookup(hostId);
+    } catch (error) {
+      throw new Error(`cannot read host "${hostId}" from etcd: ${(error as Error).message}`, { cause: error });
+    }
   }
 
   async stop(): Promise<void> {

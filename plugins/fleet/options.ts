@@ -33,6 +33,13 @@ export const fleetOptions = z
     maxQueuedChanges: z.number().int().positive().max(1_000_000).default(10_000),
     /** Milliseconds changes are gathered before one transaction writes them. */
     batchWindowMs: z.number().int().min(0).max(10_000).default(50),
+    /**
+     * The bearer token the fleet's other agents accept, sent to the one a
+     * guest moves to when the move names it by host id (docs/migration.md).
+     */
+    peerToken: z.string().min(16, 'tokens must be at least 16 characters').optional(),
+    /** Per host id, for agents that each accept their own token; wins over peerToken. */
+    peerTokens: z.record(z.string(), z.string().min(16, 'tokens must be at least 16 characters')).default({}),
   })
   .strict();
 
