@@ -4,13 +4,12 @@
  * These read only; they never take a lifecycle lock, so a metrics request is
  * answered while a long shutdown job runs.
  */
-import { parseProcStat, parseSchedstatSeconds, type Guest, type GuestCpuMetrics, type GuestDiskMetrics, type GuestNicMetrics } from '../../core/contract/index.js';
-import { CounterFile } from './counter-file.js';
+import { CounterFile, parseProcStat, parseSchedstatSeconds, type Guest, type GuestCpuMetrics, type GuestDiskMetrics, type GuestNicMetrics } from '../../core/contract/index.js';
 import type { Machine } from './machine.js';
 import { readTapCounters } from './taps.js';
 
 // The /proc files of cpu metrics are kept open per QEMU process
-// (counter-file.ts) and parsed by the backend kit (process-cpu.ts): a pread
+// (backend-kit/counter-file.ts) and parsed by the backend kit (process-cpu.ts): a pread
 // instead of a path walk, open, fstat, two reads and a close per file.
 
 interface CpuInfoFast {
@@ -169,7 +168,7 @@ export async function nicMetrics(guest: Guest): Promise<Record<string, GuestNicM
       result[nic.name] = { name: nic.name, counters: USER_MODE_COUNTERS };
       continue;
     }
-    const tap = await readTapCounters(nic.device);
+    const tap = readTapCounters(nic.device);
     if (!tap) {
       result[nic.name] = { name: nic.name, counters: `unavailable: tap ${nic.device} does not exist` };
       continue;

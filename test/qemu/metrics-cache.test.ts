@@ -1,6 +1,6 @@
 /**
  * The QEMU plugin keeps the counter files of cpu and nic metrics open (a
- * pread per read, plugins/qemu/counter-file.ts) and remembers each QEMU's
+ * pread per read, core/contract/backend-kit/counter-file.ts) and remembers each QEMU's
  * vCPU threads. Checked through the real agent on a real guest under TCG
  * whose QEMU is replaced (power off, tap deleted as a host reboot would,
  * start): the old process's files are closed, and the answers are the new

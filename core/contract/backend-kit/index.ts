@@ -6,9 +6,11 @@
  * hypervisor reports, per-guest serial work, a qcow2 snapshot as a
  * download stream, a local QEMU's cpu metrics from /proc, where to
  * connect to a VNC server on TCP, the image format check (raw or
- * self-contained qcow2, told from the bytes), and the consoles the kernel
- * opened with their size-rotated logs, followed as they grow. Part of the
- * contract, so a plugin reaches it through core/contract/index.ts.
+ * self-contained qcow2, told from the bytes), the consoles the kernel
+ * opened with their size-rotated logs, followed as they grow, and kernel
+ * counter files (/proc, /sys, cgroups) kept open, a host device's counters
+ * read through them. Part of the contract, so a plugin reaches it through
+ * core/contract/index.ts.
  * May import: contract.
  */
 export * from './stage-timeout.js';
@@ -27,3 +29,5 @@ export * from './console-switchboard.js';
 export * from './console-log.js';
 export * from './log-follower.js';
 export * from './qcow2-snapshot-roles.js';
+export * from './counter-file.js';
+export * from './interface-counters.js';
