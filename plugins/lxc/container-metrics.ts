@@ -14,8 +14,16 @@
  * These read only; they never wait for a lifecycle job.
  */
 import { CounterFile, readInterfaceCounters, StageRejection, type Guest, type GuestCpuMetrics, type GuestDiskMetrics, type GuestNicMetrics } from '../../core/contract/index.js';
-import { cgroupDir, type CgroupController } from './cgroup-v1.js';
-import type { ContainerNic } from './container-nics.js';
+import { parseBlkioReadWrite } from './cgroup-blkio.js';
+
+/** The cgroup v1 controllers read. */
+export type CgroupController = 'cpuacct' | 'blkio';
+
+/** A guest's NIC as the metrics read it: its name and the host end of its veth pair. */
+export interface NicDevice {
+  nic: { name: string };
+  hostDevice: string;
+}
 
 /** The one disk entry of a container: its root (an overlay) and whatever else it reads and writes, as its cgroup counts it. */
 export const CONTAINER_DISK = 'rootfs';
@@ -37,11 +45,12 @@ type FileKey = keyof typeof FILES;
 /** Why a cgroup file could not be read: the container does not run (no cgroup), or its cgroup went away while open. */
 class NotRunning extends Error {}
 
-/** The kept-open cgroup files of one container (its cgroup's relative path). */
+/** The kept-open cgroup files of one container. */
 class CgroupFiles {
   private readonly files = new Map<FileKey, CounterFile>();
 
-  constructor(readonly cgroup: string) {}
+  /** `dirOf`: the container's cgroup folder in a controller's hierarchy. */
+  constructor(private readonly dirOf: (controller: CgroupController) => string) {}
 
   /** The file's text now; reopened once when the cgroup it was opened on is gone; NotRunning when there is no such cgroup. */
   read(key: FileKey): string {
@@ -50,7 +59,7 @@ class CgroupFiles {
         let file = this.files.get(key);
         if (!file) {
           const [controller, name] = FILES[key];
-          this.files.set(key, (file = new CounterFile(`${cgroupDir(controller, this.cgroup)}/${name}`)));
+          this.files.set(key, (file = new CounterFile(`${this.dirOf(controller)}/${name}`)));
         }
         return file.read();
       } catch (error) {
@@ -75,39 +84,23 @@ class CgroupFiles {
   }
 }
 
-/** Sums the Read and Write lines of a blkio.throttle.* file ("MAJ:MIN Read N" per disk, then "Total N"). */
-export function parseBlkioReadWrite(text: string): { read: number; write: number } {
-  let read = 0;
-  let write = 0;
-  for (const line of text.split('\n')) {
-    const [device, op, value] = line.split(' ');
-    if (!device?.includes(':')) continue;
-    if (op === 'Read') read += Number(value);
-    else if (op === 'Write') write += Number(value);
-  }
-  return { read, write };
-}
-
 /**
  * Every container's kept-open files, by guest id. `cgroupOf` names a
- * guest's cgroup (relative, the same in every v1 hierarchy); `nicsOf` its
- * NICs as planned (their host devices).
+ * guest's cgroup folder in a controller's hierarchy (asked once per guest:
+ * a container keeps its cgroup's name across runs); `nicsOf` its NICs'
+ * host devices.
  */
 export class ContainerMetrics {
   private readonly open = new Map<string, CgroupFiles>();
 
   constructor(
-    private readonly cgroupOf: (guest: Guest) => string,
-    private readonly nicsOf: (guest: Guest) => readonly ContainerNic[],
+    private readonly cgroupOf: (guestId: string, controller: CgroupController) => string,
+    private readonly nicsOf: (guest: Guest) => readonly NicDevice[],
   ) {}
 
   private filesOf(guest: Guest): CgroupFiles {
-    const cgroup = this.cgroupOf(guest);
     let files = this.open.get(guest.id);
-    if (files?.cgroup !== cgroup) {
-      files?.close();
-      this.open.set(guest.id, (files = new CgroupFiles(cgroup)));
-    }
+    if (!files) this.open.set(guest.id, (files = new CgroupFiles((controller) => this.cgroupOf(guest.id, controller))));
     return files;
   }
 

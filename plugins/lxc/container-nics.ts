@@ -154,16 +154,22 @@ export function checkBridges(nics: readonly ContainerNic[]): void {
   }
 }
 
+/** How long a host end of a container that just stopped may take to go (its network namespace is torn down after the container's last process). */
+const HOST_END_GONE_MS = 2000;
+
 /**
  * At start: the bridges are still there (a host reboot or an operator may
  * have removed one since the create; LXC's own error would not say which)
- * and no host end of an earlier run is left over under a name LXC is about
- * to use. A fault (5xx), not a refusal: the guest was valid when created.
+ * and no host end is left under a name LXC is about to use. A fault (5xx),
+ * not a refusal: the guest was valid when created.
  */
-export function checkStartable(nics: readonly ContainerNic[]): void {
+export async function checkStartable(nics: readonly ContainerNic[]): Promise<void> {
   for (const { nic, bridge, hostDevice } of nics) {
     if (!isBridge(bridge)) throw new Error(`nic ${nic.name}: bridge "${bridge}" does not exist on this host any more; create it (see docs/containers.md) or recreate the guest`);
-    if (existsSync(`${SYS_NET}/${hostDevice}`)) throw new Error(`nic ${nic.name}: host device ${hostDevice} already exists (another container or an earlier run holds it); LXC cannot make the veth pair`);
+    for (const deadline = Date.now() + HOST_END_GONE_MS; existsSync(`${SYS_NET}/${hostDevice}`); ) {
+      if (Date.now() > deadline) throw new Error(`nic ${nic.name}: host device ${hostDevice} already exists (another container or an earlier run holds it); LXC cannot make the veth pair`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
   }
 }
 

@@ -11,8 +11,8 @@ import { expect } from 'chai';
 import { randomInt } from 'node:crypto';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { STAGE_KINDS, StageRejection, tapName, type Guest, type GuestMetricsResponse } from '../../core/contract/index.js';
-import { blkioAccountingLines, cgroupDir, lxcPayloadCgroup } from '../../plugins/lxc/cgroup-v1.js';
-import { ContainerMetrics, CONTAINER_DISK, parseBlkioReadWrite } from '../../plugins/lxc/container-metrics.js';
+import { blkioAccountingLines, parseBlkioReadWrite } from '../../plugins/lxc/cgroup-blkio.js';
+import { ContainerMetrics, CONTAINER_DISK, type CgroupController } from '../../plugins/lxc/container-metrics.js';
 import { nicConfigLines, planContainerNics } from '../../plugins/lxc/container-nics.js';
 import { LxcWorld, run, uniqueName } from './nics-world.js';
 
@@ -26,11 +26,13 @@ describe('container metrics from cgroup v1 and /sys files (real LXC)', function 
   const net = `10.${randomInt(100, 150)}.${randomInt(0, 256)}`;
   const name = uniqueName('hkmet-');
   const id = crypto.randomUUID();
-  const cgroup = lxcPayloadCgroup(name);
+  // LXC 5 names a container's cgroup lxc.payload.NAME at the root of each v1 hierarchy when root starts it.
+  const cgroup = `lxc.payload.${name}`;
+  const cgroupDir = (controller: CgroupController) => `/sys/fs/cgroup/${controller}/${cgroup}`;
 
   /** The container's cgroup files read directly, by path. */
-  const usageSeconds = () => Number(readFileSync(`${cgroupDir('cpuacct', cgroup)}/cpuacct.usage`, 'utf8')) / 1e9;
-  const blkio = (file: string) => parseBlkioReadWrite(readFileSync(`${cgroupDir('blkio', cgroup)}/${file}`, 'utf8'));
+  const usageSeconds = () => Number(readFileSync(`${cgroupDir('cpuacct')}/cpuacct.usage`, 'utf8')) / 1e9;
+  const blkio = (file: string) => parseBlkioReadWrite(readFileSync(`${cgroupDir('blkio')}/${file}`, 'utf8'));
   const hostEnd = (counter: string) => Number(readFileSync(`/sys/class/net/${tapName(id, 0)}/statistics/${counter}`, 'utf8'));
 
   /** A metrics stage's answer as the kernel checks it (Go's reading of GuestMetricsResponse). */
@@ -57,10 +59,10 @@ describe('container metrics from cgroup v1 and /sys files (real LXC)', function 
     };
     const upper = world.upperOf(name);
     await run('mkdir', ['-p', upper]);
-    const accounting = blkioAccountingLines(upper);
+    const accounting = blkioAccountingLines([upper]);
     expect(accounting, 'the test dir is on a disk (its blkio is countable)').to.have.length(2);
     await world.start(name, [...nicConfigLines(planContainerNics(guest)), ...accounting]);
-    metrics = new ContainerMetrics(() => cgroup, planContainerNics);
+    metrics = new ContainerMetrics((guestId, controller) => (guestId === id ? cgroupDir(controller) : expect.fail(`asked for ${guestId}`)), planContainerNics);
   });
 
   after(async () => {

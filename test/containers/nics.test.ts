@@ -21,6 +21,14 @@ const masterOf = (device: string): string | undefined => {
   return existsSync(link) ? path.basename(readlinkSync(link)) : undefined;
 };
 
+async function expectRejected(promise: Promise<unknown>, message: string): Promise<void> {
+  const error = await promise.then(
+    () => undefined,
+    (e: Error) => e,
+  );
+  expect(error?.message, 'rejected').to.include(message);
+}
+
 describe('container NICs on LXC: veth pairs on bridges, the address applied inside', function () {
   this.timeout(180_000);
   let world: LxcWorld;
@@ -65,7 +73,7 @@ describe('container NICs on LXC: veth pairs on bridges, the address applied insi
     };
     planned = planContainerNics(guest);
     checkBridges(planned);
-    checkStartable(planned);
+    await checkStartable(planned);
     await world.start(name, nicConfigLines(planned));
   });
 
@@ -112,9 +120,9 @@ describe('container NICs on LXC: veth pairs on bridges, the address applied insi
     }
     expect(StageRejection.is(refused) && refused.status).to.equal(400);
     expect((refused as Error).message).to.match(new RegExp(`net0: network "${missing}" is not a bridge on this host; create it`));
-    expect(() => checkStartable(plan)).to.throw(`bridge "${missing}" does not exist on this host any more`);
+    await expectRejected(checkStartable(plan), `bridge "${missing}" does not exist on this host any more`);
     // The running container holds its host ends: a second start of the same NICs must not reach LXC.
-    expect(() => checkStartable(planned)).to.throw(`host device ${tapName(id, 0)} already exists`);
+    await expectRejected(checkStartable(planned), `host device ${tapName(id, 0)} already exists`);
   });
 
   it('removes the host ends when the container stops', async () => {
@@ -122,7 +130,7 @@ describe('container NICs on LXC: veth pairs on bridges, the address applied insi
     expect(existsSync(`/sys/class/net/${tapName(id, 0)}`)).to.equal(false);
     expect(existsSync(`/sys/class/net/${tapName(id, 1)}`)).to.equal(false);
     // And it starts again on the same names.
-    checkStartable(planned);
+    await checkStartable(planned);
     await world.startAgain(name);
     expect(masterOf(tapName(id, 0))).to.equal(bridgeA);
   });
