@@ -15,6 +15,7 @@ import { followEvents } from './event-follow.js';
 import { endOnSignals } from './interrupt.js';
 import { addConsoleCommand } from './console.js';
 import { addFleetCommands } from './fleet.js';
+import { addMigrateCommand } from './migrate.js';
 import { client, collect, enc, json, keyValues, number, out, query, queued, waitOptions, type WaitFlags } from './command-kit.js';
 import { resolveGuestId, resolveGuestIds, resolveJobId } from './short-ids.js';
 import { details, table } from './tables.js';
@@ -292,6 +293,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
         await followEvents(api, `/events${query(q)}`, { json: flags.json === true, count: o.count });
       }),
     );
+  addMigrateCommand(program, run);
   addFleetCommands(program, run);
   addConsoleCommand(program, run);
   return program;

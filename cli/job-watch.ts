@@ -16,6 +16,8 @@ export interface WatchOptions {
   json: boolean;
   /** How often to ask the agent. */
   pollMs?: number;
+  /** Said on stderr when a stop signal ends the watch (the job goes on): how to act on it. */
+  interruptNote?: (jobId: string) => string;
 }
 
 export interface WatchResult {
@@ -51,9 +53,12 @@ export async function watchJob(client: AgentClient, jobId: string, options: Watc
   // Shrunk to 0 columns while it runs: the rest is plain text.
   const onResize = () => (canShowLiveLine() ? undefined : stopSpinner());
   process.stderr.on('resize', onResize);
-  const forgetInterrupt = onInterrupt(stopSpinner);
+  const forgetInterrupt = onInterrupt(() => {
+    stopSpinner();
+    if (options.interruptNote) process.stderr.write(`${options.interruptNote(jobId)}\n`);
+  });
   try {
-    let job = await client.job(jobId);
+    let job: WatchedJob = await client.job(jobId);
     let guest: Guest | undefined;
     for (;;) {
       guest = await guestIfThere(client, job.GuestID);
@@ -68,7 +73,7 @@ export async function watchJob(client: AgentClient, jobId: string, options: Watc
     }
     const took = seconds(Date.now() - started);
     if (job.Status === 'Complete') {
-      finish('succeed', `${job.Action} ${subject(job)} complete in ${took}${guest ? ` (guest ${guest.state})` : job.Action === 'delete' ? ' (guest deleted)' : ''}`);
+      finish('succeed', `${job.Action} ${subject(job)} complete in ${took}${guest ? ` (guest ${guest.state})` : job.Action === 'delete' ? ' (guest deleted)' : job.Message ? ` (${job.Message})` : ''}`);
       return { exitCode: EXIT.ok, job, guest };
     }
     finish('fail', `${job.Action} ${subject(job)} failed after ${took}: ${job.Message}`);
@@ -85,15 +90,32 @@ function canShowLiveLine(): boolean {
   return process.stderr.isTTY === true && (process.stderr.columns ?? 0) > 0;
 }
 
+/** What GET /jobs/{id} shows of a running move (docs/migration.md). */
+export interface MoveProgress {
+  phase: string;
+  target: string;
+  bytesSent: number;
+  bytesLeft: number;
+  bytesTotal: number;
+}
+
+/** A job as GET /jobs/{id} answers it while it runs: the wire Job and its extension fields. */
+export type WatchedJob = Job & { Stage?: string; QueuePosition?: number; Migration?: MoveProgress };
+
 /**
  * The live line: action, job status with its current stage (or its place in
- * the guest's queue), a byte progress bar while an image transfers, the
- * guest's state and the time so far.
+ * the guest's queue), a byte progress bar while an image transfers or a
+ * guest moves (with its phase and the bytes left), the guest's state and
+ * the time so far.
  */
-export function liveLine(job: Job & { Stage?: string; QueuePosition?: number }, guest: Guest | undefined, elapsedMs: number): string {
+export function liveLine(job: WatchedJob, guest: Guest | undefined, elapsedMs: number): string {
   const parts = [`${job.Action} ${subject(job)}: ${job.Status}`];
-  if (job.Stage) parts.push(`stage ${job.Stage}`);
+  if (job.Migration) parts.push(`phase ${job.Migration.phase}`);
+  else if (job.Stage) parts.push(`stage ${job.Stage}`);
   if (job.QueuePosition) parts.push(`queue position ${job.QueuePosition}`);
+  const move = job.Migration;
+  if (move && move.bytesTotal > 0) parts.push(`${progressBar(move.bytesSent, move.bytesTotal)}, ${mib(move.bytesLeft)} left`);
+  else if (move && move.bytesSent > 0) parts.push(`${mib(move.bytesSent)} sent`);
   const transfer = /transferring: (\d+)(?: of (\d+))? bytes/.exec(job.Message);
   if (transfer) parts.push(progressBar(Number(transfer[1]), transfer[2] === undefined ? undefined : Number(transfer[2])));
   if (guest) parts.push(`guest ${guest.state}`);
@@ -107,7 +129,7 @@ function progressBar(done: number, total: number | undefined): string {
   if (!total) return `${mib(done)} so far`;
   const width = 24;
   const filled = Math.min(width, Math.round((done / total) * width));
-  return `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${mib(done)} of ${mib(total)} (${Math.floor((done / total) * 100)}%)`;
+  return `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${mib(done)} of ${mib(total)} (${Math.min(100, Math.floor((done / total) * 100))}%)`;
 }
 
 async function guestIfThere(client: AgentClient, id: string): Promise<Guest | undefined> {

@@ -26,6 +26,34 @@ export interface EventPayloads {
   'console.detached': { viewer: string; viewers: number; reason: string };
   /** The guest (re)booted while someone watched its console (its start, QEMU's RESET). */
   'console.reset': { reason: string };
+  /** A move of the guest to another agent began: on the source when its job starts, on the target when it prepares its copy. */
+  'guest.migrating': MigrationEventData;
+  /** The move completed: on the source with the guest's removal (after its guest.deleted), on the target once the guest is registered there. */
+  'guest.migrated': MigrationEventData & MigrationOutcome;
+}
+
+/** Which move, seen from which side (docs/migration.md). */
+export interface MigrationEventData {
+  migration: string;
+  /** The side that wrote this event. */
+  role: 'source' | 'target';
+  /** The source agent's base URL (as the target knows it; the source's own listen URL). */
+  source: string;
+  /** The target agent's base URL. */
+  target: string;
+  /** The fleet's id of the target host, when the move named it. */
+  targetHost?: string;
+  /** RAM and device state moved with the disks while the guest ran. */
+  live: boolean;
+}
+
+export interface MigrationOutcome {
+  /** The whole move, from the source's job start (source only). */
+  seconds?: number;
+  /** The guest's downtime as the hypervisor reported it, ms (live moves, source only). */
+  downtimeMs?: number;
+  /** Bytes the source sent: disks and memory (source only). */
+  bytes?: { disks: number; memory: number };
 }
 
 export type EventType = keyof EventPayloads;
@@ -43,6 +71,8 @@ export const EVENT_TYPES = [
   'console.attached',
   'console.detached',
   'console.reset',
+  'guest.migrating',
+  'guest.migrated',
 ] as const satisfies readonly EventType[];
 
 /** An event before it is committed: it gets its id and time in the transaction. */

@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { Errors } from '../errors.js';
 import type { ChangeFeed } from '../events/change-feed.js';
 import { eventFilter } from '../events/event-filter.js';
+import { EVENT_TYPES } from '../events/kernel-event.js';
 import { SseStream, type SseOptions } from '../events/sse-stream.js';
 import { defineRoute } from './route.js';
 import { err } from './openapi/common-docs.js';
@@ -41,7 +42,7 @@ const streamEvents = defineRoute({
     query: z.object({
       since: z.string().optional().meta({ description: 'Replay every event after this id (0 = the whole retained history), then go live', example: '0' }),
       guest: z.string().optional().meta({ description: 'Only events of these guests (comma-separated ids)' }),
-      type: z.string().optional().meta({ description: 'Comma-separated event types (job.failed) or families (guest, job, host, plugin)', example: 'guest,job.failed' }),
+      type: z.string().optional().meta({ description: `Comma-separated event types or families (guest, job, host, plugin, console); the types: ${EVENT_TYPES.join(', ')} (docs/events.md)`, example: 'guest,job.failed' }),
     }),
   },
   responses: {
