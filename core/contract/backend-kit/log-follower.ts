@@ -1,14 +1,16 @@
 /**
  * Follows a console log file as it grows (tail -F): bytes appended are
- * handed on in order, through rotation (virtlogd, or LXC's monitor, renames
- * the file to FILE.0 / FILE.1 and starts a new one: the old one is read to
- * its end through the handle still open on it, then the new one from its
- * start) and through a file that does not exist yet (a guest that never
- * ran: read from its first byte once it appears). inotify (fs.watch on the folder) says when to read;
- * a slow poll covers what it might miss.
+ * handed on in order, through rotation (virtlogd renames the file to
+ * FILE.0 and starts a new one: the old one is read to its end through the
+ * handle still open on it, then the new one from its start) and through a
+ * file that does not exist yet (a guest that never ran: read from its first
+ * byte once it appears). A follower can also rotate the file itself (copy
+ * and truncate, for a writer that rotates nothing well: LXC's console log),
+ * so nothing is read twice or skipped. inotify (fs.watch on the folder)
+ * says when to read; a slow poll covers what it might miss.
  */
 import { watch, type FSWatcher } from 'node:fs';
-import { open, stat, type FileHandle } from 'node:fs/promises';
+import { open, rename, rm, stat, truncate, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 
 const POLL_MS = 1000;
@@ -19,6 +21,8 @@ export class LogFollower {
   private inode?: number;
   private position = 0;
   private reading = false;
+  /** The read in progress, while `reading`. */
+  private current: Promise<void> = Promise.resolve();
   private again = false;
   private stopped = false;
   private watcher?: FSWatcher;
@@ -48,6 +52,48 @@ export class LogFollower {
     return follower;
   }
 
+  /**
+   * Rotates the followed file by copy and truncate, as console-log.ts'
+   * rotateLog does for a writer that keeps it open with O_APPEND, but with
+   * no read of this follower in between: its last `maxBytes` (and whatever
+   * the writer adds meanwhile, handed on as read) become FILE.1, the file is
+   * truncated and followed from its new start. Only what lands between the
+   * last read and the truncate itself (microseconds) misses both the log
+   * and the viewers. Answers whether it rotated.
+   */
+  async rotate(maxBytes: number): Promise<boolean> {
+    while (this.reading) await this.current;
+    if (this.stopped || !this.handle) return false;
+    this.reading = true;
+    const temporary = `${this.file}.1.tmp`;
+    try {
+      await this.drain();
+      const size = this.position;
+      if (size <= maxBytes || (await stat(this.file)).ino !== this.inode) return false;
+      const kept = Buffer.alloc(maxBytes);
+      const { bytesRead } = await this.handle.read(kept, 0, maxBytes, size - maxBytes);
+      const out = await open(temporary, 'w');
+      try {
+        await out.writeFile(kept.subarray(0, bytesRead));
+        // What the writer added meanwhile: handed on, and kept.
+        const late = await this.readNew();
+        if (late.length > 0) await out.writeFile(late);
+      } finally {
+        await out.close();
+      }
+      await truncate(this.file, 0);
+      this.position = 0;
+      await rename(temporary, `${this.file}.1`);
+      return true;
+    } catch (error) {
+      await rm(temporary, { force: true });
+      throw error;
+    } finally {
+      this.reading = false;
+      this.read();
+    }
+  }
+
   stop(): void {
     this.stopped = true;
     clearInterval(this.poll);
@@ -75,7 +121,7 @@ export class LogFollower {
       return;
     }
     this.reading = true;
-    this.readAll()
+    this.current = this.readAll()
       .catch((error: Error) => {
         if (!this.stopped) this.onError(error);
       })
@@ -109,6 +155,22 @@ export class LogFollower {
         this.again = true;
       }
     } while (this.again && !this.stopped);
+  }
+
+  /** Reads to the end, handing the bytes on; answers them too. */
+  private async readNew(): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    const buffer = Buffer.alloc(CHUNK_BYTES);
+    for (;;) {
+      if (!this.handle) break;
+      const { bytesRead } = await this.handle.read(buffer, 0, buffer.length, this.position);
+      if (bytesRead === 0) break;
+      this.position += bytesRead;
+      const bytes = Buffer.from(buffer.subarray(0, bytesRead));
+      parts.push(bytes);
+      this.onBytes(bytes);
+    }
+    return Buffer.concat(parts);
   }
 
   private async drain(): Promise<void> {
