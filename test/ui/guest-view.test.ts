@@ -12,6 +12,7 @@
  */
 import { expect } from 'chai';
 import type { Browser, Page } from 'playwright-core';
+import { waitFor } from '../support/agent.js';
 import { suiteAgent } from '../support/agent-hooks.js';
 import { launchChromium, newPage, screenshot, watchPage } from '../support/chromium.js';
 import { simulatorConfig } from '../support/configs.js';
@@ -115,6 +116,39 @@ describe('guest view in Chromium', function () {
     await screenshot(page, 'ui-guest-charts');
     await api('POST', `/guests/${guestId}/resume?wait=10`);
     await stateBadge('running').waitFor({ timeout: UI_TIMEOUT });
+  });
+
+  it('polls the metrics only while the charts are shown: not while the page is hidden, not once another tab is open', async () => {
+    const asked: string[] = [];
+    const count = (request: { url(): string }) => request.url().includes('/metrics/') && asked.push(request.url());
+    page.on('request', count);
+    try {
+      const quiet = async (why: string) => {
+        // Longer than two poll intervals (2 s), once a poll that had started has answered.
+        await page.waitForTimeout(1000);
+        const before = asked.length;
+        await page.waitForTimeout(5000);
+        expect(asked.length - before, `metrics requests while ${why}`).to.equal(0);
+      };
+      await page.waitForFunction(() => Number(document.querySelector('#chart-cpu')?.getAttribute('data-points')) >= 1, undefined, { timeout: UI_TIMEOUT });
+      // The tab hidden, as the browser reports it when the user switches away.
+      await page.evaluate(() => {
+        Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'hidden' });
+        document.dispatchEvent(new Event('visibilitychange'));
+      });
+      await quiet('the page is hidden');
+      await page.evaluate(() => {
+        Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'visible' });
+        document.dispatchEvent(new Event('visibilitychange'));
+      });
+      const resumed = asked.length;
+      await waitFor(async () => (asked.length > resumed ? true : undefined), UI_TIMEOUT, 'polling to resume once the page is visible again');
+      await tab('Metadata').click();
+      await quiet('the Metadata tab is open');
+    } finally {
+      page.off('request', count);
+    }
+    await tab('Overview').click();
   });
 
   it("shows the guest's console output and sends what is typed (through a console ticket)", async () => {

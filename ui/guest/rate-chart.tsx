@@ -55,7 +55,11 @@ export function RateChart(props: RateChartProps) {
           // From zero, with room above the highest point; an idle guest's flat line sits at the bottom of a readable scale.
           y: { range: (_u: uPlot, _min: number, max: number) => [0, Math.max(Number.isFinite(max) ? max * 1.15 : 0, props.floor)] },
         },
-        axes: [axis, { ...axis, size: 90, values: (_u: uPlot, ticks: number[]) => ticks.map(format) }],
+        axes: [
+          // Clock times, one row, far enough apart to read.
+          { ...axis, space: 90, values: (_u: uPlot, ticks: number[]) => ticks.map((t) => new Date(t * 1000).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' })) },
+          { ...axis, size: 90, values: (_u: uPlot, ticks: number[]) => ticks.map(format) },
+        ],
         // The caption says the values; uPlot's legend would repeat it.
         legend: { show: false },
       },
@@ -81,6 +85,16 @@ export function RateChart(props: RateChartProps) {
     return `${label} ${value === null ? 'no data yet' : format(value)}`;
   });
   const summary = props.problem ?? latest.join(', ');
+  // The caption doubles as the legend: each series' colour before its newest value.
+  const caption = props.problem
+    ? props.problem
+    : latest.map((text, i) => (
+        <span key={i}>
+          {i > 0 && ', '}
+          <span class="guest-swatch" style={{ background: COLOURS[i % COLOURS.length] }} aria-hidden="true" />
+          {text}
+        </span>
+      ));
   return (
     <figure class="guest-chart" id={`chart-${props.id}`} data-points={props.window.times.length} aria-labelledby={`chart-${props.id}-title`}>
       <figcaption>
@@ -88,7 +102,7 @@ export function RateChart(props: RateChartProps) {
           {props.title}
         </span>{' '}
         <span class="guest-chart-latest" aria-live="off">
-          {summary}
+          {caption}
         </span>
       </figcaption>
       <div ref={holder} class="guest-chart-plot" role="img" aria-label={`${props.title} over the last minutes: ${summary}`} />
