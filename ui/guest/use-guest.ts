@@ -25,10 +25,10 @@ export function useGuest(guestId: string, request: AgentRequest, jobsEnded: numb
   useEffect(() => {
     let stopped = false;
     getJson<Guest>(request, guestPath(guestId))
-      .then((guest) => !stopped && setState({ guest }))
+      .then((guest) => !stopped && setState((s) => (s.gone ? s : { guest })))
       .catch((error) => {
         if (stopped) return;
-        if (statusOf(error) === 404) setState({ gone: error.message });
+        if (statusOf(error) === 404) setState((s) => ({ gone: s.gone ?? `guest ${guestId} is not on this host: ${messageOf(error)}` }));
         else setState((s) => ({ ...s, problem: messageOf(error) }));
       });
     return () => {
@@ -43,7 +43,7 @@ export function useGuest(guestId: string, request: AgentRequest, jobsEnded: numb
     }
     return subscribe((event) => {
       if (event.guest !== guestId) return;
-      if (event.type === 'guest.deleted') setState({ gone: `guest ${guestId} was deleted` });
+      if (event.type === 'guest.deleted') setState((s) => ({ gone: s.gone ?? `guest ${guestId} was deleted` }));
       else if ((event.type === 'guest.changed' || event.type === 'guest.observed') && event.data.guest) setState({ guest: event.data.guest });
     });
   }, [guestId, subscribe]);
