@@ -37,9 +37,19 @@ export class ActionRunner {
     return this.engine.stats;
   }
 
-  /** The stage a metrics action calls for virtual machines, or undefined when unconfigured. */
+  /**
+   * The stage a metrics action calls: virtual machines' first, then each
+   * prefixed guest type's (a container backend's) where it differs, joined
+   * by ","; undefined when no guest type has one. A host running only
+   * containers still has its guests' metrics swept onto /metrics.
+   */
   metricsStage(action: MetricsAction): string | undefined {
-    return this.plans.metrics.get(action)?.stage.handle.name;
+    const names = new Set<string>();
+    for (const plans of [this.plans, ...Object.values(this.plans.byType)]) {
+      const name = plans.metrics.get(action)?.stage.handle.name;
+      if (name !== undefined) names.add(name);
+    }
+    return names.size > 0 ? [...names].join(',') : undefined;
   }
 
   /** Run `action` on an existing guest: the lifecycle check and sync stages now, the rest as a job. */
