@@ -33,6 +33,8 @@ import type { AgentLog, AgentLogger } from './logger.js';
 import { Tokens } from './contract/plugin-api.js';
 import { loadPlugins, pluginHealth, stageCatalogue, type LoadedPlugin } from './plugins/plugin-loader.js';
 import { GuestConsoles } from './console/guest-consoles.js';
+import { Migrations } from './migration/migrations.js';
+import type { MoveInfo } from './migration/migration-hooks.js';
 import { StateStore } from './state/state-store.js';
 import { HealthWatch } from './events/health-watch.js';
 import { AgentMetrics } from './metrics/agent-metrics.js';
@@ -101,6 +103,7 @@ export class Kernel {
     private readonly agentInfo: KernelAgentInfo,
     private readonly vnc: VncLocator,
     readonly consoles: GuestConsoles,
+    readonly migrations: Migrations,
   ) {}
 
   /** The change feed (docs/events.md): every committed change, in order. */
@@ -148,9 +151,14 @@ export class Kernel {
         viewerBufferBytes: config.console.viewerBufferBytes,
         stageTimeoutMs: config.jobs.stageTimeoutSeconds * 1000,
       });
-      const kernel = new Kernel(loaded, log, dataDir, lock, store, registry, plugins, engine, runner, images, snapshots, metadata, jobs, output, agentInfo, vnc, consoles);
+      const self = () => ({ url: agentInfo.url() ?? '', ...(config.auth.tokens[0] ? { token: config.auth.tokens[0] } : {}) });
+      const locateHost = hostLookupOf(plugins);
+      // The moved-guest record lands with the guest's removal from this host (docs/migration.md).
+      const hooks = { movedChanges: (move: MoveInfo) => moved.change(move.guestId, { url: move.target, ...(move.hostId ? { hostId: move.hostId } : {}) }) };
+      const migrations = await Migrations.create({ store, registry, engine, plans, plugins, log, self, hooks, lookup: locateHost });
+      const kernel = new Kernel(loaded, log, dataDir, lock, store, registry, plugins, engine, runner, images, snapshots, metadata, jobs, output, agentInfo, vnc, consoles, migrations);
       kernel.moved = moved;
-      kernel.locateHost = hostLookupOf(plugins);
+      kernel.locateHost = locateHost;
       for (const plugin of plugins) {
         await plugin.instance.start?.();
       }
@@ -199,13 +207,14 @@ export class Kernel {
       concurrency: config.metrics.concurrency,
       guestLabels: config.metrics.guestLabels,
     });
+    const guests = { registry: this.registry, runner: this.runner, jobs: this.jobs, maxWaitSeconds: config.jobs.maxWaitSeconds, errorIssues: config.limits.errorIssues };
     const app = createApp({
       log: this.log,
       tokens: config.auth.tokens,
       bodyLimit: config.bodyLimit,
       accessLog: config.accessLog,
       moved: this.moved,
-      guests: { registry: this.registry, runner: this.runner, jobs: this.jobs, maxWaitSeconds: config.jobs.maxWaitSeconds, errorIssues: config.limits.errorIssues },
+      guests,
       images: { images: this.images, jobs: this.jobs, maxWaitSeconds: config.jobs.maxWaitSeconds },
       snapshots: { snapshots: this.snapshots, runner: this.runner, jobs: this.jobs, log: this.log, maxWaitSeconds: config.jobs.maxWaitSeconds },
       host: {
@@ -227,6 +236,7 @@ export class Kernel {
       metrics: { metrics, sweep },
       vnc: { locator: this.vnc, sessions: this.webSockets },
       consoles: { consoles: this.consoles, sessions: this.webSockets },
+      migrations: { ...guests, outgoing: this.migrations.outgoing, incoming: this.migrations.incoming, records: this.migrations.records },
     });
     const handle = app.callback();
     const server = createServer(handle);
@@ -250,6 +260,8 @@ export class Kernel {
     const address = server.address() as AddressInfo;
     const shownHost = address.family === 'IPv6' ? `[${address.address}]` : address.address;
     const url = `http://${shownHost}:${address.port}`;
+    // Moves a stopped agent left are resolved before any job runs (docs/migration.md).
+    await this.migrations.recover();
     const recovered = await this.engine.recover();
     this.log.info(
       { guests: this.registry.size, jobs: this.jobs.size, ...recovered, plugins: this.plugins.map((p) => p.id), dataDir: this.dataDir, config: this.loaded.file },
@@ -303,6 +315,7 @@ export class Kernel {
       }
     }
     this.healthWatch?.stop();
+    this.migrations.stop();
     await this.store.close();
     await this.lock.release();
     this.log.info('stopped');

@@ -12,8 +12,10 @@ import type { SnapshotAction } from './lifecycle.js';
 import { readGuestResponse, readImageResponse, readMetricsResponse, readSnapshotResponse } from './go-answers.js';
 import { GoReadError } from './go-json.js';
 import type { ConsoleRequest, GuestConsole } from './console.js';
+import type { GuestMigrator, MigrationRequest } from './migration.js';
 
 export type * from './console.js';
+export type * from './migration.js';
 
 /** Request and response type of each stage kind. */
 export interface StageKindShapes {
@@ -33,6 +35,8 @@ export interface StageKindShapes {
   vnc: { request: VncRequest; response: VncEndpoint | void };
   /** Console stages: a ConsoleRequest in, the guest's console (a live byte stream and its log) out; in-process plugins only. */
   console: { request: ConsoleRequest; response: GuestConsole };
+  /** Migration stages: a MigrationRequest in, the backend's GuestMigrator out (docs/migration.md); in-process plugins only. */
+  migration: { request: MigrationRequest; response: GuestMigrator };
 }
 
 /** What a VNC stage receives: the guest (running or suspended) and the stage's config args. */
@@ -179,6 +183,13 @@ function checkGuestConsole(result: unknown): Checked<GuestConsole> {
   return { ok: false, problem: `${describeValue(result)}; a console stage answers a GuestConsole {output: Readable, write(bytes), readLog(bytes), close(), onReset?(listener)}` };
 }
 
+const MIGRATOR_METHODS = ['checkOutgoing', 'copyDisks', 'copyMemory', 'finishOutgoing', 'abortOutgoing', 'readDisk', 'removeOutgoing', 'checkIncoming', 'prepareIncoming', 'writeDisk', 'commitIncoming', 'resumeIncoming', 'abortIncoming'];
+
+function checkGuestMigrator(result: unknown): Checked<GuestMigrator> {
+  if (isMap(result) && MIGRATOR_METHODS.every((m) => typeof result[m] === 'function')) return { ok: true, value: result as unknown as GuestMigrator };
+  return { ok: false, problem: `${describeValue(result)}; a migration stage answers a GuestMigrator (${MIGRATOR_METHODS.join(', ')})` };
+}
+
 const isSnapshotRequest = (request: StageRequest): request is SnapshotStageRequest =>
   'guest' in request && 'destroyMoreRecent' in request && typeof (request as SnapshotStageRequest).id === 'string';
 
@@ -222,6 +233,10 @@ export const STAGE_KINDS: { readonly [K in StageKind]: StageKindSpec<K> } = {
   console: {
     isRequest: (request): request is ConsoleRequest => 'purpose' in request && (request.purpose === 'view' || request.purpose === 'log') && 'guest' in request,
     checkResponse: checkGuestConsole,
+  },
+  migration: {
+    isRequest: (request): request is MigrationRequest => 'migration' in request && request.migration === 'open',
+    checkResponse: checkGuestMigrator,
   },
 };
 
@@ -279,3 +294,5 @@ export const snapshotDownloadStage = (handler: StageHandler<'snapshotDownload'>)
 export const vncStage = (handler: StageHandler<'vnc'>): Stage => defineStage('vnc', handler);
 /** A console stage: `consoleStage(({ guest, purpose }) => consoles.open(guest.id))` (docs/console.md). */
 export const consoleStage = (handler: StageHandler<'console'>): Stage => defineStage('console', handler);
+/** A migration stage: `migrationStage(() => migrator)` (docs/migration.md). */
+export const migrationStage = (handler: StageHandler<'migration'>): Stage => defineStage('migration', handler);

@@ -17,6 +17,7 @@ import { IMAGE_ROUTES, type ImageRouteDeps } from './image-routes.js';
 import { IndexedRouter } from './indexed-router.js';
 import { JOB_ROUTES } from './job-routes.js';
 import { METRICS_ROUTES, type MetricsRouteDeps } from './metrics-routes.js';
+import { MIGRATION_ROUTES, type MigrationRouteDeps } from './migration-routes.js';
 import { REFERENCE_ROUTES } from './openapi/reference-routes.js';
 import { withDeps, type MountableRoute } from './route.js';
 import { SNAPSHOT_ROUTES, type SnapshotRouteDeps } from './snapshot-routes.js';
@@ -33,6 +34,7 @@ export interface RouteDeps {
   metrics: MetricsRouteDeps;
   vnc: VncRouteDeps;
   consoles: ConsoleRouteDeps;
+  migrations: MigrationRouteDeps;
   /** The configured bearer tokens (the document served says whether routes need one). */
   tokens?: string[];
 }
@@ -42,6 +44,7 @@ export const API_ROUTES: readonly MountableRoute<RouteDeps>[] = [
   ...withDeps(GUEST_METRICS_ROUTES, (d: RouteDeps) => d.guests),
   ...withDeps(GUEST_ACTION_ROUTES, (d: RouteDeps) => d.guests),
   ...withDeps(GUEST_JOB_ROUTES, (d: RouteDeps) => d.guests),
+  ...withDeps(MIGRATION_ROUTES, (d: RouteDeps) => d.migrations),
   ...withDeps(VNC_ROUTES, (d: RouteDeps) => d.vnc),
   ...withDeps(CONSOLE_ROUTES, (d: RouteDeps) => d.consoles),
   ...withDeps(HOST_ROUTES, (d: RouteDeps) => d.host),

@@ -175,5 +175,6 @@ export const IMAGE_ROUTES = [listImages, fetchImage, getImage, deleteImage, uplo
 
 /** Requests whose body is a stream for a stage, not JSON for the router. */
 export function isStreamedBody(method: string, path: string): boolean {
-  return method === 'PUT' && /^\/images\/[^/]+$/.test(path);
+  // A cold move's disk (migration-routes.ts) too.
+  return method === 'PUT' && (/^\/images\/[^/]+$/.test(path) || /^\/migrations\/[^/]+\/disks\/[^/]+$/.test(path));
 }

@@ -122,8 +122,8 @@ const peer: RpcPeer = new RpcPeer({
       root.register(Tokens.Guests, { useValue: new KernelGuestDirectory(peer) });
       plugin = constructInProcess(slot, root, log, noDependencies);
       const stages: Record<string, StageKind> = {};
-      // A console is a live byte stream into the plugin's process: not offered across the protocol (docs/console.md).
-      for (const [name, stage] of Object.entries(plugin.stages)) if (stage.kind !== 'console') stages[name] = stage.kind;
+      // A console is a live byte stream into the plugin's process, a migrator an object of callbacks: neither crosses the protocol (docs/console.md, docs/migration.md).
+      for (const [name, stage] of Object.entries(plugin.stages)) if (stage.kind !== 'console' && stage.kind !== 'migration') stages[name] = stage.kind;
       return { stages };
     },
     [ChildMethods.start]: async () => {

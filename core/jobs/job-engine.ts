@@ -71,7 +71,7 @@ export interface JobResult {
   /** The job's Message. */
   message: string;
   /** Changes committed in one transaction with the job's Complete (a deleted guest leaves with its delete job). */
-  changes?: KeyChange<Guest>[];
+  changes?: KeyChange[];
   /** The guest a `?wait` answers with; by default the job's guest once the end is durable. */
   guest?: Guest | (() => Guest | undefined);
 }
@@ -99,6 +99,10 @@ export interface JobExecutor {
   failed?(job: Job, args: Record<string, unknown>, reason: string, ran: boolean): KeyChange<Guest>[];
   /** A queued job found at start, before it is requeued (to claim what it will change). */
   requeued?(job: Job, args: Record<string, unknown>): void;
+  /** Extension fields a running job of this kind shows (a move's `Migration`: phase and bytes). */
+  progressOf?(job: Job): Record<string, unknown> | undefined;
+  /** Why a running job can no longer be cancelled (409), if it cannot (a move switching over). */
+  refuseCancel?(job: Job): string | undefined;
 }
 
 export const CANCELLED = 'cancelled';
@@ -197,6 +201,8 @@ export class JobEngine {
     }
     const running = this.active.get(jobId);
     if (!running) throw Errors.conflict(`job ${jobId} is ${job.Status}; only a queued or running job can be cancelled`);
+    const refused = this.executorFor(job.Action)?.refuseCancel?.(job);
+    if (refused) throw Errors.conflict(`job ${jobId} cannot be cancelled now: ${refused}`);
     running.cancel.abort(new Error(CANCELLED));
     return this.withProgress(job);
   }
@@ -208,7 +214,9 @@ export class JobEngine {
   withProgress(job: Job): Job & { Stage?: string; QueuePosition?: number } {
     if (job.Status === 'Running') {
       const stage = this.active.get(job.ID)?.stage;
-      return stage ? { ...job, Stage: stage } : job;
+      const extra = this.executorFor(job.Action)?.progressOf?.(job);
+      const shown = extra ? { ...job, ...extra } : job;
+      return stage ? { ...shown, Stage: stage } : shown;
     }
     if (job.Status === 'Queued') {
       const queue = this.queuedOn.get(job.ID);
@@ -216,6 +224,11 @@ export class JobEngine {
       return position ? { ...job, QueuePosition: position } : job;
     }
     return job;
+  }
+
+  /** Whether the job is running now (its executor's run has not returned). */
+  isRunning(jobId: string): boolean {
+    return this.active.has(jobId);
   }
 
   /** Wait up to `timeoutMs` for a job to end; undefined if it is still going. */

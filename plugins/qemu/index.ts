@@ -2,7 +2,7 @@
  * Manifest of the QEMU backend. Importing this module only declares the
  * plugin; nothing runs until the kernel constructs and starts it.
  */
-import { actionStage, consoleStage, definePlugin, hypervisorBackendStages, PLUGIN_API_VERSION, QCOW2_SNAPSHOT_ROLES, snapshotDownloadStage, snapshotStage, vncStage } from '../../core/contract/index.js';
+import { actionStage, consoleStage, migrationStage, definePlugin, hypervisorBackendStages, PLUGIN_API_VERSION, QCOW2_SNAPSHOT_ROLES, snapshotDownloadStage, snapshotStage, vncStage } from '../../core/contract/index.js';
 import { qemuOptionsSchema } from './options.js';
 import { QemuPlugin } from './plugin.js';
 
@@ -34,5 +34,7 @@ export default definePlugin({
     vnc: vncStage(qemu.vnc),
     // GET /guests/{id}/console: ttyS0, reached by the kernel directly (docs/console.md).
     console: consoleStage(qemu.console),
+    // POST /guests/{id}/migrate and the agent-to-agent protocol: the kernel reaches it directly (docs/migration.md).
+    migration: migrationStage(() => qemu.migrator),
   }),
 });

@@ -32,6 +32,7 @@ import {
   type GuestConsole,
   type VncEndpoint,
   type VncRequest,
+  type GuestMigrator,
 } from '../../core/contract/index.js';
 import { buildCommandLine, KERNEL_METADATA, type LaunchPlan } from './command-line.js';
 import { createDisks, findImage } from './disk-images.js';
@@ -49,6 +50,7 @@ import { RunDir } from './run-dir.js';
 import { snapshotHandlers } from './snapshot-stages.js';
 import { ensureTap, isBridge, removeTap } from './taps.js';
 import { VncPorts } from './vnc-ports.js';
+import { qemuMigrator } from './migrator.js';
 import { vncEndpointOf } from './vnc-display.js';
 
 @injectable()
@@ -68,6 +70,8 @@ export class QemuPlugin implements PluginInstance {
   readonly snapshots: GuestSnapshots;
   /** The snapshot stages, on `snapshots` (the manifest makes them its stages). */
   readonly snapshotHandlers: ReturnType<typeof snapshotHandlers>;
+  /** Moving guests between agents: the migration stage's answer (migrator.ts). */
+  readonly migrator: GuestMigrator;
 
   /** One handler per backend stage; the manifest makes them its stages. */
   readonly handlers: HypervisorBackendHandlers = {
@@ -104,6 +108,10 @@ export class QemuPlugin implements PluginInstance {
     this.vncPorts = new VncPorts(guests);
     this.consoles = new QemuConsoles(dataDir, this.options.consoleLogBytes, log);
     this.listener = machineEvents({ machines: this.machines, consoles: this.consoles, log, observe: this.listenerObserve, drained: () => this.observations.drained() });
+    const removeCtx = { stage: 'qemu.migration', signal: new AbortController().signal, timeoutMs: 120_000, log };
+    this.migrator = qemuMigrator({ options: this.options, qemuImg: this.options.qemuImg, dataDir, machines: this.machines, listener: this.listener, consoles: this.consoles, log,
+      launchPlan: (guest, ctx) => this.launchPlan(guest, ctx), allocateVnc: (id) => this.vncPorts.allocate(id, this.options), releaseVnc: (port) => this.vncPorts.release(port),
+      removeGuest: async (guest) => void (await this.delete({ guest, action: 'delete', args: {} }, removeCtx)) });
   }
 
   /** The console stage: the guest's ttyS0 (console.sock) and its log (console.log). */

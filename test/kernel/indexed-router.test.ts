@@ -34,7 +34,7 @@ function sameMatch(router: IndexedRouter, path: string, method: string): void {
 
 describe('IndexedRouter', () => {
   it('matches every route of the agent, and every variant of its path, exactly as Router#match over all routes does', () => {
-    const router = createRouter({ guests: unused, host: { version: 'test' } as never, events: unused, images: unused, snapshots: unused, metrics: unused, vnc: unused, consoles: unused });
+    const router = createRouter({ guests: unused, host: { version: 'test' } as never, events: unused, images: unused, snapshots: unused, metrics: unused, vnc: unused, consoles: unused, migrations: unused });
     expect(router).to.be.instanceOf(IndexedRouter);
     const paths = new Set(router.stack.flatMap((layer) => variantsOf(String(layer.path))));
     expect(paths.size).to.be.greaterThan(100);

@@ -60,6 +60,10 @@ export const JobSchema = z
     Message: z.string(),
     Stage: z.string().optional().meta({ description: 'Extension (Go decoders ignore it): the stage a running job is in' }),
     QueuePosition: z.number().int().min(1).optional().meta({ description: "Extension: a queued job's place in its guest's queue (1 = next)" }),
+    Migration: z
+      .object({ phase: z.string(), target: z.string(), bytesSent: z.number(), bytesLeft: z.number(), bytesTotal: z.number() })
+      .optional()
+      .meta({ description: "Extension: a running move's phase and the bytes of its copy (docs/migration.md)" }),
   })
   .meta({ id: 'Job', description: 'A queued action (mistify field names; Stage and QueuePosition are hyperkern extensions)' });
 

@@ -1,0 +1,226 @@
+/**
+ * The source side of a move: the `migrate` job on the guest's queue (an
+ * executor of the job engine) walking the phases of docs/migration.md, each
+ * written to the durable record before its work starts. Before `switching`
+ * the source owns the guest and any failure, cancel or shutdown undoes the
+ * move (the target told to drop its copy, QEMU's copies cancelled, the
+ * guest resumed). From `switching` on the target's answer decides
+ * (outgoing-resolution.ts).
+ */
+import { CANCELLED, type JobEngine, type JobExecutor, type JobResult, type JobRun } from '../jobs/job-engine.js';
+import { Errors, messageOf } from '../errors.js';
+import type { GuestRegistry } from '../guests/guest-registry.js';
+import type { AgentLogger } from '../logger.js';
+import type { StateStore } from '../state/state-store.js';
+import type { CopyProgress, IncomingPlan } from '../contract/plugin-api.js';
+import type { Guest, Job } from '../contract/wire-types.js';
+import { backendCall, type MigrationBackends } from './migration-backend.js';
+import type { MigrationHooks, MoveInfo } from './migration-hooks.js';
+import type { MigrationRecords, PeerAddress, SourcePhase, SourceRecord } from './migration-records.js';
+import { OutgoingResolution } from './outgoing-resolution.js';
+import { callPeer, PeerRefused, PeerUnreachable } from './peer-client.js';
+import { resolveTarget, type HostLookup, type MigrateBody } from './target-resolver.js';
+
+export const MIGRATE_ACTION = 'migrate';
+/** States a guest may move from: running moves live, the others cold. */
+export const MIGRATABLE_STATES = ['running', 'off', 'shutdown'] as const;
+/** The downtime QEMU may take for the last pass of the RAM (migrate-set-parameters downtime-limit). */
+export const DOWNTIME_LIMIT_MS = 300;
+
+/** What GET /jobs/{id} shows of a running move, as `Migration`. */
+export interface MoveProgress {
+  phase: SourcePhase;
+  target: string;
+  bytesSent: number;
+  bytesLeft: number;
+  bytesTotal: number;
+}
+
+export interface OutgoingDeps {
+  registry: GuestRegistry;
+  records: MigrationRecords;
+  backends: MigrationBackends;
+  engine: JobEngine;
+  store: StateStore;
+  hooks: MigrationHooks;
+  log: AgentLogger;
+  /** This agent as the target reaches it back (its URL, one of its tokens). */
+  self(): PeerAddress;
+  lookup?: HostLookup;
+}
+
+export class OutgoingMigrations implements JobExecutor {
+  readonly kind = 'migration';
+  private readonly progress = new Map<string, MoveProgress>();
+  readonly resolution: OutgoingResolution;
+
+  constructor(private readonly deps: OutgoingDeps) {
+    this.resolution = new OutgoingResolution(deps);
+    deps.engine.register(this);
+  }
+
+  handles(action: string): boolean {
+    return action === MIGRATE_ACTION;
+  }
+
+  /** POST /guests/{id}/migrate: checked, then queued. */
+  async request(guestId: string, body: MigrateBody, args: Record<string, unknown>): Promise<{ job: Job; guest: Guest }> {
+    this.deps.engine.checkAccepting();
+    const guest = this.deps.registry.find(guestId);
+    if (!guest) throw Errors.guestNotFound(guestId);
+    checkMovable(guest);
+    const busy = this.deps.records.forGuest(guestId);
+    if (busy) throw Errors.conflict(`guest ${guestId} is already being moved (migration ${busy.id}, phase ${busy.phase})`);
+    const target = await resolveTarget(body, this.deps.lookup);
+    // What the source or the target would refuse is the request's answer, before any job or copy.
+    const migrator = await this.deps.backends.of(guest);
+    const live = guest.state === 'running';
+    const facts = await backendCall('checking the guest', () => migrator.checkOutgoing(guest, live));
+    await callPeer(target, { method: 'POST', path: '/migrations/check', body: this.prepareBody(`check-${guest.id}`, guest, live, facts.diskBytes, target), timeoutMs: 30_000 }).catch(peerError);
+    if (body.bandwidth !== undefined && !(Number.isInteger(body.bandwidth) && body.bandwidth > 0)) throw Errors.badRequest('"bandwidth": a whole number of MiB/s above 0');
+    const bandwidth = body.bandwidth ? { bandwidth: body.bandwidth * 1024 * 1024 } : {};
+    const job = await this.deps.engine.submit(guestId, MIGRATE_ACTION, { ...args, target, ...bandwidth });
+    return { job, guest };
+  }
+
+  /** The job's extension fields while it runs. */
+  progressOf(job: Job): Record<string, unknown> | undefined {
+    const progress = this.progress.get(job.ID);
+    return progress && { Migration: progress };
+  }
+
+  /** From `switching` on, the move can no longer be undone. */
+  refuseCancel(job: Job): string | undefined {
+    const phase = this.progress.get(job.ID)?.phase;
+    if (phase === 'switching' || phase === 'committed') return `the move is ${phase}: the target is taking the guest over, which can no longer be undone`;
+    return undefined;
+  }
+
+  async run({ job, args, cancel, shutdown, log }: JobRun): Promise<JobResult> {
+    const guest = this.deps.registry.find(job.GuestID);
+    if (!guest) throw new Error(`guest ${job.GuestID} no longer exists`);
+    checkMovable(guest);
+    const target = args.target as PeerAddress;
+    const live = guest.state === 'running';
+    const move: MoveInfo = { migrationId: job.ID, guestId: guest.id, target: target.url, live, ...(target.hostId ? { hostId: target.hostId } : {}) };
+    const stop = AbortSignal.any([cancel, shutdown]);
+    const started = performance.now();
+    const migrator = await this.deps.backends.of(guest);
+    const limits = { downtimeMs: DOWNTIME_LIMIT_MS, ...(typeof args.bandwidth === 'number' ? { bandwidth: args.bandwidth } : {}) };
+    this.show(job.ID, target, 'checking');
+    this.deps.hooks.started?.(move);
+    try {
+      const facts = await backendCall('checking the guest', () => migrator.checkOutgoing(guest, live));
+      stop.throwIfAborted();
+      const record: SourceRecord = { role: 'source', id: job.ID, guestId: guest.id, phase: 'preparing', live, wasRunning: live, target, startedAt: new Date().toISOString() };
+      // Durable before the target makes anything: a restart knows to tell it to drop it.
+      await this.deps.records.put(record);
+      this.show(job.ID, target, 'preparing', move);
+      let sentBytes = { disks: 0, memory: 0 };
+      try {
+        const plan = await callPeer<IncomingPlan>(target, {
+          method: 'POST',
+          path: '/migrations',
+          body: this.prepareBody(job.ID, guest, live, facts.diskBytes, target),
+          timeoutMs: 120_000,
+        });
+        await this.enter(record, 'disks', move);
+        if (live) {
+          if (!plan.nbd || !plan.memory) throw new Error('the target answered no NBD or migration address for a live move');
+          const nbd = plan.nbd;
+          await backendCall('copying the disks', () => migrator.copyDisks(guest, nbd, limits, this.meter(job.ID, (p) => (sentBytes.disks = p.sent)), stop));
+          await this.enter(record, 'memory', move);
+          const memory = plan.memory;
+          const result = await backendCall('copying the memory', () => migrator.copyMemory(guest, memory, limits, this.meter(job.ID, (p) => (sentBytes.memory = p.sent)), stop));
+          await backendCall('ending the disk copies', () => migrator.finishOutgoing(guest));
+          this.deps.hooks.copied?.(move, { downtimeMs: result.downtimeMs, diskBytes: sentBytes.disks, memoryBytes: sentBytes.memory });
+          log.info({ downtimeMs: result.downtimeMs, disks: sentBytes.disks, memory: sentBytes.memory }, 'guest copied to the target');
+        } else {
+          sentBytes = await this.sendDisks(job.ID, guest, target, stop);
+        }
+        stop.throwIfAborted();
+      } catch (error) {
+        const reason = stop.aborted ? CANCELLED : messageOf(error);
+        await this.resolution.undo(record, guest, reason);
+        this.deps.hooks.failed?.(move, reason);
+        peerError(error);
+      }
+      // The point of no return: durable before the commit is asked for (docs/migration.md).
+      await this.enter(record, 'switching', move);
+      const arrived = await this.resolution.switchOver(record, guest);
+      this.show(job.ID, target, 'committed', move);
+      const changes = await this.resolution.cleanup({ ...record, phase: 'committed' }, guest);
+      this.deps.hooks.moved?.(move, (performance.now() - started) / 1000);
+      const how = live ? 'live' : 'cold';
+      return { message: `moved ${how} to ${target.url}: ${formatBytes(sentBytes.disks)} of disks${live ? `, ${formatBytes(sentBytes.memory)} of memory` : ''}`, changes, guest: arrived ?? { ...guest } };
+    } finally {
+      this.progress.delete(job.ID);
+    }
+  }
+
+  private prepareBody(id: string, guest: Guest, live: boolean, diskBytes: Record<string, number>, target: PeerAddress): object {
+    return { id, guest, live, diskBytes, listenHost: new URL(target.url).hostname, source: this.deps.self() };
+  }
+
+  /** Cold: each disk streamed to the target as a self-contained image. */
+  private async sendDisks(jobId: string, guest: Guest, target: PeerAddress, stop: AbortSignal): Promise<{ disks: number; memory: number }> {
+    const migrator = await this.deps.backends.of(guest);
+    let done = 0;
+    for (const disk of guest.disks) {
+      stop.throwIfAborted();
+      const image = await backendCall(`reading disk ${disk.device}`, () => migrator.readDisk(guest, disk.device));
+      try {
+        const onAbort = () => image.stream.destroy(new Error(CANCELLED));
+        stop.addEventListener('abort', onAbort, { once: true });
+        image.stream.on('data', (chunk: Buffer) => {
+          done += chunk.length;
+          const progress = this.progress.get(jobId);
+          if (progress) Object.assign(progress, { bytesSent: done, bytesLeft: Math.max(0, progress.bytesTotal - done) });
+        });
+        const shown = this.progress.get(jobId);
+        if (shown) shown.bytesTotal += image.size;
+        await callPeer(target, { method: 'PUT', path: `/migrations/${jobId}/disks/${disk.device}`, stream: { data: image.stream, size: image.size }, timeoutMs: 3_600_000 });
+        stop.removeEventListener('abort', onAbort);
+      } finally {
+        await image.done();
+      }
+    }
+    return { disks: done, memory: 0 };
+  }
+
+  private async enter(record: SourceRecord, phase: SourcePhase, move: MoveInfo): Promise<void> {
+    record.phase = phase;
+    await this.deps.records.update<SourceRecord>(record.id, { phase });
+    this.show(record.id, record.target, phase, move);
+  }
+
+  private show(jobId: string, target: PeerAddress, phase: SourcePhase, move?: MoveInfo): void {
+    this.progress.set(jobId, { phase, target: target.url, bytesSent: 0, bytesLeft: 0, bytesTotal: 0 });
+    if (move) this.deps.hooks.phase?.(move, phase);
+  }
+
+  private meter(jobId: string, sent: (p: CopyProgress) => void): (p: CopyProgress) => void {
+    return (p) => {
+      sent(p);
+      const progress = this.progress.get(jobId);
+      if (progress) Object.assign(progress, { bytesSent: p.sent, bytesLeft: p.left, bytesTotal: p.total });
+    };
+  }
+}
+
+/** The target's refusal as this agent's answer (its status and words); no answer at all is a 502. */
+function peerError(error: unknown): never {
+  if (error instanceof PeerRefused) throw Errors.stageRejected(error.status, `the target refuses the guest: ${error.message}`);
+  if (error instanceof PeerUnreachable) throw Errors.stageFailed(`cannot reach the target agent: ${error.message}`);
+  throw error;
+}
+
+function checkMovable(guest: Guest): void {
+  if (!(MIGRATABLE_STATES as readonly string[]).includes(guest.state)) {
+    throw Errors.conflict(`guest ${guest.id} is ${guest.state}; a move needs it running (live), off or shutdown (cold)`);
+  }
+}
+
+function formatBytes(bytes: number): string {
+  return bytes >= 1 << 20 ? `${(bytes / (1 << 20)).toFixed(1)} MiB` : `${bytes} bytes`;
+}
