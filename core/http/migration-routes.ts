@@ -46,7 +46,7 @@ const migrateGuest = defineRoute({
   method: 'post',
   path: '/guests/:id/migrate',
   operationId: 'migrateGuest',
-  tag: 'actions',
+  tag: 'migration',
   summary: 'Move the guest to another agent (live when running, cold when off)',
   description: 'Queues a migrate job. GET /jobs/{id} shows `Migration` {phase, bytesSent, bytesLeft, bytesTotal} while it runs; DELETE /jobs/{id} undoes the move before its `switching` phase. See docs/migration.md.',
   request: { query: waitQuery, body: { schema: MigrateBodySchema, required: true } },

@@ -38,7 +38,7 @@ export function buildOpenApiDocument(version: string, options: DocumentOptions =
       { name: 'images', description: 'Guest disk images: fetch, upload, list, delete (docs/images.md)' },
       { name: 'snapshots', description: 'Snapshots of a guest or one of its disks: take, list, roll back, download, delete (docs/snapshots.md)' },
       { name: 'console', description: "A guest's serial console: the WebSocket, tickets for browsers, the log (docs/console.md)" },
-      { name: 'migration', description: 'The agent-to-agent protocol of moving a guest (docs/migration.md); POST /guests/{id}/migrate starts a move' },
+      { name: 'migration', description: 'Moving a guest to another agent: POST /guests/{id}/migrate, and the agent-to-agent protocol under /migrations (docs/migration.md)' },
       { name: 'events', description: 'The durable change feed' },
       { name: 'host', description: 'The agent itself' },
       { name: 'reference', description: 'This document and its viewer' },
