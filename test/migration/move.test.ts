@@ -111,7 +111,9 @@ describe('migration: moving the tiny guest between two agents (QEMU, TCG)', func
 
     // Exactly one host has it: the target runs it, the source has nothing left.
     expect((await b!.request('GET', `/guests/${id}`)).body).to.include({ state: 'running' });
-    expect((await a!.request('GET', `/guests/${id}`)).status).to.equal(404);
+    const gone = await a!.request('GET', `/guests/${id}`);
+    expect(gone.status).to.equal(404);
+    expect(gone.headers.get('location'), 'the source says where it went').to.equal(`${b!.url}/guests/${id}`);
     expect(await runDirs(a!), 'no files left on the source').to.not.include(id);
 
     const onB = await view(b!, id);
