@@ -221,13 +221,17 @@ describe('guest view in Chromium', function () {
   it('moves between the tabs with the arrow keys, and asks before a delete', async () => {
     await tab('Overview').click();
     await tab('Overview').focus();
+    // Preact draws after the key event: wait for the selection, then check where the focus went.
+    const selected = (id: string) => page.locator(`#guest-tab-${id}[aria-selected="true"]`).waitFor({ timeout: UI_TIMEOUT });
     await page.keyboard.press('ArrowRight');
-    expect(await tab('Metadata').getAttribute('aria-selected')).to.equal('true');
+    await selected('metadata');
     expect(await page.evaluate(() => document.activeElement?.id)).to.equal('guest-tab-metadata');
     await page.keyboard.press('End');
-    expect(await tab('Console').getAttribute('aria-selected'), 'the guest is off: no Screen tab, Console is last').to.equal('true');
+    // The guest is off: no Screen tab, Console is the last.
+    await selected('console');
+    expect(await page.evaluate(() => document.activeElement?.id)).to.equal('guest-tab-console');
     await page.keyboard.press('Home');
-    expect(await tab('Overview').getAttribute('aria-selected')).to.equal('true');
+    await selected('overview');
     await page.locator('button[data-action="delete"]').click();
     // The confirmation takes the focus on its safe choice; Escape cancels.
     await page.waitForFunction(() => document.activeElement?.textContent === 'Cancel', undefined, { timeout: UI_TIMEOUT });

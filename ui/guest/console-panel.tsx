@@ -71,8 +71,7 @@ export function ConsolePanel({ guestId, request }: { guestId: string; request: A
       term.onBinary((data) => socket?.readyState === WebSocket.OPEN && socket.send(Uint8Array.from(data, (c) => c.charCodeAt(0))));
       socket.onopen = () => {
         setOpen(true);
-        setStatus('Connected: what you type goes to the guest.');
-        term.focus();
+        setStatus('Connected: what you type in the terminal goes to the guest.');
       };
       socket.onmessage = (message) => term.write(new Uint8Array(message.data as ArrayBuffer));
       socket.onclose = (event) => {

@@ -11,7 +11,7 @@ import { useMemo, useState } from 'preact/hooks';
 import type { AgentRequest, SubscribeEvents } from './guest-client.js';
 import { GuestActions } from './guest-actions.js';
 import { JobList } from './job-list.js';
-import { MetricsPanel } from './metrics-panel.js';
+import { MetricsPanel, useRateWindows } from './metrics-panel.js';
 import { MetadataPanel } from './metadata-panel.js';
 import { SnapshotsPanel } from './snapshots-panel.js';
 import { ConsolePanel } from './console-panel.js';
@@ -44,6 +44,8 @@ export function GuestDetails({ guestId, request, subscribe, directDownloads }: G
   const endedCount = useMemo(() => hashOf(ended), [ended]);
   const { guest, gone, problem } = useGuest(guestId, request, endedCount, subscribe);
   const [tab, setTab] = useState<Tab>('overview');
+  // The charts' points outlive a visit to another tab (polling does not).
+  const rateWindows = useRateWindows(guestId);
   const tabs = TABS.filter((t) => t !== 'screen' || (guest !== undefined && SCREEN_STATES.includes(guest.state)));
   const current = tabs.includes(tab) ? tab : 'overview';
 
@@ -98,7 +100,7 @@ export function GuestDetails({ guestId, request, subscribe, directDownloads }: G
           <>
             <GuestActions guest={guest} request={request} jobs={jobs} />
             <JobList jobs={jobs} />
-            <MetricsPanel guestId={guest.id} request={request} />
+            <MetricsPanel guestId={guest.id} request={request} windows={rateWindows} />
           </>
         )}
         {current === 'metadata' && <MetadataPanel guestId={guest.id} request={request} version={hashOf(JSON.stringify(guest.metadata ?? {}))} />}

@@ -41,6 +41,13 @@ const KINDS: readonly Kind[] = [
 export interface MetricsPanelProps {
   guestId: string;
   request: AgentRequest;
+  /** The charts' data, kept by the view while another tab is open (useRateWindows). */
+  windows: RateWindow[];
+}
+
+/** One window per chart for this guest, made once per guest and kept while the view shows it. */
+export function useRateWindows(guestId: string): RateWindow[] {
+  return useMemo(() => KINDS.map((kind) => new RateWindow(kind.names, CAPACITY, kind.scale)), [guestId]);
 }
 
 /** True while the page is visible (document.visibilityState). */
@@ -54,15 +61,14 @@ function usePageVisible(): boolean {
   return visible;
 }
 
-export function MetricsPanel({ guestId, request }: MetricsPanelProps) {
-  const windows = useMemo(() => KINDS.map((kind) => new RateWindow(kind.names, CAPACITY, kind.scale)), [guestId]);
+export function MetricsPanel({ guestId, request, windows }: MetricsPanelProps) {
   const [version, setVersion] = useState(0);
   const [problems, setProblems] = useState<Record<string, string>>({});
   const visible = usePageVisible();
 
   useEffect(() => {
     if (!visible) return;
-    for (const window of windows) window.rebase();
+    for (const window of windows) window.rebase(Date.now());
     const unserved = new Set<string>();
     let stopped = false;
     let timer: ReturnType<typeof setTimeout> | undefined;

@@ -46,8 +46,16 @@ export class RateWindow {
     }
   }
 
-  /** The next sample starts a new base (after a pause: no rate spans the time nobody looked). */
-  rebase(): void {
+  /**
+   * After a pause (the page hidden, another tab open): the next sample starts
+   * a new base, so no rate spans the time nobody looked, and the line breaks
+   * there (a null point) rather than bridging the gap.
+   */
+  rebase(atMs: number): void {
+    if (this.previous && this.times.length > 0 && atMs / 1000 > this.times[this.times.length - 1]) {
+      this.times.push(atMs / 1000);
+      for (const list of this.values) list.push(null);
+    }
     this.previous = undefined;
   }
 
