@@ -1,4 +1,4 @@
-#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node
+#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=4 --expose-gc
 /**
  * Command line: `hyperkern [--config FILE] [--listen HOST:PORT] [--data-dir DIR] [--check]`.
  * Every flag has an environment variable (HYPERKERN_CONFIG, HYPERKERN_LISTEN,
@@ -15,6 +15,7 @@ import { container } from 'tsyringe';
 import { loadConfig, overridesFrom } from './config/config.js';
 import { HyperkernError, messageOf } from './errors.js';
 import { Kernel, VERSION, preparePlugins } from './kernel.js';
+import { releaseStartupGarbage } from './startup-gc.js';
 import { planReport } from './jobs/plan-report.js';
 import { builtinConfigDialects } from './plugins/plugin-loader.js';
 import { createLogger } from './logger.js';
@@ -108,6 +109,7 @@ async function main(): Promise<number> {
   }
 
   const { kernel } = await Kernel.serve(loaded, log, output);
+  releaseStartupGarbage();
   await new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {

@@ -48,9 +48,19 @@ export class GuestRegistry implements GuestDirectory {
   ) {}
 
   async load(): Promise<void> {
-    for (const [id, json] of await this.store.loadJsonTexts(PREFIX)) this.json.set(id, Buffer.from(json));
-    // The list now, while nothing else runs: its bytes then hold every guest's (see listJson).
-    this.listJson();
+    const texts = await this.store.loadJsonTexts(PREFIX);
+    // The list's bytes, made once from the stored texts; each guest's bytes
+    // are a view into them (see listJson). A Buffer per guest first would
+    // leave 10,000 of them and their pool slabs (~5 MiB at 10,000 guests)
+    // as garbage that only a full collection frees.
+    const list = Buffer.from(`[${texts.map(([, text]) => text).join(',')}]`);
+    let at = OPEN.length;
+    for (const [id, text] of texts) {
+      const length = Buffer.byteLength(text);
+      this.json.set(id, list.subarray(at, at + length));
+      at += length + COMMA.length;
+    }
+    this.listJsonCache = list;
   }
 
   get size(): number {
