@@ -34,7 +34,8 @@ import { Tokens } from './contract/plugin-api.js';
 import { loadPlugins, pluginHealth, stageCatalogue, type LoadedPlugin } from './plugins/plugin-loader.js';
 import { GuestConsoles } from './console/guest-consoles.js';
 import { Migrations } from './migration/migrations.js';
-import type { MoveInfo } from './migration/migration-hooks.js';
+import { edgeHooks } from './migration/edge-hooks.js';
+import { MigrationMetrics } from './metrics/migration-metrics.js';
 import { StateStore } from './state/state-store.js';
 import { HealthWatch } from './events/health-watch.js';
 import { AgentMetrics } from './metrics/agent-metrics.js';
@@ -82,6 +83,8 @@ export class Kernel {
   private healthWatch?: HealthWatch;
   /** Guests that moved to another host (a migration): their routes answer 404 with Location. */
   moved!: MovedGuests;
+  /** Moves counted from boot; on /metrics once the API listens. */
+  private migrationMetrics?: MigrationMetrics;
   /** Fleet hosts by id (a move to `{"host": ...}`), when a plugin knows the fleet (docs/migration.md). */
   locateHost?: HostLookup;
 
@@ -154,10 +157,13 @@ export class Kernel {
       const self = () => ({ url: agentInfo.url() ?? '', ...(config.auth.tokens[0] ? { token: config.auth.tokens[0] } : {}) });
       const locateHost = hostLookupOf(plugins);
       // The moved-guest record lands with the guest's removal from this host (docs/migration.md).
-      const hooks = { movedChanges: (move: MoveInfo) => moved.change(move.guestId, { url: move.target, ...(move.hostId ? { hostId: move.hostId } : {}) }) };
+      // Events, /metrics counters and the moved-guest record (landing with the guest's removal from this host).
+      const migrationMetrics = new MigrationMetrics();
+      const hooks = edgeHooks({ store, moved, metrics: migrationMetrics, selfUrl: () => agentInfo.url() ?? '', log });
       const migrations = await Migrations.create({ store, registry, engine, plans, plugins, log, self, hooks, lookup: locateHost });
       const kernel = new Kernel(loaded, log, dataDir, lock, store, registry, plugins, engine, runner, images, snapshots, metadata, jobs, output, agentInfo, vnc, consoles, migrations);
       kernel.moved = moved;
+      kernel.migrationMetrics = migrationMetrics;
       kernel.locateHost = locateHost;
       for (const plugin of plugins) {
         await plugin.instance.start?.();
@@ -202,6 +208,7 @@ export class Kernel {
       latestEventId: () => this.store.feed.latestId,
     });
     this.engine.telemetry = metrics;
+    this.migrationMetrics?.registerIn(metrics.registry);
     const sweep = new GuestSweep(metrics.registry, this.registry, this.runner, {
       deadlineMs: config.metrics.scrapeDeadlineSeconds * 1000,
       concurrency: config.metrics.concurrency,

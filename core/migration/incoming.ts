@@ -66,6 +66,7 @@ export class IncomingMigrations {
       this.heard.set(id, Date.now());
       this.startWatch();
       this.deps.log.info({ migration: id, guest: guest.id, live, source: request.source.url }, 'incoming move prepared');
+      this.deps.hooks.incoming?.({ migrationId: id, guestId: guest.id, target: '', live, source: request.source.url });
       return { id, phase: 'incoming', ...prepared.plan };
     } catch (error) {
       await this.deps.records.remove(id);
@@ -172,6 +173,7 @@ export class IncomingMigrations {
     await this.deps.records.remove(record.id);
     this.heard.delete(record.id);
     this.deps.log.warn({ migration: record.id, guest: record.guestId, reason }, 'incoming move dropped');
+    this.deps.hooks.dropped?.({ migrationId: record.id, guestId: record.guestId, target: '', live: record.live, source: record.source.url }, reason);
   }
 
   /** The caller must be the source it names: that agent, asked with its own token, knows this move. */

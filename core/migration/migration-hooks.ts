@@ -33,6 +33,10 @@ export interface MigrationHooks {
   moved?(move: MoveInfo, seconds: number): void;
   /** The move was undone: the guest stays here. */
   failed?(move: MoveInfo, reason: string): void;
+  /** Target side: an incoming copy was prepared (the move is under way here). */
+  incoming?(move: MoveInfo & { source: string }): void;
   /** Target side: a guest arrived (committed here). */
   arrived?(move: MoveInfo & { source: string }): void;
+  /** Target side: an uncommitted copy was dropped (the source aborted, a restart, a silent source). */
+  dropped?(move: MoveInfo & { source: string }, reason: string): void;
 }

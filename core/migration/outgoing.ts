@@ -137,6 +137,7 @@ export class OutgoingMigrations implements JobExecutor {
           log.info({ downtimeMs: result.downtimeMs, disks: sentBytes.disks, memory: sentBytes.memory }, 'guest copied to the target');
         } else {
           sentBytes = await this.sendDisks(job.ID, guest, target, stop);
+          this.deps.hooks.copied?.(move, { diskBytes: sentBytes.disks, memoryBytes: 0 });
         }
         stop.throwIfAborted();
       } catch (error) {
@@ -147,7 +148,10 @@ export class OutgoingMigrations implements JobExecutor {
       }
       // The point of no return: durable before the commit is asked for (docs/migration.md).
       await this.enter(record, 'switching', move);
-      const arrived = await this.resolution.switchOver(record, guest);
+      const arrived = await this.resolution.switchOver(record, guest).catch((error: unknown) => {
+        this.deps.hooks.failed?.(move, messageOf(error));
+        throw error;
+      });
       this.show(job.ID, target, 'committed', move);
       const changes = await this.resolution.cleanup({ ...record, phase: 'committed' }, guest);
       this.deps.hooks.moved?.(move, (performance.now() - started) / 1000);
