@@ -255,6 +255,12 @@ export interface PluginDefinition<Options, P extends object> {
    * body's values are ignored). A key ending in "." names a prefix.
    */
   ownedMetadata?: readonly string[];
+  /**
+   * Kinds of stage this backend deliberately does not offer, each with why:
+   * the kernel's 501 for such a request quotes it (e.g. `{ migration: '…' }`:
+   * docs/migration.md), instead of a bare "offers no such stage".
+   */
+  declines?: Partial<Record<StageKind, string>>;
 }
 
 /** Builds a class's instance in the plugin's container (the kernel supplies it). */
@@ -276,6 +282,7 @@ export interface PluginManifest {
   readonly options?: ZodType<unknown>;
   readonly configDialect?: ConfigDialect;
   readonly ownedMetadata?: readonly string[];
+  readonly declines?: Partial<Record<StageKind, string>>;
   readonly serves?: StageRoles;
   /** The definition's class and stage list, kept for readers; the kernel calls {@link construct}. */
   readonly create: unknown;

@@ -62,6 +62,7 @@ function backendOf(set: PlanSet, plugins: LoadedPlugin[]): Backend {
   if (!plugin) return { unsupported: 'no backend plugin runs guests of its type' };
   const entry = Object.entries(plugin.stages).find(([, stage]) => stage.kind === 'migration');
   if (entry) return { plugin: plugin.id, stage: entry[1] };
-  const why = plugin.config.isolate || plugin.config.command ? 'it runs in a child process, which migration does not cross; run the plugin in-process' : 'it offers no migration stage';
+  const declined = plugin.manifest.declines?.migration;
+  const why = declined ?? (plugin.config.isolate || plugin.config.command ? 'it runs in a child process, which migration does not cross; run the plugin in-process' : 'it offers no migration stage');
   return { unsupported: `its backend, plugin "${plugin.id}", cannot move guests: ${why}` };
 }

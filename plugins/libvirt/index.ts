@@ -29,6 +29,11 @@ export default definePlugin({
   // Which domain a guest is, and whether its storage is ours: a client that
   // rewrote these could start or delete another guest's domain.
   ownedMetadata: [LIBVIRT_METADATA.domain, LIBVIRT_METADATA.uuid, LIBVIRT_METADATA.adopted],
+  // No move between agents (docs/migration.md, docs/libvirt.md): 501 with this reason.
+  declines: {
+    migration:
+      "libvirt moves its domains itself (virsh migrate --live --copy-storage-all, libvirtd to libvirtd), which this agent does not drive: it could not be tested here, where one libvirtd runs; move the guest with libvirt's own tools, or run it on the qemu backend, whose guests move",
+  },
   // Images are volumes of the pool: its image stages replace the images plugin's folder, except
   // for fetch, where the images plugin downloads and this plugin imports the file into the pool.
   serves: {

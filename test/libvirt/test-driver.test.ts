@@ -227,4 +227,16 @@ describe('libvirt backend on the test driver (test:///default)', function () {
     expect(job.Message).to.contain('is not a bridge or libvirt network name');
     await agent.request('DELETE', `/guests/${guest.id}?wait=10`);
   });
+
+  it('answers a move of a libvirt guest 501 with the reason (libvirt moves its own domains; docs/migration.md), changing nothing', async () => {
+    const { status, guest } = await create({ memory: 64, cpu: 1, disks: [{ size: 8 }] });
+    expect(status).to.equal(200);
+    const res = await agent.request('POST', `/guests/${guest.id}/migrate`, { url: 'http://127.0.0.1:9', token: '' });
+    expect(res.status, res.text).to.equal(501);
+    expect(res.body.error).to.equal('HK_ERR_ACTION_NOT_CONFIGURED');
+    expect(res.body.message).to.contain(`guest ${guest.id} cannot be moved`).and.contain('virsh migrate --live --copy-storage-all').and.contain('run it on the qemu backend');
+    expect(res.headers.get('x-guest-job-id'), 'no job').to.equal(null);
+    expect((await agent.request('GET', `/guests/${guest.id}`)).body.state).to.equal('running');
+    await agent.request('DELETE', `/guests/${guest.id}?wait=10`);
+  });
 });
