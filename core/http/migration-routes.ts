@@ -87,7 +87,7 @@ const prepareMigration = defineRoute({
   },
   handle: (deps: MigrationRouteDeps) => async (ctx) => {
     ctx.status = 201;
-    ctx.body = await deps.incoming.prepare(ctx.request.body);
+    ctx.body = await deps.incoming.prepare(ctx.request.body, ctx.req.socket.remoteAddress);
   },
 });
 

@@ -52,8 +52,9 @@ export class IncomingMigrations {
   }
 
   /** POST /migrations: refusals first, then the incoming copy. */
-  async prepare(body: unknown): Promise<{ id: string; phase: string } & IncomingPlan> {
+  async prepare(body: unknown, peerAddress?: string): Promise<{ id: string; phase: string } & IncomingPlan> {
     const request = parsePrepareBody(body);
+    request.source = reachable(request.source, peerAddress);
     const { id, guest, live } = request;
     const migrator = await this.refusals(request);
     await this.checkSource(id, guest.id, request.source);
@@ -144,7 +145,7 @@ export class IncomingMigrations {
     for (const record of this.deps.records.all()) {
       if (record.role !== 'target') continue;
       try {
-        if (record.phase !== 'committed') await this.drop(record, 'the agent restarted before the commit');
+        if (record.phase !== 'committed') await this.serially(record.id, () => this.drop(record, 'the agent restarted before the commit'));
         else if (record.live) {
           const migrator = await this.deps.backends.of(record.guest);
           await migrator.resumeIncoming(record.guest).catch(() => undefined);
@@ -219,6 +220,19 @@ export class IncomingMigrations {
       }
     }
   }
+}
+
+/**
+ * The source as this host reaches it: an agent listening on every address
+ * (0.0.0.0, ::) names no address in its URL; the one its request came from
+ * is used with its port.
+ */
+function reachable(source: PeerAddress, peerAddress: string | undefined): PeerAddress {
+  const url = new URL(source.url);
+  if (!peerAddress || !['0.0.0.0', '[::]', '::'].includes(url.hostname)) return source;
+  const host = peerAddress.replace(/^::ffff:/, '');
+  url.hostname = host.includes(':') ? `[${host}]` : host;
+  return { ...source, url: url.origin };
 }
 
 /** Memory and CPUs: what a host cannot give, refused with what it has. */

@@ -28,15 +28,21 @@ export class OutgoingResolution {
 
   constructor(private readonly deps: OutgoingDeps) {}
 
-  /** Before `switching`: the target drops its copy (best effort: it drops it on its own too), the guest goes on here. */
+  /**
+   * Before `switching`: QEMU's copies cancelled and the guest resumed here
+   * first (it owns it), then the target told to drop its copy (best effort:
+   * it drops it on its own too, at its start or when it finds the move gone).
+   */
   async undo(record: SourceRecord, guest: Guest | undefined, reason: string): Promise<void> {
-    await callPeer(record.target, { method: 'POST', path: `/migrations/${record.id}/abort`, timeoutMs: 15_000 }).catch((error: unknown) =>
-      this.deps.log.warn({ migration: record.id, err: messageOf(error) }, 'could not tell the target to drop its copy; it drops it when it finds the move gone'),
-    );
     if (guest) {
       const migrator = await this.deps.backends.of(guest);
       await backendCall('undoing the move', () => migrator.abortOutgoing(guest, record.wasRunning));
     }
+    await callPeer(record.target, { method: 'POST', path: `/migrations/${record.id}/abort`, timeoutMs: 15_000 }).catch((error: unknown) => {
+      if (!(error instanceof PeerRefused && error.status === 404)) {
+        this.deps.log.warn({ migration: record.id, err: messageOf(error) }, 'could not tell the target to drop its copy; it drops it when it finds the move gone');
+      }
+    });
     await this.deps.records.remove(record.id);
     this.deps.log.warn({ migration: record.id, guest: record.guestId, reason }, 'move undone; the guest stays on this host');
   }
@@ -147,7 +153,8 @@ export class OutgoingResolution {
     }
   }
 
-  private schedule(): void {
+  /** Resolve the records left in the background, every few seconds until none is. */
+  schedule(): void {
     if (this.timer) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;

@@ -124,6 +124,7 @@ export class OutgoingMigrations implements JobExecutor {
           body: this.prepareBody(job.ID, guest, live, facts.diskBytes, target),
           timeoutMs: 120_000,
         });
+        stop.throwIfAborted();
         await this.enter(record, 'disks', move);
         if (live) {
           if (!plan.nbd || !plan.memory) throw new Error('the target answered no NBD or migration address for a live move');
@@ -153,7 +154,11 @@ export class OutgoingMigrations implements JobExecutor {
         throw error;
       });
       this.show(job.ID, target, 'committed', move);
-      const changes = await this.resolution.cleanup({ ...record, phase: 'committed' }, guest);
+      const changes = await this.resolution.cleanup({ ...record, phase: 'committed' }, guest).catch((error: unknown) => {
+        // The target has the guest; the copy left here is removed at the next try.
+        this.resolution.schedule();
+        throw new Error(`the guest runs on ${target.url} now, but removing its copy here failed (retried): ${messageOf(error)}`);
+      });
       this.deps.hooks.moved?.(move, (performance.now() - started) / 1000);
       const how = live ? 'live' : 'cold';
       return { message: `moved ${how} to ${target.url}: ${formatBytes(sentBytes.disks)} of disks${live ? `, ${formatBytes(sentBytes.memory)} of memory` : ''}`, changes, guest: arrived ?? { ...guest } };

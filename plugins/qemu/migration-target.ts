@@ -178,9 +178,8 @@ export class MigrationTarget {
   async resumeIncoming(guest: Guest): Promise<void> {
     const machine = this.deps.machines.get(guest.id);
     if (!machine) throw new Error(`the QEMU of guest ${guest.id} is gone`);
+    // The console connected before the vCPUs run again: nothing it prints is missed (no reset: it goes on, it does not boot).
     await this.deps.consoles.connect(guest.id);
-    // Its own RESUME: the guest runs on, it does not start (no console reset).
-    machine.startingUp = true;
     const status = await machine.status();
     if (status !== 'running') await machine.qmp.execute('cont');
   }
