@@ -37,11 +37,12 @@ export function missingInternals(destination: object): string[] {
 }
 
 /**
- * At exit: one write(2) of what is buffered, on the non-blocking descriptor.
+ * At exit: one write(2) of what is buffered (then `after`: lines not yet
+ * handed to sonic-boom), on the non-blocking descriptor.
  * What the pipe does not take now (EAGAIN, a short write) or cannot take
  * (EPIPE) is lost; the exit is never delayed.
  */
-export function writeOnce(destination: object): void {
+export function writeOnce(destination: object, after?: Buffer): void {
   const boom = destination as SonicBoomState;
   // A release that renamed the fields loses these last lines rather than failing every exit.
   if (!Array.isArray(boom._bufs)) return;
@@ -50,7 +51,7 @@ export function writeOnce(destination: object): void {
     // written and waiting to retry): anything written now would land before
     // the rest of that batch and cut its line in two. Those lines are lost.
     if (boom._writing) return;
-    const pending = [boom._writingBuf, ...boom._bufs.flat()].filter((b) => Buffer.isBuffer(b) && b.length > 0);
+    const pending = [boom._writingBuf, ...boom._bufs.flat(), after].filter((b): b is Buffer => Buffer.isBuffer(b) && b.length > 0);
     if (pending.length === 0) return;
     writeSync(boom.fd, Buffer.concat(pending));
   } catch {

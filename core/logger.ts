@@ -42,6 +42,8 @@ export const LOG_BUFFER_BYTES = 4 * 1024 * 1024;
  * flush interval.
  */
 export const LOG_BATCH_BYTES = 64 * 1024;
+/** The Buffer lines are encoded into: a batch plus room for the line that completes it. */
+const BATCH_CAPACITY = LOG_BATCH_BYTES + 16 * 1024;
 /** One write(2) at most this big (sonic-boom's maxWrite; it must exceed minLength). */
 const LOG_MAX_WRITE_BYTES = 2 * LOG_BATCH_BYTES;
 export const LOG_FLUSH_MS = 50;
@@ -80,19 +82,48 @@ export function createLogger(level: string, fd = 1): AgentLog {
   let droppedReported = 0;
   let exiting = false;
   const destination = newLogDestination(nonBlockingDescriptor(fd), () => !exiting);
-  // pino (and the access log) hand the destination strings: each line is
-  // encoded once, here.
+  // pino (and the access log) hand the destination strings. Each is
+  // encoded straight into the current batch, one Buffer outside V8's heap,
+  // handed to sonic-boom whole. A Buffer per line kept every line waiting
+  // for its batch alive in V8's young generation: each scavenge copied
+  // them, and promoted them to the old generation.
   const writeBytes = destination.write.bind(destination) as unknown as (data: Buffer) => boolean;
-  (destination as unknown as { write(data: string | Buffer): boolean }).write = (data) => writeBytes(typeof data === 'string' ? Buffer.from(data) : data);
+  let batch = Buffer.allocUnsafeSlow(BATCH_CAPACITY);
+  let used = 0;
+  const handOver = () => {
+    if (used === 0) return;
+    const full = batch.subarray(0, used);
+    batch = Buffer.allocUnsafeSlow(BATCH_CAPACITY);
+    used = 0;
+    writeBytes(full);
+  };
+  (destination as unknown as { write(data: string | Buffer): boolean }).write = (data) => {
+    if (typeof data !== 'string') {
+      handOver();
+      return writeBytes(data);
+    }
+    // At most 3 bytes per UTF-16 unit: a line that might not fit starts the next batch.
+    if (used + data.length * 3 > BATCH_CAPACITY) {
+      handOver();
+      if (data.length * 3 > BATCH_CAPACITY) return writeBytes(Buffer.from(data));
+    }
+    used += batch.write(data, used);
+    if (used >= LOG_BATCH_BYTES) handOver();
+    return true;
+  };
   // The periodic flush, only when lines wait: sonic-boom's own flushes every
   // interval, issuing an empty write(2) through the thread pool even when
   // the agent is idle.
-  const pendingBytes = () => waitingBytes(destination);
+  const pendingBytes = () => used + waitingBytes(destination);
   setInterval(() => {
-    if (pendingBytes() > 0 && !exiting) destination.flush();
+    if (pendingBytes() > 0 && !exiting) {
+      handOver();
+      destination.flush();
+    }
   }, LOG_FLUSH_MS).unref();
-  destination.on('drop', () => {
-    dropped++;
+  // sonic-boom drops whole batches: the lines in it are what is counted.
+  destination.on('drop', (dropped_: Buffer) => {
+    dropped += linesIn(dropped_);
   });
   destination.on('drain', () => {
     if (dropped === droppedReported) return;
@@ -112,7 +143,9 @@ export function createLogger(level: string, fd = 1): AgentLog {
     exiting = true;
     // Not sonic-boom's flushSync: on any error but EAGAIN (EPIPE: `agent | head`
     // after head exited) it sleeps and retries forever, so the process never ended.
-    if (!readerGone) writeOnce(destination);
+    // The lines not yet handed over go last, in the same write (handing them
+    // to sonic-boom now could start an asynchronous write that never ends).
+    if (!readerGone) writeOnce(destination, batch.subarray(0, used));
   });
 
   return {
@@ -126,6 +159,7 @@ export function createLogger(level: string, fd = 1): AgentLog {
       // Nobody reads any more: nothing will drain.
       if (readerGone) return false;
       // Lines below the batch size wait for the periodic flush: send them now.
+      handOver();
       destination.flush();
       return new Promise<boolean>((resolve) => {
         const done = (ok: boolean) => {
@@ -141,6 +175,13 @@ export function createLogger(level: string, fd = 1): AgentLog {
       });
     },
   };
+}
+
+/** Lines in a dropped batch (each ends with a newline). */
+function linesIn(batch: Buffer): number {
+  let lines = 0;
+  for (let at = batch.indexOf(10); at !== -1; at = batch.indexOf(10, at + 1)) lines++;
+  return Math.max(1, lines);
 }
 
 /**

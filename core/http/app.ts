@@ -38,9 +38,14 @@ export function createApp(options: AppOptions): Koa {
   app.silent = true;
   const router = createRouter(options);
 
-  // Outside the edge, so it sees the status the edge answered with (errors included).
-  app.use(options.metrics.metrics.http());
-  app.use(edge({ log: options.log, accessLog: options.accessLog, authenticate: bearerAuth(options.tokens, isOpenPath, consoleTicketCheck(options.consoles.consoles)) }));
+  app.use(
+    edge({
+      log: options.log,
+      accessLog: options.accessLog,
+      authenticate: bearerAuth(options.tokens, isOpenPath, consoleTicketCheck(options.consoles.consoles)),
+      observe: options.metrics.metrics.httpObserver(),
+    }),
+  );
   // Before the body is read: a moved guest's request is answered as it is.
   app.use(movedGuestCheck(options.moved, options.guests.registry, router));
   app.use(jsonBody(options.bodyLimit));

@@ -7,7 +7,7 @@
  * restarts, events retained. Guest metrics are filled per scrape by the
  * GuestSweep into the same registry (docs/metrics.md).
  */
-import type { Context, Next } from 'koa';
+import type { Context } from 'koa';
 import { Counter, Gauge, Histogram, Registry } from './prom-client-classes.js';
 import { HttpTelemetry } from './http-telemetry.js';
 import type { PluginHealth } from '../contract/plugin-api.js';
@@ -100,18 +100,17 @@ export class AgentMetrics {
     });
   }
 
-  /** Koa middleware: counts and times every request by its route pattern (never the raw path). */
-  http() {
+  /**
+   * Counts and times an answered request by its route pattern (never the
+   * raw path): called by the edge (core/http/edge.ts) once the request's
+   * status is final, errors included.
+   */
+  httpObserver(): (ctx: Context, seconds: number) => void {
     const telemetry = this.httpTelemetry;
-    return async (ctx: Context, next: Next): Promise<void> => {
-      const started = performance.now();
-      try {
-        await next();
-      } finally {
-        // SSE streams are long-lived: count them when they open.
-        const route = (ctx as Context & { _matchedRoute?: string })._matchedRoute ?? 'unmatched';
-        telemetry.record(route, ctx.method, ctx.status, (performance.now() - started) / 1000);
-      }
+    return (ctx, seconds) => {
+      // SSE streams are long-lived: counted when they open.
+      const route = (ctx as Context & { _matchedRoute?: string })._matchedRoute ?? 'unmatched';
+      telemetry.record(route, ctx.method, ctx.status, seconds);
     };
   }
 

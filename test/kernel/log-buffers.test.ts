@@ -41,9 +41,11 @@ describe("logger: sonic-boom's internals", () => {
       for (const line of lines) destination.write(line as unknown as string);
       expect(pendingBytes(destination), 'bytes waiting').to.equal(Buffer.concat(lines).length);
       expect(readFileSync(file, 'utf8'), 'nothing written yet').to.equal('');
-      // The exit path: one synchronous write of exactly what is held.
-      writeOnce(destination);
-      expect(readFileSync(file, 'utf8')).to.equal(Buffer.concat(lines).toString());
+      // The exit path: one synchronous write of exactly what is held, then
+      // the lines the logger had not handed over yet.
+      const notHandedOver = Buffer.from('{"d":4}\n');
+      writeOnce(destination, notHandedOver);
+      expect(readFileSync(file, 'utf8')).to.equal(Buffer.concat([...lines, notHandedOver]).toString());
     } finally {
       // Closes fd too.
       destination.destroy();
