@@ -6,7 +6,7 @@
  */
 import { expect } from 'chai';
 import { StageRejection, tapName, type Guest, type Nic } from '../../core/contract/index.js';
-import { nicAddress, nicConfigLines, planContainerNics } from '../../plugins/lxc/container-nics.js';
+import { nicAddress, nicConfigLines, nicDevices, planContainerNics } from '../../plugins/lxc/container-nics.js';
 
 const ID = '0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0';
 
@@ -83,6 +83,9 @@ describe('container NICs as LXC config', () => {
     const [planned] = planContainerNics(guest([nic(0, { device: '' })]));
     expect(planned.hostDevice).to.equal(tapName(ID, 0));
     expect(planned.hostDevice.length).to.be.at.most(15);
+    // The metrics' unchecked reading names the same devices.
+    const both = guest([nic(0, { device: '' }), nic(1)]);
+    expect(nicDevices(both).map((d) => d.hostDevice)).to.deep.equal(planContainerNics(both).map((p) => p.hostDevice));
   });
 
   it('reads netmasks as prefix lengths: dotted, bare or with a slash; /31 and /32 have no broadcast', () => {
