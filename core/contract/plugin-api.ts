@@ -317,14 +317,15 @@ const STAGE_REJECTION = Symbol.for('hyperkern.StageRejection');
 
 /**
  * Throw from a stage to refuse a request with a client error (4xx) instead
- * of a fault: e.g. `new StageRejection(409, 'guest is running; start needs off')`.
+ * of a fault: e.g. `new StageRejection(409, 'guest is running; start needs off')`;
+ * 501 when this host lacks what the action needs (a backend's runtime is not installed).
  * Any other error thrown by a stage is reported as a failure of that stage.
  */
 export class StageRejection extends Error {
   override readonly name = 'StageRejection';
   readonly [STAGE_REJECTION] = true;
   constructor(
-    readonly status: 400 | 404 | 409 | 413 | 422 | 503,
+    readonly status: 400 | 404 | 409 | 413 | 422 | 501 | 503,
     message: string,
   ) {
     super(message);

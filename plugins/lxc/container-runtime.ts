@@ -1,0 +1,159 @@
+/**
+ * Running one container: start (lxc-start, the image's command after `--`),
+ * signals to its init sent in process (no lxc-stop fork), the v1 freezer
+ * written directly, and waits that end on LXC's own state events (one
+ * lxc-monitor for all containers) with a cheap file check as a fallback,
+ * should an event be lost.
+ */
+import { readFileSync } from 'node:fs';
+import { readFile, readdir, rmdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CGROUP_ROOT, type ContainerPaths } from './container-paths.js';
+import { initPid, monitorPid, runState } from './container-state.js';
+import type { LxcMonitor } from './lxc-monitor.js';
+import type { LxcTools } from './lxc-tools.js';
+
+/** How often a wait looks at the files itself, in case LXC's event did not reach the monitor. */
+const FALLBACK_POLL_MS = 100;
+
+export class ContainerRuntime {
+  constructor(
+    private readonly tools: LxcTools,
+    private readonly monitor: LxcMonitor,
+  ) {}
+
+  /** Starts the container with `args` as its init; resolves once LXC reports it running. */
+  async start(paths: ContainerPaths, args: string[], timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    await writeFile(paths.log, ''); // the log of this start only: exitReason reads its last "ended on" line
+    await removeLeftoverCgroups(paths); // a monitor killed under a container leaves them, and LXC would pick "name-1"
+    const running = this.monitor.waitFor(paths.name, ['RUNNING']);
+    try {
+      await this.tools.run('lxc-start', ['-n', paths.name, '-P', paths.lxcPath, '-d', '-p', paths.monitorPidFile, '--', ...args], timeoutMs, signal);
+    } catch (error) {
+      running.cancel();
+      const logged = await lastError(paths.log);
+      throw new Error(`${(error as Error).message}${logged ? `; LXC's log: ${logged}` : ''}`);
+    }
+    // lxc-start -d returns once the container runs; the event follows within a few ms. Wait for it, so
+    // that it never arrives after a later action (bounded: an event lost must not hold the start).
+    await Promise.race([running.done, sleep(1000)]);
+    running.cancel();
+  }
+
+  /** Sends `sig` to the container's init; false when it does not run. A frozen container is thawed first (signals wait for a thaw). */
+  async signalInit(paths: ContainerPaths, sig: NodeJS.Signals): Promise<boolean> {
+    if ((await runState(paths)) === 'frozen') await this.setFrozen(paths, false);
+    const pid = await initPid(paths);
+    if (pid === undefined) return false;
+    try {
+      process.kill(pid, sig);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * A wait for the container to stop, made before the signal that stops it:
+   * stopped means the LXC monitor running now has ended (an event only
+   * wakes the check up, so a late event of an earlier stop cannot end it).
+   */
+  async stopped(paths: ContainerPaths): Promise<StopWait> {
+    const monitor = await monitorPid(paths);
+    const event = this.monitor.waitFor(paths.name, ['STOPPED', 'ABORTING']);
+    const gone = (): boolean => monitor === undefined || !isAlive(monitor);
+    return {
+      cancel: event.cancel,
+      wait: async (timeoutMs: number, signal?: AbortSignal): Promise<boolean> => {
+        const deadline = Date.now() + timeoutMs;
+        try {
+          while (!gone()) {
+            const left = deadline - Date.now();
+            if (left <= 0 || signal?.aborted) return false;
+            await Promise.race([event.done, sleep(Math.min(FALLBACK_POLL_MS, left))]);
+          }
+          return true;
+        } finally {
+          event.cancel();
+        }
+      },
+    };
+  }
+
+  /** Kills the container (SIGKILL to init) and waits until LXC has cleaned up; lxc-stop -k if that does not do it. */
+  async kill(paths: ContainerPaths, timeoutMs: number): Promise<boolean> {
+    const wait = await this.stopped(paths);
+    if (!(await this.signalInit(paths, 'SIGKILL'))) {
+      wait.cancel();
+      if ((await monitorPid(paths)) === undefined) return false;
+      // A monitor without an init (it is starting or ending): LXC's own forced stop.
+      await this.tools.run('lxc-stop', ['-n', paths.name, '-P', paths.lxcPath, '-k'], timeoutMs).catch(() => undefined);
+      return true;
+    }
+    if (!(await wait.wait(timeoutMs))) {
+      await this.tools.run('lxc-stop', ['-n', paths.name, '-P', paths.lxcPath, '-k'], timeoutMs);
+    }
+    return true;
+  }
+
+  /** Freezes or thaws the container's cgroup (the v1 freezer) and waits until the kernel says it is done. */
+  async setFrozen(paths: ContainerPaths, frozen: boolean, timeoutMs = 10_000): Promise<void> {
+    const file = path.join(paths.cgroup('freezer'), 'freezer.state');
+    const want = frozen ? 'FROZEN' : 'THAWED';
+    await writeFile(file, want);
+    const deadline = Date.now() + timeoutMs;
+    // FREEZING while tasks are still being stopped; usually done at once.
+    while ((await readFile(file, 'utf8')).trim() !== want) {
+      if (Date.now() > deadline) throw new Error(`the container's freezer did not reach ${want} within ${timeoutMs / 1000} s`);
+      await sleep(1);
+    }
+  }
+}
+
+export interface StopWait {
+  /** true once the container stopped, false when `timeoutMs` passed first. */
+  wait(timeoutMs: number, signal?: AbortSignal): Promise<boolean>;
+  cancel(): void;
+}
+
+/** Whether process `pid` exists and has not ended (a zombie nobody reaped yet has). */
+function isAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !/^\d+ \(.*\) [ZX] /s.test(stat);
+  } catch {
+    return false;
+  }
+}
+
+/** Removes the container's cgroups (payload and monitor, with any "-N" twins) in every v1 controller: empty ones only. */
+export async function removeLeftoverCgroups(paths: ContainerPaths): Promise<void> {
+  const controllers = await readdir(CGROUP_ROOT).catch(() => [] as string[]);
+  const names = [`lxc.payload.${paths.name}`, `lxc.monitor.${paths.name}`];
+  await Promise.all(
+    controllers.map(async (controller) => {
+      const dir = path.join(CGROUP_ROOT, controller);
+      const entries = await readdir(dir).catch(() => [] as string[]);
+      for (const entry of entries) {
+        if (!names.some((n) => entry === n || (entry.startsWith(`${n}-`) && /^\d+$/.test(entry.slice(n.length + 1))))) continue;
+        await removeTree(path.join(dir, entry));
+      }
+    }),
+  );
+}
+
+/** rmdir a cgroup and its children, deepest first (a cgroup with tasks stays: EBUSY). */
+async function removeTree(dir: string): Promise<void> {
+  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
+  for (const entry of entries) if (entry.isDirectory()) await removeTree(path.join(dir, entry.name));
+  await rmdir(dir).catch(() => undefined);
+}
+
+/** LXC's last ERROR line of this start, without host paths (it reaches a job's message). */
+async function lastError(log: string): Promise<string> {
+  const text = await readFile(log, 'utf8').catch(() => '');
+  const line = text.split('\n').filter((l) => / ERROR /.test(l) && !/lxc_start|wait_on_daemonized_start|sync_wait|__lxc_start/.test(l))[0] ?? '';
+  const message = line.replace(/^.* - [^ ]+:\d+ - /, '').trim();
+  return message.replace(/\/[^\s"':;,]+/g, (p) => path.basename(p)).slice(0, 300);
+}

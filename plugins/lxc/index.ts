@@ -1,0 +1,40 @@
+/**
+ * Manifest of the LXC container backend. Importing this module only
+ * declares the plugin; nothing runs until the kernel constructs and starts it.
+ *
+ * Its stages are named after the container actions (containerCreate,
+ * containerStart, ...), so the kernel derives the plans of guests with
+ * `type: "container"` from them; `check` runs inside the request of every
+ * one (501 on a host without LXC, a create's 400s). Other modules of this
+ * folder add their stages here (NICs, metrics, snapshots, console).
+ */
+import { actionStage, definePlugin, PLUGIN_API_VERSION, type StageRole } from '../../core/contract/index.js';
+import { lxcOptionsSchema } from './options.js';
+import { LxcPlugin } from './plugin.js';
+
+/** The container lifecycle actions this plugin does, each checked by `check` first. */
+const CONTAINER_ACTIONS = ['containerCreate', 'containerStart', 'containerShutdown', 'containerReboot', 'containerRestart', 'containerPoweroff', 'containerSuspend', 'containerResume', 'containerDelete'];
+
+export default definePlugin({
+  id: 'lxc',
+  version: '0.1.0',
+  pluginApi: PLUGIN_API_VERSION,
+  description: 'Container guests (type "container") as LXC 5 system containers over the images plugin\'s read-only bases',
+  options: lxcOptionsSchema,
+  create: LxcPlugin,
+  serves: {
+    check: CONTAINER_ACTIONS.map((action): StageRole => ({ action, check: true })),
+  },
+  stages: (lxc) => ({
+    check: actionStage(lxc.check),
+    containerCreate: actionStage(lxc.create),
+    containerStart: actionStage(lxc.startContainer),
+    containerShutdown: actionStage(lxc.shutdown),
+    containerReboot: actionStage(lxc.reboot),
+    containerRestart: actionStage(lxc.restart),
+    containerPoweroff: actionStage(lxc.poweroff),
+    containerSuspend: actionStage(lxc.suspend),
+    containerResume: actionStage(lxc.resume),
+    containerDelete: actionStage(lxc.delete),
+  }),
+});
