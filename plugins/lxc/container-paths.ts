@@ -1,7 +1,8 @@
 /**
  * Where each container guest lives, and what LXC and the kernel call it:
- * one module, so every part of the backend (lifecycle, NICs, metrics,
- * snapshots, consoles) names the same files and cgroups.
+ * one module, so every part of the backend (lifecycle, metrics, snapshots,
+ * consoles) names the same files and cgroups. A NIC's host device (the
+ * veth's host end) is its `device`, as container-nics.ts plans it.
  *
  * Layout under the plugin's data dir:
  *   containers/                    the LXC path (`lxc-* -P`), one folder per container
@@ -12,7 +13,6 @@
  *   containers/hk-<id>/monitor.pid the pid of LXC's monitor process while it runs
  */
 import path from 'node:path';
-import { tapName, type Guest } from '../../core/contract/index.js';
 
 /** Folder of the containers (LXC's "lxcpath") in the plugin's data dir. */
 export const CONTAINERS_FOLDER = 'containers';
@@ -78,13 +78,4 @@ export class ContainerPaths {
   monitorCgroup(controller: string): string {
     return path.join(CGROUP_ROOT, controller, `lxc.monitor.${this.name}`);
   }
-}
-
-/**
- * The host end of a container NIC's veth pair: the NIC's `device` (the
- * kernel names it at create) or, for a guest made before that, the same
- * name scheme as QEMU's taps ("hk" + 8 hex digits of the id + "n" + index).
- */
-export function vethHostName(guest: Guest, index: number): string {
-  return guest.nics[index]?.device || tapName(guest.id, index);
 }

@@ -8,7 +8,7 @@
  * one (501 on a host without LXC, a create's 400s). Other modules of this
  * folder add their stages here (NICs, metrics, snapshots, console).
  */
-import { actionStage, definePlugin, PLUGIN_API_VERSION, type StageRole } from '../../core/contract/index.js';
+import { actionStage, definePlugin, metricsStage, PLUGIN_API_VERSION, type StageRole } from '../../core/contract/index.js';
 import { lxcOptionsSchema } from './options.js';
 import { LxcPlugin } from './plugin.js';
 
@@ -36,5 +36,8 @@ export default definePlugin({
     containerSuspend: actionStage(lxc.suspend),
     containerResume: actionStage(lxc.resume),
     containerDelete: actionStage(lxc.delete),
+    containerCpuMetrics: metricsStage(lxc.cpuMetrics),
+    containerNicMetrics: metricsStage(lxc.nicMetrics),
+    containerDiskMetrics: metricsStage(lxc.diskMetrics),
   }),
 });

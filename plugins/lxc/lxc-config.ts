@@ -16,11 +16,11 @@ export interface ConfigInputs {
   paths: ContainerPaths;
   bundle: ImageBundle;
   options: LxcOptions;
-  /** The NICs' lines (container-nics.ts); empty: no network but loopback. */
-  nicLines: string[];
+  /** Lines of the other modules: the NICs' (container-nics.ts: `lxc.net.*`, `lxc.net.0.type = empty` for none), block I/O accounting, ... */
+  extraLines: string[];
 }
 
-export function lxcConfig({ guest, paths, bundle, options, nicLines }: ConfigInputs): string {
+export function lxcConfig({ guest, paths, bundle, options, extraLines }: ConfigInputs): string {
   const { process } = bundle;
   const lines = [
     '# Written by hyperkern (plugins/lxc) at create; the agent passes the command at each start.',
@@ -48,7 +48,7 @@ export function lxcConfig({ guest, paths, bundle, options, nicLines }: ConfigInp
     `lxc.log.file = ${paths.log}`,
     ...(guest.memory > 0 ? [`lxc.cgroup.memory.limit_in_bytes = ${guest.memory}M`] : []),
     ...(guest.cpu > 0 ? [`lxc.cgroup.cpu.cfs_period_us = ${CPU_PERIOD_US}`, `lxc.cgroup.cpu.cfs_quota_us = ${guest.cpu * CPU_PERIOD_US}`] : []),
-    ...(nicLines.length ? nicLines : ['lxc.net.0.type = empty']),
+    ...extraLines,
   ];
   return lines.join('\n') + '\n';
 }

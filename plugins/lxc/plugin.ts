@@ -12,12 +12,14 @@ import { chmod, chown, mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { inject, injectable } from 'tsyringe';
 import {
-  ObserveQueue,
   StageRejection,
   timeoutArg,
   Tokens,
   type Guest,
   type GuestDirectory,
+  type GuestMetricsRequest,
+  type GuestMetricsResponse,
+  type GuestNicMetrics,
   type GuestRequest,
   type GuestResponse,
   type GuestState,
@@ -26,13 +28,16 @@ import {
   type PluginInstance,
   type StageContext,
 } from '../../core/contract/index.js';
-import { containerNicLines } from './container-nics.js';
-import { ContainerPaths, CONTAINERS_FOLDER, guestIdOf } from './container-paths.js';
+import { blkioAccountingLines, lxcPayloadCgroup } from './cgroup-v1.js';
+import { ContainerMetrics } from './container-metrics.js';
+import { checkBridges, checkStartable, forgetNicCounters, nicConfigLines, planContainerNics } from './container-nics.js';
+import { containerName, ContainerPaths, CONTAINERS_FOLDER } from './container-paths.js';
 import { ContainerRuntime, removeLeftoverCgroups } from './container-runtime.js';
-import { exitReason, runState } from './container-state.js';
+import { runState } from './container-state.js';
+import { ContainerWatch, isDirectory } from './container-watch.js';
 import { readImageBundle } from './image-bundle.js';
 import { lxcConfig } from './lxc-config.js';
-import { LxcMonitor, type LxcStateName } from './lxc-monitor.js';
+import { LxcMonitor } from './lxc-monitor.js';
 import { LXC_MISSING, LxcTools } from './lxc-tools.js';
 import { resolveLxcOptions, type LxcOptions } from './options.js';
 
@@ -42,8 +47,6 @@ export const CONTAINER_TYPE = 'container';
 /** Seconds a forced stop may take before lxc-stop -k is asked instead. */
 const KILL_WAIT_MS = 10_000;
 
-/** How long after an action its LXC state events are still taken as its own. */
-const LATE_EVENT_MS = 1000;
 
 @injectable()
 export class LxcPlugin implements PluginInstance {
@@ -53,11 +56,8 @@ export class LxcPlugin implements PluginInstance {
   readonly installed: boolean;
   private readonly monitor: LxcMonitor;
   private readonly runtime: ContainerRuntime;
-  private readonly observations: ObserveQueue;
-  /** Guests with an action of this plugin in progress: the state changes LXC reports for them are that action's. */
-  private readonly busy = new Map<string, number>();
-  /** Guests LXC reported a change of while busy: looked at again once not. */
-  private readonly recheck = new Set<string>();
+  private readonly watch: ContainerWatch;
+  private readonly metrics: ContainerMetrics;
   private version = 'unknown';
   /** A folder above the containers or the images that others may not search (o+x), which mapped roots need. */
   private unreachable: string | undefined;
@@ -71,9 +71,10 @@ export class LxcPlugin implements PluginInstance {
     this.options = resolveLxcOptions(options);
     this.tools = new LxcTools(this.options.lxcBinDir);
     this.installed = this.tools.installed();
-    this.monitor = new LxcMonitor(this.tools.program('lxc-monitor'), path.join(dataDir, CONTAINERS_FOLDER), log, (name, state) => this.onLxcState(name, state));
+    this.watch = new ContainerWatch(guests, log, (id) => this.paths(id), (guest) => guest.type === CONTAINER_TYPE);
+    this.monitor = new LxcMonitor(this.tools.program('lxc-monitor'), path.join(dataDir, CONTAINERS_FOLDER), log, this.watch.onLxcState);
     this.runtime = new ContainerRuntime(this.tools, this.monitor);
-    this.observations = new ObserveQueue(guests, log, 'LXC');
+    this.metrics = new ContainerMetrics((guest) => lxcPayloadCgroup(containerName(guest.id)), (guest) => planContainerNics(guest));
   }
 
   /** The paths and names of a guest's container (container-paths.ts). */
@@ -100,67 +101,21 @@ export class LxcPlugin implements PluginInstance {
     }
     await this.monitor.start();
     const guests = (await this.guests.list()).filter((g) => g.type === CONTAINER_TYPE);
-    await Promise.all(guests.map((guest) => this.reattach(guest)));
+    await Promise.all(guests.map((guest) => this.watch.reattach(guest)));
     this.log.info({ lxc: this.version, containerImagesDir: this.options.containerImagesDir, unprivileged: this.options.unprivileged, containers: guests.length }, 'LXC backend ready');
   }
 
   /** Stops listening; the containers keep running under LXC's monitors. */
   async stop(): Promise<void> {
     this.monitor.stop();
-    await this.observations.drained();
+    this.metrics.close();
+    await this.watch.drained();
   }
 
   health(): PluginHealth {
     return this.installed
       ? { healthy: true, details: { lxc: this.version, unprivileged: this.options.unprivileged } }
       : { healthy: true, message: LXC_MISSING, details: { lxc: 'not installed' } };
-  }
-
-  /** A container's state as LXC has it, recorded when it differs from the registry's. */
-  private async reattach(guest: Guest): Promise<void> {
-    const paths = this.paths(guest.id);
-    if (!(await isDirectory(paths.dir))) return;
-    const now = await runState(paths);
-    if (now === 'running' || now === 'frozen') {
-      const state: GuestState = now === 'running' ? 'running' : 'suspended';
-      this.log.info({ guest: guest.id, state }, 'container found running at agent start');
-      if (guest.state !== state) this.observations.observe(guest.id, { state }, `container found ${state} at agent start`);
-    } else if (guest.state === 'running' || guest.state === 'suspended') {
-      const { state, reason } = await exitReason(paths);
-      this.observations.observe(guest.id, { state }, `${reason} while the agent was not running`);
-    }
-  }
-
-  /**
-   * LXC's state events: a stop or start no action of this plugin asked for
-   * is the container's own doing. An event only says "look again": the
-   * container as it is now is compared with the guest as the registry has
-   * it, once no action of this plugin runs on it (nor ran within
-   * LATE_EVENT_MS: LXC's monitor daemon relays events, they can come late).
-   */
-  private onLxcState(name: string, state: LxcStateName): void {
-    const id = guestIdOf(name);
-    if (id === undefined || (state !== 'STOPPED' && state !== 'RUNNING')) return;
-    if (this.busy.has(id)) this.recheck.add(id);
-    else this.reconcile(id);
-  }
-
-  private reconcile(id: string): void {
-    this.observations.enqueue(async () => {
-      if (this.busy.has(id)) return void this.recheck.add(id);
-      const guest = await this.guests.get(id);
-      if (!guest || guest.type !== CONTAINER_TYPE) return;
-      const paths = this.paths(guest.id);
-      const now = await runState(paths);
-      const registryRuns = guest.state === 'running' || guest.state === 'suspended';
-      if (now === 'stopped' && registryRuns) {
-        const { state: end, reason } = await exitReason(paths);
-        this.log.info({ guest: id, state: end, reason }, 'container stopped on its own');
-        await this.guests.observe(id, { state: end }, reason);
-      } else if (now !== 'stopped' && !registryRuns && guest.state !== 'creating' && guest.state !== 'deleting' && (await isDirectory(paths.dir))) {
-        await this.guests.observe(id, { state: now === 'running' ? 'running' : 'suspended' }, 'LXC reports the container running (started outside the agent, or restarted itself)');
-      }
-    }, { guest: id });
   }
 
   // ---- stages --------------------------------------------------------------
@@ -175,25 +130,9 @@ export class LxcPlugin implements PluginInstance {
     if (guest.disks.length > 0) throw new StageRejection(400, 'disks: a container guest has no disks (its root is a layer over its image); leave disks empty');
     if (!guest.image) throw new StageRejection(400, 'image: a container guest names its container image (GET /images?type=container lists them)');
     await readImageBundle(this.options.containerImagesDir, guest.image);
+    checkBridges(planContainerNics(guest));
     if (this.options.unprivileged && this.unreachable) {
       throw new StageRejection(503, "unprivileged containers cannot reach their folders on this host: a folder above the LXC plugin's data dir or its containerImagesDir is not searchable by others (the agent's log names it; chmod o+x it)");
-    }
-  }
-
-  /** Serialises nothing (the kernel runs one job per guest); marks the guest busy so LXC's events are not taken for its own doing. */
-  private async busyWith<T>(id: string, work: () => Promise<T>): Promise<T> {
-    const count = (this.busy.get(id) ?? 0) + 1;
-    this.busy.set(id, count);
-    try {
-      return await work();
-    } finally {
-      // Held a little longer: LXC's events of this action may still be on their way.
-      setTimeout(() => {
-        const left = (this.busy.get(id) ?? 1) - 1;
-        if (left > 0) return void this.busy.set(id, left);
-        this.busy.delete(id);
-        if (this.recheck.delete(id)) this.reconcile(id);
-      }, LATE_EVENT_MS).unref();
     }
   }
 
@@ -219,8 +158,11 @@ export class LxcPlugin implements PluginInstance {
         const bundleDir = path.dirname(bundle.rootfs);
         await chmod(bundleDir, ((await stat(bundleDir)).mode & 0o777) | 0o011);
       }
-      await writeFile(paths.config, lxcConfig({ guest, paths, bundle, options: this.options, nicLines: containerNicLines(guest, paths) }));
-      return { guest: { ...guest, state: 'off' }, message: 'container created' };
+      const nics = planContainerNics(guest);
+      // The I/O of its layer counted in its blkio cgroup (cgroup-v1.ts); its NICs as veth pairs (container-nics.ts).
+      const extraLines = [...blkioAccountingLines(paths.upper), ...nicConfigLines(nics)];
+      await writeFile(paths.config, lxcConfig({ guest, paths, bundle, options: this.options, extraLines }));
+      return { guest: { ...guest, nics: guest.nics.map((nic, i) => ({ ...nic, device: nics[i].hostDevice })), state: 'off' }, message: 'container created' };
     } catch (error) {
       await rm(paths.dir, { recursive: true, force: true });
       throw error;
@@ -228,7 +170,7 @@ export class LxcPlugin implements PluginInstance {
   };
 
   readonly startContainer = ({ guest }: GuestRequest, ctx: StageContext): Promise<GuestResponse> =>
-    this.busyWith(guest.id, async () => {
+    this.watch.busyWith(guest.id, async () => {
       const paths = this.paths(guest.id);
       const now = await this.requireContainer(guest, paths);
       if (now === 'frozen') {
@@ -236,13 +178,12 @@ export class LxcPlugin implements PluginInstance {
         return { guest: { ...guest, state: 'running' }, message: 'resumed' };
       }
       if (now === 'running') return { guest: { ...guest, state: 'running' }, message: 'already running' };
-      const bundle = await readImageBundle(this.options.containerImagesDir, guest.image);
-      await this.runtime.start(paths, bundle.process.args, this.options.startTimeoutSeconds * 1000, ctx.signal);
+      await this.launch(guest, paths, ctx);
       return { guest: { ...guest, state: 'running' }, message: 'container started' };
     });
 
   readonly shutdown = ({ guest, args }: GuestRequest, ctx: StageContext): Promise<GuestResponse> =>
-    this.busyWith(guest.id, async () => {
+    this.watch.busyWith(guest.id, async () => {
       const seconds = timeoutArg(args, this.options.shutdownTimeoutSeconds);
       const paths = this.paths(guest.id);
       if ((await this.requireContainer(guest, paths)) === 'stopped') return { guest: { ...guest, state: offState(guest) }, message: 'container was not running' };
@@ -251,28 +192,26 @@ export class LxcPlugin implements PluginInstance {
     });
 
   readonly reboot = ({ guest, args }: GuestRequest, ctx: StageContext): Promise<GuestResponse> =>
-    this.busyWith(guest.id, async () => {
+    this.watch.busyWith(guest.id, async () => {
       const seconds = timeoutArg(args, this.options.rebootTimeoutSeconds);
       const paths = this.paths(guest.id);
       if ((await this.requireContainer(guest, paths)) !== 'stopped') await this.stopGracefully(guest, paths, seconds, ctx);
-      const bundle = await readImageBundle(this.options.containerImagesDir, guest.image);
-      await this.runtime.start(paths, bundle.process.args, this.options.startTimeoutSeconds * 1000, ctx.signal);
+      await this.launch(guest, paths, ctx);
       return { guest: { ...guest, state: 'running' }, message: 'container stopped and started again' };
     });
 
   readonly restart = ({ guest }: GuestRequest, ctx: StageContext): Promise<GuestResponse> =>
-    this.busyWith(guest.id, async () => {
+    this.watch.busyWith(guest.id, async () => {
       const paths = this.paths(guest.id);
       await this.requireContainer(guest, paths);
       const killed = await this.runtime.kill(paths, KILL_WAIT_MS);
       ctx.log.debug({ guest: guest.id, killed }, 'container killed for a restart');
-      const bundle = await readImageBundle(this.options.containerImagesDir, guest.image);
-      await this.runtime.start(paths, bundle.process.args, this.options.startTimeoutSeconds * 1000, ctx.signal);
+      await this.launch(guest, paths, ctx);
       return { guest: { ...guest, state: 'running' }, message: 'container killed and started again' };
     });
 
   readonly poweroff = ({ guest }: GuestRequest): Promise<GuestResponse> =>
-    this.busyWith(guest.id, async () => {
+    this.watch.busyWith(guest.id, async () => {
       const paths = this.paths(guest.id);
       await this.requireContainer(guest, paths);
       const killed = await this.runtime.kill(paths, KILL_WAIT_MS);
@@ -294,15 +233,37 @@ export class LxcPlugin implements PluginInstance {
   };
 
   readonly delete = ({ guest }: GuestRequest): Promise<GuestResponse> =>
-    this.busyWith(guest.id, async () => {
+    this.watch.busyWith(guest.id, async () => {
       const paths = this.paths(guest.id);
       if (await isDirectory(paths.dir)) {
         await this.runtime.kill(paths, KILL_WAIT_MS);
         await rm(paths.dir, { recursive: true, force: true });
       }
       await removeLeftoverCgroups(paths);
+      this.metrics.forget(guest.id);
+      forgetNicCounters(planContainerNics(guest));
       return { guest: { ...guest, state: 'deleted' }, message: 'container, its layer and cgroups removed' };
     });
+
+  /** lxc-start with the image's command, once the NICs' bridges are known to be there. */
+  private async launch(guest: Guest, paths: ContainerPaths, ctx: StageContext): Promise<void> {
+    const nics = planContainerNics(guest);
+    checkStartable(nics);
+    forgetNicCounters(nics); // the host ends are made anew: counters of the last run's devices are stale
+    const bundle = await readImageBundle(this.options.containerImagesDir, guest.image);
+    await this.runtime.start(paths, bundle.process.args, this.options.startTimeoutSeconds * 1000, ctx.signal);
+  }
+
+  // ---- metrics: read from the kernel's files in process (container-metrics.ts), never behind a job ----
+
+  readonly cpuMetrics = ({ guest }: GuestMetricsRequest): GuestMetricsResponse => ({ guest, type: 'cpu', cpu: this.metricsOf(guest).cpu(guest) });
+  readonly diskMetrics = ({ guest }: GuestMetricsRequest): GuestMetricsResponse => ({ guest, type: 'disk', disk: this.metricsOf(guest).disk(guest) });
+  readonly nicMetrics = ({ guest }: GuestMetricsRequest): GuestMetricsResponse => ({ guest, type: 'nic', nic: this.metricsOf(guest).nic(guest) as Record<string, GuestNicMetrics> });
+
+  private metricsOf(guest: Guest): ContainerMetrics {
+    if (!this.installed) throw new StageRejection(501, LXC_MISSING);
+    return this.metrics;
+  }
 
   /** The stop signal (the image's, else SIGPWR), then a wait bounded by `seconds`: past it the job fails and the container runs on. */
   private async stopGracefully(guest: Guest, paths: ContainerPaths, seconds: number, ctx: StageContext): Promise<void> {
@@ -341,8 +302,4 @@ async function firstUnsearchable(dirs: string[]): Promise<string | undefined> {
     }
   }
   return undefined;
-}
-
-async function isDirectory(dir: string): Promise<boolean> {
-  return stat(dir).then((s) => s.isDirectory(), () => false);
 }

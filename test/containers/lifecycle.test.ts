@@ -121,6 +121,10 @@ describe('container guests on LXC (lifecycle, exits, agent restart, delete)', fu
     expect((await readFile(`/sys/fs/cgroup/cpu/lxc.payload.${name()}/cpu.cfs_quota_us`, 'utf8')).trim()).to.equal('100000');
     // Its root is a layer over the base: the upper dir holds only what the container wrote.
     expect((await stat(path.join(lxcPath, name(), 'upper'))).uid).to.equal(100000);
+    // Its metrics come from its cgroup (the container plans of the metrics routes).
+    const cpu = await api().request('GET', `/guests/${guestId}/metrics/cpu`);
+    expect(cpu.status, cpu.text).to.equal(200);
+    expect(cpu.body).to.have.length(1);
   });
 
   it('suspends (freezer FROZEN) and resumes', async () => {
