@@ -28,10 +28,10 @@ import {
   type PluginInstance,
   type StageContext,
 } from '../../core/contract/index.js';
-import { blkioAccountingLines, lxcPayloadCgroup } from './cgroup-v1.js';
+import { blkioAccountingLines } from './cgroup-blkio.js';
 import { ContainerMetrics } from './container-metrics.js';
 import { checkBridges, checkStartable, forgetNicCounters, nicConfigLines, planContainerNics } from './container-nics.js';
-import { containerName, ContainerPaths, CONTAINERS_FOLDER } from './container-paths.js';
+import { ContainerPaths, CONTAINERS_FOLDER } from './container-paths.js';
 import { ContainerRuntime, removeLeftoverCgroups } from './container-runtime.js';
 import { runState } from './container-state.js';
 import { ContainerWatch, isDirectory } from './container-watch.js';
@@ -74,7 +74,7 @@ export class LxcPlugin implements PluginInstance {
     this.watch = new ContainerWatch(guests, log, (id) => this.paths(id), (guest) => guest.type === CONTAINER_TYPE);
     this.monitor = new LxcMonitor(this.tools.program('lxc-monitor'), path.join(dataDir, CONTAINERS_FOLDER), log, this.watch.onLxcState);
     this.runtime = new ContainerRuntime(this.tools, this.monitor);
-    this.metrics = new ContainerMetrics((guest) => lxcPayloadCgroup(containerName(guest.id)), (guest) => planContainerNics(guest));
+    this.metrics = new ContainerMetrics((guestId, controller) => this.paths(guestId).cgroup(controller), (guest) => planContainerNics(guest));
   }
 
   /** The paths and names of a guest's container (container-paths.ts). */
@@ -160,7 +160,7 @@ export class LxcPlugin implements PluginInstance {
       }
       const nics = planContainerNics(guest);
       // The I/O of its layer counted in its blkio cgroup (cgroup-v1.ts); its NICs as veth pairs (container-nics.ts).
-      const extraLines = [...blkioAccountingLines(paths.upper), ...nicConfigLines(nics)];
+      const extraLines = [...blkioAccountingLines([paths.upper, bundle.rootfs]), ...nicConfigLines(nics)];
       await writeFile(paths.config, lxcConfig({ guest, paths, bundle, options: this.options, extraLines }));
       return { guest: { ...guest, nics: guest.nics.map((nic, i) => ({ ...nic, device: nics[i].hostDevice })), state: 'off' }, message: 'container created' };
     } catch (error) {
@@ -248,7 +248,7 @@ export class LxcPlugin implements PluginInstance {
   /** lxc-start with the image's command, once the NICs' bridges are known to be there. */
   private async launch(guest: Guest, paths: ContainerPaths, ctx: StageContext): Promise<void> {
     const nics = planContainerNics(guest);
-    checkStartable(nics);
+    await checkStartable(nics);
     forgetNicCounters(nics); // the host ends are made anew: counters of the last run's devices are stale
     const bundle = await readImageBundle(this.options.containerImagesDir, guest.image);
     await this.runtime.start(paths, bundle.process.args, this.options.startTimeoutSeconds * 1000, ctx.signal);
