@@ -229,6 +229,26 @@ func main() {
 		var listed []Image
 		decode(c, "a []Image", &listed)
 		out["accepted"], out["job"], out["image"], out["listed"] = accepted, job, image, listed
+	case "fetch-container-image":
+		// A container image: mistify's ImageRequest with type "container" and a source.
+		id, source := args[0], args[1]
+		a := call("POST", base+"/images", ImageRequest{Id: id, Type: "container", Source: source}, true)
+		expectStatus(a, "POST /images", 202)
+		var accepted Image
+		decode(a, "an Image", &accepted)
+		job := waitJob(base, a.JobID, seconds(args[2]))
+		if job.Status != "Complete" {
+			fail(fmt.Sprintf("fetch job %s ended %s: %s", job.ID, job.Status, job.Message))
+		}
+		b := call("GET", base+"/images/"+id+"?type=container", nil, false)
+		expectStatus(b, "GET /images/"+id+"?type=container", 200)
+		var image Image
+		decode(b, "an Image", &image)
+		c := call("GET", base+"/images?type=container", nil, false)
+		expectStatus(c, "GET /images?type=container", 200)
+		var listed []Image
+		decode(c, "a []Image", &listed)
+		out["accepted"], out["job"], out["image"], out["listed"] = accepted, job, image, listed
 	default:
 		fail("unknown command " + command)
 	}
