@@ -21,10 +21,15 @@ export async function monitorPid(paths: ContainerPaths): Promise<number | undefi
   return undefined;
 }
 
-/** stopped, running or frozen (suspended). */
+/**
+ * stopped, running or frozen (suspended). A monitor whose container's
+ * cgroup is gone is one finishing its clean-up after the container ended:
+ * stopped.
+ */
 export async function runState(paths: ContainerPaths): Promise<RunState> {
   if ((await monitorPid(paths)) === undefined) return 'stopped';
-  const freezer = await readFile(`${paths.cgroup('freezer')}/freezer.state`, 'utf8').catch(() => 'THAWED');
+  const freezer = await readFile(`${paths.cgroup('freezer')}/freezer.state`, 'utf8').catch(() => undefined);
+  if (freezer === undefined) return 'stopped';
   return freezer.trim() === 'THAWED' ? 'running' : 'frozen';
 }
 

@@ -191,7 +191,12 @@ describe('container guests on LXC (lifecycle, exits, agent restart, delete)', fu
     // Stopped while the agent is away: found crashed at its next start.
     await agent.stop();
     process.kill(pid!, 'SIGKILL');
-    await waitFor(async () => (await initPidOf(name())) === undefined && (await cgroupsOf(`lxc.monitor.${name()}`)).length === 0, 15_000, 'LXC to clean up');
+    const pidFile = path.join(lxcPath, name(), 'monitor.pid');
+    await waitFor(
+      async () => (await initPidOf(name())) === undefined && (await cgroupsOf(name())).length === 0 && (await stat(pidFile).then(() => false, () => true)),
+      15_000,
+      'LXC to clean up',
+    );
     agent = await startAgent({ config: containerConfig(basesDir), dataDir });
     expect(await stateOf()).to.equal('crashed');
   });
