@@ -34,6 +34,8 @@ export interface ContainerStoreOptions {
   umoci: string;
   maxBytes: number;
   policy: SourcePolicy;
+  /** Host id the image's root becomes (its ids 0-65535 shifted by it); 0: kept as they are. */
+  idShift: number;
 }
 
 export class ContainerImageStore {
@@ -87,8 +89,11 @@ export class ContainerImageStore {
       await this.run(this.options.skopeo, ['--insecure-policy', 'copy', '--quiet', ...(await this.sourceArgs(source, temp, signal)), `oci:${layout}`], signal, temp);
       // As root the image's own owners and modes are kept (a container's files belong to its users);
       // a non-root agent can only unpack rootless (every file its own).
-      const rootless = process.getuid?.() === 0 ? [] : ['--rootless'];
-      await this.run(this.options.umoci, ['unpack', ...rootless, '--image', layout, path.join(temp, 'bundle')], signal, temp);
+      // Shifted (as root, for unprivileged containers): root inside owns what the image's root owned.
+      const asRoot = process.getuid?.() === 0;
+      const rootless = asRoot ? [] : ['--rootless'];
+      const shift = asRoot && this.options.idShift > 0 ? ['--uid-map', `0:${this.options.idShift}:65536`, '--gid-map', `0:${this.options.idShift}:65536`] : [];
+      await this.run(this.options.umoci, ['unpack', ...rootless, ...shift, '--image', layout, path.join(temp, 'bundle')], signal, temp);
       const size = Math.ceil((await treeBytes(path.join(temp, 'bundle', 'rootfs'))) / MIB);
       await writeFile(path.join(temp, 'bundle', META), JSON.stringify({ id, size, fetched: new Date().toISOString() }));
       await rename(path.join(temp, 'bundle'), path.join(this.options.dir, id));

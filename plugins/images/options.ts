@@ -28,6 +28,13 @@ export const imagesOptionsSchema = z
     containerImagesDir: z.string().min(1).optional(),
     /** The image type of container images (mistify's; requests with it run the container actions). */
     containerType: z.string().min(1).default('container'),
+    /**
+     * Host uid/gid the image's root is unpacked as (ids 0-65535 shifted by
+     * it, `umoci unpack --uid-map/--gid-map`): the LXC plugin's `idmapBase`,
+     * so that root inside an unprivileged container owns its image's files.
+     * 0 keeps the image's own owners (privileged containers).
+     */
+    containerIdShift: z.number().int().min(0).max(2 ** 32 - 2 ** 16).default(0),
     skopeo: z.string().min(1).default('skopeo'),
     umoci: z.string().min(1).default('umoci'),
     /** Registries (host or host:port) not on loopback that may be reached over plain HTTP. */

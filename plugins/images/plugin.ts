@@ -58,6 +58,7 @@ export class ImagesPlugin implements PluginInstance {
       umoci: options.umoci,
       maxBytes: options.maxImageSizeMiB * MIB,
       policy,
+      idShift: options.containerIdShift,
     });
     this.containerHandlers = containerImageHandlers(this.containers, { ...policy, insecureRegistries: options.insecureRegistries }, guests);
     this.store = new ImageStore({

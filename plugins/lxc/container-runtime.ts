@@ -5,7 +5,7 @@
  * lxc-monitor for all containers) with a cheap file check as a fallback,
  * should an event be lost.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { readFile, readdir, rmdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -14,8 +14,8 @@ import { initPid, monitorPid, runState } from './container-state.js';
 import type { LxcMonitor } from './lxc-monitor.js';
 import type { LxcTools } from './lxc-tools.js';
 
-/** How often a wait looks at the files itself, in case LXC's event did not reach the monitor. */
-const FALLBACK_POLL_MS = 100;
+/** How often a stop wait looks at the monitor process itself (a /proc read): LXC's event may come late, or after the monitor ended. */
+const POLL_MS = 5;
 
 export class ContainerRuntime {
   constructor(
@@ -26,19 +26,16 @@ export class ContainerRuntime {
   /** Starts the container with `args` as its init; resolves once LXC reports it running. */
   async start(paths: ContainerPaths, args: string[], timeoutMs: number, signal?: AbortSignal): Promise<void> {
     await writeFile(paths.log, ''); // the log of this start only: exitReason reads its last "ended on" line
-    await removeLeftoverCgroups(paths); // a monitor killed under a container leaves them, and LXC would pick "name-1"
-    const running = this.monitor.waitFor(paths.name, ['RUNNING']);
+    // A monitor killed under a container leaves its cgroups, and LXC would pick "name-1": remove them first.
+    if (existsSync(paths.cgroup('freezer'))) await removeLeftoverCgroups(paths);
     try {
+      // -d returns once LXC reports the container running. Its RUNNING event, relayed later, is not waited
+      // for: ContainerWatch compares any event with the container as it is before it records anything.
       await this.tools.run('lxc-start', ['-n', paths.name, '-P', paths.lxcPath, '-d', '-p', paths.monitorPidFile, '--', ...args], timeoutMs, signal);
     } catch (error) {
-      running.cancel();
       const logged = await lastError(paths.log);
       throw new Error(`${(error as Error).message}${logged ? `; LXC's log: ${logged}` : ''}`);
     }
-    // lxc-start -d returns once the container runs; the event follows within a few ms. Wait for it, so
-    // that it never arrives after a later action (bounded: an event lost must not hold the start).
-    await Promise.race([running.done, sleep(1000)]);
-    running.cancel();
   }
 
   /** Sends `sig` to the container's init; false when it does not run. A frozen container is thawed first (signals wait for a thaw). */
@@ -71,7 +68,7 @@ export class ContainerRuntime {
           while (!gone()) {
             const left = deadline - Date.now();
             if (left <= 0 || signal?.aborted) return false;
-            await Promise.race([event.done, sleep(Math.min(FALLBACK_POLL_MS, left))]);
+            await Promise.race([event.done, sleep(Math.min(POLL_MS, left))]);
           }
           return true;
         } finally {

@@ -121,6 +121,14 @@ describe('container guests on LXC (lifecycle, exits, agent restart, delete)', fu
     expect((await readFile(`/sys/fs/cgroup/cpu/lxc.payload.${name()}/cpu.cfs_quota_us`, 'utf8')).trim()).to.equal('100000');
     // Its root is a layer over the base: the upper dir holds only what the container wrote.
     expect((await stat(path.join(lxcPath, name(), 'upper'))).uid).to.equal(100000);
+    // The base was unpacked with ids shifted to the map (containerIdShift): root inside owns the image's files and may change them (in its layer).
+    expect((await stat(path.join(basesDir, 'web', 'rootfs', 'bin', 'busybox'))).uid).to.equal(100000);
+    await run('lxc-attach', ['-n', name(), '-P', lxcPath, '--', '/bin/touch', '/bin/written-inside']);
+    expect((await stat(path.join(lxcPath, name(), 'upper', 'bin', 'written-inside'))).uid).to.equal(100000);
+    await stat(path.join(basesDir, 'web', 'rootfs', 'bin', 'written-inside')).then(
+      () => expect.fail('a write inside reached the base'),
+      (error: NodeJS.ErrnoException) => expect(error.code).to.equal('ENOENT'),
+    );
     // Its metrics come from its cgroup (the container plans of the metrics routes).
     const cpu = await api().request('GET', `/guests/${guestId}/metrics/cpu`);
     expect(cpu.status, cpu.text).to.equal(200);
