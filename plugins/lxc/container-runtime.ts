@@ -17,6 +17,9 @@ import type { LxcTools } from './lxc-tools.js';
 /** How often a stop wait looks at the monitor process itself (a /proc read): LXC's event may come late, or after the monitor ended. */
 const POLL_MS = 5;
 
+/** How long a start waits for the monitor of the container's last run to end. */
+const MONITOR_EXIT_MS = 5000;
+
 export class ContainerRuntime {
   constructor(
     private readonly tools: LxcTools,
@@ -25,6 +28,8 @@ export class ContainerRuntime {
 
   /** Starts the container with `args` as its init; resolves once LXC reports it running. */
   async start(paths: ContainerPaths, args: string[], timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    // A container just stopped may still have its monitor finishing up (a restart, a reboot): LXC would take it for running.
+    await this.monitorEnded(paths);
     await writeFile(paths.log, ''); // the log of this start only: exitReason reads its last "ended on" line
     // A monitor killed under a container leaves its cgroups, and LXC would pick "name-1": remove them first.
     if (existsSync(paths.cgroup('freezer'))) await removeLeftoverCgroups(paths);
@@ -35,6 +40,15 @@ export class ContainerRuntime {
     } catch (error) {
       const logged = await lastError(paths.log);
       throw new Error(`${(error as Error).message}${logged ? `; LXC's log: ${logged}` : ''}`);
+    }
+  }
+
+  /** Waits for the LXC monitor of the container's last run to end (it tidies up after the container stopped). */
+  async monitorEnded(paths: ContainerPaths): Promise<void> {
+    const previous = await monitorPid(paths);
+    for (const deadline = Date.now() + MONITOR_EXIT_MS; previous !== undefined && isAlive(previous); ) {
+      if (Date.now() > deadline) throw new Error(`LXC's monitor of the container's last run (pid ${previous}) has not ended within ${MONITOR_EXIT_MS / 1000} s`);
+      await sleep(POLL_MS);
     }
   }
 
@@ -53,13 +67,17 @@ export class ContainerRuntime {
 
   /**
    * A wait for the container to stop, made before the signal that stops it:
-   * stopped means the LXC monitor running now has ended (an event only
-   * wakes the check up, so a late event of an earlier stop cannot end it).
+   * stopped means its cgroup is gone (a cgroup goes only once no process is
+   * left in it: LXC removes it as the container ends, before it reports
+   * STOPPED, as lxc-stop waits for) or the LXC monitor running now has
+   * ended. An event only wakes the check up, so a late event of an earlier
+   * stop cannot end it.
    */
   async stopped(paths: ContainerPaths): Promise<StopWait> {
     const monitor = await monitorPid(paths);
     const event = this.monitor.waitFor(paths.name, ['STOPPED', 'ABORTING']);
-    const gone = (): boolean => monitor === undefined || !isAlive(monitor);
+    const cgroup = paths.cgroup('freezer');
+    const gone = (): boolean => monitor === undefined || !isAlive(monitor) || !existsSync(cgroup);
     return {
       cancel: event.cancel,
       wait: async (timeoutMs: number, signal?: AbortSignal): Promise<boolean> => {

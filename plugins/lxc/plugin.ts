@@ -237,6 +237,7 @@ export class LxcPlugin implements PluginInstance {
       const paths = this.paths(guest.id);
       if (await isDirectory(paths.dir)) {
         await this.runtime.kill(paths, KILL_WAIT_MS);
+        await this.runtime.monitorEnded(paths); // it writes in the folder and leaves its cgroup last
         await rm(paths.dir, { recursive: true, force: true });
       }
       await removeLeftoverCgroups(paths);
