@@ -30,7 +30,7 @@ import {
 } from '../../core/contract/index.js';
 import { blkioAccountingLines } from './cgroup-blkio.js';
 import { ContainerMetrics } from './container-metrics.js';
-import { checkBridges, checkStartable, forgetNicCounters, nicConfigLines, planContainerNics } from './container-nics.js';
+import { checkBridges, checkStartable, forgetNicCounters, nicConfigLines, nicDevices, planContainerNics } from './container-nics.js';
 import { ContainerPaths, CONTAINERS_FOLDER } from './container-paths.js';
 import { ContainerRuntime, removeLeftoverCgroups } from './container-runtime.js';
 import { runState } from './container-state.js';
@@ -74,7 +74,7 @@ export class LxcPlugin implements PluginInstance {
     this.watch = new ContainerWatch(guests, log, (id) => this.paths(id), (guest) => guest.type === CONTAINER_TYPE);
     this.monitor = new LxcMonitor(this.tools.program('lxc-monitor'), path.join(dataDir, CONTAINERS_FOLDER), log, this.watch.onLxcState);
     this.runtime = new ContainerRuntime(this.tools, this.monitor);
-    this.metrics = new ContainerMetrics((guestId, controller) => this.paths(guestId).cgroup(controller), (guest) => planContainerNics(guest));
+    this.metrics = new ContainerMetrics((guestId, controller) => this.paths(guestId).cgroup(controller), nicDevices); // NICs checked at create: not re-checked per request
   }
 
   /** The paths and names of a guest's container (container-paths.ts). */
