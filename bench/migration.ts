@@ -235,7 +235,7 @@ async function handMove(from: HandGuest, agentArgs: string[], agentRunDir: strin
 
 const ms = (v: number | undefined) => (v === undefined ? 'n/a' : `${Math.round(v)} ms`);
 
-const ROUNDS = 3;
+const ROUNDS = 5;
 const median = (values: (number | undefined)[]): number | undefined => {
   const known = values.filter((v): v is number => v !== undefined).sort((x, y) => x - y);
   return known.length ? known[Math.floor(known.length / 2)] : undefined;
