@@ -95,7 +95,7 @@ async function main(): Promise<number> {
         `config ${loaded.file} is valid: plugins ${plugins.map((p) => p.id).join(', ') || '(none)'}; ` +
           `actions ${[...plans.lifecycle.keys(), ...plans.metrics.keys(), ...plans.image.keys(), ...plans.snapshot.keys()].join(', ') || '(none)'}` +
           Object.values(plans.byType)
-            .map((set) => [...set.lifecycle.values(), ...set.metrics.values()].map((p) => p.configName))
+            .map((set) => [...set.lifecycle.values(), ...set.metrics.values(), ...set.snapshot.values()].map((p) => p.configName))
             .filter((names) => names.length > 0)
             .map((names) => `; guest-type actions ${names.join(', ')}`)
             .join('') +

@@ -170,8 +170,12 @@ function checkSnapshotDownload(result: unknown): Checked<SnapshotDownload> {
   const size = isMap(result) ? result.size : undefined;
   const isStream = typeof stream === 'object' && stream !== null && typeof (stream as Readable).pipe === 'function' && typeof (stream as Readable).on === 'function';
   const sizeOk = size === undefined || size === null || (typeof size === 'number' && Number.isSafeInteger(size) && size >= 0);
-  if (isStream && sizeOk) return { ok: true, value: { stream: stream as Readable, ...(typeof size === 'number' ? { size } : {}) } };
-  return { ok: false, problem: `${describeValue(result)}; a download stage answers {stream: Readable, size?: bytes}` };
+  const format = isMap(result) ? result.format : undefined;
+  const formatOk = format === undefined || format === null || format === 'qcow2' || format === 'tar';
+  if (isStream && sizeOk && formatOk) {
+    return { ok: true, value: { stream: stream as Readable, ...(typeof size === 'number' ? { size } : {}), ...(format === 'qcow2' || format === 'tar' ? { format } : {}) } };
+  }
+  return { ok: false, problem: `${describeValue(result)}; a download stage answers {stream: Readable, size?: bytes, format?: 'qcow2' | 'tar'}` };
 }
 
 function checkGuestConsole(result: unknown): Checked<GuestConsole> {
@@ -225,7 +229,8 @@ export const STAGE_KINDS: { readonly [K in StageKind]: StageKindSpec<K> } = {
     checkResponse: checkImageResponse,
   },
   snapshot: { isRequest: isSnapshotRequest, checkResponse: checkSnapshotResponse },
-  snapshotDownload: { isRequest: (request): request is SnapshotStageRequest => isSnapshotRequest(request) && typeof request.disk === 'string', checkResponse: checkSnapshotDownload },
+  // A VM's download names its disk; a container's (its layer) names none.
+  snapshotDownload: { isRequest: (request): request is SnapshotStageRequest => isSnapshotRequest(request) && (request.disk === undefined || typeof request.disk === 'string'), checkResponse: checkSnapshotDownload },
   vnc: {
     isRequest: (request): request is VncRequest => 'guest' in request && isMap(request.guest) && isMap(request.args) && !('action' in request) && !('type' in request) && !('destroyMoreRecent' in request),
     checkResponse: checkVncEndpoint,

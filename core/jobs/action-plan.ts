@@ -80,6 +80,8 @@ export interface ImagePlan {
  */
 export interface SnapshotPlan {
   action: SnapshotAction;
+  /** The name a config gives it: `createSnapshot`, or `containerCreateSnapshot` for containers. */
+  configName: string;
   sync: PlannedStage[];
   async: PlannedStage[];
 }
@@ -163,7 +165,7 @@ export function buildActionPlans(
     const set = guestType ? plans.byType[guestType] : plans;
     plans.origins.set(actionNameFor(guestType, name), origin);
     if (isSnapshotAction(name)) {
-      set.snapshot.set(name, snapshotPlan(name, action, where));
+      set.snapshot.set(name, snapshotPlan(name, actionNameFor(guestType, name), action, where));
     } else if (isLifecycleAction(name)) {
       if (set.lifecycle.has(name)) throw Errors.actionPlan(`${file}: ${where}: action "${name}" is configured twice (once under an alias)`);
       const asyncRefs = [...action.async, ...(action.stages ?? [])];
@@ -200,11 +202,12 @@ export function buildActionPlans(
     return { action: name, sync: [plan(refs[0], `${where}.stages[0]`, isImageUploadAction(name) ? 'imageUpload' : 'image')], async: [] };
   }
 
-  function snapshotPlan(name: SnapshotAction, action: AgentConfig['actions'][string], where: string): SnapshotPlan {
+  function snapshotPlan(name: SnapshotAction, configName: string, action: AgentConfig['actions'][string], where: string): SnapshotPlan {
     if (isSnapshotJobAction(name)) {
       const asyncRefs = [...action.async, ...(action.stages ?? [])];
       return {
         action: name,
+        configName,
         sync: action.sync.map((ref, i) => plan(ref, `${where}.sync[${i}]`, 'snapshot')),
         async: asyncRefs.map((ref, i) => plan(ref, `${where}.async[${i}]`, 'snapshot')),
       };
@@ -213,7 +216,7 @@ export function buildActionPlans(
     if (refs.length !== 1 || action.sync.length > 0) {
       throw Errors.actionPlan(`${file}: ${where}: ${name} takes exactly one stage, as "stages": ["plugin.stage"]; got ${refs.length + action.sync.length}`);
     }
-    return { action: name, sync: [plan(refs[0], `${where}.stages[0]`, name === 'downloadSnapshot' ? 'snapshotDownload' : 'snapshot')], async: [] };
+    return { action: name, configName, sync: [plan(refs[0], `${where}.stages[0]`, name === 'downloadSnapshot' ? 'snapshotDownload' : 'snapshot')], async: [] };
   }
 
   for (const set of [plans, ...Object.values(plans.byType)]) {

@@ -23,15 +23,24 @@
  * - The log route reads FILE.1 then FILE.
  */
 import { ConsoleSwitchboard, LogFollower, readLogTail, rotateLog, type ConsoleRequest, type GuestConsole, type Logger } from '../../core/contract/index.js';
+import path from 'node:path';
 import { LxcConsoleInput, type ConsoleInputTarget } from './container-console-input.js';
+import type { ContainerPaths } from './container-paths.js';
 
 /** After an attach that failed (the container is stopped), typing does not try again for this long, unless it started. */
 const RETRY_MS = 500;
+/** How often every container's log size is looked at (output nobody watches is not seen as it comes). */
+export const SWEEP_MS = 30_000;
 
 /** Where one container's console is. */
 export interface ConsolePlace extends ConsoleInputTarget {
   /** Its lxc.console.logfile (inside the container's folder). */
   logFile: string;
+}
+
+/** The console of the container at `paths`: its log in the container's folder (gone with it). */
+export function consolePlace(paths: ContainerPaths): ConsolePlace {
+  return { name: paths.name, lxcPath: paths.lxcPath, logFile: path.join(paths.dir, 'console.log') };
 }
 
 /**
@@ -57,6 +66,7 @@ export class ContainerConsoles {
   private readonly live = new Map<string, Live>();
   /** Per container, its rotation in progress. */
   private readonly rotating = new Map<string, Promise<void>>();
+  private sweeper?: NodeJS.Timeout;
 
   constructor(
     private readonly lxcConsole: string,
@@ -146,6 +156,26 @@ export class ContainerConsoles {
     })();
     this.rotating.set(guestId, rotation);
     return rotation;
+  }
+
+  /** Sweeps the logs of `guestIds()` every `everyMs` until stop(). */
+  sweepEvery(everyMs: number, guestIds: () => Promise<string[]>): void {
+    let sweeping = false;
+    this.sweeper = setInterval(() => {
+      if (sweeping) return;
+      sweeping = true;
+      guestIds()
+        .then((ids) => this.sweep(ids))
+        .catch((error: Error) => this.log.warn({ err: error.message }, 'console log sweep failed'))
+        .finally(() => (sweeping = false));
+    }, everyMs);
+    this.sweeper.unref();
+  }
+
+  /** The plugin stops: no more sweeps, every console ends (the containers' logs go on under LXC). */
+  stop(): void {
+    clearInterval(this.sweeper);
+    this.closeAll();
   }
 
   /** The container was deleted, or the plugin stops: its consoles end. */

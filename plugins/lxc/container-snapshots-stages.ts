@@ -18,7 +18,10 @@ import {
   type StageContext,
   type StageRoles,
 } from '../../core/contract/index.js';
-import type { ContainerLayer, ContainerSnapshots, LayerSnapshot } from './container-snapshots.js';
+import path from 'node:path';
+import type { ContainerPaths } from './container-paths.js';
+import { ContainerSnapshots, type ContainerLayer, type LayerSnapshot } from './container-snapshots.js';
+import { initPid } from './container-state.js';
 
 const MIB = 1024 * 1024;
 
@@ -46,6 +49,16 @@ function refuseDisk(request: SnapshotStageRequest): void {
 
 /** A create names the new snapshot in `dest`; the kernel copies it into `id`. */
 const newName = (request: SnapshotStageRequest) => request.dest || request.id;
+
+/** The layer of the container at `paths`, its snapshots in its folder (so they go with it). */
+export function containerLayer(paths: ContainerPaths): ContainerLayer {
+  return { guestId: paths.guestId, upperDir: paths.upper, snapshotsDir: path.join(paths.dir, 'snapshots'), initPid: () => initPid(paths) };
+}
+
+/** The stages on the containers `pathsOf` names, with the host's cp, du and tar. */
+export function layerSnapshotStages(pathsOf: (guestId: string) => ContainerPaths) {
+  return containerSnapshotHandlers(new ContainerSnapshots({ cp: 'cp', du: 'du', tar: 'tar' }), (guest) => containerLayer(pathsOf(guest.id)));
+}
 
 export function containerSnapshotHandlers(snapshots: ContainerSnapshots, layerOf: (guest: Guest) => ContainerLayer) {
   const layer = (request: SnapshotStageRequest) => {

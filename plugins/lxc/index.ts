@@ -8,7 +8,8 @@
  * one (501 on a host without LXC, a create's 400s). Other modules of this
  * folder add their stages here (NICs, metrics, snapshots, console).
  */
-import { actionStage, definePlugin, metricsStage, PLUGIN_API_VERSION, type StageRole } from '../../core/contract/index.js';
+import { actionStage, consoleStage, definePlugin, metricsStage, PLUGIN_API_VERSION, snapshotDownloadStage, snapshotStage, type StageRole } from '../../core/contract/index.js';
+import { CONTAINER_SNAPSHOT_ROLES } from './container-snapshots-stages.js';
 import { lxcOptionsSchema } from './options.js';
 import { LxcPlugin } from './plugin.js';
 
@@ -24,6 +25,7 @@ export default definePlugin({
   create: LxcPlugin,
   serves: {
     check: CONTAINER_ACTIONS.map((action): StageRole => ({ action, check: true })),
+    ...CONTAINER_SNAPSHOT_ROLES,
   },
   stages: (lxc) => ({
     check: actionStage(lxc.check),
@@ -39,5 +41,15 @@ export default definePlugin({
     containerCpuMetrics: metricsStage(lxc.cpuMetrics),
     containerNicMetrics: metricsStage(lxc.nicMetrics),
     containerDiskMetrics: metricsStage(lxc.diskMetrics),
+    // Snapshots of the container's layer (container-snapshots*.ts), on the container-prefixed snapshot actions.
+    containerCreateSnapshot: snapshotStage(lxc.snapshotStages.containerCreateSnapshot),
+    containerListSnapshots: snapshotStage(lxc.snapshotStages.containerListSnapshots),
+    containerGetSnapshot: snapshotStage(lxc.snapshotStages.containerGetSnapshot),
+    containerDeleteSnapshot: snapshotStage(lxc.snapshotStages.containerDeleteSnapshot),
+    containerCheckRollbackSnapshot: snapshotStage(lxc.snapshotStages.containerCheckRollbackSnapshot),
+    containerRollbackSnapshot: snapshotStage(lxc.snapshotStages.containerRollbackSnapshot),
+    containerDownloadSnapshot: snapshotDownloadStage(lxc.snapshotStages.containerDownloadSnapshot),
+    // GET /guests/{id}/console: the container's /dev/console (container-console.ts).
+    console: consoleStage(lxc.console),
   }),
 });

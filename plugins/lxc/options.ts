@@ -40,6 +40,8 @@ export const lxcOptionsSchema = z
     rebootTimeoutSeconds: z.number().positive().default(30),
     /** Seconds start waits for LXC to report the container running. */
     startTimeoutSeconds: z.number().positive().default(30),
+    /** A container's console.log is rotated past this size; console.log.1 keeps its last this many bytes (docs/console.md). */
+    consoleLogBytes: z.number().int().min(4096).default(1024 * 1024),
   })
   .strict();
 

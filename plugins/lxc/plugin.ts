@@ -23,12 +23,16 @@ import {
   type GuestRequest,
   type GuestResponse,
   type GuestState,
+  type ConsoleRequest,
+  type GuestConsole,
   type Logger,
   type PluginHealth,
   type PluginInstance,
   type StageContext,
 } from '../../core/contract/index.js';
 import { blkioAccountingLines } from './cgroup-blkio.js';
+import { consoleConfigLines, consolePlace, ContainerConsoles, SWEEP_MS } from './container-console.js';
+import { layerSnapshotStages } from './container-snapshots-stages.js';
 import { ContainerMetrics } from './container-metrics.js';
 import { checkBridges, checkStartable, forgetNicCounters, nicConfigLines, nicDevices, planContainerNics } from './container-nics.js';
 import { ContainerPaths, CONTAINERS_FOLDER } from './container-paths.js';
@@ -58,6 +62,10 @@ export class LxcPlugin implements PluginInstance {
   private readonly runtime: ContainerRuntime;
   private readonly watch: ContainerWatch;
   private readonly metrics: ContainerMetrics;
+  /** The containers' /dev/console (the console stage; container-console.ts). */
+  private readonly consoles: ContainerConsoles;
+  /** Snapshots of the containers' layers (container-snapshots*.ts); the manifest makes them its stages. */
+  readonly snapshotStages: ReturnType<typeof layerSnapshotStages>;
   private version = 'unknown';
   /** A folder above the containers or the images that others may not search (o+x), which mapped roots need. */
   private unreachable: string | undefined;
@@ -75,6 +83,8 @@ export class LxcPlugin implements PluginInstance {
     this.monitor = new LxcMonitor(this.tools.program('lxc-monitor'), path.join(dataDir, CONTAINERS_FOLDER), log, this.watch.onLxcState);
     this.runtime = new ContainerRuntime(this.tools, this.monitor);
     this.metrics = new ContainerMetrics((guestId, controller) => this.paths(guestId).cgroup(controller), nicDevices); // NICs checked at create: not re-checked per request
+    this.consoles = new ContainerConsoles(this.tools.program('lxc-console'), (id) => consolePlace(this.paths(id)), this.options.consoleLogBytes, log);
+    this.snapshotStages = layerSnapshotStages((id) => this.paths(id));
   }
 
   /** The paths and names of a guest's container (container-paths.ts). */
@@ -102,6 +112,7 @@ export class LxcPlugin implements PluginInstance {
     await this.monitor.start();
     const guests = (await this.guests.list()).filter((g) => g.type === CONTAINER_TYPE);
     await Promise.all(guests.map((guest) => this.watch.reattach(guest)));
+    this.consoles.sweepEvery(SWEEP_MS, async () => (await this.guests.list()).filter((g) => g.type === CONTAINER_TYPE).map((g) => g.id));
     this.log.info({ lxc: this.version, containerImagesDir: this.options.containerImagesDir, unprivileged: this.options.unprivileged, containers: guests.length }, 'LXC backend ready');
   }
 
@@ -109,6 +120,7 @@ export class LxcPlugin implements PluginInstance {
   async stop(): Promise<void> {
     this.monitor.stop();
     this.metrics.close();
+    this.consoles.stop();
     await this.watch.drained();
   }
 
@@ -119,6 +131,9 @@ export class LxcPlugin implements PluginInstance {
   }
 
   // ---- stages --------------------------------------------------------------
+
+  /** GET /guests/{id}/console: the container's /dev/console, reached by the kernel directly (docs/console.md). */
+  readonly console = (request: ConsoleRequest): Promise<GuestConsole> => this.consoles.open(request);
 
   /** Sync check of every container action: 501 without LXC; for a create, a 400 for what it would refuse. */
   readonly check = async ({ guest, action }: GuestRequest): Promise<void> => {
@@ -160,7 +175,7 @@ export class LxcPlugin implements PluginInstance {
       }
       const nics = planContainerNics(guest);
       // The I/O of its layer counted in its blkio cgroup (cgroup-v1.ts); its NICs as veth pairs (container-nics.ts).
-      const extraLines = [...blkioAccountingLines([paths.upper, bundle.rootfs]), ...nicConfigLines(nics)];
+      const extraLines = [...blkioAccountingLines([paths.upper, bundle.rootfs]), ...nicConfigLines(nics), ...consoleConfigLines(consolePlace(paths))];
       await writeFile(paths.config, lxcConfig({ guest, paths, bundle, options: this.options, extraLines }));
       return { guest: { ...guest, nics: guest.nics.map((nic, i) => ({ ...nic, device: nics[i].hostDevice })), state: 'off' }, message: 'container created' };
     } catch (error) {
@@ -235,6 +250,7 @@ export class LxcPlugin implements PluginInstance {
   readonly delete = ({ guest }: GuestRequest): Promise<GuestResponse> =>
     this.watch.busyWith(guest.id, async () => {
       const paths = this.paths(guest.id);
+      this.consoles.closeAll(guest.id);
       if (await isDirectory(paths.dir)) {
         await this.runtime.kill(paths, KILL_WAIT_MS);
         await this.runtime.monitorEnded(paths); // it writes in the folder and leaves its cgroup last
@@ -253,6 +269,7 @@ export class LxcPlugin implements PluginInstance {
     forgetNicCounters(nics); // the host ends are made anew: counters of the last run's devices are stale
     const bundle = await readImageBundle(this.options.containerImagesDir, guest.image);
     await this.runtime.start(paths, bundle.process.args, this.options.startTimeoutSeconds * 1000, ctx.signal);
+    this.consoles.started(guest.id, 'the container started');
   }
 
   // ---- metrics: read from the kernel's files in process (container-metrics.ts), never behind a job ----

@@ -221,9 +221,11 @@ describe('plans derived from the plugins', function () {
     const { promisify } = await import('node:util');
     const { distRoot } = await import('../support/agent.js');
     const { stdout } = await promisify(execFile)(process.execPath, [path.join(distRoot, 'core/main.js'), '--config', path.join(repoRoot, 'config/agent.json'), '--check']);
-    expect(stdout).to.match(/action plans \(40 derived from the plugins, 0 from the config's "actions"/);
+    expect(stdout).to.match(/action plans \(46 derived from the plugins, 0 from the config's "actions"/);
     // VMs and containers side by side: a container guest's create runs the LXC plugin's check, create and start.
     expect(stdout).to.match(/\n {2}containerCreate +derived +sync lxc\.check; async lxc\.containerCreate, lxc\.containerStart\n/);
+    // A container's snapshot plans by their config names, apart from the VMs'.
+    expect(stdout).to.match(/\n {2}containerDownloadSnapshot +derived +sync lxc\.containerDownloadSnapshot \(timeout 3600 s\)\n/);
     expect(stdout).to.match(/\n {2}containerFetchImage +derived +sync images\.containerCheckFetch; async images\.containerFetch \(timeout 21600 s\)\n/);
     expect(stdout).to.match(/\n {2}create +derived +sync qemu\.checkCreate, images\.requireImages; async qemu\.create, qemu\.start\n/);
     expect(stdout).to.match(/\n {2}fetchImage +derived +sync images\.checkFetch; async images\.fetch \(timeout 21600 s\)\n/);
