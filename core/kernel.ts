@@ -31,6 +31,7 @@ import { VncLocator } from './jobs/vnc-locator.js';
 import { JobLog } from './jobs/job-log.js';
 import type { AgentLog, AgentLogger } from './logger.js';
 import { Tokens } from './contract/plugin-api.js';
+import { fleetHostsOf } from './plugins/fleet-hosts.js';
 import { loadPlugins, pluginHealth, stageCatalogue, type LoadedPlugin } from './plugins/plugin-loader.js';
 import { GuestConsoles } from './console/guest-consoles.js';
 import { Migrations } from './migration/migrations.js';
@@ -244,6 +245,7 @@ export class Kernel {
       vnc: { locator: this.vnc, sessions: this.webSockets },
       consoles: { consoles: this.consoles, sessions: this.webSockets },
       migrations: { ...guests, outgoing: this.migrations.outgoing, incoming: this.migrations.incoming, records: this.migrations.records },
+      fleet: { hosts: fleetHostsOf(this.plugins) },
     });
     const handle = app.callback();
     const server = createServer(handle);

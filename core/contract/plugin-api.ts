@@ -174,6 +174,27 @@ export interface PeerAgent {
   token?: string;
 }
 
+/**
+ * A live host of the fleet as the plugin that knows the fleet reads it (the
+ * host record of docs/fleet.md, without its write sequence), for
+ * GET /fleet/hosts ({@link PluginInstance.listFleetHosts}).
+ */
+export interface FleetHostRecord {
+  hostId: string;
+  /** Its agent's API base URL. */
+  apiUrl: string;
+  version: string;
+  /** When that agent started (ISO 8601). */
+  startedAt: string;
+  health: 'ok' | 'degraded';
+  cpus: { total: number; allotted: number; free: number };
+  memoryMiB: { total: number; allotted: number; free: number };
+  /** Guests by state. */
+  guests: Record<string, number>;
+  /** The record of the agent that answers. */
+  self: boolean;
+}
+
 export interface PluginHealth {
   healthy: boolean;
   message?: string;
@@ -198,6 +219,12 @@ export interface PluginInstance {
    * unreachable). In-process plugins only.
    */
   locateHost?(hostId: string): Promise<PeerAgent | undefined>;
+  /**
+   * A plugin that knows the fleet (the fleet link) lists its live hosts:
+   * what GET /fleet/hosts and the web console's fleet page show. Throws
+   * when it cannot read its store now. In-process plugins only.
+   */
+  listFleetHosts?(): Promise<FleetHostRecord[]>;
 }
 
 /**

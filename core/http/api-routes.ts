@@ -8,6 +8,7 @@
  */
 import { CONSOLE_ROUTES, type ConsoleRouteDeps } from './console-routes.js';
 import { EVENT_ROUTES, type EventRouteDeps } from './event-routes.js';
+import { FLEET_ROUTES, type FleetRouteDeps } from './fleet-routes.js';
 import { GUEST_ACTION_ROUTES } from './guest-action-routes.js';
 import { GUEST_JOB_ROUTES } from './guest-job-routes.js';
 import { GUEST_METRICS_ROUTES } from './guest-metrics-routes.js';
@@ -35,6 +36,8 @@ export interface RouteDeps {
   vnc: VncRouteDeps;
   consoles: ConsoleRouteDeps;
   migrations: MigrationRouteDeps;
+  /** Optional: an agent without a fleet plugin answers GET /fleet/hosts with 501. */
+  fleet?: FleetRouteDeps;
   /** The configured bearer tokens (the document served says whether routes need one). */
   tokens?: string[];
 }
@@ -49,6 +52,7 @@ export const API_ROUTES: readonly MountableRoute<RouteDeps>[] = [
   ...withDeps(CONSOLE_ROUTES, (d: RouteDeps) => d.consoles),
   ...withDeps(HOST_ROUTES, (d: RouteDeps) => d.host),
   ...withDeps(JOB_ROUTES, (d: RouteDeps) => d.host),
+  ...withDeps(FLEET_ROUTES, (d: RouteDeps) => d.fleet ?? {}),
   ...withDeps(IMAGE_ROUTES, (d: RouteDeps) => d.images),
   ...withDeps(SNAPSHOT_ROUTES, (d: RouteDeps) => d.snapshots),
   ...withDeps(EVENT_ROUTES, (d: RouteDeps) => d.events),

@@ -11,6 +11,7 @@ import {
   Tokens,
   definePlugin,
   type AgentInfo,
+  type FleetHostRecord,
   type GuestDirectory,
   type Logger,
   type PluginHealth,
@@ -19,6 +20,7 @@ import {
 } from '../../core/contract/index.js';
 import { createEtcdClient } from './etcd-client.js';
 import { FleetLink } from './fleet-link.js';
+import { listHosts } from './host-list.js';
 import { resolveHostId } from './host-id.js';
 import { locateHost } from './host-locator.js';
 import type { HostFacts } from './inventory.js';
@@ -28,6 +30,7 @@ import { fleetOptions, type FleetOptions } from './options.js';
 @injectable()
 export class FleetPlugin implements PluginInstance {
   private link: FleetLink | undefined;
+  private hosts: (() => Promise<FleetHostRecord[]>) | undefined;
   private unsubscribe: (() => void) | undefined;
   private lookup: ((hostId: string) => Promise<PeerAgent | undefined>) | undefined;
 
@@ -48,11 +51,13 @@ export class FleetPlugin implements PluginInstance {
       if (!apiUrl) return undefined;
       return { hostId, apiUrl, version: agent.version, startedAt: agent.startedAt, health: await agent.status(), capacity: options.capacity };
     };
+    const layout = new KeyLayout(options.etcd.prefix);
+    this.hosts = () => listHosts(client, layout, hostId);
     const link = new FleetLink(
       client,
       {
         hostId,
-        layout: new KeyLayout(options.etcd.prefix),
+        layout,
         metadataKeys: options.metadataKeys,
         leaseTtlSeconds: options.etcd.leaseTtlSeconds,
         maxQueued: options.maxQueuedChanges,
@@ -62,7 +67,6 @@ export class FleetPlugin implements PluginInstance {
       this.log,
     );
     this.link = link;
-    const layout = new KeyLayout(options.etcd.prefix);
     this.lookup = (id) => locateHost(client, layout, id, options);
     this.unsubscribe = agent.onGuestChange((guestId) => link.guestChanged(guestId));
     link.start();
@@ -82,6 +86,16 @@ export class FleetPlugin implements PluginInstance {
   async stop(): Promise<void> {
     this.unsubscribe?.();
     await this.link?.stop();
+  }
+
+  /** The live hosts in etcd, this one marked (host-list.ts): GET /fleet/hosts. */
+  async listFleetHosts(): Promise<FleetHostRecord[]> {
+    if (!this.hosts) throw new Error('the fleet link has not started');
+    try {
+      return await this.hosts();
+    } catch (error) {
+      throw new Error(`cannot read the hosts from etcd: ${(error as Error).message}`, { cause: error });
+    }
   }
 
   /** The link's state; only "disconnected" counts as unhealthy (the local API still works). */

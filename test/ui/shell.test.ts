@@ -49,7 +49,7 @@ describe('web console shell in Chromium', function () {
     expect(await row('alpha').getByRole('cell').nth(1).innerText()).to.equal('running');
     await page.getByRole('status').filter({ hasText: 'Live' }).waitFor({ timeout: UI_TIMEOUT });
     // Capacity: 2 + 3 CPUs allotted, of the machine's.
-    await page.getByText(/^5 of \d+$/).waitFor({ timeout: UI_TIMEOUT });
+    await page.getByText(/^5 of \d+( \(overcommitted\))?$/).waitFor({ timeout: UI_TIMEOUT });
     expect(await page.locator('.plugins').innerText()).to.match(/simulator: healthy/);
     await screenshot(page, 'ui-host-view');
   });

@@ -65,3 +65,17 @@ export function guestName(guest: Guest): string {
   const name = guest.metadata?.name;
   return typeof name === 'string' && name !== '' ? name : guest.id;
 }
+
+/** One live host of the fleet (GET /fleet/hosts): its record in etcd (docs/fleet.md). */
+export interface FleetHost {
+  hostId: string;
+  apiUrl: string;
+  version: string;
+  startedAt: string;
+  health: 'ok' | 'degraded';
+  cpus: Amount;
+  memoryMiB: Amount;
+  guests: Record<string, number>;
+  /** This agent's own record. */
+  self: boolean;
+}

@@ -16,6 +16,8 @@ export interface Column {
   width: string;
   /** aria-sort of the header cell. */
   sort?: 'ascending' | 'descending' | 'none';
+  /** Numbers: the header sits at the end, over right-aligned cells. */
+  numeric?: boolean;
 }
 
 export interface VirtualTableProps<T> {
@@ -63,7 +65,7 @@ export function VirtualTable<T>({ label, columns, items, rowKey, renderCells, ro
       <div role="rowgroup">
         <div role="row" class="vrow vhead" aria-rowindex={1} style={{ gridTemplateColumns: template }}>
           {columns.map((c, i) => (
-            <div role="columnheader" key={i} aria-sort={c.sort}>
+            <div role="columnheader" key={i} aria-sort={c.sort} class={c.numeric ? 'num' : undefined}>
               {c.header}
             </div>
           ))}
