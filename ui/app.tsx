@@ -62,12 +62,19 @@ export function App() {
     };
   }, []);
 
+  // An agent that is not up yet (restarting, booting): ask again every few seconds.
+  useEffect(() => {
+    if (gate.state !== 'down') return;
+    const timer = setTimeout(() => void probe(), 3000);
+    return () => clearTimeout(timer);
+  }, [gate]);
+
   if (gate.state === 'checking') return <p class="boot">Connecting to the agent…</p>;
   if (gate.state === 'down') {
     return (
       <main class="gate">
         <h1>hyperkern</h1>
-        <p role="alert">The agent could not be reached: {gate.message}</p>
+        <p role="alert">The agent could not be reached: {gate.message}. Trying again every few seconds.</p>
         <button type="button" onClick={() => void probe()}>
           Try again
         </button>
