@@ -130,6 +130,9 @@ function Frame({ onSignOut }: { onSignOut?: () => void }) {
   }, [route]);
   return (
     <div class="frame">
+      <a class="skip" href="#main" onClick={(e) => { e.preventDefault(); document.getElementById('main')?.focus(); }}>
+        Skip to the content
+      </a>
       <header class="top">
         <a class="brand" href="#/">
           hyperkern
@@ -154,7 +157,7 @@ function Frame({ onSignOut }: { onSignOut?: () => void }) {
           </button>
         )}
       </header>
-      <main id="main">
+      <main id="main" tabIndex={-1}>
         <RouteView route={route} />
       </main>
     </div>

@@ -109,4 +109,28 @@ describe('web console shell: auth and reconnects in Chromium', function () {
     expect(await page.evaluate(() => document.body.getAttribute('data-test-mark')), 'the page was not reloaded').to.equal('same-document');
     await page.context().close();
   });
+
+  it('re-lists when the agent comes back on another data dir (reset): no row of the old one is left', async () => {
+    const port = await freePort();
+    const listen = ['--listen', `127.0.0.1:${port}`];
+    const first = await agents.spawn({ config: simulatorConfig(), args: listen });
+    for (const name of ['old-1', 'old-2']) {
+      const made = await first.request('POST', '/guests?wait=10', { memory: 128, disks: [{ size: 8 }], metadata: { name } });
+      expect(made.status, made.text).to.equal(200);
+    }
+    const page = await newPage(browser);
+    await page.goto(`${first.url}/ui`);
+    await row(page, 'old-2').waitFor({ timeout: UI_TIMEOUT });
+    await page.getByRole('status').filter({ hasText: 'Live' }).waitFor({ timeout: UI_TIMEOUT });
+    expect(await first.stop()).to.equal(0);
+    // Another data dir: the page's Last-Event-ID was never issued there, so the agent answers `reset`.
+    const second = await agents.spawn({ config: simulatorConfig(), args: listen });
+    const made = await second.request('POST', '/guests?wait=10', { memory: 128, disks: [{ size: 8 }], metadata: { name: 'new-1' } });
+    expect(made.status, made.text).to.equal(200);
+    await row(page, 'new-1').waitFor({ timeout: UI_TIMEOUT });
+    await row(page, 'old-1').waitFor({ state: 'detached', timeout: UI_TIMEOUT });
+    expect(await row(page, 'old-2').count()).to.equal(0);
+    expect(await page.getByText('1 of 1 guests').count()).to.equal(1);
+    await page.context().close();
+  });
 });
