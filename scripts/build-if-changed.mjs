@@ -67,9 +67,12 @@ if (process.argv.includes('--check')) {
   process.exit(1);
 }
 if (removed.length > 0 || last === undefined) rmSync(dist, { recursive: true, force: true });
-// The same steps as `npm run build`: the server (tsc), the console's types, the console's bundle.
+// The same steps as `npm run build`: the server (tsc), then, where the
+// console's sources are (a checkout), its types and its bundle.
 const tscBin = path.join(root, 'node_modules/typescript/bin/tsc');
-for (const args of [[tscBin, '-p', path.join(root, 'tsconfig.json')], [tscBin, '-p', path.join(root, 'ui/tsconfig.json')], [path.join(root, 'scripts/build-ui.mjs')]]) {
+const steps = [[tscBin, '-p', path.join(root, 'tsconfig.json')]];
+if (existsSync(path.join(root, 'ui/tsconfig.json'))) steps.push([tscBin, '-p', path.join(root, 'ui/tsconfig.json')], [path.join(root, 'scripts/build-ui.mjs')]);
+for (const args of steps) {
   const step = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit' });
   if (step.status !== 0) process.exit(step.status ?? 1);
 }

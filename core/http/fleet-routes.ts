@@ -6,13 +6,13 @@
  */
 import { z } from 'zod';
 import { Errors } from '../errors.js';
-import type { FleetHostList } from '../plugins/fleet-hosts.js';
+import type { FleetHostRecord } from '../contract/plugin-api.js';
 import { defineRoute } from './route.js';
 import { err } from './openapi/common-docs.js';
 
 export interface FleetRouteDeps {
-  /** Undefined when no plugin knows a fleet. */
-  hosts?: FleetHostList;
+  /** The fleet's live hosts (core/plugins/fleet-hosts.ts); undefined when no plugin knows a fleet. */
+  hosts?: () => Promise<FleetHostRecord[]>;
 }
 
 const Amount = z.object({ total: z.number().int(), allotted: z.number().int(), free: z.number().int().meta({ description: 'total - allotted; negative when overcommitted' }) });
