@@ -1,4 +1,4 @@
-#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --max-semi-space-size=4 --expose-gc
+#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --expose-gc
 /**
  * Command line: `hyperkern [--config FILE] [--listen HOST:PORT] [--data-dir DIR] [--check]`.
  * Every flag has an environment variable (HYPERKERN_CONFIG, HYPERKERN_LISTEN,
