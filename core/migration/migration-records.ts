@@ -39,6 +39,8 @@ export interface SourceRecord {
   wasRunning: boolean;
   target: PeerAddress;
   startedAt: string;
+  /** Once `committed`: the guest as this host held it, for the removal of its copy (after a restart too). */
+  guest?: Guest;
 }
 
 export interface TargetRecord {

@@ -76,21 +76,29 @@ export class OutgoingResolution {
     }
   }
 
-  /** The source's copy removed; the changes that remove it from the registry and end the record. */
-  async cleanup(record: SourceRecord, guest: Guest | undefined): Promise<KeyChange[]> {
-    if (record.phase !== 'committed') await this.deps.records.update<SourceRecord>(record.id, { phase: 'committed' });
-    if (guest) {
+  /**
+   * The target owns the guest: the record says `committed` (with the guest,
+   * so a restart can remove the copy), and the answer is the changes that
+   * take the guest out of this registry (with the moved-guest record).
+   */
+  async handOver(record: SourceRecord, guest: Guest | undefined): Promise<KeyChange[]> {
+    await this.deps.records.update<SourceRecord>(record.id, { phase: 'committed', ...(guest ? { guest } : {}) });
+    const move = { migrationId: record.id, guestId: record.guestId, target: record.target.url, live: record.live, ...(record.target.hostId ? { hostId: record.target.hostId } : {}) };
+    return [this.deps.registry.change(record.guestId, () => undefined), ...(this.deps.hooks.movedChanges?.(move) ?? [])];
+  }
+
+  /** After the hand-over: the source's copy removed (QEMU, files, taps), the target told, the record ended. */
+  async removeCopy(id: string): Promise<void> {
+    const record = this.deps.records.get(id);
+    if (record?.role !== 'source' || record.phase !== 'committed') return;
+    if (record.guest) {
+      const guest = record.guest;
       const migrator = await this.deps.backends.of(guest);
       await backendCall('removing the moved guest', () => migrator.removeOutgoing(guest));
     }
     // The target keeps its record until told: best effort, a leftover is a few bytes there.
     void callPeer(record.target, { method: 'DELETE', path: `/migrations/${record.id}`, timeoutMs: 15_000 }).catch(() => undefined);
-    const move = { migrationId: record.id, guestId: record.guestId, target: record.target.url, live: record.live, ...(record.target.hostId ? { hostId: record.target.hostId } : {}) };
-    return [
-      this.deps.registry.change(record.guestId, () => undefined),
-      this.deps.records.change(record.id, () => undefined),
-      ...(this.deps.hooks.movedChanges?.(move) ?? []),
-    ];
+    await this.deps.records.remove(record.id);
   }
 
   /** At start (and then every few seconds while any is in doubt): each source record resolved. */
@@ -125,7 +133,9 @@ export class OutgoingResolution {
   private async resolve(record: SourceRecord): Promise<boolean> {
     const guest = this.deps.registry.find(record.guestId);
     if (record.phase === 'committed') {
-      await this.deps.store.change(...await this.cleanup(record, guest));
+      // Cut off between the hand-over and the guest's removal from the registry: that lands now.
+      if (guest) await this.deps.store.change(...(await this.handOver(record, guest)));
+      await this.removeCopy(record.id);
       return true;
     }
     if (record.phase !== 'switching') {
@@ -135,7 +145,10 @@ export class OutgoingResolution {
     const owner = await this.ask(record);
     if (owner === 'unknown') return false;
     if (owner === 'source') await this.undo(record, guest, 'the target did not take the guest');
-    else await this.deps.store.change(...await this.cleanup(record, guest));
+    else {
+      await this.deps.store.change(...(await this.handOver(record, guest)));
+      await this.removeCopy(record.id);
+    }
     this.deps.log.info({ migration: record.id, guest: record.guestId, owner }, 'interrupted move resolved');
     return true;
   }

@@ -52,6 +52,7 @@ export interface OutgoingDeps {
 export class OutgoingMigrations implements JobExecutor {
   readonly kind = 'migration';
   private readonly progress = new Map<string, MoveProgress>();
+  private readonly laps = new Map<string, { at: number; text: string[] }>();
   readonly resolution: OutgoingResolution;
 
   constructor(private readonly deps: OutgoingDeps) {
@@ -108,6 +109,7 @@ export class OutgoingMigrations implements JobExecutor {
     const migrator = await this.deps.backends.of(guest);
     const limits = { downtimeMs: DOWNTIME_LIMIT_MS, ...(typeof args.bandwidth === 'number' ? { bandwidth: args.bandwidth } : {}) };
     this.show(job.ID, target, 'checking');
+    this.lap(job.ID, 'start');
     this.deps.hooks.started?.(move);
     try {
       const facts = await backendCall('checking the guest', () => migrator.checkOutgoing(guest, live));
@@ -117,6 +119,7 @@ export class OutgoingMigrations implements JobExecutor {
       await this.deps.records.put(record);
       this.show(job.ID, target, 'preparing', move);
       let sentBytes = { disks: 0, memory: 0 };
+      let downtimeMs: number | undefined;
       try {
         const plan = await callPeer<IncomingPlan>(target, {
           method: 'POST',
@@ -125,19 +128,25 @@ export class OutgoingMigrations implements JobExecutor {
           timeoutMs: 120_000,
         });
         stop.throwIfAborted();
+        this.lap(job.ID, 'preparing');
         await this.enter(record, 'disks', move);
         if (live) {
           if (!plan.nbd || !plan.memory) throw new Error('the target answered no NBD or migration address for a live move');
           const nbd = plan.nbd;
           await backendCall('copying the disks', () => migrator.copyDisks(guest, nbd, limits, this.meter(job.ID, (p) => (sentBytes.disks = p.sent)), stop));
+          this.lap(job.ID, 'disks');
           await this.enter(record, 'memory', move);
           const memory = plan.memory;
           const result = await backendCall('copying the memory', () => migrator.copyMemory(guest, memory, limits, this.meter(job.ID, (p) => (sentBytes.memory = p.sent)), stop));
+          downtimeMs = result.downtimeMs;
+          this.lap(job.ID, 'memory');
           await backendCall('ending the disk copies', () => migrator.finishOutgoing(guest));
+          this.lap(job.ID, 'ending the disk copies');
           this.deps.hooks.copied?.(move, { downtimeMs: result.downtimeMs, diskBytes: sentBytes.disks, memoryBytes: sentBytes.memory });
           log.info({ downtimeMs: result.downtimeMs, disks: sentBytes.disks, memory: sentBytes.memory }, 'guest copied to the target');
         } else {
           sentBytes = await this.sendDisks(job.ID, guest, target, stop);
+          this.lap(job.ID, 'disks');
           this.deps.hooks.copied?.(move, { diskBytes: sentBytes.disks, memoryBytes: 0 });
         }
         stop.throwIfAborted();
@@ -154,16 +163,23 @@ export class OutgoingMigrations implements JobExecutor {
         throw error;
       });
       this.show(job.ID, target, 'committed', move);
-      const changes = await this.resolution.cleanup({ ...record, phase: 'committed' }, guest).catch((error: unknown) => {
-        // The target has the guest; the copy left here is removed at the next try.
-        this.resolution.schedule();
-        throw new Error(`the guest runs on ${target.url} now, but removing its copy here failed (retried): ${messageOf(error)}`);
-      });
+      this.lap(job.ID, 'switching over');
+      const changes = await this.resolution.handOver(record, guest);
+      // The copy here goes once the job's end (and the guest's removal from the registry) is durable: off the move's clock.
+      void this.deps.engine
+        .waitForJob(job.ID, 600_000)
+        .then(() => this.resolution.removeCopy(job.ID))
+        .catch((error: unknown) => {
+          log.error({ err: messageOf(error) }, "removing the moved guest's copy here failed; retrying");
+          this.resolution.schedule();
+        });
       this.deps.hooks.moved?.(move, (performance.now() - started) / 1000);
       const how = live ? 'live' : 'cold';
-      return { message: `moved ${how} to ${target.url}: ${formatBytes(sentBytes.disks)} of disks${live ? `, ${formatBytes(sentBytes.memory)} of memory` : ''}`, changes, guest: arrived ?? { ...guest } };
+      const copied = `${formatBytes(sentBytes.disks)} of disks${live ? `, ${formatBytes(sentBytes.memory)} of memory, downtime ${downtimeMs ?? '?'} ms` : ''}`;
+      return { message: `moved ${how} to ${target.url}: ${copied} (${this.laps.get(job.ID)?.text.join(', ')})`, changes, guest: arrived ?? { ...guest } };
     } finally {
       this.progress.delete(job.ID);
+      this.laps.delete(job.ID);
     }
   }
 
@@ -201,6 +217,15 @@ export class OutgoingMigrations implements JobExecutor {
     record.phase = phase;
     await this.deps.records.update<SourceRecord>(record.id, { phase });
     this.show(record.id, record.target, phase, move);
+  }
+
+  /** How long each phase took, for the job's message (where a slow move spent its time). */
+  private lap(jobId: string, phase: string): void {
+    const laps = this.laps.get(jobId) ?? { at: performance.now(), text: [] as string[] };
+    const now = performance.now();
+    if (this.laps.has(jobId)) laps.text.push(`${phase} ${Math.round(now - laps.at)} ms`);
+    laps.at = now;
+    this.laps.set(jobId, laps);
   }
 
   private show(jobId: string, target: PeerAddress, phase: SourcePhase, move?: MoveInfo): void {
