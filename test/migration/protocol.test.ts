@@ -6,7 +6,7 @@
  * The moves themselves are in move.test.ts.
  */
 import { expect } from 'chai';
-import { startAgent, type RunningAgent } from '../support/agent.js';
+import { removeDir, startAgent, type RunningAgent } from '../support/agent.js';
 import { simulatorConfig } from '../support/configs.js';
 
 const UNKNOWN = '00000000-0000-4000-8000-000000000000';
@@ -22,7 +22,10 @@ describe('migration: requests and the agent-to-agent protocol (simulator)', func
     expect(created.status, created.text).to.equal(200);
     guestId = created.body.id;
   });
-  after(async () => agent?.stop());
+  after(async () => {
+    await agent?.stop();
+    if (agent) await removeDir(agent.dataDir);
+  });
 
   const prepareBody = (guest: object) => ({ id: UNKNOWN, guest, live: false, diskBytes: {}, listenHost: '127.0.0.1', source: { url: 'http://127.0.0.1:9' } });
 
@@ -70,6 +73,7 @@ describe('migration: requests and the agent-to-agent protocol (simulator)', func
       expect((await guarded.request('GET', `/migrations/${UNKNOWN}`, undefined, { authorization: 'Bearer t0k3n-for-migration' })).status).to.equal(404);
     } finally {
       await guarded.stop();
+      await removeDir(guarded.dataDir);
     }
   });
 });
