@@ -112,6 +112,7 @@ export class LxcPlugin implements PluginInstance {
     await this.monitor.start();
     const guests = (await this.guests.list()).filter((g) => g.type === CONTAINER_TYPE);
     await Promise.all(guests.map((guest) => this.watch.reattach(guest)));
+    await this.watch.drained(); // recorded before the API answers: a client never reads the state from before the agent stopped
     this.consoles.sweepEvery(SWEEP_MS, async () => (await this.guests.list()).filter((g) => g.type === CONTAINER_TYPE).map((g) => g.id));
     this.log.info({ lxc: this.version, containerImagesDir: this.options.containerImagesDir, unprivileged: this.options.unprivileged, containers: guests.length }, 'LXC backend ready');
   }
