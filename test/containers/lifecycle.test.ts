@@ -9,7 +9,7 @@
  */
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
-import { chmod, mkdir, readFile, stat } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { makeTempDir, removeDir, startAgent, waitFor, type RunningAgent } from '../support/agent.js';
@@ -19,6 +19,16 @@ import { readSse } from '../support/sse-reader.js';
 import { buildBusyboxImage, startRegistry, unmountUnder, type LoopbackRegistry } from '../support/oci-registry.js';
 
 const run = promisify(execFile);
+
+/** Whether an lxc-monitor process watches `lxcPath`. */
+async function monitorsOf(lxcPath: string): Promise<boolean> {
+  for (const pid of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(pid)) continue;
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline.includes('lxc-monitor\0') && cmdline.includes(`${lxcPath}\0`)) return true;
+  }
+  return false;
+}
 
 /** config/agent.json without QEMU (not needed here), the images and LXC plugins pointed at the test's folders. */
 function containerConfig(basesDir: string): object {
@@ -190,6 +200,8 @@ describe('container guests on LXC (lifecycle, exits, agent restart, delete)', fu
     const pid = await initPidOf(name());
     await agent!.kill9();
     expect(() => process.kill(pid!, 0), 'the container outlives the agent').not.to.throw();
+    // The agent's lxc-monitor goes with it (parent-death signal), not left waiting for an event.
+    await waitFor(async () => !(await monitorsOf(lxcPath)), 10_000, "the killed agent's lxc-monitor to end");
     agent = await startAgent({ config: containerConfig(basesDir), dataDir });
     expect(await stateOf()).to.equal('running');
     expect(await initPidOf(name())).to.equal(pid);
