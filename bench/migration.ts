@@ -28,7 +28,7 @@ import { CONSOLE_PROMPT, INIT_REACHED } from '../test/fixtures/tiny-guest/index.
 import { freePort } from '../test/support/free-port.js';
 import { killTestQemus } from '../test/qemu/kill-test-qemus.js';
 import { QemuWorld } from '../test/qemu/world.js';
-import { qemuConfig } from '../test/migration/fault-world.js';
+import { tcgQemuConfig } from '../test/support/configs.js';
 import { QmpClient } from '../plugins/qemu/qmp-client.js';
 
 const BEGIN = '<!-- migration bench: begin (written by node dist/bench/migration.js) -->';
@@ -250,7 +250,7 @@ async function main(): Promise<void> {
   const pids: number[] = [];
   const work = await makeTempDir('hk-mig-bench-');
   try {
-    agents.push(await startAgent({ config: qemuConfig(world.imagesDir), env }), await startAgent({ config: qemuConfig(world.imagesDir), env }));
+    agents.push(await startAgent({ config: tcgQemuConfig(world.imagesDir), env }), await startAgent({ config: tcgQemuConfig(world.imagesDir), env }));
     const [a, b] = agents;
     const prepared = await prepareGuest(a, world);
     const { id } = prepared;

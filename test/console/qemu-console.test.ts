@@ -9,24 +9,16 @@
  */
 import { expect } from 'chai';
 import { startAgent, type RunningAgent } from '../support/agent.js';
-import { shippedConfig } from '../support/configs.js';
+import { tcgQemuConfig } from '../support/configs.js';
 import { CONSOLE_PROMPT, INIT_REACHED } from '../fixtures/tiny-guest/index.js';
 import { openConsole, type ConsoleOpenOptions, type ConsoleViewerClient } from '../support/console-client.js';
 import { disposeQemuTestAgent } from '../qemu/kill-test-qemus.js';
 import { QemuWorld } from '../qemu/world.js';
-import { FIRST_BOOT_MS, GUEST_ACTION_SECONDS, recordBoot, underLoad } from '../support/load-budget.js';
+import { FIRST_BOOT_MS, recordBoot, underLoad } from '../support/load-budget.js';
 
 /** The shell's prompt at the end of the output (busybox then asks the terminal where its cursor is: ESC [6n). */
 const PROMPT_AT_END = new RegExp(`${CONSOLE_PROMPT}(\\x1b\\[6n)?$`);
 
-function qemuConfig(imagesDir: string): object {
-  const config = shippedConfig('qemu.json');
-  const entry = config.plugins.find((p: { module: string }) => p.module === 'qemu');
-  entry.options = { ...entry.options, accel: 'tcg', imagesDir, shutdownTimeoutSeconds: GUEST_ACTION_SECONDS, rebootTimeoutSeconds: GUEST_ACTION_SECONDS };
-  const images = config.plugins.find((p: { module: string }) => p.module === 'images');
-  if (images) images.options = { ...images.options, imagesDir };
-  return { ...config, logLevel: 'info' };
-}
 
 describe('console: the tiny guest on QEMU (TCG) over WebSocket', function () {
   this.timeout(900_000); // bounded by the waits below, scaled to the measured load
@@ -52,7 +44,7 @@ describe('console: the tiny guest on QEMU (TCG) over WebSocket', function () {
   const logOf = async (id: string) => Buffer.from(await (await fetch(`${agent!.url}/guests/${id}/console/log?bytes=1048576`)).arrayBuffer());
 
   it('boots, takes commands, reboots and survives an agent restart with its log', async () => {
-    agent = await startAgent({ config: qemuConfig(world.imagesDir), env: { HYPERKERN_QEMU_ACCEL: 'tcg' } });
+    agent = await startAgent({ config: tcgQemuConfig(world.imagesDir), env: { HYPERKERN_QEMU_ACCEL: 'tcg' } });
     const created = await agent.request('POST', '/guests?wait=60&start=false', { memory: 256, cpu: 1, disks: [{ size: 16 }], metadata: world.tinyBoot });
     expect(created.status, created.text).to.equal(200);
     const id = (created.body as { id: string }).id;
@@ -103,7 +95,7 @@ describe('console: the tiny guest on QEMU (TCG) over WebSocket', function () {
     const closed = await Promise.race([first.closed, new Promise<undefined>((r) => setTimeout(r, 10_000))]);
     expect(closed?.code, 'viewers are told the agent stops').to.equal(1001);
     await new Promise((r) => setTimeout(r, underLoad(6000)));
-    agent = await startAgent({ config: qemuConfig(world.imagesDir), dataDir, env: { HYPERKERN_QEMU_ACCEL: 'tcg' } });
+    agent = await startAgent({ config: tcgQemuConfig(world.imagesDir), dataDir, env: { HYPERKERN_QEMU_ACCEL: 'tcg' } });
     expect((await agent.request('GET', `/guests/${id}`)).body).to.include({ state: 'running' });
     const restarted = (await logOf(id)).toString('latin1');
     expect(restarted, 'printed while no agent ran').to.include('while-down-42');

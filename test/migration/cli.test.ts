@@ -7,6 +7,7 @@
  * under its new host only; both agents wrote guest.migrating and
  * guest.migrated and count the move on /metrics.
  */
+import { tcgQemuConfig } from '../support/configs.js';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -23,7 +24,6 @@ import { disposeQemuTestAgent } from '../qemu/kill-test-qemus.js';
 import { QemuWorld } from '../qemu/world.js';
 import { Terminal } from '../cli/terminal.js';
 import { etcdClient, testPrefix } from '../fleet/world.js';
-import { qemuConfig } from './fault-world.js';
 
 const exec = promisify(execFile);
 const CLI = [process.execPath, path.join(distRoot, 'cli/hyperkern.js')];
@@ -47,7 +47,7 @@ describe('CLI: hyperkern migrate between two fleet hosts (QEMU, TCG, etcd)', fun
   let id = '';
 
   const fleetConfig = (hostId: string) => {
-    const config = qemuConfig(world.imagesDir) as { plugins: object[] };
+    const config = tcgQemuConfig(world.imagesDir) as { plugins: object[] };
     config.plugins.push({ module: 'fleet', options: { etcd: { endpoints: [etcd.endpoint], prefix, leaseTtlSeconds: 4, callTimeoutMs: 2000 }, hostId, capacity: { cpus: 16, memoryMiB: 32768 } } });
     return config;
   };

@@ -10,19 +10,11 @@ import { expect } from 'chai';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { startAgent, waitFor, type RunningAgent } from '../support/agent.js';
-import { shippedConfig } from '../support/configs.js';
+import { tcgQemuConfig } from '../support/configs.js';
 import { sqliteQuery } from '../support/sqlite-query.js';
 import { STATE_FILE } from '../../core/state/state-store.js';
-import { GUEST_ACTION_SECONDS, underLoad } from '../support/load-budget.js';
+import { underLoad } from '../support/load-budget.js';
 
-export function qemuConfig(imagesDir: string): object {
-  const config = shippedConfig('qemu.json');
-  const entry = config.plugins.find((p: { module: string }) => p.module === 'qemu');
-  entry.options = { ...entry.options, accel: 'tcg', imagesDir, shutdownTimeoutSeconds: GUEST_ACTION_SECONDS, rebootTimeoutSeconds: GUEST_ACTION_SECONDS };
-  const images = config.plugins.find((p: { module: string }) => p.module === 'images');
-  if (images) images.options = { ...images.options, imagesDir };
-  return { ...config, logLevel: 'info' };
-}
 
 const ENV = { HYPERKERN_QEMU_ACCEL: 'tcg' };
 
@@ -35,7 +27,7 @@ export class Side {
   ) {}
 
   static async start(name: string, imagesDir: string): Promise<Side> {
-    const config = qemuConfig(imagesDir);
+    const config = tcgQemuConfig(imagesDir);
     return new Side(name, config, await startAgent({ config, env: ENV, startTimeoutMs: 120_000 }));
   }
 

@@ -10,29 +10,21 @@ import { expect } from 'chai';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { startAgent, type RunningAgent } from '../support/agent.js';
-import { shippedConfig } from '../support/configs.js';
+import { tcgQemuConfig } from '../support/configs.js';
 import { CONSOLE_PROMPT, INIT_REACHED } from '../fixtures/tiny-guest/index.js';
 import { openConsole, type ConsoleViewerClient } from '../support/console-client.js';
 import { disposeQemuTestAgent } from '../qemu/kill-test-qemus.js';
 import { QemuWorld } from '../qemu/world.js';
-import { FIRST_BOOT_MS, GUEST_ACTION_SECONDS, underLoad } from '../support/load-budget.js';
+import { FIRST_BOOT_MS, underLoad } from '../support/load-budget.js';
 
 const PROMPT_AT_END = new RegExp(`${CONSOLE_PROMPT}(\\x1b\\[6n)?$`);
 const ENV = { HYPERKERN_QEMU_ACCEL: 'tcg' };
 
-function qemuConfig(imagesDir: string): object {
-  const config = shippedConfig('qemu.json');
-  const entry = config.plugins.find((p: { module: string }) => p.module === 'qemu');
-  entry.options = { ...entry.options, accel: 'tcg', imagesDir, shutdownTimeoutSeconds: GUEST_ACTION_SECONDS, rebootTimeoutSeconds: GUEST_ACTION_SECONDS };
-  const images = config.plugins.find((p: { module: string }) => p.module === 'images');
-  if (images) images.options = { ...images.options, imagesDir };
-  return { ...config, logLevel: 'info' };
-}
 
 /** The agent again on its data dir and port (the other agent's record names its URL). */
 async function restart(agent: RunningAgent, imagesDir: string): Promise<RunningAgent> {
   const port = new URL(agent.url).port;
-  return startAgent({ config: qemuConfig(imagesDir), dataDir: agent.dataDir, env: ENV, args: ['--listen', `127.0.0.1:${port}`] });
+  return startAgent({ config: tcgQemuConfig(imagesDir), dataDir: agent.dataDir, env: ENV, args: ['--listen', `127.0.0.1:${port}`] });
 }
 
 async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
@@ -56,7 +48,7 @@ describe('migration: an agent killed mid-move (QEMU, TCG)', function () {
   before(async function () {
     this.timeout(600_000);
     world = await QemuWorld.create();
-    [a, b] = await Promise.all([startAgent({ config: qemuConfig(world.imagesDir), env: ENV }), startAgent({ config: qemuConfig(world.imagesDir), env: ENV })]);
+    [a, b] = await Promise.all([startAgent({ config: tcgQemuConfig(world.imagesDir), env: ENV }), startAgent({ config: tcgQemuConfig(world.imagesDir), env: ENV })]);
     const created = await a.request('POST', '/guests?wait=300', { memory: 128, cpu: 1, disks: [{ size: 16 }], metadata: world.tinyBoot });
     expect(created.status, created.text).to.equal(200);
     id = created.body.id;

@@ -13,24 +13,16 @@ import { randomBytes } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { startAgent, type RunningAgent } from '../support/agent.js';
-import { shippedConfig } from '../support/configs.js';
+import { tcgQemuConfig } from '../support/configs.js';
 import { CONSOLE_PROMPT, INIT_REACHED } from '../fixtures/tiny-guest/index.js';
 import { openConsole, type ConsoleViewerClient } from '../support/console-client.js';
 import { disposeQemuTestAgent } from '../qemu/kill-test-qemus.js';
 import { QemuWorld } from '../qemu/world.js';
-import { FIRST_BOOT_MS, GUEST_ACTION_SECONDS, underLoad } from '../support/load-budget.js';
+import { FIRST_BOOT_MS, underLoad } from '../support/load-budget.js';
 
 const PROMPT_AT_END = new RegExp(`${CONSOLE_PROMPT}(\\x1b\\[6n)?$`);
 const MARKER = `hk-disk-marker-${randomBytes(4).toString('hex')}`;
 
-function qemuConfig(imagesDir: string): object {
-  const config = shippedConfig('qemu.json');
-  const entry = config.plugins.find((p: { module: string }) => p.module === 'qemu');
-  entry.options = { ...entry.options, accel: 'tcg', imagesDir, shutdownTimeoutSeconds: GUEST_ACTION_SECONDS, rebootTimeoutSeconds: GUEST_ACTION_SECONDS };
-  const images = config.plugins.find((p: { module: string }) => p.module === 'images');
-  if (images) images.options = { ...images.options, imagesDir };
-  return { ...config, logLevel: 'info' };
-}
 
 /** The highest counter value in the text. */
 const lastTick = (text: string): number => Math.max(0, ...[...text.matchAll(/tick (\d+)/g)].map((m) => Number(m[1])));
@@ -47,7 +39,7 @@ describe('migration: moving the tiny guest between two agents (QEMU, TCG)', func
     this.timeout(600_000);
     world = await QemuWorld.create();
     const env = { HYPERKERN_QEMU_ACCEL: 'tcg' };
-    [a, b] = await Promise.all([startAgent({ config: qemuConfig(world.imagesDir), env }), startAgent({ config: qemuConfig(world.imagesDir), env })]);
+    [a, b] = await Promise.all([startAgent({ config: tcgQemuConfig(world.imagesDir), env }), startAgent({ config: tcgQemuConfig(world.imagesDir), env })]);
   });
   after(async () => {
     await Promise.all(viewers.map((v) => v.close()));

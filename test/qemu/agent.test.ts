@@ -9,23 +9,14 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { removeDir, startAgent, waitFor, type RunningAgent } from '../support/agent.js';
-import { shippedConfig } from '../support/configs.js';
+import { tcgQemuConfig } from '../support/configs.js';
 import { INIT_REACHED } from '../fixtures/tiny-guest/index.js';
 import { GuestShell, sleep, waitForConsole } from '../support/backend-testing.js';
 import { killTestQemus } from './kill-test-qemus.js';
 import { QemuWorld } from './world.js';
 import { processAlive as alive } from '../support/process-alive.js';
-import { FIRST_BOOT_MS, GUEST_ACTION_SECONDS, recordBoot, underLoad } from '../support/load-budget.js';
+import { FIRST_BOOT_MS, recordBoot, underLoad } from '../support/load-budget.js';
 
-function qemuConfig(imagesDir: string): any {
-  const config = shippedConfig('qemu.json');
-  const entry = config.plugins.find((p: { module: string }) => p.module === 'qemu');
-  entry.options = { ...entry.options, accel: 'tcg', imagesDir, shutdownTimeoutSeconds: GUEST_ACTION_SECONDS, rebootTimeoutSeconds: GUEST_ACTION_SECONDS };
-  // The images plugin checks creates against the same folder QEMU builds disks from.
-  const images = config.plugins.find((p: { module: string }) => p.module === 'images');
-  if (images) images.options = { ...images.options, imagesDir };
-  return { ...config, logLevel: 'info' };
-}
 
 describe('QEMU backend through the agent (real QEMU under TCG)', function () {
   this.timeout(600000); // bounded by the waits below, which scale with the measured load
@@ -50,7 +41,7 @@ describe('QEMU backend through the agent (real QEMU under TCG)', function () {
   });
 
   async function start(dataDir?: string): Promise<RunningAgent> {
-    agent = await startAgent({ config: qemuConfig(world.imagesDir), dataDir, env: { HYPERKERN_QEMU_ACCEL: 'tcg' } });
+    agent = await startAgent({ config: tcgQemuConfig(world.imagesDir), dataDir, env: { HYPERKERN_QEMU_ACCEL: 'tcg' } });
     if (!dataDirs.includes(agent.dataDir)) dataDirs.push(agent.dataDir);
     return agent;
   }

@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { repoRoot } from './agent.js';
+import { GUEST_ACTION_SECONDS } from './load-budget.js';
 
 /**
  * A shipped config, with an empty `actions` when it has none (every plan
@@ -10,6 +11,22 @@ import { repoRoot } from './agent.js';
 export function shippedConfig(name: string): any {
   const config = JSON.parse(readFileSync(path.join(repoRoot, 'config', name), 'utf8'));
   return { ...config, actions: config.actions ?? {} };
+}
+
+/**
+ * config/qemu.json for tests: QEMU under TCG (guests under KVM never reach
+ * init on these machines), QEMU's and the images plugin's disks in
+ * `imagesDir` (the images plugin checks creates against the folder QEMU
+ * builds disks from), guest actions bounded by the load budget; `qemu`
+ * options merged last.
+ */
+export function tcgQemuConfig(imagesDir: string, qemu: Record<string, unknown> = {}): any {
+  const config = shippedConfig('qemu.json');
+  const entry = config.plugins.find((p: { module: string }) => p.module === 'qemu');
+  entry.options = { ...entry.options, accel: 'tcg', imagesDir, shutdownTimeoutSeconds: GUEST_ACTION_SECONDS, rebootTimeoutSeconds: GUEST_ACTION_SECONDS, ...qemu };
+  const images = config.plugins.find((p: { module: string }) => p.module === 'images');
+  if (images) images.options = { ...images.options, imagesDir };
+  return { ...config, logLevel: 'info' };
 }
 
 /** config/simulator.json with the given top-level keys replaced and simulator options merged. */

@@ -11,8 +11,8 @@ import { expect } from 'chai';
 import type { Browser, Page } from 'playwright-core';
 import { startAgent, waitFor, type RunningAgent } from '../support/agent.js';
 import { launchChromium, newPage, screenshot, watchPage } from '../support/chromium.js';
-import { shippedConfig } from '../support/configs.js';
-import { FIRST_BOOT_MS, GUEST_ACTION_SECONDS, underLoad } from '../support/load-budget.js';
+import { tcgQemuConfig } from '../support/configs.js';
+import { FIRST_BOOT_MS, underLoad } from '../support/load-budget.js';
 import { CONSOLE_PROMPT, INIT_REACHED } from '../fixtures/tiny-guest/index.js';
 import { disposeQemuTestAgent } from '../qemu/kill-test-qemus.js';
 import { QemuWorld } from '../qemu/world.js';
@@ -23,12 +23,7 @@ const UI_TIMEOUT = underLoad(60_000);
 
 /** config/qemu.json with VNC on a unix socket in each guest's run dir, and a token. */
 function qemuConfig(imagesDir: string): object {
-  const config = shippedConfig('qemu.json');
-  const entry = config.plugins.find((p: { module: string }) => p.module === 'qemu');
-  entry.options = { ...entry.options, accel: 'tcg', imagesDir, vnc: true, vncSocket: true, shutdownTimeoutSeconds: GUEST_ACTION_SECONDS };
-  const images = config.plugins.find((p: { module: string }) => p.module === 'images');
-  if (images) images.options = { ...images.options, imagesDir };
-  return { ...config, logLevel: 'info', auth: { tokens: [TOKEN] } };
+  return { ...tcgQemuConfig(imagesDir, { vnc: true, vncSocket: true }), auth: { tokens: [TOKEN] } };
 }
 
 describe('guest view on a QEMU guest in Chromium (real QEMU under TCG)', function () {
