@@ -10,7 +10,7 @@ import { chmod, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { makeTempDir, removeDir, startAgent, type RunningAgent } from '../support/agent.js';
 import { shippedConfig } from '../support/configs.js';
-import { buildGoClient, goClient } from '../support/go-client.js';
+import { buildGoClient, goClient, removeGoClient } from '../support/go-client.js';
 import { containerNameOf, initPidOf, removeContainers } from '../support/lxc-containers.js';
 import { buildBusyboxImage, startRegistry, unmountUnder, type LoopbackRegistry } from '../support/oci-registry.js';
 
@@ -49,6 +49,7 @@ describe('the Go client on container guests (LXC)', function () {
     await agent?.stop().catch(() => undefined);
     if (lxcPath) await removeContainers(lxcPath);
     await registry?.stop();
+    await removeGoClient();
     if (work) {
       await unmountUnder(work);
       await removeDir(work);
