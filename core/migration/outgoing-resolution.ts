@@ -157,7 +157,8 @@ export class OutgoingResolution {
   private async ask(record: SourceRecord): Promise<Owner> {
     try {
       const answer = await callPeer<{ phase: string }>(record.target, { method: 'POST', path: `/migrations/${record.id}/abort`, timeoutMs: 15_000 });
-      return answer.phase === 'committed' ? 'target' : 'source';
+      // Only the two answers the protocol has decide; anything else says nothing.
+      return answer?.phase === 'committed' ? 'target' : answer?.phase === 'aborted' ? 'source' : 'unknown';
     } catch (error) {
       // 404: the target has no such move, so it never committed it (it keeps committed records until told).
       if (error instanceof PeerRefused && error.status === 404) return 'source';

@@ -21,7 +21,16 @@ export class PeerRefused extends Error {
 
 /** The other agent could not be reached, or did not answer in time. */
 export class PeerUnreachable extends Error {
-  override readonly name = 'PeerUnreachable';
+  override readonly name: string = 'PeerUnreachable';
+}
+
+/**
+ * A 2xx whose body is not the JSON the protocol answers (something else on
+ * that port, a proxy's page, a cut-off body). Unreachable for the state
+ * machine: it says nothing about what the other agent did.
+ */
+export class PeerProtocolError extends PeerUnreachable {
+  override readonly name = 'PeerProtocolError';
 }
 
 export interface PeerRequest {
@@ -58,8 +67,14 @@ export async function callPeer<T>(peer: PeerAddress, request: PeerRequest): Prom
   } catch (error) {
     throw new PeerUnreachable(`${request.method} ${request.path} on ${peer.url}: ${describeFetchError(error)}`);
   }
-  const text = await response.text().catch(() => '');
-  if (response.ok) return (text ? JSON.parse(text) : undefined) as T;
+  let text: string;
+  try {
+    text = await response.text();
+  } catch (error) {
+    // The head came, the body did not (the link cut, the time up): no answer.
+    throw new PeerUnreachable(`${request.method} ${request.path} on ${peer.url}: the answer was cut off (${describeFetchError(error)})`);
+  }
+  if (response.ok) return parseAnswer<T>(text, response.status, peer, request);
   let message = text.slice(0, 500);
   try {
     message = (JSON.parse(text) as { message?: string }).message ?? message;
@@ -68,6 +83,16 @@ export async function callPeer<T>(peer: PeerAddress, request: PeerRequest): Prom
   }
   if (response.status >= 500 && response.status !== 501) throw new PeerUnreachable(`${peer.url} answered ${response.status}: ${message}`);
   throw new PeerRefused(response.status, message);
+}
+
+function parseAnswer<T>(text: string, status: number, peer: PeerAddress, request: PeerRequest): T {
+  if (!text) return undefined as T;
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    const start = text.slice(0, 80).replace(/\s+/g, ' ');
+    throw new PeerProtocolError(`${request.method} ${request.path} on ${peer.url}: answered ${status} with a body that is not JSON ("${start}"); is a hyperkern agent listening there?`);
+  }
 }
 
 function describeFetchError(error: unknown): string {
