@@ -20,6 +20,7 @@ import type { MigrationRecords, PeerAddress, SourcePhase, SourceRecord } from '.
 import { OutgoingResolution } from './outgoing-resolution.js';
 import { callPeer, PeerRefused, PeerUnreachable } from './peer-client.js';
 import { resolveTarget, type HostLookup, type MigrateBody } from './target-resolver.js';
+import { TargetTokens } from './target-tokens.js';
 
 export const MIGRATE_ACTION = 'migrate';
 /** States a guest may move from: running moves live, the others cold. */
@@ -54,6 +55,8 @@ export class OutgoingMigrations implements JobExecutor {
   private readonly progress = new Map<string, MoveProgress>();
   private readonly laps = new Map<string, { at: number; text: string[] }>();
   readonly resolution: OutgoingResolution;
+  /** The targets' tokens of queued moves: in memory, never in the job's args on disk. */
+  private readonly tokens = new TargetTokens();
 
   constructor(private readonly deps: OutgoingDeps) {
     this.resolution = new OutgoingResolution(deps);
@@ -80,7 +83,11 @@ export class OutgoingMigrations implements JobExecutor {
     await callPeer(target, { method: 'POST', path: '/migrations/check', body: this.prepareBody(`check-${guest.id}`, guest, live, facts.diskBytes, target), timeoutMs: 30_000 }).catch(peerError);
     if (body.bandwidth !== undefined && !(Number.isInteger(body.bandwidth) && body.bandwidth > 0)) throw Errors.badRequest('"bandwidth": a whole number of MiB/s above 0');
     const bandwidth = body.bandwidth ? { bandwidth: body.bandwidth * 1024 * 1024 } : {};
-    const job = await this.deps.engine.submit(guestId, MIGRATE_ACTION, { ...args, target, ...bandwidth });
+    const jobArgs = { ...args, ...this.tokens.keep(target), ...bandwidth };
+    const job = await this.deps.engine.submit(guestId, MIGRATE_ACTION, jobArgs).catch((error: unknown) => {
+      this.tokens.drop(jobArgs);
+      throw error;
+    });
     return { job, guest };
   }
 
@@ -98,10 +105,10 @@ export class OutgoingMigrations implements JobExecutor {
   }
 
   async run({ job, args, cancel, shutdown, log }: JobRun): Promise<JobResult> {
+    const target = await this.tokens.take(args, this.deps.lookup);
     const guest = this.deps.registry.find(job.GuestID);
     if (!guest) throw new Error(`guest ${job.GuestID} no longer exists`);
     checkMovable(guest);
-    const target = args.target as PeerAddress;
     const live = guest.state === 'running';
     const move: MoveInfo = { migrationId: job.ID, guestId: guest.id, target: target.url, live, ...(target.hostId ? { hostId: target.hostId } : {}) };
     const stop = AbortSignal.any([cancel, shutdown]);
