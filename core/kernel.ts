@@ -32,6 +32,7 @@ import { JobLog } from './jobs/job-log.js';
 import type { AgentLog, AgentLogger } from './logger.js';
 import { Tokens } from './contract/plugin-api.js';
 import { fleetHostsOf } from './plugins/fleet-hosts.js';
+import { hostTotalsOf } from './plugins/host-capacity.js';
 import { loadPlugins, pluginHealth, stageCatalogue, type LoadedPlugin } from './plugins/plugin-loader.js';
 import { GuestConsoles } from './console/guest-consoles.js';
 import { Migrations } from './migration/migrations.js';
@@ -224,7 +225,7 @@ export class Kernel {
       moved: this.moved,
       guests,
       images: { images: this.images, jobs: this.jobs, maxWaitSeconds: config.jobs.maxWaitSeconds },
-      snapshots: { snapshots: this.snapshots, runner: this.runner, jobs: this.jobs, log: this.log, maxWaitSeconds: config.jobs.maxWaitSeconds },
+      snapshots: { snapshots: this.snapshots, runner: this.runner, jobs: this.jobs, log: this.log, maxWaitSeconds: config.jobs.maxWaitSeconds},
       host: {
         metadata: this.metadata,
         jobs: this.jobs,
@@ -235,6 +236,7 @@ export class Kernel {
         version: VERSION,
         startedAt: this.agentInfo.startedAt,
         maxWaitSeconds: config.jobs.maxWaitSeconds,
+        totals: hostTotalsOf(this.plugins),
       },
       events: {
         feed: this.store.feed,

@@ -225,6 +225,19 @@ export interface PluginInstance {
    * when it cannot read its store now. In-process plugins only.
    */
   listFleetHosts?(): Promise<FleetHostRecord[]>;
+  /**
+   * A plugin that publishes this host's capacity (the fleet link, whose
+   * `capacity` option overrides what the machine has) says the totals it
+   * publishes; those it leaves out are the machine's. GET /host answers
+   * them, so the host's own view and the fleet's agree.
+   */
+  hostCapacity?(): HostCapacityOverride;
+}
+
+/** Totals a plugin publishes instead of the machine's ({@link PluginInstance.hostCapacity}). */
+export interface HostCapacityOverride {
+  cpus?: number;
+  memoryMiB?: number;
 }
 
 /**

@@ -1,5 +1,4 @@
 /** Host-level routes: the host metadata, capacity and health. The job log's routes are in job-routes.ts. */
-import os from 'node:os';
 import { z } from 'zod';
 import type { ActionRunner } from '../jobs/action-runner.js';
 import type { GuestRegistry } from '../guests/guest-registry.js';
@@ -22,6 +21,8 @@ export interface HostRouteDeps {
   version: string;
   startedAt: number;
   maxWaitSeconds: number;
+  /** CPUs and MiB the host offers: the fleet plugin's capacity override, else the machine's. */
+  totals: () => { cpus: number; memoryMiB: number };
 }
 
 const getHostMetadata = defineRoute({
@@ -88,7 +89,7 @@ const getHealth = defineRoute({
 
 const Amount = (unit: string) =>
   z.object({
-    total: z.number().int().meta({ description: `the machine's ${unit}` }),
+    total: z.number().int().meta({ description: `the host's ${unit}: the fleet plugin's \`capacity\` override when set, else the machine's` }),
     allotted: z.number().int().meta({ description: `${unit} every guest claims, whatever its state` }),
     free: z.number().int().meta({ description: 'total - allotted (negative when overcommitted)' }),
   });
@@ -108,11 +109,11 @@ const getHostCapacity = defineRoute({
   operationId: 'getHostCapacity',
   tag: 'host',
   summary: "The host's capacity: CPUs and memory, total, allotted to guests and free; guests by state",
-  description: 'The same counts a fleet host record carries (docs/fleet.md), from the machine (os.cpus(), os.totalmem()) and every guest of the registry.',
+  description:
+    "The same counts this host's fleet record carries (docs/fleet.md): the totals the fleet plugin publishes (its `capacity` option, when set) or else the machine's (os.cpus(), os.totalmem()), and every guest of the registry.",
   responses: { 200: { description: 'The capacity', schema: HostCapacitySchema } },
   handle: (deps: HostRouteDeps) => (ctx) => {
-    const totalCpus = os.cpus().length;
-    const totalMemory = Math.floor(os.totalmem() / 1024 / 1024);
+    const { cpus: totalCpus, memoryMiB: totalMemory } = deps.totals();
     let cpus = 0;
     let memory = 0;
     const guests: Record<string, number> = {};

@@ -13,6 +13,7 @@ import {
   type AgentInfo,
   type FleetHostRecord,
   type GuestDirectory,
+  type HostCapacityOverride,
   type Logger,
   type PluginHealth,
   type PeerAgent,
@@ -96,6 +97,11 @@ export class FleetPlugin implements PluginInstance {
     } catch (error) {
       throw new Error(`cannot read the hosts from etcd: ${(error as Error).message}`, { cause: error });
     }
+  }
+
+  /** The totals the host record publishes instead of the machine's (the `capacity` option): GET /host answers them too. */
+  hostCapacity(): HostCapacityOverride {
+    return this.options.capacity;
   }
 
   /** The link's state; only "disconnected" counts as unhealthy (the local API still works). */

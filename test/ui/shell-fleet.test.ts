@@ -3,8 +3,11 @@
  * agents with the fleet plugin: the API lists both live hosts with their
  * capacity (this host marked), an agent without the plugin answers 501,
  * and the page (offered in the navigation only when the plugin is on) shows
- * each host's free capacity and links to that host's own console.
+ * each host's free capacity and links to that host's own console; GET
+ * /host and the host view answer the totals the fleet publishes (the
+ * plugin's capacity override), the machine's without the plugin.
  */
+import os from 'node:os';
 import { expect } from 'chai';
 import type { Browser } from 'playwright-core';
 import { agentsPerTest } from '../support/agent-hooks.js';
@@ -54,6 +57,10 @@ describe('web console: the fleet page', function () {
     const res = await agent.request('GET', '/fleet/hosts');
     expect(res.status).to.equal(501);
     expect(res.body.message).to.match(/fleet plugin/);
+    const host = await agent.request('GET', '/host');
+    expect(host.status, host.text).to.equal(200);
+    expect(host.body.cpus.total, 'no fleet: the machine').to.equal(os.cpus().length);
+    expect(host.body.memoryMiB.total).to.equal(Math.floor(os.totalmem() / 1024 / 1024));
   });
 
   it('lists the live hosts with their capacity and links each to its own console', async () => {
@@ -74,8 +81,21 @@ describe('web console: the fleet page', function () {
     ]);
     expect(hosts[1].cpus).to.deep.equal({ total: 32, allotted: 4, free: 28 });
     expect(hosts[1].memoryMiB).to.deep.equal({ total: 65536, allotted: 2048, free: 63488 });
+    // Each agent's own GET /host answers what its fleet record publishes: the capacity override.
+    for (const [agent, record] of [[a, hosts[0]], [b, hosts[1]]] as const) {
+      const own = await agent.request('GET', '/host');
+      expect(own.status, own.text).to.equal(200);
+      // (Guests by state aside: the record follows a start within the link's batch window.)
+      expect({ cpus: own.body.cpus, memoryMiB: own.body.memoryMiB }, record.hostId).to.deep.equal({ cpus: record.cpus, memoryMiB: record.memoryMiB });
+    }
+    expect(hosts[0].cpus.total).to.equal(8);
 
     const page = await newPage(browser);
+    // b's host view: its totals are the ones the fleet publishes.
+    await page.goto(`${b.url}/ui`);
+    const capacity = page.getByRole('definition').filter({ hasText: / of 32$/ });
+    await capacity.waitFor({ timeout: UI_TIMEOUT });
+    expect(await capacity.innerText()).to.equal('4 of 32');
     await page.goto(`${a.url}/ui`);
     const nav = page.getByRole('navigation', { name: 'Views' });
     await nav.getByRole('link', { name: 'Fleet' }).click();
