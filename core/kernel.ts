@@ -225,7 +225,7 @@ export class Kernel {
       moved: this.moved,
       guests,
       images: { images: this.images, jobs: this.jobs, maxWaitSeconds: config.jobs.maxWaitSeconds },
-      snapshots: { snapshots: this.snapshots, runner: this.runner, jobs: this.jobs, log: this.log, maxWaitSeconds: config.jobs.maxWaitSeconds},
+      snapshots: { snapshots: this.snapshots, runner: this.runner, jobs: this.jobs, log: this.log, maxWaitSeconds: config.jobs.maxWaitSeconds, tickets: this.consoles.tickets },
       host: {
         metadata: this.metadata,
         jobs: this.jobs,

@@ -21,7 +21,7 @@ import type { LoadedPlugin } from '../plugins/plugin-loader.js';
 import { runStage, type PlannedStage } from '../plugins/stage-runner.js';
 import type { ConsolePurpose, ConsoleRequest, GuestConsole } from '../contract/plugin-api.js';
 import { ConsoleHub, type ConsoleViewer } from './console-hub.js';
-import { ConsoleTickets } from './console-tickets.js';
+import { GuestTickets } from './console-tickets.js';
 
 export interface ConsoleOptions {
   /** Unsent output bytes a viewer may have before it is cut off. */
@@ -44,7 +44,7 @@ export interface ConsoleSeat {
 }
 
 export class GuestConsoles {
-  readonly tickets = new ConsoleTickets();
+  readonly tickets = new GuestTickets();
   private readonly backends = new Map<PrefixedGuestType | undefined, Backend>();
   private readonly hubs = new Map<string, ConsoleHub>();
   /** Opens in progress, so two viewers arriving together share one backend console. */

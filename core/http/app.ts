@@ -13,7 +13,7 @@ import { bearerAuth } from './auth.js';
 import { edge } from './edge.js';
 import { jsonBody } from './json-body.js';
 import { API_ROUTES, createRouter, type RouteDeps } from './api-routes.js';
-import { consoleTicketCheck } from './console-routes.js';
+import { ticketCheck } from './ticket-check.js';
 import { openPathTest } from './route.js';
 import { movedGuestCheck } from './moved-guest-check.js';
 import type { MovedGuests } from '../guests/moved-guests.js';
@@ -42,7 +42,7 @@ export function createApp(options: AppOptions): Koa {
     edge({
       log: options.log,
       accessLog: options.accessLog,
-      authenticate: bearerAuth(options.tokens, isOpenPath, consoleTicketCheck(options.consoles.consoles)),
+      authenticate: bearerAuth(options.tokens, isOpenPath, ticketCheck(options.consoles.consoles.tickets)),
       observe: options.metrics.metrics.httpObserver(),
     }),
   );

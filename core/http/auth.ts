@@ -26,7 +26,7 @@ export type BearerCheck = (ctx: Context) => boolean;
 
 /**
  * A single-use ticket standing in for the token where a client cannot send
- * headers (a browser's WebSocket): undefined when the request carries none
+ * headers (a browser's WebSocket or download link; ticket-check.ts): undefined when the request carries none
  * (or its route takes none), else whether it was valid; it is used up.
  */
 export type TicketCheck = (ctx: Context) => boolean | undefined;
@@ -51,7 +51,9 @@ export function bearerAuth(tokens: string[], isOpenPath: (path: string) => boole
     if (ticket === true) return true;
     if (ticket === false) {
       ctx.set('WWW-Authenticate', 'Bearer realm="hyperkern", error="invalid_token"');
-      throw Errors.unauthorized('console ticket unknown, already used or expired (each is good for one connection within 30 s; POST /guests/{id}/console/ticket for another)');
+      throw Errors.unauthorized(
+        'ticket unknown, already used or expired, or issued for another route (each is good once, within 30 s, for the route it was issued for: POST /guests/{id}/console/ticket or …/snapshots/{name}/download/ticket for another)',
+      );
     }
     if (!match) {
       ctx.set('WWW-Authenticate', 'Bearer realm="hyperkern"');

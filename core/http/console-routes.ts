@@ -9,7 +9,6 @@ import type { WebSocket } from 'ws';
 import type { GuestConsoles } from '../console/guest-consoles.js';
 import type { ConsoleViewer } from '../console/console-hub.js';
 import { Errors } from '../errors.js';
-import type { TicketCheck } from './auth.js';
 import { acceptWebSocket, requireHandshake } from './websocket-upgrade.js';
 import { defineRoute } from './route.js';
 import { err } from './openapi/common-docs.js';
@@ -30,27 +29,6 @@ const CLOSE_GRACE_MS = 2_000;
 
 /** WebSocket close codes: the console ended or the agent stops; the viewer could not keep up. */
 export const CLOSE_CODES = { ended: 1001, slow: 4001 } as const;
-
-/** The routes a console ticket opens: a guest's WebSockets (its console and its screen). */
-const TICKET_PATH = /^\/guests\/([^/]+)\/(?:console|vnc)$/;
-
-/** `?ticket=` on a ticket route, checked and used up (auth.ts asks before the token). */
-export function consoleTicketCheck(consoles: GuestConsoles): TicketCheck {
-  return (ctx) => {
-    const ticket = ctx.query.ticket;
-    const match = TICKET_PATH.exec(ctx.path);
-    if (ticket === undefined || !match) return undefined;
-    return typeof ticket === 'string' && consoles.tickets.redeem(ticket, safeDecode(match[1]));
-  };
-}
-
-function safeDecode(segment: string): string {
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    return segment;
-  }
-}
 
 function logBytes(ctx: Context): number {
   const raw = ctx.query.bytes;

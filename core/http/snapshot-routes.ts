@@ -7,6 +7,7 @@
  *   DELETE …/snapshots/{name}          deleteSnapshot    200 [Snapshot] + X-Guest-Job-ID; 404
  *   POST …/snapshots/{name}/rollback   rollbackSnapshot  200 [Snapshot] + X-Guest-Job-ID; 404; 409 unless off
  *   GET  …/snapshots/{name}/download   downloadSnapshot  200 the disk image, streamed
+ *   POST …/snapshots/{name}/download/ticket  createSnapshotDownloadTicket  200 a single-use ticket for one download
  * where … is /guests/{id} or /guests/{id}/disks/{disk}.
  *
  * mistify-agent answered every one of these (but download) with 200 and
@@ -34,6 +35,8 @@ import { goBool, goString } from './go-values.js';
 import { defineRoute, type ResponseDoc, type RouteDeclaration, type RouteHandler } from './route.js';
 import { err, JOB_FAULTS, waitQuery } from './openapi/common-docs.js';
 import { SnapshotSchema } from './openapi/wire-schemas.js';
+import type { GuestTickets } from '../console/console-tickets.js';
+import { downloadUse } from './ticket-check.js';
 
 export interface SnapshotRouteDeps {
   snapshots: SnapshotRunner;
@@ -41,6 +44,8 @@ export interface SnapshotRouteDeps {
   jobs: JobLog;
   log: AgentLogger;
   maxWaitSeconds: number;
+  /** The agent's single-use tickets (those of the console WebSockets too): a browser's download link carries one. */
+  tickets: GuestTickets;
 }
 
 /** Go clients send every field, `""`, `false` or `null` when unset; the body itself may be `null`. */
@@ -111,6 +116,14 @@ interface Scope {
   target: (params: Record<string, string>) => SnapshotTarget;
 }
 
+const DownloadTicketSchema = z
+  .object({
+    ticket: z.string().meta({ description: 'Opaque; good for one GET of this snapshot\'s download route (this guest, this disk or guest-wide) within 30 s' }),
+    expiresAt: z.string().meta({ description: 'RFC 3339', example: '2026-12-06T10:00:30.000Z' }),
+    url: z.string().meta({ description: 'The download path with the ticket: a plain link a browser can follow', example: '/guests/ID/disks/vda/snapshots/NAME/download?ticket=...' }),
+  })
+  .meta({ id: 'DownloadTicket' });
+
 const SCOPES: Scope[] = [
   { path: '/guests/:id/snapshots', idPrefix: 'Guest', of: 'the guest (all its disks)', target: (p) => ({ guestId: p.id }) },
   { path: '/guests/:id/disks/:disk/snapshots', idPrefix: 'Disk', of: 'one disk of the guest', target: (p) => ({ guestId: p.id, disk: p.disk }) },
@@ -143,7 +156,30 @@ const download =
     }
   };
 
-/** The same six operations for a guest and for one disk. */
+/**
+ * A single-use ticket for one download of the snapshot, for browsers (a
+ * plain link cannot carry the token; ticket-check.ts). The snapshot is read
+ * first, so what would refuse the download now (no such guest, disk or
+ * snapshot, a job changing it) is answered here, to the page, as JSON.
+ */
+const downloadTicket =
+  (scope: Scope) =>
+  (deps: SnapshotRouteDeps): RouteHandler =>
+  async (ctx) => {
+    const { args } = actionParams(ctx, deps.maxWaitSeconds);
+    const target = scope.target(ctx.params);
+    const snapshot = await deps.snapshots.get(target, ctx.params.name, args);
+    const { ticket, expiresAt } = deps.tickets.issue(target.guestId, downloadUse(snapshot.id, target.disk));
+    const disk = target.disk === undefined ? '' : `/disks/${encodeURIComponent(target.disk)}`;
+    ctx.status = 200;
+    ctx.body = {
+      ticket,
+      expiresAt: new Date(expiresAt).toISOString(),
+      url: `/guests/${encodeURIComponent(target.guestId)}${disk}/snapshots/${encodeURIComponent(snapshot.id)}/download?ticket=${ticket}`,
+    };
+  };
+
+/** The same seven operations for a guest and for one disk. */
 function scopeRoutes(scope: Scope): RouteDeclaration<SnapshotRouteDeps>[] {
   const { path, idPrefix, of } = scope;
   const tag = 'snapshots';
@@ -232,6 +268,18 @@ function scopeRoutes(scope: Scope): RouteDeclaration<SnapshotRouteDeps>[] {
         409: err('A job is changing the snapshot; or, guest-wide, the guest has several disks (download each from its disk route)'),
       },
       handle: download(scope),
+    }),
+    defineRoute({
+      method: 'post',
+      path: `${path}/:name/download/ticket`,
+      operationId: `create${idPrefix}SnapshotDownloadTicket`,
+      tag,
+      summary: `A single-use ticket for one download of a snapshot of ${of}, without a header`,
+      description:
+        "For browsers, which cannot put the token on a plain link: `?ticket=` on GET of this snapshot's download route (this guest, this scope), once, within 30 s, so the browser streams the image to disk. " +
+        "The snapshot is read first: what would refuse the download now is answered here. A ticket opens nothing else (any other route asks for the token); tickets live in the agent's memory only (docs/snapshots.md#downloads-from-a-browser).",
+      responses: { 200: { description: 'The ticket', schema: DownloadTicketSchema }, 400: err('Not a snapshot name'), ...snapshotReadResponses },
+      handle: downloadTicket(scope),
     }),
   ];
 }

@@ -1,14 +1,14 @@
 /**
- * Console tickets on a clock the test moves: good once, for their guest,
+ * Guest tickets (console WebSockets, snapshot downloads) on a clock the test moves: good once, for their guest,
  * within 30 s; an expired one is refused (and used up) like a used one.
  * The same refusals over real HTTP are in simulator-console.test.ts.
  */
 import { expect } from 'chai';
-import { ConsoleTickets, TICKET_LIFETIME_MS } from '../../core/console/console-tickets.js';
+import { GuestTickets, TICKET_LIFETIME_MS } from '../../core/console/console-tickets.js';
 
 describe('console tickets', () => {
   let now = 1_000_000;
-  const tickets = new ConsoleTickets(() => now);
+  const tickets = new GuestTickets(() => now);
 
   it('opens once, for its guest, within its lifetime', () => {
     const { ticket, expiresAt } = tickets.issue('g1');
@@ -20,6 +20,15 @@ describe('console tickets', () => {
     expect(tickets.redeem(other, 'g2'), 'another guest').to.equal(false);
     expect(tickets.redeem(other, 'g1'), 'the wrong try used it up').to.equal(false);
     expect(tickets.redeem('made-up', 'g1')).to.equal(false);
+  });
+
+  it('opens only the use it was issued for (a download ticket is no WebSocket ticket)', () => {
+    const download = tickets.issue('g1', 'download:a').ticket;
+    expect(tickets.redeem(download, 'g1'), 'the WebSockets').to.equal(false);
+    const again = tickets.issue('g1', 'download:a').ticket;
+    expect(tickets.redeem(again, 'g1', 'download:b'), 'another download').to.equal(false);
+    const right = tickets.issue('g1', 'download:a').ticket;
+    expect(tickets.redeem(right, 'g1', 'download:a')).to.equal(true);
   });
 
   it('is refused once 30 s have passed, and accepted just before', () => {

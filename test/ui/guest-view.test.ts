@@ -6,8 +6,10 @@
  * the new state; a failing action shows the agent's message; the charts
  * draw rates that follow the guest (running, then suspended); the console
  * panel shows the guest's output and sends what is typed; snapshots and
- * metadata round-trip through the page; the tabs work from the keyboard;
- * delete asks first. Screenshots go to the OS temp dir
+ * metadata round-trip through the page (a snapshot download is a plain
+ * link with a single-use download ticket, streamed to disk by the
+ * browser); the tabs work from the keyboard; delete asks first.
+ * Screenshots go to the OS temp dir
  * (test/support/chromium.ts).
  */
 import { expect } from 'chai';
@@ -185,13 +187,32 @@ describe('guest view in Chromium', function () {
     await stateBadge('off').waitFor({ timeout: UI_TIMEOUT });
     await rollBack.click();
     await job('rollbackSnapshot', 'Complete').waitFor({ timeout: UI_TIMEOUT });
-    // Download through the token-carrying fetch (a plain link cannot send it): the simulator's image, whole.
+    // Download as a plain link the browser follows and streams to disk: the
+    // token cannot ride on it, a single-use download ticket does (the page
+    // never fetches the image itself). The simulator's image, whole.
+    const downloadRequests: Array<{ url: string; authorization?: string; kind: string }> = [];
+    const onRequest = (r: { url(): string; headers(): Record<string, string>; resourceType(): string }) =>
+      /\/download(\?|$)/.test(r.url()) && downloadRequests.push({ url: r.url(), authorization: r.headers().authorization, kind: r.resourceType() });
+    page.on('request', onRequest);
     const [download] = await Promise.all([page.waitForEvent('download', { timeout: UI_TIMEOUT }), page.getByRole('button', { name: 'Download vda of before-upgrade' }).click()]);
-    expect(download.suggestedFilename()).to.equal(`${guestId}-vda-before-upgrade.qcow2`);
+    page.off('request', onRequest);
+    // The agent's Content-Disposition names the file (a browser prefers it to the link's own name).
+    expect(download.suggestedFilename()).to.equal('before-upgrade.qcow2');
+    expect(download.url()).to.match(new RegExp(`^${agent.url}/guests/${guestId}/disks/vda/snapshots/before-upgrade/download\\?ticket=[A-Za-z0-9_-]{32}$`));
     const stream = await download.createReadStream();
-    let bytes = 0;
-    for await (const chunk of stream) bytes += (chunk as Buffer).length;
-    expect(bytes, 'the downloaded image').to.equal(DOWNLOAD_BYTES);
+    const chunks: Buffer[] = [];
+    for await (const chunk of stream) chunks.push(chunk as Buffer);
+    const saved = Buffer.concat(chunks);
+    expect(saved.length, 'the downloaded image').to.equal(DOWNLOAD_BYTES);
+    const withToken = Buffer.from(await (await fetch(`${agent.url}/guests/${guestId}/disks/vda/snapshots/before-upgrade/download`, { headers: auth })).arrayBuffer());
+    expect(saved.equals(withToken), 'the same bytes as a download with the token').to.equal(true);
+    expect(downloadRequests.length, `requests of the download route: ${JSON.stringify(downloadRequests)}`).to.equal(1);
+    expect(downloadRequests[0].authorization, 'the link carries no token').to.equal(undefined);
+    expect(downloadRequests[0].kind, 'a navigation, not a fetch of the page').to.equal('document');
+    // The ticket was good once: following the same link again is refused (JSON).
+    const reused = await fetch(download.url());
+    expect(reused.status).to.equal(401);
+    expect(((await reused.json()) as { message: string }).message).to.match(/^ticket unknown, already used or expired/);
     await screenshot(page, 'ui-guest-snapshots');
     await page.getByRole('button', { name: 'Delete snapshot before-upgrade' }).click();
     await page.locator('tr[data-snapshot="before-upgrade"]').waitFor({ state: 'detached', timeout: UI_TIMEOUT });

@@ -1,6 +1,7 @@
 /**
  * A guest's snapshots (every disk at one instant): take one, roll back to
- * one, delete one, download one disk's image of it. Take, roll back and
+ * one, delete one, download one disk's image of it (streamed to disk by
+ * the browser: a plain link, with a single-use ticket when auth is on). Take, roll back and
  * delete are jobs on the guest's queue (queued with ?wait=0; their progress
  * shows in the job list), with mistify's SnapshotRequest as the body, every
  * field sent as a Go client sends it. What the guest's state allows comes
@@ -9,7 +10,7 @@
 import { useEffect, useState } from 'preact/hooks';
 import { describeStates, SNAPSHOT_LIFECYCLE } from '../../core/contract/lifecycle.js';
 import type { Guest, Snapshot } from '../../core/contract/wire-types.js';
-import { getJson, guestPath, messageOf, okResponse, queueJob, statusOf, type AgentRequest } from './guest-client.js';
+import { getJson, guestPath, messageOf, queueJob, statusOf, type AgentRequest } from './guest-client.js';
 
 const request_ = (dest: string, destroyMoreRecent: boolean) => ({ id: '', dest, recursive: true, destroyMoreRecent });
 
@@ -20,7 +21,7 @@ export interface SnapshotsPanelProps {
   version: number;
   /** A job was queued (the job list reads itself again). */
   queued: () => void;
-  /** Downloads as plain links (no token to send); else fetched with the token and saved from memory. */
+  /** Downloads as plain links (no token to send); else each link carries a single-use download ticket. */
   directDownloads?: boolean;
 }
 
@@ -70,16 +71,18 @@ export function SnapshotsPanel({ guest, request, version, queued, directDownload
 
   const download = async (snapshot: string, disk: string) => {
     setFailure(undefined);
-    // Through the authenticated request (a plain link cannot carry the token); the image is held in memory until saved.
+    // A plain link cannot carry the token: a single-use ticket for this one
+    // download rides in its query instead, so the browser streams the image
+    // to disk (the page never holds it). What would refuse the download is
+    // answered to the ticket's request, here.
     let url: string;
     try {
-      url = URL.createObjectURL(await (await okResponse(request, 'GET', downloadPath(snapshot, disk))).blob());
+      url = (await getJson<{ url: string }>(request, `${downloadPath(snapshot, disk)}/ticket`, 'POST')).url;
     } catch (error) {
       return setFailure(`Download ${snapshot} (${disk}): ${messageOf(error)}`);
     }
-    const link = Object.assign(document.createElement('a'), { href: url, download: fileName(snapshot, disk) });
-    link.click();
-    setTimeout(() => URL.revokeObjectURL(url), 60_000);
+    // `download` keeps the page where it is; the agent's Content-Disposition names the file.
+    Object.assign(document.createElement('a'), { href: url, download: fileName(snapshot, disk) }).click();
   };
 
   const allowed = (action: keyof typeof SNAPSHOT_LIFECYCLE) => SNAPSHOT_LIFECYCLE[action].from.includes(guest.state);
