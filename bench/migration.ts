@@ -29,13 +29,15 @@ import { freePort } from '../test/support/free-port.js';
 import { killTestQemus } from '../test/qemu/kill-test-qemus.js';
 import { QemuWorld } from '../test/qemu/world.js';
 import { tcgQemuConfig } from '../test/support/configs.js';
-import { QmpClient } from '../plugins/qemu/qmp-client.js';
+import { QmpClient, type QmpEvent } from '../plugins/qemu/qmp-client.js';
 
 const BEGIN = '<!-- migration bench: begin (written by node dist/bench/migration.js) -->';
 const END = '<!-- migration bench: end -->';
 const TARGET = { downtimeMs: 300, totalRatio: 1.5 };
 const PROMPT = new RegExp(`${CONSOLE_PROMPT}(\\x1b\\[6n)?$`);
 /** The guest's clock every 10 ms, with the host's arrival time of each line kept by the reader. */
+/** 100 MiB of random data onto the guest's disk, through its page cache (the same on both sides). */
+const WRITE_100_MIB = 'dd if=/dev/urandom of=/dev/vda bs=1M count=100 2>/dev/null; sync; echo written-$((1+1))\r';
 const CLOCK_LOOP = 'while true; do read up rest < /proc/uptime; echo "up $up"; sleep 0.01; done &\r';
 
 interface Stamp {
@@ -70,9 +72,11 @@ function guestDowntime(source: ClockReader, target: ClockReader, after: number):
 interface Run {
   /** When each phase was first seen, ms from the start (the agents' move). */
   phases?: Record<string, number>;
-  /** The job's message (what was copied). */
+  /** The job's message (what was copied); by hand, what QEMU said of its RAM copy. */
   message?: string;
   totalMs: number;
+  /** The RAM sent (bytes), as QEMU counted it. */
+  memoryBytes?: number;
   qemuDowntimeMs?: number;
   guestDowntimeMs?: number;
 }
@@ -87,7 +91,7 @@ async function prepareGuest(agent: RunningAgent, world: QemuWorld): Promise<{ id
   viewer.type('\r');
   await viewer.waitFor(PROMPT, 120_000);
   const mark = viewer.received().length;
-  viewer.type('dd if=/dev/urandom of=/dev/vda bs=1M count=100 2>/dev/null; sync; echo written-$((1+1))\r');
+  viewer.type(WRITE_100_MIB);
   await viewer.waitFor(/written-2/, 900_000, mark);
   const clock = new ClockReader();
   viewer.ws.on('message', (data: Buffer) => clock.feed(data));
@@ -96,39 +100,56 @@ async function prepareGuest(agent: RunningAgent, world: QemuWorld): Promise<{ id
   return { id, viewer, clock };
 }
 
-/** The move through the agents: POST migrate, until its job is Complete; the target's console stays open (the next move's source). */
+/**
+ * The move through the agents as a client waiting for it sees it: POST
+ * migrate with ?wait, answered when its job is Complete (the job log's end
+ * event, no poll). Meanwhile GET /jobs shows the phases (every 25 ms), and
+ * the target's console is opened as soon as the guest is registered there
+ * (it stays open: the next move's source). Neither watcher holds up the other.
+ */
 async function agentMove(a: RunningAgent, b: RunningAgent, id: string, sourceClock: ClockReader): Promise<{ run: Run; viewer: ConsoleViewerClient; clock: ClockReader }> {
-  const downtimeBefore = downtimeSum(await a.request('GET', '/metrics'));
+  const before = await a.request('GET', '/metrics');
   const started = performance.now();
-  const answer = await a.request('POST', `/guests/${id}/migrate`, { url: b.url });
-  if (answer.status !== 202) throw new Error(`migrate answered ${answer.status}: ${answer.text}`);
-  const jobId = answer.headers.get('x-guest-job-id')!;
-  const phases: Record<string, number> = { accepted: Math.round(performance.now() - started) };
-  let message = '';
-  // The target's console, as soon as the guest is registered there.
-  let viewer: ConsoleViewerClient | undefined;
+  const phases: Record<string, number> = {};
   const clock = new ClockReader();
-  const watch = async () => {
-    viewer = await openConsole(b.url, id);
-    viewer.ws.on('message', (data: Buffer) => clock.feed(data));
-  };
-  for (;;) {
-    if (!viewer && (await b.request('GET', `/guests/${id}`)).status === 200) await watch();
-    const job = (await a.request('GET', `/jobs/${jobId}`)).body as { Status: string; Message: string; Migration?: { phase: string } };
-    if (job.Status === 'Error') throw new Error(`the move failed: ${job.Message}`);
-    if (job.Migration && phases[job.Migration.phase] === undefined) phases[job.Migration.phase] = Math.round(performance.now() - started);
-    if (job.Status === 'Complete') {
-      message = job.Message;
-      break;
+  let done = false;
+  const answered = a.request('POST', `/guests/${id}/migrate?wait=600`, { url: b.url }).then((answer) => {
+    done = true;
+    return { answer, at: performance.now() };
+  });
+  const showPhases = async () => {
+    while (!done) {
+      const jobs = (await a.request('GET', '/jobs?limit=5')).body as Array<{ GuestID: string; Action: string; Status: string; Migration?: { phase: string } }>;
+      const job = jobs.find((j) => j.GuestID === id && j.Action === 'migrate' && j.Status === 'Running');
+      if (job?.Migration && phases[job.Migration.phase] === undefined) phases[job.Migration.phase] = Math.round(performance.now() - started);
+      await new Promise((r) => setTimeout(r, 25));
     }
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  const totalMs = performance.now() - started;
-  if (!viewer) await watch();
+  };
+  const targetConsole = async (): Promise<ConsoleViewerClient> => {
+    for (let i = 0; (await b.request('GET', `/guests/${id}`)).status !== 200; i++) {
+      if (done && i > 100) throw new Error('the guest never appeared on the target');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const viewer = await openConsole(b.url, id);
+    viewer.ws.on('message', (data: Buffer) => clock.feed(data));
+    return viewer;
+  };
+  const [{ answer, at }, viewer] = await Promise.all([answered, targetConsole(), showPhases()]);
+  if (answer.status !== 200) throw new Error(`the move answered ${answer.status}: ${answer.text}`);
+  const totalMs = at - started;
+  const job = (await a.request('GET', `/jobs/${answer.headers.get('x-guest-job-id')}`)).body as { Message: string };
   await new Promise((r) => setTimeout(r, 1500));
   // The source counts the downtime QEMU reported for its move.
-  const downtime = downtimeSum(await a.request('GET', '/metrics')) - downtimeBefore;
-  return { run: { totalMs, phases, message, qemuDowntimeMs: downtime * 1000, guestDowntimeMs: guestDowntime(sourceClock, clock, started) }, viewer: viewer!, clock };
+  const after = await a.request('GET', '/metrics');
+  const downtime = downtimeSum(after) - downtimeSum(before);
+  const memoryBytes = memorySent(after) - memorySent(before);
+  return { run: { totalMs, phases, message: job.Message, memoryBytes, qemuDowntimeMs: downtime * 1000, guestDowntimeMs: guestDowntime(sourceClock, clock, started) }, viewer, clock };
+}
+
+/** The RAM an agent sent as a source (bytes). */
+function memorySent(metrics: { text: string }): number {
+  const sum = /hyperkern_migration_bytes_sent_total\{kind="memory"\} ([\d.e+-]+)/.exec(metrics.text);
+  return sum ? Number(sum[1]) : 0;
 }
 
 /** The sum of the downtimes an agent counted as a source (seconds). */
@@ -153,13 +174,16 @@ function consoleOf(dir: string, clock: ClockReader): Promise<net.Socket> {
   });
 }
 
-async function waitMigration(qmp: QmpClient): Promise<{ downtime?: number }> {
-  for (;;) {
-    const info = await qmp.execute<{ status?: string; downtime?: number; 'error-desc'?: string }>('query-migrate');
-    if (info.status === 'completed') return info;
-    if (info.status === 'failed' || info.status === 'cancelled') throw new Error(`migration ${info.status}: ${info['error-desc']}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+/** The first QMP event `accept`s from now on (listening starts at the call: make it before the command). */
+function nextEvent(qmp: QmpClient, accept: (event: QmpEvent) => boolean): Promise<QmpEvent> {
+  return new Promise((resolve) => {
+    const onEvent = (event: QmpEvent) => {
+      if (!accept(event)) return;
+      qmp.removeListener('event', onEvent);
+      resolve(event);
+    };
+    qmp.on('event', onEvent);
+  });
 }
 
 /** A QEMU of the reference, driven over QMP, its console read into a clock. */
@@ -196,6 +220,14 @@ async function bootReference(agentArgs: string[], agentRunDir: string, work: str
     guest.socket.write('\r');
     await new Promise((r) => setTimeout(r, 1000));
   }
+  // The same state as the agents' guest: its RAM holds the same 100 MiB of written data in its page cache
+  // (a freshly booted guest's RAM is mostly zero pages, which QEMU sends as a flag each: a cheaper move).
+  text = '';
+  guest.socket.write(WRITE_100_MIB);
+  while (!/written-2/.test(text)) {
+    if (Date.now() > deadline + 900_000) throw new Error(`the reference guest did not write its disk; console: ${JSON.stringify(text.slice(-300))}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
   guest.socket.write(CLOCK_LOOP);
   while (guest.clock.stamps.length < 100) await new Promise((r) => setTimeout(r, 100));
   return guest;
@@ -208,20 +240,28 @@ async function handMove(from: HandGuest, agentArgs: string[], agentRunDir: strin
   execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', path.join(dir, 'vda.qcow2'), '1G']);
   const to = await handGuest(agentArgs, agentRunDir, dir, true);
   pids.push(to.pid);
+  const phases: Record<string, number> = { launched: Math.round(performance.now() - started) };
   const [nbdPort, memoryPort] = [await freePort(), await freePort()];
   await to.qmp.execute('nbd-server-start', { addr: { type: 'inet', data: { host: '127.0.0.1', port: String(nbdPort) } } });
   const drive = (await to.qmp.execute<Array<{ device: string }>>('query-block')).map((b) => b.device).find((d) => d.includes('vda'))!;
   await to.qmp.execute('nbd-server-add', { device: drive, writable: true });
   await to.qmp.execute('migrate-incoming', { uri: `tcp:127.0.0.1:${memoryPort}` });
+  phases.exported = Math.round(performance.now() - started);
+  // QEMU's events end each wait, as in the agents (no poll's lateness on either side).
+  const ready = nextEvent(from.qmp, (e) => e.event === 'BLOCK_JOB_READY' && e.data?.device === 'm');
   await from.qmp.execute('drive-mirror', { 'job-id': 'm', device: drive, target: `nbd://127.0.0.1:${nbdPort}/${drive}`, format: 'raw', sync: 'full', mode: 'existing' });
-  for (;;) {
-    const jobs = await from.qmp.execute<Array<{ ready: boolean }>>('query-block-jobs');
-    if (jobs[0]?.ready) break;
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await ready;
+  phases['disks ready'] = Math.round(performance.now() - started);
+  await from.qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'events', state: true }] });
   await from.qmp.execute('migrate-set-parameters', { 'downtime-limit': 300, 'max-bandwidth': 10 * 1024 * 1024 * 1024 });
+  const ended = nextEvent(from.qmp, (e) => e.event === 'MIGRATION' && ['completed', 'failed', 'cancelled'].includes(String(e.data?.status)));
   await from.qmp.execute('migrate', { uri: `tcp:127.0.0.1:${memoryPort}` });
-  const info = await waitMigration(from.qmp);
+  await ended;
+  const info = await from.qmp.execute<{ status?: string; downtime?: number; 'total-time'?: number; 'setup-time'?: number; ram?: { transferred?: number; mbps?: number; duplicate?: number; normal?: number }; 'error-desc'?: string }>('query-migrate');
+  if (info.status !== 'completed') throw new Error(`migration ${info.status}: ${info['error-desc']}`);
+  phases['memory copied'] = Math.round(performance.now() - started);
+  const memoryBytes = info.ram?.transferred;
+  const qemuSays = `QEMU: total-time ${info['total-time']} ms, setup ${info['setup-time']} ms, ${Math.round(info.ram?.mbps ?? 0)} Mbit/s, ${info.ram?.normal} pages sent whole, ${info.ram?.duplicate} zero`;
   await from.qmp.execute('block-job-cancel', { device: 'm' });
   await to.qmp.execute('nbd-server-stop');
   await to.qmp.execute('cont');
@@ -230,12 +270,14 @@ async function handMove(from: HandGuest, agentArgs: string[], agentRunDir: strin
   from.qmp.close();
   from.socket.destroy();
   process.kill(from.pid, 'SIGKILL');
-  return { run: { totalMs, qemuDowntimeMs: info.downtime, guestDowntimeMs: guestDowntime(from.clock, to.clock, started) }, to };
+  return { run: { totalMs, phases, memoryBytes, message: qemuSays, qemuDowntimeMs: info.downtime, guestDowntimeMs: guestDowntime(from.clock, to.clock, started) }, to };
 }
 
 const ms = (v: number | undefined) => (v === undefined ? 'n/a' : `${Math.round(v)} ms`);
+const mib = (bytes: number | undefined) => (bytes === undefined ? 'n/a' : `${(bytes / (1 << 20)).toFixed(1)} MiB`);
+const timelineOf = (run: Run) => Object.entries(run.phases ?? {}).map(([phase, at]) => `${phase} ${at} ms`).join(', ');
 
-const ROUNDS = 5;
+const ROUNDS = 7;
 const median = (values: (number | undefined)[]): number | undefined => {
   const known = values.filter((v): v is number => v !== undefined).sort((x, y) => x - y);
   return known.length ? known[Math.floor(known.length / 2)] : undefined;
@@ -266,16 +308,24 @@ async function main(): Promise<void> {
     const handRuns: Run[] = [];
     // Rounds alternate the two, so both see the same machine; the agents' guest goes A -> B -> A -> B.
     for (let round = 0; round < ROUNDS; round++) {
-      const moved = await handMove(hand, args, runDir, path.join(work, `hand-${round + 1}`), pids);
-      hand = moved.to;
-      handRuns.push(moved.run);
+      const byHand = async () => {
+        const moved = await handMove(hand, args, runDir, path.join(work, `hand-${round + 1}`), pids);
+        hand = moved.to;
+        handRuns.push(moved.run);
+        return moved;
+      };
       const [from, to] = round % 2 === 0 ? [a, b] : [b, a];
+      // Which goes first alternates too: neither move always follows the other's clean-up.
+      const moved = round % 2 === 0 ? await byHand() : undefined;
       const next = await agentMove(from, to, id, clock);
       await viewer.close();
       ({ viewer, clock } = next);
       agentRuns.push(next.run);
-      const timeline = Object.entries(next.run.phases ?? {}).map(([phase, at]) => `${phase} ${at} ms`).join(', ');
-      process.stdout.write(`round ${round + 1}: agents ${ms(next.run.totalMs)} (downtime ${ms(next.run.qemuDowntimeMs)} QEMU, ${ms(next.run.guestDowntimeMs)} guest; ${timeline}), by hand ${ms(moved.run.totalMs)} (${ms(moved.run.qemuDowntimeMs)}, ${ms(moved.run.guestDowntimeMs)})\n`);
+      const handRun = moved ?? (await byHand());
+      process.stdout.write(
+        `round ${round + 1}: agents ${ms(next.run.totalMs)} (downtime ${ms(next.run.qemuDowntimeMs)} QEMU, ${ms(next.run.guestDowntimeMs)} guest; ${timelineOf(next.run)}; ${next.run.message}), ` +
+          `by hand ${ms(handRun.run.totalMs)} (${ms(handRun.run.qemuDowntimeMs)}, ${ms(handRun.run.guestDowntimeMs)}; ${timelineOf(handRun.run)}; ${mib(handRun.run.memoryBytes)} of memory; ${handRun.run.message})\n`,
+      );
     }
     await viewer.close();
     const agent = row(agentRuns);

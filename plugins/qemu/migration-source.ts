@@ -16,17 +16,20 @@ import { driveId } from './command-line.js';
 import { run } from './exec.js';
 import type { Machine } from './machine.js';
 import type { QmpEvent } from './qmp-client.js';
+import { QmpWakeup } from './qmp-wakeup.js';
 import { RunDir } from './run-dir.js';
 
 /**
- * How often QEMU's progress is read while a copy runs. The RAM copy's end is
- * seen by this poll, and the guest stays paused from then until the target
- * resumes it: at 250 ms the poll alone added up to a quarter second to the
- * guest's downtime and to the move (bench/migration.ts).
+ * How often QEMU's progress is read while a copy runs (GET /jobs shows it).
+ * The copies' ends do not wait for this: QEMU's events wake the loops
+ * (qmp-wakeup.ts); a poll's lateness once added up to a quarter second to
+ * the guest's pause and to the move (bench/migration.ts).
  */
-const POLL_MS = 20;
-/** The disks' copy: READY is not on the paused path, but every poll's lateness adds to the move (25 ms: a QMP query, cheap). */
-const DISK_POLL_MS = 25;
+const PROGRESS_MS = 250;
+/** Events that end a wait for the disks' mirrors (READY, or ended: completed, cancelled, failed). */
+const MIRROR_EVENTS = new Set(['BLOCK_JOB_READY', 'BLOCK_JOB_COMPLETED', 'BLOCK_JOB_CANCELLED', 'BLOCK_JOB_ERROR']);
+/** The RAM copy's states that end it (MIGRATION events, with the `events` capability). */
+const MIGRATION_ENDS = new Set(['completed', 'failed', 'cancelled']);
 /** Migration bandwidth: QEMU's default (32 MiB/s) would stretch a move for nothing on a LAN. */
 const MAX_BANDWIDTH = 10 * 1024 * 1024 * 1024;
 
@@ -119,6 +122,7 @@ export class MigrationSource {
       if (event.event === 'BLOCK_JOB_COMPLETED' && event.data?.error) failures.set(device, String(event.data.error));
     };
     qmp.on('event', onEvent);
+    const wakeup = new QmpWakeup(qmp, (event) => MIRROR_EVENTS.has(event.event) && jobs.has(String(event.data?.device ?? '')));
     try {
       for (const disk of guest.disks) {
         const exportName = nbd.exports[disk.device];
@@ -142,24 +146,32 @@ export class MigrationSource {
         const sent = mine.reduce((sum, j) => sum + j.offset, 0);
         progress({ sent, left: Math.max(0, total - sent), total });
         if (mine.every((j) => j.ready)) return;
-        await sleep(DISK_POLL_MS, signal);
+        await wakeup.sleep(PROGRESS_MS, signal);
       }
     } finally {
+      wakeup.dispose();
       qmp.removeListener('event', onEvent);
     }
   }
 
   async copyMemory(guest: Guest, memory: MigrationEndpoint, limits: CopyLimits, progress: (p: CopyProgress) => void, signal: AbortSignal): Promise<MemoryCopyResult> {
     const { qmp } = this.machine(guest);
+    // The `events` capability makes QEMU send MIGRATION on each state change: the copy's end wakes the loop below.
+    await qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'events', state: true }] });
     await qmp.execute('migrate-set-parameters', { 'downtime-limit': limits.downtimeMs, 'max-bandwidth': limits.bandwidth ?? MAX_BANDWIDTH });
-    await qmp.execute('migrate', { uri: `tcp:${uriHost(memory.host)}:${memory.port}` });
-    for (;;) {
-      const info = await qmp.execute<MigrationInfo>('query-migrate');
-      const ram = info.ram ?? {};
-      progress({ sent: ram.transferred ?? 0, left: ram.remaining ?? 0, total: ram.total ?? 0 });
-      if (info.status === 'completed') return { downtimeMs: info.downtime };
-      if (info.status === 'failed' || info.status === 'cancelled') throw new Error(`QEMU's migration ${info.status}: ${info['error-desc'] ?? 'no reason given'}`);
-      await sleep(POLL_MS, signal);
+    const wakeup = new QmpWakeup(qmp, (event) => event.event === 'MIGRATION' && MIGRATION_ENDS.has(String(event.data?.status)));
+    try {
+      await qmp.execute('migrate', { uri: `tcp:${uriHost(memory.host)}:${memory.port}` });
+      for (;;) {
+        const info = await qmp.execute<MigrationInfo>('query-migrate');
+        const ram = info.ram ?? {};
+        progress({ sent: ram.transferred ?? 0, left: ram.remaining ?? 0, total: ram.total ?? 0 });
+        if (info.status === 'completed') return { downtimeMs: info.downtime };
+        if (info.status === 'failed' || info.status === 'cancelled') throw new Error(`QEMU's migration ${info.status}: ${info['error-desc'] ?? 'no reason given'}`);
+        await wakeup.sleep(PROGRESS_MS, signal);
+      }
+    } finally {
+      wakeup.dispose();
     }
   }
 
@@ -210,13 +222,19 @@ export class MigrationSource {
   /** Ends this guest's mirror jobs: `force` drops them mid-copy; otherwise a READY mirror completes its copy first. */
   private async endMirrors(machine: Machine, force: boolean): Promise<void> {
     const ours = async () => (await machine.qmp.execute<BlockJob[]>('query-block-jobs')).filter((j) => j.device.startsWith('migrate-'));
-    for (const job of await ours()) {
-      await machine.qmp.execute('block-job-cancel', { device: job.device, force }).catch(() => undefined);
-    }
-    // The guest is paused meanwhile (after the RAM copy): asked often, so the hand-over waits for no sleep.
-    for (let i = 0; i < 6000; i++) {
-      if ((await ours()).length === 0) return;
-      await sleep(10);
+    // The guest is paused meanwhile (after the RAM copy): each job's end (its JOB_STATUS_CHANGE to "null", gone) wakes the wait at once.
+    const wakeup = new QmpWakeup(machine.qmp, (event) => event.event === 'JOB_STATUS_CHANGE' && event.data?.status === 'null' && String(event.data?.id).startsWith('migrate-'));
+    try {
+      for (const job of await ours()) {
+        await machine.qmp.execute('block-job-cancel', { device: job.device, force }).catch(() => undefined);
+      }
+      const deadline = performance.now() + 60_000;
+      while (performance.now() < deadline) {
+        if ((await ours()).length === 0) return;
+        await wakeup.sleep(50);
+      }
+    } finally {
+      wakeup.dispose();
     }
     throw new Error('the disk mirrors did not end within 60 s');
   }

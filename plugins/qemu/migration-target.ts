@@ -23,6 +23,7 @@ import { pathExists } from './path-exists.js';
 import type { QemuConsoles } from './qemu-consoles.js';
 import { findGuestProcess, launchQemu, terminate } from './qemu-process.js';
 import { isDirectory } from './reattach.js';
+import { QmpWakeup } from './qmp-wakeup.js';
 import { RunDir } from './run-dir.js';
 import { ensureTap, interfaceExists, isBridge, removeTap } from './taps.js';
 
@@ -37,6 +38,9 @@ export interface TargetDeps {
   allocateVnc(guestId: string): Promise<number>;
   releaseVnc(port: number): void;
 }
+
+/** How long a commit waits for an incoming copy that is still loading (the source sent it all). */
+const INCOMING_END_MS = 30_000;
 
 /** A TCP port free on `host` now, for QEMU to listen on (a race with other programs is possible, rare). */
 function freePort(host: string): Promise<number> {
@@ -140,6 +144,8 @@ export class MigrationTarget {
       exports[disk.device] = driveId(disk.device);
     }
     const uriHost = host.includes(':') ? `[${host}]` : host;
+    // MIGRATION events on each state change: the commit waits for the incoming copy's end without polling.
+    await machine.qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'events', state: true }] });
     await machine.qmp.execute('migrate-incoming', { uri: `tcp:${uriHost}:${memoryPort}` });
     return { nbd: { host, port: nbdPort, exports }, memory: { host, port: memoryPort } };
   }
@@ -170,9 +176,29 @@ export class MigrationTarget {
     }
     const machine = this.deps.machines.get(guest.id);
     if (!machine) throw new Error(`the incoming QEMU of guest ${guest.id} is gone`);
-    const info = await machine.qmp.execute<{ status?: string }>('query-migrate');
-    if (info.status !== 'completed') throw new StageRejection(409, `the incoming migration is "${info.status ?? 'not started'}", not completed; nothing switched`);
+    const status = await this.incomingEnd(machine);
+    if (status !== 'completed') throw new StageRejection(409, `the incoming migration is "${status ?? 'not started'}", not completed; nothing switched`);
     await machine.qmp.execute('nbd-server-stop');
+  }
+
+  /**
+   * The incoming copy's state once it has ended. The source's QEMU reports
+   * "completed" once it has sent everything, and its agent may ask for the
+   * commit while this QEMU still loads the last of the device state: a copy
+   * still active is waited for (its MIGRATION event), not refused.
+   */
+  private async incomingEnd(machine: Machine): Promise<string | undefined> {
+    const wakeup = new QmpWakeup(machine.qmp, (event) => event.event === 'MIGRATION' && event.data?.status !== 'active');
+    try {
+      const deadline = performance.now() + INCOMING_END_MS;
+      for (;;) {
+        const { status } = await machine.qmp.execute<{ status?: string }>('query-migrate');
+        if (status !== 'active' || performance.now() > deadline) return status;
+        await wakeup.sleep(100);
+      }
+    } finally {
+      wakeup.dispose();
+    }
   }
 
   async resumeIncoming(guest: Guest): Promise<void> {
