@@ -11,6 +11,8 @@
  *   containers/hk-<id>/work/       overlayfs's work dir (LXC wants it beside upper/)
  *   containers/hk-<id>/lxc.log     LXC's log (INFO: the line saying how init ended)
  *   containers/hk-<id>/monitor.pid the pid of LXC's monitor process while it runs
+ *   containers/hk-<id>/snapshots/  its snapshots (container-snapshots.ts)
+ *   containers/hk-<id>/snapshot-freeze.json  while a snapshot holds it frozen (container-snapshots-recovery.ts)
  */
 import path from 'node:path';
 

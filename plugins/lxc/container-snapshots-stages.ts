@@ -20,7 +20,7 @@ import {
 } from '../../core/contract/index.js';
 import path from 'node:path';
 import type { ContainerPaths } from './container-paths.js';
-import { ContainerSnapshots, type ContainerLayer, type LayerSnapshot } from './container-snapshots.js';
+import type { ContainerLayer, ContainerSnapshots, LayerSnapshot } from './container-snapshots.js';
 import { initPid } from './container-state.js';
 
 const MIB = 1024 * 1024;
@@ -52,12 +52,21 @@ const newName = (request: SnapshotStageRequest) => request.dest || request.id;
 
 /** The layer of the container at `paths`, its snapshots in its folder (so they go with it). */
 export function containerLayer(paths: ContainerPaths): ContainerLayer {
-  return { guestId: paths.guestId, upperDir: paths.upper, snapshotsDir: path.join(paths.dir, 'snapshots'), initPid: () => initPid(paths) };
+  return {
+    guestId: paths.guestId,
+    upperDir: paths.upper,
+    snapshotsDir: path.join(paths.dir, 'snapshots'),
+    freezeMarker: path.join(paths.dir, 'snapshot-freeze.json'),
+    initPid: () => initPid(paths),
+  };
 }
 
-/** The stages on the containers `pathsOf` names, with the host's cp, du and tar. */
-export function layerSnapshotStages(pathsOf: (guestId: string) => ContainerPaths) {
-  return containerSnapshotHandlers(new ContainerSnapshots({ cp: 'cp', du: 'du', tar: 'tar' }), (guest) => containerLayer(pathsOf(guest.id)));
+/** The host's cp, du and tar, found on PATH. */
+export const HOST_SNAPSHOT_TOOLS = { cp: 'cp', du: 'du', tar: 'tar' };
+
+/** The stages on the containers `pathsOf` names. */
+export function layerSnapshotStages(snapshots: ContainerSnapshots, pathsOf: (guestId: string) => ContainerPaths) {
+  return containerSnapshotHandlers(snapshots, (guest) => containerLayer(pathsOf(guest.id)));
 }
 
 export function containerSnapshotHandlers(snapshots: ContainerSnapshots, layerOf: (guest: Guest) => ContainerLayer) {

@@ -6,6 +6,7 @@
  */
 import { execFile } from 'node:child_process';
 import path from 'node:path';
+import { endingWithAgent, notExecuted } from './parent-death.js';
 
 /** Copies and sizes of large layers take a while on a loaded host; the stage's own signal bounds them first. */
 const TOOL_TIMEOUT_MS = 3600 * 1000;
@@ -14,12 +15,17 @@ export interface ToolRun {
   stdout: string;
 }
 
-/** Runs `file` with `args`; an error names the tool and quotes its complaint without host paths. */
+/**
+ * Runs `file` with `args`; an error names the tool and quotes its complaint
+ * without host paths. The tool dies with the agent: a cp left running would
+ * write on into a copy the agent's next start removes.
+ */
 export function runTool(file: string, args: string[], signal?: AbortSignal): Promise<ToolRun> {
+  const [program, ...argv] = endingWithAgent([file, ...args], 'SIGKILL');
   return new Promise((resolve, reject) => {
-    execFile(file, args, { signal, timeout: TOOL_TIMEOUT_MS, maxBuffer: 4 * 1024 * 1024, encoding: 'utf8' }, (error, stdout, stderr) => {
+    execFile(program!, argv, { signal, timeout: TOOL_TIMEOUT_MS, maxBuffer: 4 * 1024 * 1024, encoding: 'utf8' }, (error, stdout, stderr) => {
       if (!error) return resolve({ stdout });
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return reject(new Error(`${path.basename(file)} not found on this host; install it (Debian: coreutils, tar, lxc)`));
+      if (error.code === 'ENOENT' || notExecuted(error.code, stderr)) return reject(new Error(`${path.basename(file)} not found on this host; install it (Debian: coreutils, tar, lxc)`));
       if (error.name === 'AbortError') return reject(new Error(`${path.basename(file)} aborted: the stage timed out or the agent is stopping`));
       reject(new Error(`${path.basename(file)} failed: ${withoutPaths((stderr || stdout || error.message).trim(), args)}`));
     });

@@ -22,7 +22,9 @@
  * Each snapshot is `SNAPSHOTS/NAME/layer` plus `SNAPSHOTS/NAME/snapshot.json`
  * (when it was taken and what it holds); a copy in progress is a dot-folder,
  * so a crash never leaves a half snapshot under a name, and the next listing
- * sweeps it. SNAPSHOTS is in the container's folder: gone with the container.
+ * sweeps it. What a crash of the agent leaves (a container frozen by a
+ * snapshot, a half copy, a rollback between its renames) is put right at
+ * the agent's next start (container-snapshots-recovery.ts). SNAPSHOTS is in the container's folder: gone with the container.
  * Operations on one container run one at a time (list and download arrive
  * outside its job queue).
  */
@@ -33,6 +35,7 @@ import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { PerGuestSerial, StageRejection } from '../../core/contract/index.js';
 import { freezerOf, type Freezer } from './container-snapshots-freezer.js';
+import { clearSnapshotFreeze, markSnapshotFreeze, recoverLayer, restoreLayer, type LayerRecovery } from './container-snapshots-recovery.js';
 import { runTool, withoutPaths } from './container-snapshots-tools.js';
 
 /** Where one container's layer and snapshots are, and whether it runs. */
@@ -43,6 +46,8 @@ export interface ContainerLayer {
   upperDir: string;
   /** The folder its snapshots go in (inside the container's own folder). */
   snapshotsDir: string;
+  /** The file saying a snapshot froze the container (container-snapshots-recovery.ts): in its folder, not among the snapshots. */
+  freezeMarker: string;
   /** PID of the container's init while it runs; undefined when it is stopped. */
   initPid(): Promise<number | undefined>;
 }
@@ -150,8 +155,8 @@ export class ContainerSnapshots {
       }
       const newer = this.later(layer, await this.read(layer), name, destroyMoreRecent);
       const parent = path.dirname(layer.upperDir);
-      // What a rollback cut short by a crash left beside the layer.
-      for (const entry of await readdir(parent)) if (/^\.(rollback|replaced)-[0-9a-f]+$/.test(entry)) await rm(path.join(parent, entry), { recursive: true, force: true });
+      // What a rollback cut short by a crash left beside the layer (the agent's start has normally seen to it).
+      await restoreLayer(layer);
       const tag = randomBytes(6).toString('hex');
       const incoming = path.join(parent, `.rollback-${tag}`);
       const outgoing = path.join(parent, `.replaced-${tag}`);
@@ -161,7 +166,8 @@ export class ContainerSnapshots {
         await rm(incoming, { recursive: true, force: true });
         throw error;
       }
-      // Two renames in one folder: the layer is the old one or the new one, never a mix.
+      // Two renames in one folder: the layer is the old one or the new one, never a mix; cut
+      // between them, there is none, and restoreLayer puts the old one back.
       await rename(layer.upperDir, outgoing);
       await rename(incoming, layer.upperDir);
       await rm(outgoing, { recursive: true, force: true });
@@ -193,6 +199,11 @@ export class ContainerSnapshots {
     });
   }
 
+  /** At agent start, before the API answers: what a crash during a snapshot or a rollback left, put right. */
+  recover(layer: ContainerLayer): Promise<LayerRecovery> {
+    return this.perGuest.run(layer.guestId, () => recoverLayer(layer));
+  }
+
   /** The container is deleted: every snapshot goes (when its folder is not removed with it anyway). */
   removeAll(layer: ContainerLayer): Promise<void> {
     return this.perGuest.run(layer.guestId, () => rm(layer.snapshotsDir, { recursive: true, force: true }));
@@ -213,12 +224,15 @@ export class ContainerSnapshots {
       throw error;
     }
     if (await freezer.isFrozen()) return void (await copy());
+    // Should the agent die before the thaw, its next start thaws the container by this mark.
+    await markSnapshotFreeze(layer, pid);
     try {
       await freezer.freeze(signal);
       await copy();
     } finally {
       // Thawed whatever happened, also after a freeze that did not settle.
       await freezer.thaw();
+      await clearSnapshotFreeze(layer);
     }
   }
 

@@ -7,17 +7,14 @@
  * Lines look like: 'hk-<id>' changed state to [STOPPED]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Logger } from '../../core/contract/index.js';
 import { CONTAINER_NAME_PREFIX } from './container-paths.js';
+import { endingWithAgent } from './parent-death.js';
 
 export type LxcStateName = 'STARTING' | 'RUNNING' | 'STOPPING' | 'STOPPED' | 'ABORTING' | 'FREEZING' | 'FROZEN' | 'THAWED';
 
 export type StateListener = (name: string, state: LxcStateName) => void;
-
-/** util-linux's setpriv, which sets the parent-death signal before it execs lxc-monitor. */
-const SETPRIV = '/usr/bin/setpriv';
 
 const LINE = /^'([^']+)' changed state to \[([A-Z]+)\]$/;
 
@@ -68,9 +65,9 @@ export class LxcMonitor {
   private spawn(): Promise<void> {
     return new Promise((resolve) => {
       // Only this plugin's containers (lxc-monitor anchors the regex itself: "^(...)$").
-      const argv = [this.program, '-P', this.lxcPath, '-n', `${CONTAINER_NAME_PREFIX}.*`];
       // Ended by the kernel when the agent dies (kill -9 included): an orphan would wait for its next event to die of SIGPIPE.
-      const child = existsSync(SETPRIV) ? spawn(SETPRIV, ['--pdeathsig', 'SIGTERM', ...argv], { stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+      const [file, ...args] = endingWithAgent([this.program, '-P', this.lxcPath, '-n', `${CONTAINER_NAME_PREFIX}.*`], 'SIGTERM');
+      const child = spawn(file!, args, { stdio: ['ignore', 'pipe', 'pipe'] });
       this.child = child;
       child.once('spawn', () => resolve());
       child.once('error', (error) => {

@@ -32,7 +32,8 @@ import {
 } from '../../core/contract/index.js';
 import { blkioAccountingLines } from './cgroup-blkio.js';
 import { consoleConfigLines, consolePlace, ContainerConsoles, SWEEP_MS } from './container-console.js';
-import { layerSnapshotStages } from './container-snapshots-stages.js';
+import { ContainerSnapshots } from './container-snapshots.js';
+import { containerLayer, HOST_SNAPSHOT_TOOLS, layerSnapshotStages } from './container-snapshots-stages.js';
 import { ContainerMetrics } from './container-metrics.js';
 import { checkBridges, checkStartable, forgetNicCounters, nicConfigLines, nicDevices, planContainerNics } from './container-nics.js';
 import { ContainerPaths, CONTAINERS_FOLDER } from './container-paths.js';
@@ -64,7 +65,8 @@ export class LxcPlugin implements PluginInstance {
   private readonly metrics: ContainerMetrics;
   /** The containers' /dev/console (the console stage; container-console.ts). */
   private readonly consoles: ContainerConsoles;
-  /** Snapshots of the containers' layers (container-snapshots*.ts); the manifest makes them its stages. */
+  /** Snapshots of the containers' layers (container-snapshots*.ts); the manifest makes their stages its own. */
+  private readonly snapshots = new ContainerSnapshots(HOST_SNAPSHOT_TOOLS);
   readonly snapshotStages: ReturnType<typeof layerSnapshotStages>;
   private version = 'unknown';
   /** A folder above the containers or the images that others may not search (o+x), which mapped roots need. */
@@ -84,7 +86,7 @@ export class LxcPlugin implements PluginInstance {
     this.runtime = new ContainerRuntime(this.tools, this.monitor);
     this.metrics = new ContainerMetrics((guestId, controller) => this.paths(guestId).cgroup(controller), nicDevices); // NICs checked at create: not re-checked per request
     this.consoles = new ContainerConsoles(this.tools.program('lxc-console'), (id) => consolePlace(this.paths(id)), this.options.consoleLogBytes, log);
-    this.snapshotStages = layerSnapshotStages((id) => this.paths(id));
+    this.snapshotStages = layerSnapshotStages(this.snapshots, (id) => this.paths(id));
   }
 
   /** The paths and names of a guest's container (container-paths.ts). */
@@ -111,10 +113,24 @@ export class LxcPlugin implements PluginInstance {
     }
     await this.monitor.start();
     const guests = (await this.guests.list()).filter((g) => g.type === CONTAINER_TYPE);
+    // Before the states are read: a container a killed agent's snapshot left frozen is running, not suspended.
+    await Promise.all(guests.map((guest) => this.recoverSnapshots(guest)));
     await Promise.all(guests.map((guest) => this.watch.reattach(guest)));
     await this.watch.drained(); // recorded before the API answers: a client never reads the state from before the agent stopped
     this.consoles.sweepEvery(SWEEP_MS, async () => (await this.guests.list()).filter((g) => g.type === CONTAINER_TYPE).map((g) => g.id));
     this.log.info({ lxc: this.version, containerImagesDir: this.options.containerImagesDir, unprivileged: this.options.unprivileged, containers: guests.length }, 'LXC backend ready');
+  }
+
+  /** What a snapshot or rollback cut short by the agent's end left of this container, put right (container-snapshots-recovery.ts). */
+  private async recoverSnapshots(guest: Guest): Promise<void> {
+    const paths = this.paths(guest.id);
+    if (!(await isDirectory(paths.dir))) return;
+    try {
+      const found = await this.snapshots.recover(containerLayer(paths));
+      if (found.thawed || found.partials > 0 || found.layerRestored) this.log.warn({ guest: guest.id, ...found }, 'put right what a snapshot or rollback cut short by the agent\'s end left');
+    } catch (error) {
+      this.log.error({ guest: guest.id, err: (error as Error).message }, 'could not put right what a snapshot or rollback cut short left of this container');
+    }
   }
 
   /** Stops listening; the containers keep running under LXC's monitors. */

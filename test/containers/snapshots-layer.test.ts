@@ -9,7 +9,7 @@
  * answers never carry a host path.
  */
 import { expect } from 'chai';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { StageRejection } from '../../core/contract/index.js';
@@ -49,6 +49,7 @@ describe('container snapshots on LXC (layer copies)', function () {
     guestId: `guest-${c.name}`,
     upperDir: c.upperDir,
     snapshotsDir: path.join(c.dir, 'snapshots'),
+    freezeMarker: path.join(c.dir, 'snapshot-freeze.json'),
     initPid: () => lxc.initPid(c),
   });
 
@@ -137,6 +138,34 @@ describe('container snapshots on LXC (layer copies)', function () {
     }
   });
 
+  it('a rollback cut between its two renames (no layer) gets the old layer back at recovery; one cut after them loses only the leftover', async () => {
+    const c = await lxc.container();
+    const layer = layerOf(c);
+    await lxc.start(c);
+    await lxc.sh(c, 'echo old > /root/state');
+    await snapshots.create(layer, 'snap');
+    await lxc.sh(c, 'echo current > /root/state');
+    await lxc.stop(c);
+    // The state rollback() leaves when the agent dies between `rename(layer, .replaced-T)` and `rename(.rollback-T, layer)`.
+    const parent = path.dirname(c.upperDir);
+    await rename(c.upperDir, path.join(parent, '.replaced-0a0a'));
+    await run('cp', ['-a', path.join(layer.snapshotsDir, 'snap', 'layer'), path.join(parent, '.rollback-0a0a')]);
+    const recovered = await snapshots.recover(layer);
+    expect(recovered).to.deep.equal({ thawed: false, partials: 0, layerRestored: true });
+    expect(await readFile(path.join(c.upperDir, 'root/state'), 'utf8'), 'the layer from before the rollback').to.equal('current\n');
+    expect((await readdir(parent)).filter((e) => e.startsWith('.')), 'no rollback folder left').to.deep.equal([]);
+    await lxc.start(c);
+    expect(await lxc.sh(c, 'cat /root/state'), 'the container starts on it').to.equal('current\n');
+    await lxc.stop(c);
+
+    // Cut after both renames: the new layer is in place, the old one left beside it goes; a rollback runs as usual after.
+    await run('cp', ['-a', c.upperDir, path.join(parent, '.replaced-0b0b')]);
+    expect((await snapshots.recover(layer)).layerRestored).to.equal(false);
+    expect((await readdir(parent)).filter((e) => e.startsWith('.'))).to.deep.equal([]);
+    expect(await snapshots.rollback(layer, 'snap', false)).to.deep.equal([]);
+    expect(await readFile(path.join(c.upperDir, 'root/state'), 'utf8')).to.equal('old\n');
+  });
+
   it('a suspended (frozen) container is copied as it is and stays frozen', async () => {
     const c = await lxc.container();
     const layer = layerOf(c);
@@ -144,6 +173,9 @@ describe('container snapshots on LXC (layer copies)', function () {
     await lxc.sh(c, 'echo frozen-state > /root/f');
     await run('lxc-freeze', ['-n', c.name, '-P', lxc.lxcPath]);
     await snapshots.create(layer, 'while-frozen');
+    expect(await lxc.state(c)).to.equal('FROZEN');
+    // No snapshot's freeze to undo: the recovery at an agent start leaves the user's suspend alone.
+    expect((await snapshots.recover(layer)).thawed).to.equal(false);
     expect(await lxc.state(c)).to.equal('FROZEN');
     await run('lxc-unfreeze', ['-n', c.name, '-P', lxc.lxcPath]);
     await lxc.stop(c);
