@@ -144,7 +144,7 @@ const ms = (v: number | undefined) => (v === undefined ? 'n/a' : `${Math.round(v
 const mib = (bytes: number | undefined) => (bytes === undefined ? 'n/a' : `${(bytes / (1 << 20)).toFixed(1)} MiB`);
 const timelineOf = (run: Run) => Object.entries(run.phases ?? {}).map(([phase, at]) => `${phase} ${at} ms`).join(', ');
 
-const ROUNDS = 7;
+const ROUNDS = 9;
 const median = (values: (number | undefined)[]): number | undefined => {
   const known = values.filter((v): v is number => v !== undefined).sort((x, y) => x - y);
   return known.length ? known[Math.floor(known.length / 2)] : undefined;
@@ -207,7 +207,7 @@ async function main(): Promise<void> {
         "QEMU by hand: a second guest from the same command line and a copy of the same disk, which writes the same 100 MiB in it after its boot (so its RAM holds what the agents' guest's does: " +
         `${mib(median(handRuns.map((r) => r.memoryBytes)))} of RAM sent by hand, ${mib(median(agentRuns.map((r) => r.memoryBytes)))} by the agents), moved with the same steps over QMP (target with -incoming defer, NBD export, drive-mirror until BLOCK_JOB_READY, migrate with downtime-limit 300 ms and max-bandwidth 10 GiB/s until the MIGRATION event "completed", mirror ended, cont), timed from the target's disk creation to its cont. ` +
         'Through the agents: from POST /guests/{id}/migrate?wait to its answer (the job Complete). ' +
-        "Guest's view: wall time between the guest's last clock line from the source and its first from the target, minus the guest time between them (10 ms steps).",
+        "Guest's view: the guest prints its uptime every 10 ms; a line's arrival time minus the uptime it shows grows by the pause; the least of that over the target's first second of lines minus the least over the source's last second (the line with the least console lag on each side).",
       '',
       "| move | total | downtime (QEMU) | downtime (guest's counter) | target | met |",
       '| --- | --- | --- | --- | --- | --- |',

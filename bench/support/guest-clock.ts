@@ -1,9 +1,10 @@
 /**
  * The migration bench's view of a guest's downtime (bench/migration.ts):
  * the guest prints its own uptime every 10 ms; guest time stops while the
- * VM is stopped, so the wall time between the last line from the source
- * and the first from the target minus the guest time between them is the
- * pause it lived through (console latency on either side included).
+ * VM is stopped, so the wall time between a line from the source and one
+ * from the target minus the guest time between them is the pause it lived
+ * through, plus the consoles' delivery lag, which guestDowntime() takes
+ * out as far as the lines allow.
  */
 
 /** The guest's clock every 10 ms, with the host's arrival time of each line kept by the reader. */
@@ -30,10 +31,25 @@ export class ClockReader {
   }
 }
 
-/** The pause the guest lived through between its last line on the source and its first on the target. */
+/** How much guest time, on each side of the pause, the line that arrived soonest is picked from. */
+const WINDOW_MS = 1000;
+
+/**
+ * The pause the guest lived through. While the guest runs, a line's host
+ * arrival time minus the guest time it prints is constant but for the
+ * console's delivery lag (each agent's console, a busy event loop); the
+ * pause adds to it. So the pause is the least of that difference among the
+ * target's first lines minus the least among the source's last lines: a
+ * lag only ever adds, and the line that arrived soonest on each side
+ * carries the least of it (one line each, as first measured, went negative
+ * when the source's last lines arrived late).
+ */
 export function guestDowntime(source: ClockReader, target: ClockReader, after: number): number | undefined {
   const first = target.stamps.find((s) => s.hostMs > after);
-  const last = [...source.stamps].reverse().find((s) => s.guestMs <= (first?.guestMs ?? Infinity));
-  if (!first || !last) return undefined;
-  return first.hostMs - last.hostMs - (first.guestMs - last.guestMs);
+  if (!first) return undefined;
+  const before = source.stamps.filter((s) => s.guestMs <= first.guestMs && s.guestMs > first.guestMs - WINDOW_MS);
+  const afterwards = target.stamps.filter((s) => s.hostMs > after && s.guestMs < first.guestMs + WINDOW_MS);
+  if (before.length === 0) return undefined;
+  const offset = (stamps: Stamp[]) => Math.min(...stamps.map((s) => s.hostMs - s.guestMs));
+  return offset(afterwards) - offset(before);
 }
