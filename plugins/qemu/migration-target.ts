@@ -8,7 +8,6 @@
  */
 import { createWriteStream } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -26,6 +25,8 @@ import { isDirectory } from './reattach.js';
 import { QmpWakeup } from './qmp-wakeup.js';
 import { RunDir } from './run-dir.js';
 import { ensureTap, interfaceExists, isBridge, removeTap } from './taps.js';
+import { noteIncomingTap, removeIncomingTaps } from './incoming-taps.js';
+import { advertisedPlan, incomingPorts } from './incoming-ports.js';
 
 export interface TargetDeps {
   options: ResolvedQemuOptions;
@@ -41,18 +42,6 @@ export interface TargetDeps {
 
 /** How long a commit waits for an incoming copy that is still loading (the source sent it all). */
 const INCOMING_END_MS = 30_000;
-
-/** A TCP port free on `host` now, for QEMU to listen on (a race with other programs is possible, rare). */
-function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, host, () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 export class MigrationTarget {
   constructor(private readonly deps: TargetDeps) {}
@@ -109,6 +98,7 @@ export class MigrationTarget {
         let device = tapName(source.id, index);
         if (await interfaceExists(device)) device = device.replace(/n(\d+)$/, 'm$1');
         if (await interfaceExists(device)) throw new StageRejection(409, `NIC ${nic.name}: tap names ${tapName(source.id, index)} and ${device} are taken on this host`);
+        await noteIncomingTap(runDir, device);
         await ensureTap(device, nic.network);
         nics.push({ ...nic, device });
         guest = { ...guest, nics: [...nics, ...guest.nics.slice(nics.length)] };
@@ -136,7 +126,7 @@ export class MigrationTarget {
       throw error;
     });
     this.deps.machines.set(guest.id, machine);
-    const [nbdPort, memoryPort] = [await freePort(host), await freePort(host)];
+    const [nbdPort, memoryPort] = await incomingPorts(host, this.deps.options);
     await machine.qmp.execute('nbd-server-start', { addr: { type: 'inet', data: { host, port: String(nbdPort) } } });
     const exports: Record<string, string> = {};
     for (const disk of guest.disks) {
@@ -147,7 +137,7 @@ export class MigrationTarget {
     // MIGRATION events on each state change: the commit waits for the incoming copy's end without polling.
     await machine.qmp.execute('migrate-set-capabilities', { capabilities: [{ capability: 'events', state: true }] });
     await machine.qmp.execute('migrate-incoming', { uri: `tcp:${uriHost}:${memoryPort}` });
-    return { nbd: { host, port: nbdPort, exports }, memory: { host, port: memoryPort } };
+    return advertisedPlan(host, this.deps.options, [nbdPort, memoryPort], exports);
   }
 
   async writeDisk(guest: Guest, device: string, body: Readable): Promise<void> {
@@ -222,6 +212,8 @@ export class MigrationTarget {
     if (stray) await terminate(stray, 5000);
     this.deps.consoles.forget(guest.id);
     for (const nic of guest.nics) if (nic.device) await removeTap(nic.device);
+    // The taps a prepare cut off by a kill made (the record it left names none).
+    await removeIncomingTaps(runDir);
     await rm(runDir.dir, { recursive: true, force: true });
     if (guest.vnc > 0) this.deps.releaseVnc(guest.vnc);
   }

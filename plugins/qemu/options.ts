@@ -38,6 +38,17 @@ export const qemuOptionsSchema = z
     vncListen: z.string().min(1).default('127.0.0.1'),
     vncPortMin: z.number().int().min(5900).max(65535).default(5900),
     vncPortMax: z.number().int().min(5900).max(65535).default(5999),
+    /**
+     * Incoming live moves (docs/migration.md): the address the source is
+     * told to connect its NBD and migration streams to; empty: the address
+     * they listen on (the one the source reached this agent at). Set it
+     * when the source reaches this host's streams elsewhere (NAT, a
+     * forwarder).
+     */
+    migrationHost: z.string().max(255).default(''),
+    /** The TCP port range those two streams listen in (a firewall's opening); 0: any free port. */
+    migrationPortMin: z.number().int().min(0).max(65535).default(0),
+    migrationPortMax: z.number().int().min(0).max(65535).default(0),
     /** console.log (ttyS0) is rotated past this many bytes to console.log.1, which keeps as many (docs/console.md). */
     consoleLogBytes: z.number().int().min(64 * 1024).max(1 << 30).default(1024 * 1024),
     /** Seconds shutdown waits for the guest to power off after the ACPI button. */
@@ -60,7 +71,10 @@ export const qemuOptionsSchema = z
     /** Extra arguments appended to every QEMU command line (operator escape hatch). */
     extraArgs: z.array(z.string()).default([]),
   })
-  .refine((o) => o.vncPortMin <= o.vncPortMax, { message: 'vncPortMin must not exceed vncPortMax' });
+  .refine((o) => o.vncPortMin <= o.vncPortMax, { message: 'vncPortMin must not exceed vncPortMax' })
+  .refine((o) => (o.migrationPortMin === 0 && o.migrationPortMax === 0) || (o.migrationPortMin > 0 && o.migrationPortMin < o.migrationPortMax), {
+    message: 'migrationPortMin and migrationPortMax: both 0 (any port), or a range of at least two ports',
+  });
 
 export type QemuOptions = z.infer<typeof qemuOptionsSchema>;
 

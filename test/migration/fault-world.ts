@@ -26,8 +26,9 @@ export class Side {
     public agent: RunningAgent,
   ) {}
 
-  static async start(name: string, imagesDir: string): Promise<Side> {
-    const config = tcgQemuConfig(imagesDir);
+  /** `qemu`: QEMU plugin options over the test config's. */
+  static async start(name: string, imagesDir: string, qemu: Record<string, unknown> = {}): Promise<Side> {
+    const config = tcgQemuConfig(imagesDir, qemu);
     return new Side(name, config, await startAgent({ config, env: ENV, startTimeoutMs: 120_000 }));
   }
 
