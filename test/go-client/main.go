@@ -26,6 +26,8 @@ import (
 	"os"
 	"strconv"
 	"time"
+
+	mistify "hyperkern/test/go-mistify"
 )
 
 var client = &http.Client{Timeout: 60 * time.Second}
@@ -77,10 +79,10 @@ func expectStatus(a answer, what string, statuses ...int) {
 }
 
 // waitJob polls GET /jobs/{id} until the job ends, as mistify clients do.
-func waitJob(base, id string, timeout time.Duration) Job {
+func waitJob(base, id string, timeout time.Duration) mistify.Job {
 	deadline := time.Now().Add(timeout)
 	for {
-		var job Job
+		var job mistify.Job
 		a := call("GET", base+"/jobs/"+id, nil, false)
 		expectStatus(a, "GET /jobs/"+id, 200)
 		decode(a, "a Job", &job)
@@ -94,13 +96,13 @@ func waitJob(base, id string, timeout time.Duration) Job {
 	}
 }
 
-func getGuest(base, id string) (int, *Guest) {
+func getGuest(base, id string) (int, *mistify.Guest) {
 	a := call("GET", base+"/guests/"+id, nil, false)
 	if a.Status == 404 {
 		return 404, nil
 	}
 	expectStatus(a, "GET /guests/"+id, 200)
-	var g Guest
+	var g mistify.Guest
 	decode(a, "a Guest", &g)
 	return a.Status, &g
 }
@@ -119,11 +121,11 @@ func main() {
 	out := map[string]interface{}{}
 	switch command {
 	case "create":
-		var guest Guest
+		var guest mistify.Guest
 		check(json.Unmarshal([]byte(args[1]), &guest), "guest JSON argument")
 		a := call("POST", base+"/guests", guest, true)
 		expectStatus(a, "POST /guests", 202)
-		var created Guest
+		var created mistify.Guest
 		decode(a, "the created Guest", &created)
 		job := waitJob(base, a.JobID, seconds(args[0]))
 		_, after := getGuest(base, created.Id)
@@ -138,7 +140,7 @@ func main() {
 		// mistify's client posts json.Marshal(nil): the 4-byte body null.
 		a := call(method, url, nil, true)
 		expectStatus(a, method+" "+url, 202)
-		var accepted Guest
+		var accepted mistify.Guest
 		decode(a, "the accepted Guest", &accepted)
 		job := waitJob(base, a.JobID, seconds(args[2]))
 		status, after := getGuest(base, id)
@@ -147,15 +149,15 @@ func main() {
 		status, g := getGuest(base, args[0])
 		out["status"], out["guest"] = status, g
 	case "list":
-		var guests []Guest
+		var guests []mistify.Guest
 		a := call("GET", base+"/guests", nil, false)
 		expectStatus(a, "GET /guests", 200)
 		decode(a, "a []Guest", &guests)
 		out["guests"] = guests
 	case "metrics":
-		var cpu []*GuestCpuMetrics
-		var nic map[string]*GuestNicMetrics
-		var disk map[string]*GuestDiskMetrics
+		var cpu []*mistify.GuestCpuMetrics
+		var nic map[string]*mistify.GuestNicMetrics
+		var disk map[string]*mistify.GuestDiskMetrics
 		for kind, into := range map[string]interface{}{"cpu": &cpu, "nic": &nic, "disk": &disk} {
 			a := call("GET", base+"/guests/"+args[0]+"/metrics/"+kind, nil, false)
 			expectStatus(a, "GET metrics/"+kind, 200)
@@ -163,7 +165,7 @@ func main() {
 		}
 		out["cpu"], out["nic"], out["disk"] = cpu, nic, disk
 	case "jobs":
-		var mine, all []Job
+		var mine, all []mistify.Job
 		a := call("GET", base+"/guests/"+args[0]+"/jobs", nil, false)
 		expectStatus(a, "GET /guests/{id}/jobs", 200)
 		decode(a, "a []Job", &mine)
@@ -195,15 +197,15 @@ func main() {
 			key, method, url string
 			body             interface{}
 		}{
-			{"created", "POST", snaps, SnapshotRequest{Dest: name}},
+			{"created", "POST", snaps, mistify.SnapshotRequest{Dest: name}},
 			{"listed", "GET", snaps, nil},
 			{"got", "GET", snaps + "/" + name, nil},
-			{"rolledBack", "POST", snaps + "/" + name + "/rollback", SnapshotRequest{}},
+			{"rolledBack", "POST", snaps + "/" + name + "/rollback", mistify.SnapshotRequest{}},
 			{"deleted", "DELETE", snaps + "/" + name, nil},
 			{"after", "GET", snaps, nil},
 		}
 		for _, step := range steps {
-			var answered []Snapshot
+			var answered []mistify.Snapshot
 			a := call(step.method, step.url, step.body, step.body != nil)
 			expectStatus(a, step.method+" "+step.url, 200)
 			decode(a, "a []Snapshot", &answered)
@@ -212,9 +214,9 @@ func main() {
 	case "fetch-image":
 		// As lochness asks for an image before a create: only the id, the
 		// agent fetches it from its image server.
-		a := call("POST", base+"/images", ImageRequest{Id: args[0]}, true)
+		a := call("POST", base+"/images", mistify.ImageRequest{Id: args[0]}, true)
 		expectStatus(a, "POST /images", 202)
-		var accepted Image
+		var accepted mistify.Image
 		decode(a, "an Image", &accepted)
 		job := waitJob(base, a.JobID, seconds(args[1]))
 		if job.Status != "Complete" {
@@ -222,19 +224,19 @@ func main() {
 		}
 		b := call("GET", base+"/images/"+args[0], nil, false)
 		expectStatus(b, "GET /images/"+args[0], 200)
-		var image Image
+		var image mistify.Image
 		decode(b, "an Image", &image)
 		c := call("GET", base+"/images", nil, false)
 		expectStatus(c, "GET /images", 200)
-		var listed []Image
+		var listed []mistify.Image
 		decode(c, "a []Image", &listed)
 		out["accepted"], out["job"], out["image"], out["listed"] = accepted, job, image, listed
 	case "fetch-container-image":
 		// A container image: mistify's ImageRequest with type "container" and a source.
 		id, source := args[0], args[1]
-		a := call("POST", base+"/images", ImageRequest{Id: id, Type: "container", Source: source}, true)
+		a := call("POST", base+"/images", mistify.ImageRequest{Id: id, Type: "container", Source: source}, true)
 		expectStatus(a, "POST /images", 202)
-		var accepted Image
+		var accepted mistify.Image
 		decode(a, "an Image", &accepted)
 		job := waitJob(base, a.JobID, seconds(args[2]))
 		if job.Status != "Complete" {
@@ -242,11 +244,11 @@ func main() {
 		}
 		b := call("GET", base+"/images/"+id+"?type=container", nil, false)
 		expectStatus(b, "GET /images/"+id+"?type=container", 200)
-		var image Image
+		var image mistify.Image
 		decode(b, "an Image", &image)
 		c := call("GET", base+"/images?type=container", nil, false)
 		expectStatus(c, "GET /images?type=container", 200)
-		var listed []Image
+		var listed []mistify.Image
 		decode(c, "a []Image", &listed)
 		out["accepted"], out["job"], out["image"], out["listed"] = accepted, job, image, listed
 	default:

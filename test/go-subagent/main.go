@@ -3,9 +3,10 @@
 // Suspend, Resume, Delete, CPUMetrics, NicMetrics, DiskMetrics) served as
 // JSON-RPC 1.0 over HTTP POST /_mistify_RPC_, the way gorilla/rpc's json
 // codec serves them, over an in-memory set of "domains". Every answer is
-// encoded by encoding/json from the structs in types.go, so omitempty fields
-// holding their zero value are absent and nil slices and maps are null:
-// exactly what hyperkern gets from a real Go sub-agent.
+// encoded by encoding/json from mistify's structs (../go-mistify, shared
+// with the Go client), so omitempty fields holding their zero value are
+// absent and nil slices and maps are null: exactly what hyperkern gets from
+// a real Go sub-agent.
 //
 // States are libvirt's names as mistify-agent-libvirt reports them
 // (running, paused, shutdown, shutoff, ...). A guest whose metadata holds
@@ -28,6 +29,8 @@ import (
 	"os"
 	"strings"
 	"sync"
+
+	mistify "hyperkern/test/go-mistify"
 )
 
 type domain struct {
@@ -56,20 +59,22 @@ type rpcResponse struct {
 	ID     *json.RawMessage `json:"id"`
 }
 
-var guestMethods = map[string]func(*subAgent, *Guest, *domain) (string, error){
+var guestMethods = map[string]func(*subAgent, *mistify.Guest, *domain) (string, error){
 	"Start":    start,
 	"Run":      start,
-	"Shutdown": func(s *subAgent, g *Guest, d *domain) (string, error) { return s.to(d, "shutdown", "running") },
-	"Reboot":   func(s *subAgent, g *Guest, d *domain) (string, error) { return s.to(d, "running", "running") },
-	"Restart":  func(s *subAgent, g *Guest, d *domain) (string, error) { return s.to(d, "running", "running", "paused") },
-	"Poweroff": func(s *subAgent, g *Guest, d *domain) (string, error) {
+	"Shutdown": func(s *subAgent, g *mistify.Guest, d *domain) (string, error) { return s.to(d, "shutdown", "running") },
+	"Reboot":   func(s *subAgent, g *mistify.Guest, d *domain) (string, error) { return s.to(d, "running", "running") },
+	"Restart": func(s *subAgent, g *mistify.Guest, d *domain) (string, error) {
+		return s.to(d, "running", "running", "paused")
+	},
+	"Poweroff": func(s *subAgent, g *mistify.Guest, d *domain) (string, error) {
 		return s.to(d, "shutoff", "running", "paused", "shutdown", "crashed")
 	},
-	"Suspend": func(s *subAgent, g *Guest, d *domain) (string, error) { return s.to(d, "paused", "running") },
-	"Resume":  func(s *subAgent, g *Guest, d *domain) (string, error) { return s.to(d, "running", "paused") },
+	"Suspend": func(s *subAgent, g *mistify.Guest, d *domain) (string, error) { return s.to(d, "paused", "running") },
+	"Resume":  func(s *subAgent, g *mistify.Guest, d *domain) (string, error) { return s.to(d, "running", "paused") },
 }
 
-func start(s *subAgent, g *Guest, d *domain) (string, error) {
+func start(s *subAgent, g *mistify.Guest, d *domain) (string, error) {
 	if d.state == "running" {
 		return "already running", nil
 	}
@@ -96,21 +101,21 @@ func (s *subAgent) to(d *domain, next string, from ...string) (string, error) {
 	return "", nil
 }
 
-func (s *subAgent) lookup(g *Guest) (*domain, error) {
-	if g == nil || g.ID == "" {
+func (s *subAgent) lookup(g *mistify.Guest) (*domain, error) {
+	if g == nil || g.Id == "" {
 		return nil, errors.New("invalid argument")
 	}
-	d, ok := s.domains[g.ID]
+	d, ok := s.domains[g.Id]
 	if !ok {
-		return nil, fmt.Errorf("Domain not found: no domain with matching name '%s'", g.ID)
+		return nil, fmt.Errorf("Domain not found: no domain with matching name '%s'", g.Id)
 	}
 	return d, nil
 }
 
 // answer is the guest as this sub-agent sends it back.
-func answer(g *Guest, d *domain) *Guest {
+func answer(g *mistify.Guest, d *domain) *mistify.Guest {
 	if g.Metadata["gosub.answer"] == "new-guest" {
-		return &Guest{ID: g.ID, State: d.state}
+		return &mistify.Guest{Id: g.Id, State: d.state}
 	}
 	g.State = d.state
 	g.VNC = d.vnc
@@ -118,22 +123,22 @@ func answer(g *Guest, d *domain) *Guest {
 }
 
 func (s *subAgent) guestCall(name string, raw json.RawMessage) (interface{}, error) {
-	var request GuestRequest
+	var request mistify.GuestRequest
 	if err := json.Unmarshal(raw, &request); err != nil {
 		return nil, err
 	}
 	g := request.Guest
 	switch name {
 	case "Create":
-		if g == nil || g.ID == "" {
+		if g == nil || g.Id == "" {
 			return nil, errors.New("invalid argument")
 		}
-		if _, taken := s.domains[g.ID]; taken {
-			return nil, fmt.Errorf("operation failed: domain '%s' already exists", g.ID)
+		if _, taken := s.domains[g.Id]; taken {
+			return nil, fmt.Errorf("operation failed: domain '%s' already exists", g.Id)
 		}
 		// Defines the domain and boots it, as mistify-agent-libvirt's Create does.
 		d := &domain{state: "shutoff"}
-		s.domains[g.ID] = d
+		s.domains[g.Id] = d
 		for i := range g.Nics {
 			if g.Nics[i].Device == "" {
 				g.Nics[i].Device = fmt.Sprintf("vnet%d", i)
@@ -145,19 +150,19 @@ func (s *subAgent) guestCall(name string, raw json.RawMessage) (interface{}, err
 		}
 		for i := range g.Disks {
 			if g.Disks[i].Source == "" {
-				g.Disks[i].Source = fmt.Sprintf("/dev/zvol/guests/%s/disk-%d", g.ID, i)
+				g.Disks[i].Source = fmt.Sprintf("/dev/zvol/guests/%s/disk-%d", g.Id, i)
 			}
 		}
 		s.to(d, "running", "shutoff")
-		return GuestResponse{Guest: answer(g, d)}, nil
+		return mistify.GuestResponse{Guest: answer(g, d)}, nil
 	case "Delete":
 		d, err := s.lookup(g)
 		if err != nil {
 			return nil, err
 		}
-		delete(s.domains, g.ID)
+		delete(s.domains, g.Id)
 		d.state = "shutoff"
-		return GuestResponse{Guest: answer(g, d)}, nil
+		return mistify.GuestResponse{Guest: answer(g, d)}, nil
 	}
 	method, ok := guestMethods[name]
 	if !ok {
@@ -171,11 +176,11 @@ func (s *subAgent) guestCall(name string, raw json.RawMessage) (interface{}, err
 	if err != nil {
 		return nil, err
 	}
-	return GuestResponse{Guest: answer(g, d), Message: message}, nil
+	return mistify.GuestResponse{Guest: answer(g, d), Message: message}, nil
 }
 
 func (s *subAgent) metricsCall(name string, raw json.RawMessage) (interface{}, error) {
-	var request GuestMetricsRequest
+	var request mistify.GuestMetricsRequest
 	if err := json.Unmarshal(raw, &request); err != nil {
 		return nil, err
 	}
@@ -184,28 +189,28 @@ func (s *subAgent) metricsCall(name string, raw json.RawMessage) (interface{}, e
 		return nil, err
 	}
 	g := request.Guest
-	response := GuestMetricsResponse{Guest: g, Type: request.Type}
+	response := mistify.GuestMetricsResponse{Guest: g, Type: request.Type}
 	d.cpuTime += 1.5
 	d.io += 4096
 	switch name {
 	case "CPUMetrics":
 		// One per vCPU; a guest with no vCPUs gets a nil slice, so no "cpu" at all.
-		for i := uint(0); i < g.CPU; i++ {
-			response.CPU = append(response.CPU, &GuestCPUMetrics{CPUTime: d.cpuTime, VCPUTime: d.cpuTime - 0.5})
+		for i := uint(0); i < g.Cpu; i++ {
+			response.CPU = append(response.CPU, &mistify.GuestCpuMetrics{CpuTime: d.cpuTime, VcpuTime: d.cpuTime - 0.5})
 		}
 	case "NicMetrics":
 		for _, nic := range g.Nics {
 			if response.Nic == nil {
-				response.Nic = map[string]*GuestNicMetrics{}
+				response.Nic = map[string]*mistify.GuestNicMetrics{}
 			}
-			response.Nic[nic.Name] = &GuestNicMetrics{Name: nic.Name, RxBytes: d.io, RxPackets: d.io / 512, TxBytes: d.io / 2}
+			response.Nic[nic.Name] = &mistify.GuestNicMetrics{Name: nic.Name, RxBytes: d.io, RxPackets: d.io / 512, TxBytes: d.io / 2}
 		}
 	case "DiskMetrics":
 		for _, disk := range g.Disks {
 			if response.Disk == nil {
-				response.Disk = map[string]*GuestDiskMetrics{}
+				response.Disk = map[string]*mistify.GuestDiskMetrics{}
 			}
-			response.Disk[disk.Device] = &GuestDiskMetrics{Disk: disk.Device, ReadOps: d.io / 4096, ReadBytes: d.io, WriteBytes: d.io / 2}
+			response.Disk[disk.Device] = &mistify.GuestDiskMetrics{Disk: disk.Device, ReadOps: d.io / 4096, ReadBytes: d.io, WriteBytes: d.io / 2}
 		}
 	default:
 		return nil, errNoMethod

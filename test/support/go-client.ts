@@ -1,6 +1,6 @@
 /**
  * The Go programs of the tests (test/go-client/, test/go-subagent/, stdlib
- * only), each built once per test process with the Debian golang-go toolchain, offline,
+ * only; mistify's wire types, which both use, in test/go-mistify/), each built once per test process with the Debian golang-go toolchain, offline,
  * into a temp dir. goClient() runs one command of the client against an
  * agent and returns what the Go program decoded into mistify's Go types.
  */

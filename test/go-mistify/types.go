@@ -1,13 +1,17 @@
-package main
+// Package mistify holds the wire types of mistify-agent's client and rpc
+// packages, field for field and tag for tag as the steering notes'
+// DESIGN.md (../shared/DESIGN.md) lists them, with mistify's own Go names
+// (Id, Cpu, GuestCpuMetrics). Both Go programs of the tests use them: the
+// client (../go-client), whose requests encoding/json writes from these
+// (every field without omitempty, zero values included) as real Go clients
+// do, and whose decoding of the answers applies Go's type checks (a uint
+// never holds -1 or 1.5, a map[string]string never holds a number); and the
+// sub-agent (../go-subagent), whose answers leave out every omitempty field
+// holding its zero value and write a nil slice or map as null, as a Go
+// sub-agent does.
+package mistify
 
 import "time"
-
-// The wire types of mistify-agent's client package, field for field and tag
-// for tag as the steering notes' DESIGN.md (../shared/DESIGN.md) lists them: what encoding/json sends
-// from these (every field without omitempty, zero values included) is what
-// real Go clients put on the wire, and decoding an answer into them applies
-// Go's type checks (a uint never holds -1 or 1.5, a map[string]string never
-// holds a number).
 
 type Nic struct {
 	Name    string `json:"name,omitempty"`
@@ -110,4 +114,32 @@ type ImageRequest struct {
 	Type   string `json:"type"`
 	Dest   string `json:"dest"`
 	Source string `json:"source"`
+}
+
+// rpc.GuestRequest and rpc.GuestResponse.
+type GuestRequest struct {
+	Guest  *Guest            `json:"guest"`
+	Action string            `json:"action"`
+	Args   map[string]string `json:"args,omitempty"`
+}
+
+type GuestResponse struct {
+	Guest   *Guest `json:"guest"`
+	Message string `json:"message,omitempty"`
+	Retry   int    `json:"retry,omitempty"`
+}
+
+// rpc.GuestMetricsRequest and rpc.GuestMetricsResponse.
+type GuestMetricsRequest struct {
+	Guest *Guest            `json:"guest"`
+	Type  string            `json:"type"`
+	Args  map[string]string `json:"args,omitempty"`
+}
+
+type GuestMetricsResponse struct {
+	Guest *Guest                       `json:"guest"`
+	Type  string                       `json:"type"`
+	Disk  map[string]*GuestDiskMetrics `json:"disk,omitempty"`
+	Nic   map[string]*GuestNicMetrics  `json:"nic,omitempty"`
+	CPU   []*GuestCpuMetrics           `json:"cpu,omitempty"`
 }

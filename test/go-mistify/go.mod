@@ -1,0 +1,3 @@
+module hyperkern/test/go-mistify
+
+go 1.19
