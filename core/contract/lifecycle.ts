@@ -103,6 +103,13 @@ export const SNAPSHOT_LIFECYCLE: { readonly [A in SnapshotAction]: { readonly fr
   downloadSnapshot: { from: SETTLED },
 };
 
+/**
+ * The states a guest may be moved to another agent from
+ * (POST /guests/{id}/migrate, docs/migration.md): running moves live, off
+ * and shutdown cold. The web console offers the move from the same table.
+ */
+export const MIGRATE_LIFECYCLE: { readonly from: readonly GuestState[] } = { from: ['running', 'off', 'shutdown'] };
+
 /** States as words: "off", "running or suspended", "off, shutdown or crashed". */
 export function describeStates(states: readonly string[]): string {
   if (states.length === 0) return '(no state)';

@@ -53,7 +53,7 @@ const migrateGuest = defineRoute({
   responses: {
     200: { description: 'With ?wait: the guest runs (or is off) on the target, as the target holds it', schema: GuestSchema, headers: ['X-Guest-Job-ID', 'X-Guest-Job-Status'] },
     202: { description: 'Queued (or still moving at the ?wait deadline)', schema: GuestSchema, headers: ['X-Guest-Job-ID', 'X-Guest-Job-Status'] },
-    400: err('No url (or host), a url that is not an agent base URL, a bad wait'),
+    400: err('No url (or host), a url that is not an agent base URL, a token the target agent refuses (its 401 is never passed on as this agent\'s), a bad wait'),
     404: err('No such guest'),
     409: err('The guest is not running, off or shutdown, or is already moving'),
     ...JOB_FAULTS,

@@ -14,6 +14,7 @@ import type { AgentLogger } from '../logger.js';
 import type { StateStore } from '../state/state-store.js';
 import type { CopyProgress, IncomingPlan } from '../contract/plugin-api.js';
 import type { Guest, Job } from '../contract/wire-types.js';
+import { MIGRATE_LIFECYCLE } from '../contract/lifecycle.js';
 import { backendCall, type MigrationBackends } from './migration-backend.js';
 import type { MigrationHooks, MoveInfo } from './migration-hooks.js';
 import type { MigrationRecords, PeerAddress, SourcePhase, SourceRecord } from './migration-records.js';
@@ -24,7 +25,7 @@ import { TargetTokens } from './target-tokens.js';
 
 export const MIGRATE_ACTION = 'migrate';
 /** States a guest may move from: running moves live, the others cold. */
-export const MIGRATABLE_STATES = ['running', 'off', 'shutdown'] as const;
+export const MIGRATABLE_STATES = MIGRATE_LIFECYCLE.from;
 /** The downtime QEMU may take for the last pass of the RAM (migrate-set-parameters downtime-limit). */
 export const DOWNTIME_LIMIT_MS = 300;
 
@@ -80,7 +81,9 @@ export class OutgoingMigrations implements JobExecutor {
     const migrator = await this.deps.backends.of(guest);
     const live = guest.state === 'running';
     const facts = await backendCall('checking the guest', () => migrator.checkOutgoing(guest, live));
-    await callPeer(target, { method: 'POST', path: '/migrations/check', body: this.prepareBody(`check-${guest.id}`, guest, live, facts.diskBytes, target), timeoutMs: 30_000 }).catch(peerError);
+    await callPeer(target, { method: 'POST', path: '/migrations/check', body: this.prepareBody(`check-${guest.id}`, guest, live, facts.diskBytes, target), timeoutMs: 30_000 }).catch((error) =>
+      peerError(error, body.host === undefined ? { given: true, what: 'the token given for it ("token")' } : { given: false, what: `the fleet plugin's token for host "${body.host}" (peerTokens, peerToken)` }),
+    );
     if (body.bandwidth !== undefined && !(Number.isInteger(body.bandwidth) && body.bandwidth > 0)) throw Errors.badRequest('"bandwidth": a whole number of MiB/s above 0');
     const bandwidth = body.bandwidth ? { bandwidth: body.bandwidth * 1024 * 1024 } : {};
     const jobArgs = { ...args, ...this.tokens.keep(target), ...bandwidth };
@@ -250,7 +253,18 @@ export class OutgoingMigrations implements JobExecutor {
 }
 
 /** The target's refusal as this agent's answer (its status and words); no answer at all is a 502. */
-function peerError(error: unknown): never {
+/**
+ * A peer's refusal as this agent's answer. The target refusing our
+ * credentials (401, 403) is never passed on as a 401 of our own: the
+ * client's token to this agent was fine (a browser would ask its user for
+ * another): 400 when the client gave the target's token, 502 when it came
+ * from the config.
+ */
+function peerError(error: unknown, credential?: { given: boolean; what: string }): never {
+  if (error instanceof PeerRefused && credential && (error.status === 401 || error.status === 403)) {
+    const message = `the target agent does not accept ${credential.what}: it answered ${error.status} (${error.message})`;
+    throw credential.given ? Errors.badRequest(message) : Errors.stageFailed(message);
+  }
   if (error instanceof PeerRefused) throw Errors.stageRejected(error.status, `the target refuses the guest: ${error.message}`);
   if (error instanceof PeerUnreachable) throw Errors.stageFailed(`cannot reach the target agent: ${error.message}`);
   throw error;

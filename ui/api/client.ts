@@ -14,6 +14,8 @@ export class ApiError extends Error {
     /** The agent's error code (HK_ERR_...), or NETWORK. */
     readonly code: string,
     message: string,
+    /** The error answer's other fields (a moved guest's `movedTo`). */
+    readonly body?: Record<string, unknown>,
   ) {
     super(message);
     this.name = 'ApiError';
@@ -37,7 +39,7 @@ async function errorOf(res: Response): Promise<ApiError> {
   const text = await res.text().catch(() => '');
   try {
     const body = JSON.parse(text) as Partial<ErrorBody>;
-    if (typeof body.message === 'string') return new ApiError(res.status, body.error ?? `HTTP_${res.status}`, body.message);
+    if (typeof body.message === 'string') return new ApiError(res.status, body.error ?? `HTTP_${res.status}`, body.message, body as Record<string, unknown>);
   } catch {
     /* not the agent's JSON (a proxy's page): fall through */
   }

@@ -23,8 +23,17 @@ export interface AgentEvent {
 /** Subscribes to the shell's event stream; returns the unsubscribe. */
 export type SubscribeEvents = (listener: (event: AgentEvent) => void) => () => void;
 
+/** A running move's progress, as GET /jobs/{id} shows it (docs/migration.md). */
+export interface MigrationProgress {
+  phase: string;
+  target: string;
+  bytesSent: number;
+  bytesLeft: number;
+  bytesTotal: number;
+}
+
 /** A job as GET /jobs/{id} answers it, with hyperkern's progress extensions. */
-export type JobView = Job & { Stage?: string; QueuePosition?: number };
+export type JobView = Job & { Stage?: string; QueuePosition?: number; Migration?: MigrationProgress };
 
 /** The agent's error answer, its message kept as the Error's. */
 export class AgentError extends Error {
@@ -32,6 +41,8 @@ export class AgentError extends Error {
     message: string,
     readonly status: number,
     readonly code?: string,
+    /** The error answer's other fields (a moved guest's `movedTo`). */
+    readonly body?: Record<string, unknown>,
   ) {
     super(message);
   }
@@ -41,8 +52,8 @@ export class AgentError extends Error {
 export async function agentError(response: Response): Promise<AgentError> {
   const text = await response.text().catch(() => '');
   try {
-    const body = JSON.parse(text) as { message?: unknown; code?: unknown };
-    if (typeof body.message === 'string') return new AgentError(body.message, response.status, typeof body.code === 'string' ? body.code : undefined);
+    const body = JSON.parse(text) as { message?: unknown; error?: unknown };
+    if (typeof body.message === 'string') return new AgentError(body.message, response.status, typeof body.error === 'string' ? body.error : undefined, body as Record<string, unknown>);
   } catch {
     // not JSON: a proxy's page, a cut connection
   }
@@ -53,6 +64,17 @@ export async function agentError(response: Response): Promise<AgentError> {
 export function statusOf(error: unknown): number | undefined {
   const status = (error as { status?: unknown } | null)?.status;
   return typeof status === 'number' ? status : undefined;
+}
+
+/** Where a guest went, from the 404 its old host answers after a move (HK_ERR_GUEST_MOVED, docs/migration.md). */
+export interface MovedTo {
+  hostId?: string;
+  url: string;
+}
+
+export function movedToOf(error: unknown): MovedTo | undefined {
+  const moved = (error as { body?: { movedTo?: unknown } } | null)?.body?.movedTo as Partial<MovedTo> | undefined;
+  return moved && typeof moved.url === 'string' ? { url: moved.url, ...(typeof moved.hostId === 'string' ? { hostId: moved.hostId } : {}) } : undefined;
 }
 
 /** The answer, when it is a success; the agent's message as an error otherwise. */

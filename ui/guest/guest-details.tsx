@@ -42,7 +42,7 @@ export function GuestDetails({ guestId, request, subscribe, directDownloads }: G
   // Each job that ended is a reason to read the guest (and its snapshots) again.
   const ended = useMemo(() => jobs.jobs.filter(jobEnded).map((j) => j.ID).join(','), [jobs.jobs]);
   const endedCount = useMemo(() => hashOf(ended), [ended]);
-  const { guest, gone, problem } = useGuest(guestId, request, endedCount, subscribe);
+  const { guest, gone, movedTo, problem } = useGuest(guestId, request, endedCount, subscribe);
   const [tab, setTab] = useState<Tab>('overview');
   // The charts' points outlive a visit to another tab (polling does not).
   const rateWindows = useRateWindows(guestId);
@@ -54,6 +54,11 @@ export function GuestDetails({ guestId, request, subscribe, directDownloads }: G
       <section class="guest-view">
         <h1>Guest {guestId}</h1>
         <p role="alert">{gone}</p>
+        {movedTo && (
+          <p>
+            <a href={`${movedTo.url.replace(/\/+$/, '')}/ui#/guests/${encodeURIComponent(guestId)}`}>Open it on {movedTo.hostId ?? movedTo.url}</a>
+          </p>
+        )}
         <p>
           <a href="#/">Back to the guests</a>
         </p>

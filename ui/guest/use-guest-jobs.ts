@@ -6,7 +6,7 @@
  * every job has ended.
  */
 import { useCallback, useEffect, useState } from 'preact/hooks';
-import { getJson, guestPath, messageOf, type AgentRequest, type JobView, type SubscribeEvents } from './guest-client.js';
+import { getJson, guestPath, messageOf, okResponse, type AgentRequest, type JobView, type SubscribeEvents } from './guest-client.js';
 
 const PROGRESS_POLL_MS = 700;
 /** Jobs shown: the newest. */
@@ -18,6 +18,8 @@ export interface GuestJobs {
   problem?: string;
   /** Read the list now (after the page queued a job). */
   refresh: () => void;
+  /** DELETE /jobs/{id}: cancels a queued or running job (a move until its switch-over); rejects with the agent's reason. */
+  cancel: (jobId: string) => Promise<void>;
 }
 
 export const jobEnded = (job: JobView) => job.Status === 'Complete' || job.Status === 'Error';
@@ -57,5 +59,16 @@ export function useGuestJobs(guestId: string, request: AgentRequest, subscribe?:
     });
   }, [guestId, subscribe, refresh]);
 
-  return { jobs, problem, refresh };
+  const cancel = useCallback(
+    async (jobId: string) => {
+      try {
+        await okResponse(request, 'DELETE', `/jobs/${encodeURIComponent(jobId)}`);
+      } finally {
+        refresh();
+      }
+    },
+    [request, refresh],
+  );
+
+  return { jobs, problem, refresh, cancel };
 }
