@@ -1,4 +1,4 @@
-#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --expose-gc
+#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node
 /**
  * `hyperkern`: the operator's command line. `hyperkern serve` runs the
  * agent; every other command is a client of an agent's REST API

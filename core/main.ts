@@ -1,4 +1,4 @@
-#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node --expose-gc
+#!/usr/bin/env -S MALLOC_ARENA_MAX=2 node
 /**
  * Command line: `hyperkern [--config FILE] [--listen HOST:PORT] [--data-dir DIR] [--check]`.
  * Every flag has an environment variable (HYPERKERN_CONFIG, HYPERKERN_LISTEN,
@@ -109,7 +109,8 @@ async function main(): Promise<number> {
   }
 
   const { kernel } = await Kernel.serve(loaded, log, output);
-  releaseStartupGarbage();
+  // Not awaited: the stop signals below are handled while it runs.
+  void releaseStartupGarbage();
   await new Promise<void>((resolve) => {
     let stopping = false;
     const stop = (signal: string) => {

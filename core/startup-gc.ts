@@ -1,25 +1,33 @@
 /**
- * Once the agent serves, one full, compacting collection of what start-up
- * left behind: the rows read from SQLite, their texts and the parsed
- * objects of loading. V8 would keep those pages (and the old generation's
- * holes between survivors) until its heap grew enough for a full
- * collection on its own, which a read-mostly agent may never reach. At
- * 10,000 guests it held the old generation at 27 MiB committed for 20 MiB
- * live; compacted, 20 MiB (bench/HISTORY.md, issue 26).
+ * Once the agent serves, one memory-reducing collection of what start-up
+ * left behind: the rows read from SQLite, their texts, the parsed objects
+ * of loading, and the young generation start-up grew.
  *
- * `gc` exists only with --expose-gc (core/runtime-flags.ts); compaction on
- * this one collection only: V8 compacts by its own heuristics otherwise,
- * which leave sparse pages committed.
+ * Loading 10,000 guests grows V8's young generation to its maximum
+ * (2 × 16 MiB semi-spaces, all resident) because so much of what loading
+ * allocates survives; V8 shrinks it back only when its memory reducer
+ * notices a quiet heap, seconds later and never while clients keep asking.
+ * A plain `gc()` keeps the semi-spaces at their size; V8's low-memory
+ * collection (what the inspector's HeapProfiler.collectGarbage runs) also
+ * compacts the old generation, shrinks the young one to its initial 1 MiB
+ * and gives the freed pages back. The young generation then grows again
+ * only as far as the load asks (bench/HISTORY.md, issue 26 item 8).
+ *
+ * In-process inspector session, no port opened; disconnected right after.
  */
-import v8 from 'node:v8';
+import type { Session } from 'node:inspector';
 
-export function releaseStartupGarbage(): void {
-  const gc = (globalThis as { gc?: () => void }).gc;
-  if (typeof gc !== 'function') return;
-  v8.setFlagsFromString('--compact-on-every-full-gc');
+export async function releaseStartupGarbage(): Promise<void> {
+  let session: Session;
   try {
-    gc();
+    session = new (await import('node:inspector')).Session();
+    session.connect();
+  } catch {
+    return; // a Node built without the inspector: V8's memory reducer still gets there later
+  }
+  try {
+    await new Promise<void>((resolve) => session.post('HeapProfiler.collectGarbage', () => resolve()));
   } finally {
-    v8.setFlagsFromString('--no-compact-on-every-full-gc');
+    session.disconnect();
   }
 }
