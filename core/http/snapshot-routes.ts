@@ -260,7 +260,10 @@ function scopeRoutes(scope: Scope): RouteDeclaration<SnapshotRouteDeps>[] {
       operationId: `download${idPrefix}Snapshot`,
       tag,
       summary: `Download a snapshot of ${of} as a self-contained disk image (a container's layer as a tar), streamed`,
-      description: 'Content-Length when the backend knows the size, else chunked. A transfer that fails midway is cut off (a short body), never ended as if complete. A container guest\'s snapshot is its root layer as a tar (application/x-tar, docs/containers.md). Example: curl -o snap.qcow2 host:8080/guests/ID/snapshots/NAME/download',
+      description:
+        'Content-Length when the backend knows the size, else chunked. A transfer that fails midway is cut off (a short body), never ended as if complete. A container guest\'s snapshot is its root layer as a tar (application/x-tar, docs/containers.md). ' +
+        'Auth: the bearer token, or `?ticket=` from POST …/snapshots/{name}/download/ticket (a browser\'s plain link), good for this one download. Example: curl -o snap.qcow2 host:8080/guests/ID/snapshots/NAME/download',
+      request: { query: z.object({ ticket: z.string().optional().meta({ description: 'A download ticket of this snapshot, instead of the Authorization header' }) }) },
       responses: {
         200: { description: 'The image bytes (application/x-tar for a container guest)', contentType: 'application/octet-stream' },
         400: err('Not a snapshot name'),
