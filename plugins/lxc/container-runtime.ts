@@ -5,10 +5,10 @@
  * lxc-monitor for all containers) with a cheap file check as a fallback,
  * should an event be lost.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { readFile, readdir, rmdir, writeFile } from 'node:fs/promises';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFile, readdir, rmdir } from 'node:fs/promises';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { setImmediate as setImmediatePromise, setTimeout as sleep } from 'node:timers/promises';
 import { CGROUP_ROOT, type ContainerPaths } from './container-paths.js';
 import { initPid, monitorPid, runState } from './container-state.js';
 import type { LxcMonitor } from './lxc-monitor.js';
@@ -16,6 +16,9 @@ import type { LxcTools } from './lxc-tools.js';
 
 /** How often a stop wait looks at the monitor process itself (a /proc read): LXC's event may come late, or after the monitor ended. */
 const POLL_MS = 5;
+
+/** Looks at a FREEZING freezer between event-loop turns before polling it every millisecond. */
+const FREEZE_QUICK_LOOKS = 10;
 
 /** How long a start waits for the monitor of the container's last run to end. */
 const MONITOR_EXIT_MS = 5000;
@@ -30,7 +33,7 @@ export class ContainerRuntime {
   async start(paths: ContainerPaths, args: string[], timeoutMs: number, signal?: AbortSignal): Promise<void> {
     // A container just stopped may still have its monitor finishing up (a restart, a reboot): LXC would take it for running.
     await this.monitorEnded(paths);
-    await writeFile(paths.log, ''); // the log of this start only: exitReason reads its last "ended on" line
+    writeFileSync(paths.log, ''); // the log of this start only: exitReason reads its last "ended on" line (sync: an empty write, page cache only)
     // A monitor killed under a container leaves its cgroups, and LXC would pick "name-1": remove them first.
     if (existsSync(paths.cgroup('freezer'))) await removeLeftoverCgroups(paths);
     try {
@@ -112,16 +115,27 @@ export class ContainerRuntime {
     return true;
   }
 
-  /** Freezes or thaws the container's cgroup (the v1 freezer) and waits until the kernel says it is done. */
+  /**
+   * Freezes or thaws the container's cgroup (the v1 freezer) and resolves
+   * once the kernel reports the state reached. The cgroupfs file is written
+   * and read synchronously (kernel memory, microseconds; see
+   * container-state.ts); a freeze is FREEZING until every task has stopped,
+   * usually at the first look: it is looked at again after yielding to the
+   * event loop a few times, then every millisecond.
+   */
   async setFrozen(paths: ContainerPaths, frozen: boolean, timeoutMs = 10_000): Promise<void> {
     const file = path.join(paths.cgroup('freezer'), 'freezer.state');
     const want = frozen ? 'FROZEN' : 'THAWED';
-    await writeFile(file, want);
+    try {
+      writeFileSync(file, want);
+    } catch (error) {
+      // Its cgroup went with the container (it stopped since the stage looked): said without the host path.
+      throw new Error(`the container's freezer could not be set to ${want} (${(error as NodeJS.ErrnoException).code ?? 'error'}): has the container stopped?`);
+    }
     const deadline = Date.now() + timeoutMs;
-    // FREEZING while tasks are still being stopped; usually done at once.
-    while ((await readFile(file, 'utf8')).trim() !== want) {
+    for (let looks = 1; readFileSync(file, 'utf8').trim() !== want; looks++) {
       if (Date.now() > deadline) throw new Error(`the container's freezer did not reach ${want} within ${timeoutMs / 1000} s`);
-      await sleep(1);
+      await (looks <= FREEZE_QUICK_LOOKS ? setImmediatePromise() : sleep(1));
     }
   }
 }

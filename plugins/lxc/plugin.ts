@@ -38,7 +38,7 @@ import { ContainerMetrics } from './container-metrics.js';
 import { checkBridges, checkStartable, forgetNicCounters, nicConfigLines, nicDevices, planContainerNics } from './container-nics.js';
 import { ContainerPaths, CONTAINERS_FOLDER } from './container-paths.js';
 import { ContainerRuntime, removeLeftoverCgroups } from './container-runtime.js';
-import { runState } from './container-state.js';
+import { hasContainerFolder, runState } from './container-state.js';
 import { ContainerWatch, isDirectory } from './container-watch.js';
 import { readImageBundle } from './image-bundle.js';
 import { lxcConfig } from './lxc-config.js';
@@ -316,7 +316,7 @@ export class LxcPlugin implements PluginInstance {
   /** The container's run state; a 409 when this plugin never made it. */
   private async requireContainer(guest: Guest, paths: ContainerPaths): Promise<'stopped' | 'running' | 'frozen'> {
     if (!this.installed) throw new StageRejection(501, LXC_MISSING);
-    if (!(await isDirectory(paths.dir))) throw new StageRejection(409, `guest ${guest.id} has no container on this host (it was not created by the LXC backend)`);
+    if (!hasContainerFolder(paths)) throw new StageRejection(409, `guest ${guest.id} has no container on this host (it was not created by the LXC backend)`);
     return runState(paths);
   }
 }
