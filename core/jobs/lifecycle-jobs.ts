@@ -2,7 +2,12 @@
  * The executor of lifecycle jobs (create, start, shutdown... delete): the
  * async stages of the action's plan, each given the newest stored guest,
  * each result persisted before the next stage runs, so a crash mid-job
- * loses at most the stage that was running.
+ * loses at most the stage that was running. The last stage's result is
+ * committed in the job's own end (Complete) transaction, its event before
+ * the job's: one commit fewer per job. A crash before that commit leaves
+ * the job Running (interrupted at the next start) and the guest as before
+ * its last stage, as a crash during that stage would; a job that ends
+ * Error (cancelled meanwhile) records the last stage's result first.
  *
  * The lifecycle table (or the config's explicit override, see
  * guest-plans.ts) is checked again when the job starts: the guest's earlier
@@ -69,7 +74,9 @@ export class LifecycleJobs implements JobExecutor {
     if (during) await this.show(job, known, during);
     let guest = this.registry.find(guestId) ?? known;
     let message = '';
-    for (const stage of stages) {
+    /** The last stage's answer: committed with the job's end (one transaction fewer per job), or alone before a throw. */
+    let unsaved: { sent: Guest; returned: Guest } | undefined;
+    for (const [index, stage] of stages.entries()) {
       if (cancel.aborted) break;
       // The newest guest, not the one the previous stage returned: a
       // metadata PATCH may have landed in between.
@@ -82,20 +89,34 @@ export class LifecycleJobs implements JobExecutor {
         message = await this.forcePowerOff(job, args, runStage, messageOf(error), log);
         break;
       }
-      if (response?.guest) guest = await this.apply(job, sent, response.guest);
+      if (response?.guest) {
+        if (index === stages.length - 1) unsaved = { sent, returned: this.shown(job, response.guest) };
+        else guest = await this.registry.applyStageResult(sent, this.shown(job, response.guest));
+      }
       if (response?.message) message = response.message;
     }
-    if (cancel.aborted) throw new Error(CANCELLED);
-    const last = this.sent(job, this.registry.find(guestId) ?? guest);
+    // A job that ends Error still records what its last stage did (a cancelled suspend that froze the guest).
+    const saveBeforeThrow = async (): Promise<void> => {
+      if (unsaved) await this.registry.applyStageResult(unsaved.sent, unsaved.returned);
+    };
+    if (cancel.aborted) {
+      await saveBeforeThrow();
+      throw new Error(CANCELLED);
+    }
+    const stored = this.registry.find(guestId);
+    const last = this.sent(job, (unsaved && stored ? this.registry.stageResult(unsaved.sent, unsaved.returned)(stored) : stored) ?? guest);
     // Complete means the guest got where the client asked: a create that boots ends running.
     if (action === 'create' && plan.asyncLeftOff && !leftOff && last.state !== 'running') {
+      await saveBeforeThrow();
       throw new Error(`the guest was created but is ${last.state || 'in no state'} after its boot, not running`);
     }
     // Kept until here for failed(), which runs after a throw.
     this.reported.delete(job.ID);
-    // The guest's last change and the job's end land together; a deleted guest is answered as its backend last gave it.
-    if (action === 'delete') return { message, changes: [this.registry.change(guestId, () => undefined)], guest: last };
-    return { message, changes: [this.registry.change(guestId, (current) => (current?.metadata?.[CREATE_FAILURE_KEY] === undefined ? current : { ...current, metadata: without(current.metadata, CREATE_FAILURE_KEY) }))] };
+    // The last stage's result, the guest's last change and the job's end land together, each with its event, in this order.
+    const lastStage = unsaved ? [this.registry.change(guestId, this.registry.stageResult(unsaved.sent, unsaved.returned))] : [];
+    // A deleted guest is answered as its backend last gave it.
+    if (action === 'delete') return { message, changes: [...lastStage, this.registry.change(guestId, () => undefined)], guest: last };
+    return { message, changes: [...lastStage, this.registry.change(guestId, (current) => (current?.metadata?.[CREATE_FAILURE_KEY] === undefined ? current : { ...current, metadata: without(current.metadata, CREATE_FAILURE_KEY) }))] };
   }
 
   /**
@@ -128,13 +149,12 @@ export class LifecycleJobs implements JobExecutor {
     return reported === undefined ? stored : { ...stored, state: reported as GuestState };
   }
 
-  /** A stage's answer, persisted; while `during` shows, the state it answered is remembered and `during` kept. */
-  private async apply(job: Job, sent: Guest, returned: Guest): Promise<Guest> {
+  /** A stage's answer as it is stored: while `during` shows, the state it answered is remembered and `during` kept. */
+  private shown(job: Job, returned: Guest): Guest {
     const reported = this.reported.get(job.ID);
-    if (reported === undefined) return this.registry.applyStageResult(sent, returned);
+    if (reported === undefined) return returned;
     this.reported.set(job.ID, returned.state);
-    const during = LIFECYCLE[job.Action as LifecycleAction].during!;
-    return this.registry.applyStageResult(sent, { ...returned, state: during });
+    return { ...returned, state: LIFECYCLE[job.Action as LifecycleAction].during! };
   }
 
   /**
