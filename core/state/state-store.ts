@@ -2,9 +2,11 @@
  * core/state: the SQLite state file (Keyv, WAL), group commit, the data-dir lock.
  * May import: events (event shapes, the change feed it feeds), errors.
  *
- * Durable state: one SQLite file in the data dir, reached through Keyv.
- * Keys are prefixed by kind ("guest:", "job:", "host:") in one table so that
- * one connection serialises all writes. WAL with synchronous=NORMAL: a
+ * Durable state: one SQLite file in the data dir, read through Keyv and
+ * written through a connection of kept prepared statements
+ * (sqlite-writer.ts). Keys are prefixed by kind ("guest:", "job:",
+ * "host:") in one table so that that connection serialises all writes in
+ * Keyv's row format. WAL with synchronous=NORMAL: a
  * committed write survives a crash of the agent process (kill -9), which is
  * the guarantee the API makes; fsync per commit would only add power-loss
  * safety at a large cost per request.
@@ -20,6 +22,7 @@ import Keyv from 'keyv';
 import KeyvSqlite from '@keyv/sqlite';
 import { Errors, HyperkernError } from '../errors.js';
 import { GroupCommit, type Commit, type KeyChange } from './group-commit.js';
+import { SqliteWriter } from './sqlite-writer.js';
 import { ChangeFeed, eventJson } from '../events/change-feed.js';
 import type { EventDraft, KernelEvent } from '../events/kernel-event.js';
 
@@ -34,6 +37,8 @@ const LOAD_PAGE_ROWS = 1000;
 /** Rows per event INSERT: 4 parameters each, well under SQLite's cap. */
 const EVENT_INSERT_ROWS = 500;
 export const DEFAULT_EVENT_RETENTION = 100_000;
+/** How long a statement waits for a lock another connection holds (another process with the file open: a backup, sqlite3 by hand). */
+const BUSY_TIMEOUT_MS = 10_000;
 
 export interface StoreOptions {
   /** Events kept; older ones are dropped (a client resuming before them gets a reset). */
@@ -56,7 +61,11 @@ export class StateStore {
     readonly file: string,
     private readonly sqlite: KeyvSqlite,
     private readonly keyv: Keyv,
+    /** Every commit is written through it (sqlite-writer.ts); reads go through Keyv's connection. */
+    private readonly writer: SqliteWriter,
     private nextEventId: number,
+    /** The id of the oldest event kept (nextEventId when none): the retention prune runs only when it has something to drop. */
+    private oldestEventId: number,
     private readonly eventRetention: number,
   ) {
     // Rows keep Keyv's format ({"value":…} through Keyv's serializer), so
@@ -78,33 +87,33 @@ export class StateStore {
     const committed: KernelEvent[] = events.map((e, i) => ({ id: this.nextEventId + i, time, ...e }));
     const rows: string[] = [];
     for (const [key, value] of upserts) rows.push(key, await this.serialize({ value, expires: undefined }));
-    await this.sqlite.query('BEGIN IMMEDIATE');
+    const lastEventId = committed.length > 0 ? committed[committed.length - 1].id : 0;
+    const pruneUpTo = lastEventId - this.eventRetention;
+    await this.writer.run('BEGIN IMMEDIATE');
     try {
       if (upserts.length > 0) {
-        await this.sqlite.query(
-          `INSERT INTO keyv (key, value) VALUES ${upserts.map(() => '(?, ?)').join(', ')} ON CONFLICT(key) DO UPDATE SET value = excluded.value`,
-          ...rows,
-        );
+        await this.writer.run(`INSERT INTO keyv (key, value) VALUES ${upserts.map(() => '(?, ?)').join(', ')} ON CONFLICT(key) DO UPDATE SET value = excluded.value`, rows);
       }
       if (deletes.length > 0) {
-        await this.sqlite.query(`DELETE FROM keyv WHERE key IN (${deletes.map(() => '?').join(', ')})`, ...deletes);
+        await this.writer.run(`DELETE FROM keyv WHERE key IN (${deletes.map(() => '?').join(', ')})`, deletes);
       }
       for (let i = 0; i < committed.length; i += EVENT_INSERT_ROWS) {
         const rows = committed.slice(i, i + EVENT_INSERT_ROWS);
-        await this.sqlite.query(
+        await this.writer.run(
           `INSERT INTO events (id, type, guest, body) VALUES ${rows.map(() => '(?, ?, ?, ?)').join(', ')}`,
-          ...rows.flatMap((e) => [e.id, e.type, e.guest ?? null, eventJson(e)]),
+          rows.flatMap((e) => [e.id, e.type, e.guest ?? null, eventJson(e)]),
         );
       }
-      if (committed.length > 0) {
-        await this.sqlite.query('DELETE FROM events WHERE id <= ?', committed[committed.length - 1].id - this.eventRetention);
+      if (committed.length > 0 && pruneUpTo >= this.oldestEventId) {
+        await this.writer.run('DELETE FROM events WHERE id <= ?', [pruneUpTo]);
       }
-      await this.sqlite.query('COMMIT');
+      await this.writer.run('COMMIT');
     } catch (error) {
       // SQLITE_FULL may leave the transaction open (even after a failed COMMIT).
-      await this.sqlite.query('ROLLBACK').catch(() => undefined);
+      await this.writer.run('ROLLBACK').catch(() => undefined);
       throw error;
     }
+    if (committed.length > 0 && pruneUpTo >= this.oldestEventId) this.oldestEventId = pruneUpTo + 1;
     this.nextEventId += committed.length;
     this.feed.publish(committed);
   }
@@ -127,7 +136,7 @@ export class StateStore {
       throw Errors.storage(`cannot create data dir ${dataDir}: ${(error as NodeJS.ErrnoException).code}; choose another with --data-dir or HYPERKERN_DATA_DIR`, { cause: error });
     }
     const file = path.join(dataDir, STATE_FILE);
-    const sqlite = new KeyvSqlite({ uri: `sqlite://${file}`, busyTimeout: 10000, iterationLimit: 1000 } as ConstructorParameters<typeof KeyvSqlite>[0]);
+    const sqlite = new KeyvSqlite({ uri: `sqlite://${file}`, busyTimeout: BUSY_TIMEOUT_MS, iterationLimit: 1000 } as ConstructorParameters<typeof KeyvSqlite>[0]);
     const keyv = new Keyv({ store: sqlite, namespace: '', useKeyPrefix: false });
     try {
       await sqlite.query('PRAGMA journal_mode=WAL');
@@ -135,8 +144,9 @@ export class StateStore {
       // 256 KiB of pages (SQLite's default is 2 MiB): the OS page cache holds the file anyway, and the agent's RSS is bounded (issue 16).
       await sqlite.query('PRAGMA cache_size=-256');
       await sqlite.query('CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY, type TEXT NOT NULL, guest TEXT, body TEXT NOT NULL)');
-      const [{ latest }] = (await sqlite.query('SELECT COALESCE(MAX(id), 0) AS latest FROM events')) as Array<{ latest: number }>;
-      return new StateStore(file, sqlite, keyv, latest + 1, options.eventRetention ?? DEFAULT_EVENT_RETENTION);
+      const [{ oldest, latest }] = (await sqlite.query('SELECT MIN(id) AS oldest, COALESCE(MAX(id), 0) AS latest FROM events')) as Array<{ oldest: number | null; latest: number }>;
+      const writer = await SqliteWriter.open(file, BUSY_TIMEOUT_MS);
+      return new StateStore(file, sqlite, keyv, writer, latest + 1, oldest ?? latest + 1, options.eventRetention ?? DEFAULT_EVENT_RETENTION);
     } catch (error) {
       throw Errors.storage(`cannot open state file ${file}: ${(error as Error).message}; restore it from a backup, or move it away to start with no guests`, { cause: error });
     }
@@ -313,6 +323,7 @@ export class StateStore {
 
   async close(): Promise<void> {
     await this.group.idle();
+    await this.writer.close();
     await this.keyv.disconnect();
   }
 }
