@@ -75,9 +75,15 @@ export class MigrationRecords {
     return [...this.records.values()];
   }
 
-  /** The record of a move of this guest, either role. */
+  /**
+   * The record of a move of this guest under way, either role. A target's
+   * `committed` record is not one: the guest is this host's, and the record
+   * only waits for the source's word that it is done (kept until then so a
+   * source in doubt still learns the move happened); a source that never
+   * says so must not keep the guest from moving on.
+   */
   forGuest(guestId: string): MigrationRecord | undefined {
-    return this.all().find((r) => r.guestId === guestId);
+    return this.all().find((r) => r.guestId === guestId && !(r.role === 'target' && r.phase === 'committed'));
   }
 
   /** The change that sets record `id` to `next(current)` (undefined removes it). */

@@ -125,6 +125,10 @@ describe('migration faults: the source killed after the commit, a prepare killed
     await waitFor(async () => (await b.request('GET', `/guests/${id}`)).status === 200, underLoad(180_000), 'the target committed (the guest in its registry)');
     expect((await a.migrationRecords()).length, 'the source still has its record: it never heard of the commit').to.equal(1);
     await a.kill9();
+    // The target's committed record waits for the source's word; meanwhile the guest may move on (here: the source is down).
+    const onward = await b.request('POST', `/guests/${id}/migrate`, { url: a.url });
+    expect(onward.status, onward.text).to.equal(502);
+    expect(onward.body.message).to.match(/cannot reach the target agent/);
     // The link back before the source restarts: it asks the target, first thing, who owns the guest.
     proxy.release();
     await a.restart();
