@@ -21,6 +21,7 @@ import { execFileSync } from 'node:child_process';
 import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { withMarkedSection } from './support/results-file.js';
+import { machineLoad } from './support/machine.js';
 import { ClockReader, CLOCK_LOOP, guestDowntime } from './support/guest-clock.js';
 import { bootReference, handMove, PROMPT, WRITE_100_MIB, type Run } from './support/migration-by-hand.js';
 import { makeTempDir, removeDir, repoRoot, startAgent, type RunningAgent } from '../test/support/agent.js';
@@ -158,6 +159,7 @@ async function main(): Promise<void> {
   const agents: RunningAgent[] = [];
   const pids: number[] = [];
   const work = await makeTempDir('hk-mig-bench-');
+  const loadAtStart = machineLoad();
   try {
     agents.push(await startAgent({ config: tcgQemuConfig(world.imagesDir), env }), await startAgent({ config: tcgQemuConfig(world.imagesDir), env }));
     const [a, b] = agents;
@@ -207,6 +209,7 @@ async function main(): Promise<void> {
         "QEMU by hand: a second guest from the same command line and a copy of the same disk, which writes the same 100 MiB in it after its boot (so its RAM holds what the agents' guest's does: " +
         `${mib(median(handRuns.map((r) => r.memoryBytes)))} of RAM sent by hand, ${mib(median(agentRuns.map((r) => r.memoryBytes)))} by the agents), moved with the same steps over QMP (target with -incoming defer, NBD export, drive-mirror until BLOCK_JOB_READY, migrate with downtime-limit 300 ms and max-bandwidth 10 GiB/s until the MIGRATION event "completed", mirror ended, cont), timed from the target's disk creation to its cont. ` +
         'Through the agents: from POST /guests/{id}/migrate?wait to its answer (the job Complete). ' +
+        `The machine (shared with other helpers' tests): at the start ${loadAtStart}; at the end ${machineLoad()}. ` +
         "Guest's view: the guest prints its uptime every 10 ms; a line's arrival time minus the uptime it shows grows by the pause; the least of that over the target's first second of lines minus the least over the source's last second (the line with the least console lag on each side).",
       '',
       "| move | total | downtime (QEMU) | downtime (guest's counter) | target | met |",
