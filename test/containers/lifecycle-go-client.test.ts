@@ -6,54 +6,34 @@
  * decoded into mistify's Go types, delete. Real LXC, a real agent process.
  */
 import { expect } from 'chai';
-import { chmod, mkdir } from 'node:fs/promises';
-import path from 'node:path';
-import { makeTempDir, removeDir, startAgent, type RunningAgent } from '../support/agent.js';
-import { shippedConfig } from '../support/configs.js';
+import { startAgent, type RunningAgent } from '../support/agent.js';
+import { containerConfig } from '../support/configs.js';
 import { buildGoClient, goClient, removeGoClient } from '../support/go-client.js';
-import { containerNameOf, initPidOf, removeContainers } from '../support/lxc-containers.js';
-import { buildBusyboxImage, startRegistry, unmountUnder, type LoopbackRegistry } from '../support/oci-registry.js';
+import { containerNameOf, initPidOf, makeContainerTestDirs, removeContainerTest, type ContainerTestDirs } from '../support/lxc-containers.js';
+import { buildBusyboxImage, startRegistry, type LoopbackRegistry } from '../support/oci-registry.js';
 
 describe('the Go client on container guests (LXC)', function () {
   this.timeout(300_000);
-  let work: string;
-  let lxcPath: string;
+  let dirs: ContainerTestDirs | undefined;
   let registry: LoopbackRegistry | undefined;
   let agent: RunningAgent | undefined;
 
   before(async () => {
     await buildGoClient();
-    work = await makeTempDir('hk-ctgo-');
-    await chmod(work, 0o711); // unprivileged containers' root walks down to its layer and image
-    const dataDir = path.join(work, 'data');
-    await mkdir(dataDir, { mode: 0o711 });
-    lxcPath = path.join(dataDir, 'plugins', 'lxc', 'containers');
-    const image = await buildBusyboxImage(work, path.join(work, 'layouts'), 'app', '2.0', {
+    dirs = await makeContainerTestDirs('hk-ctgo-');
+    const image = await buildBusyboxImage(dirs.work, dirs.layouts, 'app', '2.0', {
       entrypoint: ['/bin/sh', '-c'],
       cmd: ['trap "exit 0" TERM; while true; do sleep 0.2; done'],
       stopSignal: 'SIGTERM',
     });
-    registry = await startRegistry(work);
+    registry = await startRegistry(dirs.work);
     await registry.push(image, 'app');
-    const bases = path.join(work, 'bases');
-    const config = shippedConfig('agent.json');
-    config.plugins = config.plugins
-      .filter((p: { module: string }) => p.module !== 'qemu')
-      .map((p: { module: string; options?: Record<string, unknown> }) =>
-        p.module === 'images' ? { ...p, options: { ...p.options, imagesDir: path.join(work, 'images'), containerImagesDir: bases } } : p.module === 'lxc' ? { ...p, options: { ...p.options, containerImagesDir: bases } } : p,
-      );
-    agent = await startAgent({ config, dataDir });
+    agent = await startAgent({ config: containerConfig(dirs.work), dataDir: dirs.dataDir });
   });
 
   after(async () => {
-    await agent?.stop().catch(() => undefined);
-    if (lxcPath) await removeContainers(lxcPath);
-    await registry?.stop();
+    await removeContainerTest(dirs, { agent, registry });
     await removeGoClient();
-    if (work) {
-      await unmountUnder(work);
-      await removeDir(work);
-    }
   });
 
   it('fetches a container image, creates a container guest, runs every action, reads its metrics, deletes it', async () => {

@@ -9,14 +9,14 @@
  */
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
-import { chmod, mkdir, readdir, readFile, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { makeTempDir, removeDir, startAgent, waitFor, type RunningAgent } from '../support/agent.js';
-import { shippedConfig } from '../support/configs.js';
-import { cgroupsOf, containerNameOf, initPidOf, mountsMentioning, removeContainers } from '../support/lxc-containers.js';
+import { containerConfig } from '../support/configs.js';
+import { cgroupsOf, containerNameOf, initPidOf, makeContainerTestDirs, mountsMentioning, removeContainerTest, type ContainerTestDirs } from '../support/lxc-containers.js';
 import { readSse } from '../support/sse-reader.js';
-import { buildBusyboxImage, startRegistry, unmountUnder, type LoopbackRegistry } from '../support/oci-registry.js';
+import { buildBusyboxImage, startRegistry, type LoopbackRegistry } from '../support/oci-registry.js';
 
 const run = promisify(execFile);
 
@@ -30,19 +30,9 @@ async function monitorsOf(lxcPath: string): Promise<boolean> {
   return false;
 }
 
-/** config/agent.json without QEMU (not needed here), the images and LXC plugins pointed at the test's folders. */
-function containerConfig(basesDir: string): object {
-  const config = shippedConfig('agent.json');
-  const plugins = config.plugins
-    .filter((p: { module: string }) => p.module !== 'qemu')
-    .map((p: { module: string; options?: Record<string, unknown> }) =>
-      p.module === 'images' ? { ...p, options: { ...p.options, imagesDir: path.join(basesDir, '..', 'images'), containerImagesDir: basesDir } } : p.module === 'lxc' ? { ...p, options: { ...p.options, containerImagesDir: basesDir } } : p,
-    );
-  return { ...config, logLevel: 'debug', plugins };
-}
-
 describe('container guests on LXC (lifecycle, exits, agent restart, delete)', function () {
   this.timeout(180_000);
+  let dirs: ContainerTestDirs | undefined;
   let work: string;
   let dataDir: string;
   let lxcPath: string;
@@ -50,33 +40,23 @@ describe('container guests on LXC (lifecycle, exits, agent restart, delete)', fu
   let registry: LoopbackRegistry | undefined;
   let agent: RunningAgent | undefined;
   let guestId = '';
+  const config = () => ({ ...containerConfig(work), logLevel: 'debug' });
 
   before(async () => {
-    work = await makeTempDir('hk-ctlife-');
-    // Unprivileged containers' root (a mapped uid) walks down to its layer and its image: o+x, no listing.
-    await chmod(work, 0o711);
-    dataDir = path.join(work, 'data');
-    basesDir = path.join(work, 'bases');
-    await mkdir(dataDir, { mode: 0o711 });
-    lxcPath = path.join(dataDir, 'plugins', 'lxc', 'containers');
-    const layouts = path.join(work, 'layouts');
+    dirs = await makeContainerTestDirs('hk-ctlife-');
+    ({ work, dataDir, lxcPath, basesDir } = dirs);
+    const layouts = dirs.layouts;
     // Stops on SIGTERM (its stop signal) within 0.2 s; "stubborn" is a bare sleep, which as pid 1 ignores SIGPWR.
     const web = await buildBusyboxImage(work, layouts, 'web', '1.0', { entrypoint: ['/bin/sh', '-c'], cmd: ['trap "exit 0" TERM; while true; do sleep 0.2; done'], stopSignal: 'SIGTERM' });
     const stubborn = await buildBusyboxImage(work, layouts, 'stubborn', '1.0', { entrypoint: ['/bin/sleep'], cmd: ['3600'] });
     registry = await startRegistry(work);
     await registry.push(web, 'web');
     await registry.push(stubborn, 'stubborn');
-    agent = await startAgent({ config: containerConfig(basesDir), dataDir });
+    agent = await startAgent({ config: config(), dataDir });
   });
 
   after(async () => {
-    await agent?.stop().catch(() => undefined);
-    if (lxcPath) await removeContainers(lxcPath);
-    await registry?.stop();
-    if (work) {
-      await unmountUnder(work);
-      await removeDir(work);
-    }
+    await removeContainerTest(dirs, { agent, registry });
   });
 
   afterEach(function () {
@@ -202,7 +182,7 @@ describe('container guests on LXC (lifecycle, exits, agent restart, delete)', fu
     expect(() => process.kill(pid!, 0), 'the container outlives the agent').not.to.throw();
     // The agent's lxc-monitor goes with it (parent-death signal), not left waiting for an event.
     await waitFor(async () => !(await monitorsOf(lxcPath)), 10_000, "the killed agent's lxc-monitor to end");
-    agent = await startAgent({ config: containerConfig(basesDir), dataDir });
+    agent = await startAgent({ config: config(), dataDir });
     expect(await stateOf()).to.equal('running');
     expect(await initPidOf(name())).to.equal(pid);
     // Driven again: suspend and resume through the new agent.
@@ -217,7 +197,7 @@ describe('container guests on LXC (lifecycle, exits, agent restart, delete)', fu
       15_000,
       'LXC to clean up',
     );
-    agent = await startAgent({ config: containerConfig(basesDir), dataDir });
+    agent = await startAgent({ config: config(), dataDir });
     expect(await stateOf()).to.equal('crashed');
   });
 
@@ -270,10 +250,9 @@ describe('container guests on a host without LXC', function () {
 
   before(async () => {
     work = await makeTempDir('hk-ctnolxc-');
-    const config = containerConfig(path.join(work, 'bases')) as { plugins: Array<{ module: string; options?: Record<string, unknown> }> };
     // The LXC programs' folder points at an empty one: the agent starts, container actions answer 501.
     await mkdir(path.join(work, 'no-lxc'));
-    for (const p of config.plugins) if (p.module === 'lxc') p.options = { ...p.options, lxcBinDir: path.join(work, 'no-lxc') };
+    const config = { ...containerConfig(work, { lxc: { lxcBinDir: path.join(work, 'no-lxc') } }), logLevel: 'debug' };
     agent = await startAgent({ config, dataDir: path.join(work, 'data') });
   });
 

@@ -13,30 +13,19 @@
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import { randomInt } from 'node:crypto';
-import { chmod, mkdir, readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { existsSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { makeTempDir, removeDir, startAgent, waitFor, type RunningAgent } from '../support/agent.js';
-import { shippedConfig } from '../support/configs.js';
-import { containerNameOf, removeContainers } from '../support/lxc-containers.js';
-import { buildBusyboxImage, startRegistry, unmountUnder, type LoopbackRegistry } from '../support/oci-registry.js';
+import { startAgent, waitFor, type RunningAgent } from '../support/agent.js';
+import { containerConfig } from '../support/configs.js';
+import { containerNameOf, makeContainerTestDirs, removeContainerTest, type ContainerTestDirs } from '../support/lxc-containers.js';
+import { buildBusyboxImage, startRegistry, type LoopbackRegistry } from '../support/oci-registry.js';
 import { parseBlkioReadWrite } from '../../plugins/lxc/cgroup-blkio.js';
 import { uniqueName } from './nics-world.js';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
-
-/** config/agent.json without QEMU: the container plans alone (so /metrics sweeps container guests with no VM stage configured). */
-function containerConfig(basesDir: string): object {
-  const config = shippedConfig('agent.json');
-  const plugins = config.plugins
-    .filter((p: { module: string }) => p.module !== 'qemu')
-    .map((p: { module: string; options?: Record<string, unknown> }) =>
-      p.module === 'images' ? { ...p, options: { ...p.options, imagesDir: path.join(basesDir, '..', 'images'), containerImagesDir: basesDir } } : p.module === 'lxc' ? { ...p, options: { ...p.options, containerImagesDir: basesDir } } : p,
-    );
-  return { ...config, plugins };
-}
 
 /** The value of one Prometheus series (labels in any order), or undefined. */
 function sample(text: string, metric: string, labels: Record<string, string>): number | undefined {
@@ -51,9 +40,8 @@ function sample(text: string, metric: string, labels: Record<string, string>): n
 
 describe('container NICs and metrics through the agent (real LXC, a loopback registry)', function () {
   this.timeout(180_000);
-  let work: string;
+  let dirs: ContainerTestDirs | undefined;
   let lxcPath: string;
-  let basesDir: string;
   let registry: LoopbackRegistry | undefined;
   let agent: RunningAgent | undefined;
   let bridge = '';
@@ -79,34 +67,26 @@ describe('container NICs and metrics through the agent (real LXC, a loopback reg
     }, 60_000, `job ${jobId} to end`);
 
   before(async () => {
-    work = await makeTempDir('hk-ctmet-');
-    // Unprivileged containers' root (a mapped uid) walks down to its layer and its image: o+x, no listing.
-    await chmod(work, 0o711);
-    const dataDir = path.join(work, 'data');
-    basesDir = path.join(work, 'bases');
-    await mkdir(dataDir, { mode: 0o711 });
-    lxcPath = path.join(dataDir, 'plugins', 'lxc', 'containers');
-    const image = await buildBusyboxImage(work, path.join(work, 'layouts'), 'net', '1.0', { entrypoint: ['/bin/sh', '-c'], cmd: ['trap "exit 0" TERM; while true; do sleep 0.2; done'], stopSignal: 'SIGTERM' });
+    dirs = await makeContainerTestDirs('hk-ctmet-');
+    const { work, dataDir } = dirs;
+    lxcPath = dirs.lxcPath;
+    const image = await buildBusyboxImage(work, dirs.layouts, 'net', '1.0', { entrypoint: ['/bin/sh', '-c'], cmd: ['trap "exit 0" TERM; while true; do sleep 0.2; done'], stopSignal: 'SIGTERM' });
     registry = await startRegistry(work);
     await registry.push(image, 'net');
     bridge = uniqueName('hkt');
     await run('ip', ['link', 'add', bridge, 'type', 'bridge']);
     await run('ip', ['addr', 'add', `${net}.1/24`, 'dev', bridge]);
     await run('ip', ['link', 'set', bridge, 'up']);
-    agent = await startAgent({ config: containerConfig(basesDir), dataDir });
+    // The container plans alone: /metrics sweeps container guests with no VM stage configured.
+    agent = await startAgent({ config: containerConfig(work), dataDir });
     const fetched = await api().request('POST', '/images?wait=60', { id: 'net', type: 'container', source: `docker://127.0.0.1:${registry.port}/net:1.0` });
     expect(fetched.status, fetched.text).to.equal(200);
   });
 
   after(async () => {
     await agent?.stop().catch(() => undefined);
-    if (lxcPath) await removeContainers(lxcPath);
     if (bridge && existsSync(`/sys/class/net/${bridge}`)) await run('ip', ['link', 'del', bridge]);
-    await registry?.stop();
-    if (work) {
-      await unmountUnder(work);
-      await removeDir(work);
-    }
+    await removeContainerTest(dirs, { registry });
   });
 
   afterEach(function () {

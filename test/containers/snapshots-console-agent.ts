@@ -8,14 +8,13 @@
  * and the folder, whatever the tests left.
  */
 import { execFile } from 'node:child_process';
-import { chmod, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
-import { makeTempDir, removeDir, startAgent, waitFor, type RunningAgent } from '../support/agent.js';
-import { shippedConfig } from '../support/configs.js';
-import { containerNameOf, removeContainers } from '../support/lxc-containers.js';
-import { buildBusyboxImage, unmountUnder } from '../support/oci-registry.js';
+import { startAgent, waitFor, type RunningAgent } from '../support/agent.js';
+import { containerConfig } from '../support/configs.js';
+import { containerNameOf, makeContainerTestDirs, removeContainerTest, type ContainerTestDirs } from '../support/lxc-containers.js';
+import { buildBusyboxImage } from '../support/oci-registry.js';
 
 export const run = promisify(execFile);
 
@@ -26,46 +25,31 @@ export interface ImageSpec {
 
 export class ContainerAgent {
   agent!: RunningAgent;
+  readonly work: string;
   readonly lxcPath: string;
-  private readonly dataDir: string;
-  private readonly basesDir: string;
-  private readonly layouts: string;
 
-  private constructor(readonly work: string) {
-    this.dataDir = path.join(work, 'data');
-    this.basesDir = path.join(work, 'bases');
-    this.layouts = path.join(work, 'layouts');
-    this.lxcPath = path.join(this.dataDir, 'plugins', 'lxc', 'containers');
+  private constructor(private readonly dirs: ContainerTestDirs) {
+    this.work = dirs.work;
+    this.lxcPath = dirs.lxcPath;
   }
 
   /** Builds the images, starts the agent and fetches them (ids as given). */
   static async make(prefix: string, images: Record<string, ImageSpec>): Promise<ContainerAgent> {
-    const work = await makeTempDir(prefix);
-    // Unprivileged containers' root (a mapped uid) walks down to its layer and its image: o+x, no listing.
-    await chmod(work, 0o711);
-    const world = new ContainerAgent(work);
-    await mkdir(world.dataDir, { mode: 0o711 });
-    for (const [id, spec] of Object.entries(images)) await buildBusyboxImage(work, world.layouts, id, '1.0', spec);
+    const world = new ContainerAgent(await makeContainerTestDirs(prefix));
+    const { work, layouts } = world.dirs;
+    for (const [id, spec] of Object.entries(images)) await buildBusyboxImage(work, layouts, id, '1.0', spec);
     await world.startAgent();
     for (const id of Object.keys(images)) {
-      const res = await world.agent.request('POST', '/images?wait=60', { id, type: 'container', source: `oci:${path.join(world.layouts, id)}:1.0` });
+      const res = await world.agent.request('POST', '/images?wait=60', { id, type: 'container', source: `oci:${path.join(layouts, id)}:1.0` });
       expect(res.status, res.text).to.equal(200);
     }
     return world;
   }
 
+  /** The agent on this world's data dir (again, after a kill: the same containers and registry). */
   async startAgent(): Promise<void> {
-    const config = shippedConfig('agent.json');
-    const plugins = config.plugins
-      .filter((p: { module: string }) => p.module !== 'qemu')
-      .map((p: { module: string; options?: Record<string, unknown> }) =>
-        p.module === 'images'
-          ? { ...p, options: { ...p.options, imagesDir: path.join(this.work, 'images'), containerImagesDir: this.basesDir, fileSourceDirs: [this.layouts], allowedSchemes: ['http', 'https', 'file'] } }
-          : p.module === 'lxc'
-            ? { ...p, options: { ...p.options, containerImagesDir: this.basesDir } }
-            : p,
-      );
-    this.agent = await startAgent({ config: { ...config, logLevel: 'debug', plugins }, dataDir: this.dataDir });
+    const config = containerConfig(this.work, { images: { fileSourceDirs: [this.dirs.layouts], allowedSchemes: ['http', 'https', 'file'] } });
+    this.agent = await startAgent({ config: { ...config, logLevel: 'debug' }, dataDir: this.dirs.dataDir });
   }
 
   /** A running container guest of `image`, or created only with `start: false`. */
@@ -96,9 +80,6 @@ export class ContainerAgent {
   }
 
   async cleanup(): Promise<void> {
-    await this.agent?.stop().catch(() => undefined);
-    await removeContainers(this.lxcPath);
-    await unmountUnder(this.work);
-    await removeDir(this.work);
+    await removeContainerTest(this.dirs, { agent: this.agent });
   }
 }

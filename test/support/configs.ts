@@ -29,6 +29,27 @@ export function tcgQemuConfig(imagesDir: string, qemu: Record<string, unknown> =
   return { ...config, logLevel: 'info' };
 }
 
+/**
+ * config/agent.json for container tests (containerTestDirs' layout in
+ * `work`): without QEMU (not needed), the images plugin's disks in
+ * work/images and its container bases in work/bases, where the LXC plugin
+ * reads them; `images` and `lxc` options merged last.
+ */
+export function containerConfig(work: string, options: { images?: Record<string, unknown>; lxc?: Record<string, unknown> } = {}): any {
+  const config = shippedConfig('agent.json');
+  const containerImagesDir = path.join(work, 'bases');
+  const plugins = config.plugins
+    .filter((p: { module: string }) => p.module !== 'qemu')
+    .map((p: { module: string; options?: Record<string, unknown> }) =>
+      p.module === 'images'
+        ? { ...p, options: { ...p.options, imagesDir: path.join(work, 'images'), containerImagesDir, ...options.images } }
+        : p.module === 'lxc'
+          ? { ...p, options: { ...p.options, containerImagesDir, ...options.lxc } }
+          : p,
+    );
+  return { ...config, plugins };
+}
+
 /** config/simulator.json with the given top-level keys replaced and simulator options merged. */
 export function simulatorConfig(overrides: { simulator?: Record<string, unknown>; jobs?: Record<string, unknown>; [key: string]: unknown } = {}): any {
   const config = shippedConfig('simulator.json');

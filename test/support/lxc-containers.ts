@@ -1,12 +1,15 @@
 /**
  * What LXC holds of a test's containers, and their removal whatever the
- * test did: each container by name (lxc-stop -k, its folder, its cgroups),
- * so parallel suites never touch each other's.
+ * test did: each container by name (thawed, lxc-stop -k, its folder, its
+ * cgroups), so parallel suites never touch each other's. The folders of a
+ * test that runs an agent with container guests, and their teardown.
  */
 import { execFile } from 'node:child_process';
-import { readdir, readFile, rm, rmdir } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rm, rmdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { makeTempDir, removeDir } from './agent.js';
+import { unmountUnder } from './oci-registry.js';
 
 const run = promisify(execFile);
 const CGROUPS = '/sys/fs/cgroup';
@@ -33,6 +36,8 @@ export async function mountsMentioning(text: string): Promise<string[]> {
 export async function removeContainers(lxcPath: string): Promise<void> {
   const names = (await readdir(lxcPath).catch(() => [] as string[])).filter((n) => n.startsWith('hk-'));
   for (const name of names) {
+    // A frozen container's tasks cannot die until thawed (a suspend, or a snapshot cut short).
+    await writeFile(path.join(CGROUPS, 'freezer', `lxc.payload.${name}`, 'freezer.state'), 'THAWED').catch(() => undefined);
     await run('lxc-stop', ['-k', '-n', name, '-P', lxcPath]).catch(() => undefined);
     await rm(path.join(lxcPath, name), { recursive: true, force: true });
     for (const cgroup of await cgroupsOf(name)) await removeTree(cgroup);
@@ -53,4 +58,41 @@ export async function initPidOf(name: string): Promise<number | undefined> {
     if (/^NSpid:\s*\d+\s+1$/m.test(status)) return Number(line);
   }
   return undefined;
+}
+
+/** A container test's folders: `work` and its data dir searchable by others (o+x, no listing), which unprivileged containers' mapped root needs to walk down to its layer and image. */
+export interface ContainerTestDirs {
+  work: string;
+  /** The agent's --data-dir. */
+  dataDir: string;
+  /** Where buildBusyboxImage writes OCI layouts. */
+  layouts: string;
+  /** The container bases (containerConfig points the images and LXC plugins here). */
+  basesDir: string;
+  /** The LXC plugin's containers (its `lxc-* -P`). */
+  lxcPath: string;
+}
+
+export async function makeContainerTestDirs(prefix: string): Promise<ContainerTestDirs> {
+  const work = await makeTempDir(prefix);
+  await chmod(work, 0o711);
+  const dataDir = path.join(work, 'data');
+  await mkdir(dataDir, { mode: 0o711 });
+  return { work, dataDir, layouts: path.join(work, 'layouts'), basesDir: path.join(work, 'bases'), lxcPath: path.join(dataDir, 'plugins', 'lxc', 'containers') };
+}
+
+/** What a container test may have started. */
+export interface ContainerTestParts {
+  agent?: { stop(): Promise<unknown> };
+  registry?: { stop(): Promise<void> };
+}
+
+/** Removes, whatever the test did, what it started: the agent, every container by name, the registry, the bases' mounts, the folders. */
+export async function removeContainerTest(dirs: ContainerTestDirs | undefined, parts: ContainerTestParts = {}): Promise<void> {
+  await parts.agent?.stop().catch(() => undefined);
+  if (dirs) await removeContainers(dirs.lxcPath);
+  await parts.registry?.stop();
+  if (!dirs) return;
+  await unmountUnder(dirs.work);
+  await removeDir(dirs.work);
 }
