@@ -6,19 +6,14 @@
  * error answer may come back as a Response or be thrown as an Error with a
  * `status` (the shell's ApiError): both read the same here.
  */
-import type { Guest, Job } from '../../core/contract/wire-types.js';
+import type { AgentEvent } from '../api/types.js';
+import type { Job } from '../../core/contract/wire-types.js';
 
 /** The shell's authenticated fetch: the agent's origin, the token when one is set; `body` is sent as JSON. */
 export type AgentRequest = (method: string, path: string, body?: unknown) => Promise<Response>;
 
-/** An event of GET /events (docs/events.md). */
-export interface AgentEvent {
-  id: number;
-  time: string;
-  type: string;
-  guest?: string;
-  data: { guest?: Guest; job?: Job; guestId?: string; [key: string]: unknown };
-}
+// The shell's event type (a type only: nothing of the shell is bundled with the guest view for it).
+export type { AgentEvent } from '../api/types.js';
 
 /** Subscribes to the shell's event stream; returns the unsubscribe. */
 export type SubscribeEvents = (listener: (event: AgentEvent) => void) => () => void;
