@@ -12,7 +12,7 @@ import { setImmediate as setImmediatePromise, setTimeout as sleep } from 'node:t
 import { CGROUP_ROOT, type ContainerPaths } from './container-paths.js';
 import { initPid, monitorPid, runState } from './container-state.js';
 import type { LxcMonitor } from './lxc-monitor.js';
-import type { LxcTools } from './lxc-tools.js';
+import { redactPaths, type LxcTools } from './lxc-tools.js';
 
 /** How often a stop wait looks at the monitor process itself (a /proc read): LXC's event may come late, or after the monitor ended. */
 const POLL_MS = 5;
@@ -184,5 +184,5 @@ async function lastError(log: string): Promise<string> {
   const text = await readFile(log, 'utf8').catch(() => '');
   const line = text.split('\n').filter((l) => / ERROR /.test(l) && !/lxc_start|wait_on_daemonized_start|sync_wait|__lxc_start/.test(l))[0] ?? '';
   const message = line.replace(/^.* - [^ ]+:\d+ - /, '').trim();
-  return message.replace(/\/[^\s"':;,]+/g, (p) => path.basename(p)).slice(0, 300);
+  return redactPaths(message).slice(0, 300);
 }

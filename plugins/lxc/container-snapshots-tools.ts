@@ -6,6 +6,7 @@
  */
 import { execFile } from 'node:child_process';
 import path from 'node:path';
+import { redactPaths } from './lxc-tools.js';
 import { endingWithAgent, notExecuted } from './parent-death.js';
 
 /** Copies and sizes of large layers take a while on a loaded host; the stage's own signal bounds them first. */
@@ -39,5 +40,5 @@ export function withoutPaths(text: string, args: string[]): string {
     if (arg.startsWith('/') && arg.length > 1) out = out.replaceAll(arg, path.basename(arg));
   }
   // Whatever path a tool printed on its own (a file inside the layer) goes too.
-  return out.replace(/\/[^\s:'"]+/g, (p) => path.basename(p));
+  return redactPaths(out);
 }
