@@ -214,47 +214,37 @@ func main() {
 	case "fetch-image":
 		// As lochness asks for an image before a create: only the id, the
 		// agent fetches it from its image server.
-		a := call("POST", base+"/images", mistify.ImageRequest{Id: args[0]}, true)
-		expectStatus(a, "POST /images", 202)
-		var accepted mistify.Image
-		decode(a, "an Image", &accepted)
-		job := waitJob(base, a.JobID, seconds(args[1]))
-		if job.Status != "Complete" {
-			fail(fmt.Sprintf("fetch job %s ended %s: %s", job.ID, job.Status, job.Message))
-		}
-		b := call("GET", base+"/images/"+args[0], nil, false)
-		expectStatus(b, "GET /images/"+args[0], 200)
-		var image mistify.Image
-		decode(b, "an Image", &image)
-		c := call("GET", base+"/images", nil, false)
-		expectStatus(c, "GET /images", 200)
-		var listed []mistify.Image
-		decode(c, "a []Image", &listed)
-		out["accepted"], out["job"], out["image"], out["listed"] = accepted, job, image, listed
+		fetchImage(base, mistify.ImageRequest{Id: args[0]}, "", seconds(args[1]), out)
 	case "fetch-container-image":
 		// A container image: mistify's ImageRequest with type "container" and a source.
-		id, source := args[0], args[1]
-		a := call("POST", base+"/images", mistify.ImageRequest{Id: id, Type: "container", Source: source}, true)
-		expectStatus(a, "POST /images", 202)
-		var accepted mistify.Image
-		decode(a, "an Image", &accepted)
-		job := waitJob(base, a.JobID, seconds(args[2]))
-		if job.Status != "Complete" {
-			fail(fmt.Sprintf("fetch job %s ended %s: %s", job.ID, job.Status, job.Message))
-		}
-		b := call("GET", base+"/images/"+id+"?type=container", nil, false)
-		expectStatus(b, "GET /images/"+id+"?type=container", 200)
-		var image mistify.Image
-		decode(b, "an Image", &image)
-		c := call("GET", base+"/images?type=container", nil, false)
-		expectStatus(c, "GET /images?type=container", 200)
-		var listed []mistify.Image
-		decode(c, "a []Image", &listed)
-		out["accepted"], out["job"], out["image"], out["listed"] = accepted, job, image, listed
+		fetchImage(base, mistify.ImageRequest{Id: args[0], Type: "container", Source: args[1]}, "?type=container", seconds(args[2]), out)
 	default:
 		fail("unknown command " + command)
 	}
 	check(json.NewEncoder(os.Stdout).Encode(out), "write result")
+}
+
+// fetchImage posts the ImageRequest, polls its job to Complete, then reads
+// the image and the list (`query` selects the kind); it puts the accepted
+// Image, the job, the image and the list in `out`.
+func fetchImage(base string, request mistify.ImageRequest, query string, timeout time.Duration, out map[string]interface{}) {
+	a := call("POST", base+"/images", request, true)
+	expectStatus(a, "POST /images", 202)
+	var accepted mistify.Image
+	decode(a, "an Image", &accepted)
+	job := waitJob(base, a.JobID, timeout)
+	if job.Status != "Complete" {
+		fail(fmt.Sprintf("fetch job %s ended %s: %s", job.ID, job.Status, job.Message))
+	}
+	b := call("GET", base+"/images/"+request.Id+query, nil, false)
+	expectStatus(b, "GET /images/"+request.Id+query, 200)
+	var image mistify.Image
+	decode(b, "an Image", &image)
+	c := call("GET", base+"/images"+query, nil, false)
+	expectStatus(c, "GET /images"+query, 200)
+	var listed []mistify.Image
+	decode(c, "a []Image", &listed)
+	out["accepted"], out["job"], out["image"], out["listed"] = accepted, job, image, listed
 }
 
 func check(err error, what string) {
