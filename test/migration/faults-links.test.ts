@@ -7,8 +7,8 @@
  *   restart the source asks, finds the guest moved and removes its copy;
  * - the target killed (-9) in the middle of its prepare, once it made its
  *   tap: its restart removes the tap with the rest of the copy;
- * - the link cut mid-copy: the target's API and its NBD and migration
- *   streams, all through proxies the test controls (the target advertises
+ * - the link cut mid-copy (during the disk copy, and during the RAM copy):
+ *   the target's API and its NBD and migration streams, all through proxies the test controls (the target advertises
  *   its streams at another loopback address, `migrationHost`, where the
  *   proxies listen, on the ports of its `migrationPortMin`..`Max`).
  * After each: exactly one running guest, on the expected host, its counter
@@ -174,5 +174,18 @@ describe('migration faults: the source killed after the commit, a prepare killed
     // The target, told nothing (the link was cut when the source undid the move), drops its copy once the source says it has no such move.
     await expectOnlyOn(b, a, id, 'link cut mid-copy');
     await onlyTapOf(b, 'link cut mid-copy');
+  });
+
+  it('the link cut during the RAM copy, streams included: the same outcome', async () => {
+    const proxy = await apiProxy(a);
+    const job = await startMove(b, id, { url: proxy.url, bandwidth: 2 });
+    await untilMove(b, job, (m) => m.phase === 'memory' && m.bytesSent > 0, 'the RAM copy under way');
+    await Promise.all([proxy.cut(), ...streams.map((s) => s.cut())]);
+    const end = await moveEnd(b, job);
+    expect(end.Status).to.equal('Error');
+    expect(end.Message).to.match(/copying the memory failed: /);
+    await Promise.all([proxy.restore(), ...streams.map((s) => s.restore())]);
+    await expectOnlyOn(b, a, id, 'link cut during the RAM copy');
+    await onlyTapOf(b, 'link cut during the RAM copy');
   });
 });
