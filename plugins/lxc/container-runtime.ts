@@ -5,7 +5,7 @@
  * lxc-monitor for all containers) with a cheap file check as a fallback,
  * should an event be lost.
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { readFile, readdir, rmdir } from 'node:fs/promises';
 import path from 'node:path';
 import { setImmediate as setImmediatePromise, setTimeout as sleep } from 'node:timers/promises';
@@ -19,6 +19,9 @@ const POLL_MS = 5;
 
 /** Looks at a FREEZING freezer between event-loop turns before polling it every millisecond. */
 const FREEZE_QUICK_LOOKS = 10;
+
+/** How long a kill lets a monitor whose container has no init finish ending it, before LXC's forced stop. */
+const ENDING_WAIT_MS = 2000;
 
 /** How long a start waits for the monitor of the container's last run to end. */
 const MONITOR_EXIT_MS = 5000;
@@ -70,26 +73,31 @@ export class ContainerRuntime {
 
   /**
    * A wait for the container to stop, made before the signal that stops it:
-   * stopped means its cgroup is gone (a cgroup goes only once no process is
-   * left in it: LXC removes it as the container ends, before it reports
-   * STOPPED, as lxc-stop waits for) or the LXC monitor running now has
-   * ended. An event only wakes the check up, so a late event of an earlier
-   * stop cannot end it.
+   * stopped means LXC is done with it, as LXC itself says STOPPED: its
+   * cgroups are gone, the container's (a cgroup goes only once no process
+   * is left in it) and its monitor's (the monitor moves itself out, a cgroup
+   * migration of 1-20 ms, then removes it and reports STOPPED), or the LXC
+   * monitor running now has ended. The monitor's tidy-up after that (its
+   * pid file, its exit: up to tens of ms more) is not waited for: nothing of
+   * the container is left by then. An event only wakes the check up, so a
+   * late event of an earlier stop cannot end it.
    */
   async stopped(paths: ContainerPaths): Promise<StopWait> {
     const monitor = await monitorPid(paths);
     const event = this.monitor.waitFor(paths.name, ['STOPPED', 'ABORTING']);
-    const cgroup = paths.cgroup('freezer');
-    const gone = (): boolean => monitor === undefined || !isAlive(monitor) || !existsSync(cgroup);
+    const gone = (): boolean => monitor === undefined || !isAlive(monitor) || lxcCgroupsGone(paths);
     return {
       cancel: event.cancel,
       wait: async (timeoutMs: number, signal?: AbortSignal): Promise<boolean> => {
         const deadline = Date.now() + timeoutMs;
+        // The event wakes the check once; after it, polling only (a settled promise would spin).
+        let wake: Promise<unknown> | undefined = event.done.then(() => (wake = undefined));
         try {
           while (!gone()) {
             const left = deadline - Date.now();
             if (left <= 0 || signal?.aborted) return false;
-            await Promise.race([event.done, sleep(Math.min(POLL_MS, left))]);
+            const nap = sleep(Math.min(POLL_MS, left));
+            await (wake ? Promise.race([wake, nap]) : nap);
           }
           return true;
         } finally {
@@ -99,14 +107,20 @@ export class ContainerRuntime {
     };
   }
 
-  /** Kills the container (SIGKILL to init) and waits until LXC has cleaned up; lxc-stop -k if that does not do it. */
+  /**
+   * Kills the container (SIGKILL to init) and waits until LXC is done with
+   * it (stopped()); lxc-stop -k if that does not do it. false when it was
+   * not running.
+   */
   async kill(paths: ContainerPaths, timeoutMs: number): Promise<boolean> {
     const wait = await this.stopped(paths);
     if (!(await this.signalInit(paths, 'SIGKILL'))) {
-      wait.cancel();
-      if ((await monitorPid(paths)) === undefined) return false;
-      // A monitor without an init (it is starting or ending): LXC's own forced stop.
-      await this.tools.run('lxc-stop', ['-n', paths.name, '-P', paths.lxcPath, '-k'], timeoutMs).catch(() => undefined);
+      if ((await monitorPid(paths)) === undefined) {
+        wait.cancel();
+        return false;
+      }
+      // A monitor without an init: ending a container that stopped (its cgroups go within ms), else starting one: LXC's own forced stop.
+      if (!(await wait.wait(ENDING_WAIT_MS))) await this.tools.run('lxc-stop', ['-n', paths.name, '-P', paths.lxcPath, '-k'], timeoutMs).catch(() => undefined);
       return true;
     }
     if (!(await wait.wait(timeoutMs))) {
@@ -154,6 +168,19 @@ function isAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** The cgroup hierarchies mounted under CGROUP_ROOT (the v1 controllers and the v2 mount), read once. */
+let hierarchies: string[] | undefined;
+
+/**
+ * Whether the container's cgroups and its LXC monitor's are gone from every
+ * hierarchy (about 20 stat calls on cgroupfs: kernel memory, microseconds,
+ * done synchronously).
+ */
+export function lxcCgroupsGone(paths: ContainerPaths): boolean {
+  hierarchies ??= readdirSync(CGROUP_ROOT);
+  return hierarchies.every((h) => !existsSync(path.join(CGROUP_ROOT, h, `lxc.payload.${paths.name}`)) && !existsSync(path.join(CGROUP_ROOT, h, `lxc.monitor.${paths.name}`)));
 }
 
 /** Removes the container's cgroups (payload and monitor, with any "-N" twins) in every v1 controller: empty ones only. */

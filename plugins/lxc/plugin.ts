@@ -36,6 +36,7 @@ import { ContainerSnapshots } from './container-snapshots.js';
 import { containerLayer, HOST_SNAPSHOT_TOOLS, layerSnapshotStages } from './container-snapshots-stages.js';
 import { ContainerMetrics } from './container-metrics.js';
 import { checkBridges, checkStartable, forgetNicCounters, nicConfigLines, nicDevices, planContainerNics } from './container-nics.js';
+import { removeContainerFolder } from './container-folder-removal.js';
 import { ContainerPaths, CONTAINERS_FOLDER } from './container-paths.js';
 import { ContainerRuntime, removeLeftoverCgroups } from './container-runtime.js';
 import { hasContainerFolder, runState } from './container-state.js';
@@ -102,7 +103,7 @@ export class LxcPlugin implements PluginInstance {
       this.log.warn({ lxcBinDir: this.options.lxcBinDir }, `LXC is not installed; container requests answer 501 (${LXC_MISSING})`);
       return;
     }
-    this.version = (await this.tools.run('lxc-start', ['--version']).catch(() => 'unknown')).trim();
+    this.version = await this.tools.version();
     const lxcPath = path.join(this.dataDir, CONTAINERS_FOLDER);
     await mkdir(lxcPath, { recursive: true });
     // The containers' mapped root must be able to walk to its layer (o+x, no listing).
@@ -139,6 +140,7 @@ export class LxcPlugin implements PluginInstance {
     this.metrics.close();
     this.consoles.stop();
     await this.watch.drained();
+    await this.tools.close();
   }
 
   health(): PluginHealth {
@@ -269,9 +271,9 @@ export class LxcPlugin implements PluginInstance {
       const paths = this.paths(guest.id);
       this.consoles.closeAll(guest.id);
       if (await isDirectory(paths.dir)) {
+        // Returns once LXC is done with the container (its cgroups gone), not after its monitor's own tidy-up (container-runtime.ts).
         await this.runtime.kill(paths, KILL_WAIT_MS);
-        await this.runtime.monitorEnded(paths); // it writes in the folder and leaves its cgroup last
-        await rm(paths.dir, { recursive: true, force: true });
+        await removeContainerFolder(paths);
       }
       await removeLeftoverCgroups(paths);
       this.metrics.forget(guest.id);
