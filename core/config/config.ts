@@ -79,8 +79,14 @@ export const configSchema = z
       .default({ tokens: [] }),
     jobs: z
       .object({
-        /** Jobs running at once across all guests (one per guest at most). */
-        concurrency: z.number().int().positive().max(1024).default(16),
+        /**
+         * Jobs running at once across all guests (one per guest at most). A job is
+         * mostly a wait on the hypervisor or the runtime, much of it latency
+         * rather than CPU (a container start is ~20 ms of LXC's): 100 containers
+         * started at once took 1.5x the bare runtime's time at 16 and about the
+         * runtime's own at 128 (bench/RESULTS.md).
+         */
+        concurrency: z.number().int().positive().max(1024).default(128),
         /** Finished jobs kept; the oldest are pruned first. */
         history: z.number().int().positive().max(10_000_000).default(10000),
         stageTimeoutSeconds: z.number().positive().max(86400).default(60),
@@ -90,7 +96,7 @@ export const configSchema = z
         maxWaitSeconds: z.number().positive().max(3600).default(300),
       })
       .strict()
-      .default({ concurrency: 16, history: 10000, stageTimeoutSeconds: 60, shutdownGraceSeconds: 20, maxWaitSeconds: 300 }),
+      .default({ concurrency: 128, history: 10000, stageTimeoutSeconds: 60, shutdownGraceSeconds: 20, maxWaitSeconds: 300 }),
     events: z
       .object({
         /** Events kept in the state file; a client resuming before the oldest gets a reset. */
