@@ -9,7 +9,12 @@
  *
  *   npm run build && node dist/bench/containers.js   (as root, alone: bash /work/tools/heavy.sh …)
  *
- * Writes its section of bench/RESULTS.md (between the containers bench markers).
+ * Writes its section of bench/RESULTS.md (between the containers bench
+ * markers) after a whole run. ROUNDS (steps), MANY (containers started at
+ * once) and MANY_ROUNDS (rounds of that, agent and bare taking turns: the
+ * median is recorded) size it; ONLY=steps or ONLY=many runs one part and
+ * only prints it; CONCURRENCY sets the agent's jobs.concurrency (by
+ * default the shipped config's).
  */
 import { execFile } from 'node:child_process';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -32,6 +37,9 @@ const BEGIN = '<!-- containers bench: begin (written by node dist/bench/containe
 const END = '<!-- containers bench: end -->';
 const ROUNDS = Number(process.env.ROUNDS ?? 7);
 const MANY = Number(process.env.MANY ?? 100);
+const MANY_ROUNDS = Number(process.env.MANY_ROUNDS ?? 3);
+const ONLY = process.env.ONLY as 'steps' | 'many' | undefined;
+const CONCURRENCY = process.env.CONCURRENCY ? Number(process.env.CONCURRENCY) : undefined;
 const STEPS = ['create', 'start', 'freeze', 'unfreeze', 'stop', 'delete'] as const;
 type Step = (typeof STEPS)[number];
 const TARGET: Record<Step, number | undefined> = { create: 100, start: 150, freeze: 10, unfreeze: undefined, stop: 100, delete: 50 };
@@ -72,6 +80,7 @@ async function main(): Promise<void> {
   try {
     const image = await buildBusyboxImage(work, layouts, 'bench', '1.0', { entrypoint: ['/bin/sleep'], cmd: ['3600'] });
     const config = shippedConfig('agent.json');
+    if (CONCURRENCY !== undefined) config.jobs = { ...config.jobs, concurrency: CONCURRENCY };
     config.plugins = config.plugins
       .filter((p: { module: string }) => p.module !== 'qemu')
       .map((p: { module: string; options?: Record<string, unknown> }) =>
@@ -123,7 +132,7 @@ async function main(): Promise<void> {
 
     const agentTimes: Record<Step, number[]> = { create: [], start: [], freeze: [], unfreeze: [], stop: [], delete: [] };
     const bareTimes: Record<Step, number[]> = { create: [], start: [], freeze: [], unfreeze: [], stop: [], delete: [] };
-    for (let round = 0; round < ROUNDS; round++) {
+    for (let round = 0; ONLY !== 'many' && round < ROUNDS; round++) {
       // Through the agent: create (left off), start, suspend, resume, poweroff, delete.
       let id = '';
       agentTimes.create.push(await timed(async () => {
@@ -139,16 +148,23 @@ async function main(): Promise<void> {
       for (const step of STEPS) bareTimes[step].push(await bare[step](name));
     }
 
-    // 100 at once: created left off first, then every start sent together; bare: 100 lxc-start -d together.
-    const ids = await Promise.all(Array.from({ length: MANY }, async () => (await agentStep(agent!, 'POST', '/guests?start=false&wait=120', { type: 'container', image: 'bench' })).id!));
-    const agentMany = await timed(() => Promise.all(ids.map((id) => agentStep(agent!, 'POST', `/guests/${id}/start?wait=300`))));
-    await Promise.all(ids.map((id) => agentStep(agent!, 'DELETE', `/guests/${id}?wait=300`)));
-    const names = Array.from({ length: MANY }, (_, i) => `hk-bench-${process.pid}-many-${i}`);
-    for (const name of names) await bare.create(name);
-    const bareMany = await timed(() => Promise.all(names.map((name) => run('lxc-start', ['-n', name, '-P', bareLxcPath, '-d', '--', ...bundle.process.args]))));
-    await Promise.all(names.map((name) => run('lxc-stop', ['-k', '-n', name, '-P', bareLxcPath]).catch(() => undefined)));
-    for (const name of names) await run('lxc-destroy', ['-n', name, '-P', bareLxcPath]).catch(() => undefined);
+    // 100 at once, agent and bare taking turns: created left off first, then every start sent together; bare: 100 lxc-start -d together.
+    const agentMany: number[] = [];
+    const bareMany: number[] = [];
+    for (let round = 0; ONLY !== 'steps' && round < MANY_ROUNDS; round++) {
+      const ids = await Promise.all(Array.from({ length: MANY }, async () => (await agentStep(agent!, 'POST', '/guests?start=false&wait=120', { type: 'container', image: 'bench' })).id!));
+      agentMany.push(await timed(() => Promise.all(ids.map((id) => agentStep(agent!, 'POST', `/guests/${id}/start?wait=300`)))));
+      await Promise.all(ids.map((id) => agentStep(agent!, 'DELETE', `/guests/${id}?wait=300`)));
+      const names = Array.from({ length: MANY }, (_, i) => `hk-bench-${process.pid}-many-${round}-${i}`);
+      for (const name of names) await bare.create(name);
+      bareMany.push(await timed(() => Promise.all(names.map((name) => run('lxc-start', ['-n', name, '-P', bareLxcPath, '-d', '--', ...bundle.process.args])))));
+      await Promise.all(names.map((name) => run('lxc-stop', ['-k', '-n', name, '-P', bareLxcPath]).catch(() => undefined)));
+      for (const name of names) await run('lxc-destroy', ['-n', name, '-P', bareLxcPath]).catch(() => undefined);
+      console.log(`${MANY} at once, round ${round + 1}: agent ${fmt(agentMany.at(-1)!)} ms, bare ${fmt(bareMany.at(-1)!)} ms`);
+    }
 
+    if (ONLY !== 'many') for (const step of STEPS) console.log(`${step}: agent ${agentTimes[step].map(fmt).join(' ')} | bare ${bareTimes[step].map(fmt).join(' ')}`);
+    if (ONLY) return;
     const rows = STEPS.map((step) => {
       const a = median(agentTimes[step]);
       const b = median(bareTimes[step]);
@@ -167,7 +183,7 @@ async function main(): Promise<void> {
 | --- | --- | --- | --- | --- | --- | --- |
 ${rows.join('\n')}
 
-${MANY} containers started at once (created left off first): through the agent (${MANY} \`POST /guests/{id}/start?wait\` sent together) ${fmt(agentMany)} ms until every job completed; bare (${MANY} \`lxc-start -d\` together) ${fmt(bareMany)} ms (${(agentMany / bareMany).toFixed(2)}x).`;
+${MANY} containers started at once (created left off first; median of ${MANY_ROUNDS} rounds, agent and bare taking turns): through the agent (${MANY} \`POST /guests/{id}/start?wait\` sent together, jobs.concurrency ${config.jobs.concurrency}) ${fmt(median(agentMany))} ms until every job completed; bare (${MANY} \`lxc-start -d\` together) ${fmt(median(bareMany))} ms (${(median(agentMany) / median(bareMany)).toFixed(2)}x; target ≤ 1.3x: ${median(agentMany) <= 1.3 * median(bareMany) ? 'met' : 'not met'}).`;
     console.log(section);
     const file = path.join(repoRoot, 'bench', 'RESULTS.md');
     await writeFile(file, withMarkedSection(await readFile(file, 'utf8'), BEGIN, END, section));
