@@ -12,7 +12,7 @@ import { expect } from 'chai';
 import { readdir, readFile, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { Readable } from 'node:stream';
-import { StageRejection } from '../../core/contract/index.js';
+import { rejection } from '../support/backend-testing.js';
 import { ContainerSnapshots, type ContainerLayer } from '../../plugins/lxc/container-snapshots.js';
 import { freezerOf } from '../../plugins/lxc/container-snapshots-freezer.js';
 import { LxcFixture, run, type TestContainer } from './snapshots-console-fixture.js';
@@ -21,16 +21,6 @@ async function bytesOf(stream: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
   for await (const chunk of stream) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks);
-}
-
-async function rejection(promise: Promise<unknown>): Promise<StageRejection> {
-  try {
-    await promise;
-  } catch (error) {
-    if (StageRejection.is(error)) return error;
-    throw error;
-  }
-  throw new Error('expected a StageRejection');
 }
 
 describe('container snapshots on LXC (layer copies)', function () {

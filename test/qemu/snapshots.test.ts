@@ -10,10 +10,10 @@ import { createWriteStream } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { StageRejection, type Guest, type GuestResponse } from '../../core/contract/index.js';
+import type { Guest, GuestResponse } from '../../core/contract/index.js';
 import type { QemuPlugin } from '../../plugins/qemu/plugin.js';
 import { INIT_REACHED } from '../fixtures/tiny-guest/index.js';
-import { GuestShell, kernelShapedGuest, stageContext, waitForConsole } from '../support/backend-testing.js';
+import { GuestShell, kernelShapedGuest, rejection, stageContext, waitForConsole } from '../support/backend-testing.js';
 import { hasPattern, qemuImg, qemuIo } from '../support/image-files.js';
 import { FIRST_BOOT_MS, recordBoot } from '../support/load-budget.js';
 import { QemuWorld } from './world.js';
@@ -23,16 +23,6 @@ async function action(world: QemuWorld, plugin: QemuPlugin, stage: 'create' | 's
   const response = (await plugin.handlers[stage]({ guest: structuredClone(guest), action: stage, args: {} }, stageContext(`qemu.${stage}`, world.log))) as GuestResponse;
   world.guests.put(response.guest);
   return response.guest;
-}
-
-async function rejection(promise: Promise<unknown>): Promise<StageRejection> {
-  try {
-    await promise;
-  } catch (error) {
-    if (StageRejection.is(error)) return error;
-    throw error;
-  }
-  throw new Error('expected a StageRejection');
 }
 
 /** Fills the first MiB of a guest block device with one byte value, from inside the guest. */

@@ -2,12 +2,13 @@
  * Test support shared by the hypervisor backends' tests (QEMU, libvirt): a
  * guest directory standing in for the kernel's registry when a plugin is
  * driven directly, guests shaped the way the kernel shapes them, a logger
- * that keeps lines, and a client for the tiny guest's serial shell.
+ * that keeps lines, a client for the tiny guest's serial shell, and the
+ * StageRejection a stage call is refused with.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import net from 'node:net';
-import { tapName, type Guest, type GuestDirectory, type Logger, type StageContext } from '../../core/contract/index.js';
+import { StageRejection, tapName, type Guest, type GuestDirectory, type Logger, type StageContext } from '../../core/contract/index.js';
 import { underLoad } from './load-budget.js';
 
 /** The kernel's registry as a plugin sees it, in memory, recording what the plugin observed. */
@@ -188,4 +189,15 @@ export async function waitForConsole(file: string, text: string, timeoutMs: numb
     if (Date.now() > deadline) throw new Error(`"${text}" not on the console ${file} within ${timeoutMs} ms; it holds:\n${content.slice(-2000)}`);
     await sleep(25);
   }
+}
+
+/** The StageRejection (a 4xx/5xx a stage answers with) `promise` rejects with; any other outcome fails the test. */
+export async function rejection(promise: Promise<unknown>): Promise<StageRejection> {
+  try {
+    await promise;
+  } catch (error) {
+    if (StageRejection.is(error)) return error;
+    throw error;
+  }
+  throw new Error('expected a StageRejection');
 }
