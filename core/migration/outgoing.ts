@@ -139,13 +139,14 @@ export class OutgoingMigrations implements JobExecutor {
         });
         stop.throwIfAborted();
         this.lap(job.ID, 'preparing');
-        await this.enter(record, 'disks', move);
+        // Live: what each copy will send is known before QEMU's first count (the disks' sizes, the RAM), so GET /jobs shows it from the phase's start.
+        await this.enter(record, 'disks', move, live ? Object.values(facts.diskBytes).reduce((sum, bytes) => sum + bytes, 0) : 0);
         if (live) {
           if (!plan.nbd || !plan.memory) throw new Error('the target answered no NBD or migration address for a live move');
           const nbd = plan.nbd;
           await backendCall('copying the disks', () => migrator.copyDisks(guest, nbd, limits, this.meter(job.ID, (p) => (sentBytes.disks = p.sent)), stop));
           this.lap(job.ID, 'disks');
-          await this.enter(record, 'memory', move);
+          await this.enter(record, 'memory', move, guest.memory * 1024 * 1024);
           const memory = plan.memory;
           const result = await backendCall('copying the memory', () => migrator.copyMemory(guest, memory, limits, this.meter(job.ID, (p) => (sentBytes.memory = p.sent)), stop));
           downtimeMs = result.downtimeMs;
@@ -223,10 +224,10 @@ export class OutgoingMigrations implements JobExecutor {
     return { disks: done, memory: 0 };
   }
 
-  private async enter(record: SourceRecord, phase: SourcePhase, move: MoveInfo): Promise<void> {
+  private async enter(record: SourceRecord, phase: SourcePhase, move: MoveInfo, bytesTotal = 0): Promise<void> {
     record.phase = phase;
     await this.deps.records.update<SourceRecord>(record.id, { phase });
-    this.show(record.id, record.target, phase, move);
+    this.show(record.id, record.target, phase, move, bytesTotal);
   }
 
   /** How long each phase took, for the job's message (where a slow move spent its time). */
@@ -238,8 +239,8 @@ export class OutgoingMigrations implements JobExecutor {
     this.laps.set(jobId, laps);
   }
 
-  private show(jobId: string, target: PeerAddress, phase: SourcePhase, move?: MoveInfo): void {
-    this.progress.set(jobId, { phase, target: target.url, bytesSent: 0, bytesLeft: 0, bytesTotal: 0 });
+  private show(jobId: string, target: PeerAddress, phase: SourcePhase, move?: MoveInfo, bytesTotal = 0): void {
+    this.progress.set(jobId, { phase, target: target.url, bytesSent: 0, bytesLeft: bytesTotal, bytesTotal });
     if (move) this.deps.hooks.phase?.(move, phase);
   }
 
