@@ -144,7 +144,7 @@ export class MigrationSource {
         if (mine.length < jobs.size) throw new Error('a disk copy ended before it was in sync (the target closed its NBD export?)');
         const total = mine.reduce((sum, j) => sum + j.len, 0);
         const sent = mine.reduce((sum, j) => sum + j.offset, 0);
-        progress({ sent, left: Math.max(0, total - sent), total });
+        if (total > 0) progress({ sent, left: Math.max(0, total - sent), total });
         if (mine.every((j) => j.ready)) return;
         await wakeup.sleep(PROGRESS_MS, signal);
       }
@@ -164,8 +164,9 @@ export class MigrationSource {
       await qmp.execute('migrate', { uri: `tcp:${uriHost(memory.host)}:${memory.port}` });
       for (;;) {
         const info = await qmp.execute<MigrationInfo>('query-migrate');
-        const ram = info.ram ?? {};
-        progress({ sent: ram.transferred ?? 0, left: ram.remaining ?? 0, total: ram.total ?? 0 });
+        // Right after `migrate` QEMU may not count yet (no `ram`): what the job shows stays as it was, not zeros.
+        const ram = info.ram;
+        if (ram?.total) progress({ sent: ram.transferred ?? 0, left: ram.remaining ?? 0, total: ram.total });
         if (info.status === 'completed') return { downtimeMs: info.downtime };
         if (info.status === 'failed' || info.status === 'cancelled') throw new Error(`QEMU's migration ${info.status}: ${info['error-desc'] ?? 'no reason given'}`);
         await wakeup.sleep(PROGRESS_MS, signal);
