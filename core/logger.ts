@@ -23,6 +23,7 @@ import { Socket } from 'node:net';
 import { pino } from 'pino';
 import sonicBoom from 'sonic-boom';
 import type { Logger } from './contract/plugin-api.js';
+import { LOG_BATCH, LogBatch } from './log-batch.js';
 import { pendingBytes as waitingBytes, writeOnce } from './log-buffers.js';
 
 export type AgentLogger = pino.Logger;
@@ -82,49 +83,36 @@ export function createLogger(level: string, fd = 1): AgentLog {
   let droppedReported = 0;
   let exiting = false;
   const destination = newLogDestination(nonBlockingDescriptor(fd), () => !exiting);
-  // pino (and the access log) hand the destination strings. Each is
-  // encoded straight into the current batch, one Buffer outside V8's heap,
-  // handed to sonic-boom whole. A Buffer per line kept every line waiting
-  // for its batch alive in V8's young generation: each scavenge copied
-  // them, and promoted them to the old generation.
+  // pino hands the destination strings: each is encoded straight into the
+  // current batch (log-batch.ts), which is handed to sonic-boom whole. The
+  // access log encodes its line into the batch itself (LOG_BATCH).
   const writeBytes = destination.write.bind(destination) as unknown as (data: Buffer) => boolean;
-  let batch = Buffer.allocUnsafeSlow(BATCH_CAPACITY);
-  let used = 0;
-  const handOver = () => {
-    if (used === 0) return;
-    const full = batch.subarray(0, used);
-    batch = Buffer.allocUnsafeSlow(BATCH_CAPACITY);
-    used = 0;
-    writeBytes(full);
-  };
+  const batch = new LogBatch(LOG_BATCH_BYTES, BATCH_CAPACITY, writeBytes);
   (destination as unknown as { write(data: string | Buffer): boolean }).write = (data) => {
     if (typeof data !== 'string') {
-      handOver();
-      return writeBytes(data);
+      batch.sendOther(data);
+      return true;
     }
-    // At most 3 bytes per UTF-16 unit: a line that might not fit starts the next batch.
-    if (used + data.length * 3 > BATCH_CAPACITY) {
-      handOver();
-      if (data.length * 3 > BATCH_CAPACITY) return writeBytes(Buffer.from(data));
-    }
-    used += batch.write(data, used);
-    if (used >= LOG_BATCH_BYTES) handOver();
+    batch.writeString(data);
     return true;
   };
+  (destination as unknown as Record<symbol, LogBatch>)[LOG_BATCH] = batch;
   // The periodic flush, only when lines wait: sonic-boom's own flushes every
   // interval, issuing an empty write(2) through the thread pool even when
   // the agent is idle.
-  const pendingBytes = () => used + waitingBytes(destination);
+  const pendingBytes = () => batch.used + waitingBytes(destination);
   setInterval(() => {
     if (pendingBytes() > 0 && !exiting) {
-      handOver();
+      batch.handOver();
       destination.flush();
     }
   }, LOG_FLUSH_MS).unref();
   // sonic-boom drops whole batches: the lines in it are what is counted.
   destination.on('drop', (dropped_: Buffer) => {
     dropped += linesIn(dropped_);
+    batch.dropped(dropped_);
   });
+  destination.on('write', (n: number) => batch.written(n));
   destination.on('drain', () => {
     if (dropped === droppedReported) return;
     const lost = dropped - droppedReported;
@@ -145,7 +133,7 @@ export function createLogger(level: string, fd = 1): AgentLog {
     // after head exited) it sleeps and retries forever, so the process never ended.
     // The lines not yet handed over go last, in the same write (handing them
     // to sonic-boom now could start an asynchronous write that never ends).
-    if (!readerGone) writeOnce(destination, batch.subarray(0, used));
+    if (!readerGone) writeOnce(destination, batch.pending());
   });
 
   return {
@@ -159,7 +147,7 @@ export function createLogger(level: string, fd = 1): AgentLog {
       // Nobody reads any more: nothing will drain.
       if (readerGone) return false;
       // Lines below the batch size wait for the periodic flush: send them now.
-      handOver();
+      batch.handOver();
       destination.flush();
       return new Promise<boolean>((resolve) => {
         const done = (ok: boolean) => {

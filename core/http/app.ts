@@ -1,7 +1,7 @@
 /**
  * core/http: the Koa app: edge (ids, auth, errors, access log), routes,
  * OpenAPI documents. Routes map requests to actions and never name a plugin.
- * May import: contract, events, guests, jobs, metrics, console, migration, errors, logger.
+ * May import: contract, events, guests, jobs, metrics, console, migration, errors, logger, log-batch.
  *
  * The Koa application: the edge (request id, auth, errors, access log),
  * JSON bodies, then the routes. 404 and 405 come out as JSON like every error.
