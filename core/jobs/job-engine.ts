@@ -34,6 +34,9 @@ import { Errors, messageOf } from '../errors.js';
 import type { GuestRegistry } from '../guests/guest-registry.js';
 import type { JobEnd, JobLog } from './job-log.js';
 import { JobScheduler } from './job-scheduler.js';
+
+/** After the shutdown deadline aborts their stages: time for the jobs to record their end. */
+const ABORTED_JOBS_SETTLE_MS = 2000;
 import { asPluginLogger, type AgentLogger } from '../logger.js';
 import { runStage, stageShutdownController, type PlannedStage, type StageRun } from '../plugins/stage-runner.js';
 import type { KeyChange, StateStore } from '../state/state-store.js';
@@ -255,6 +258,11 @@ export class JobEngine {
     if (!(await this.scheduler.drain(graceMs))) {
       this.log.warn({ running: this.scheduler.runningCount }, 'jobs still running at the shutdown deadline; aborting their stages');
       this.shutdownController.abort(new Error('agent is shutting down'));
+      // The aborted jobs record their end (Error) before the kernel closes the
+      // store; a job that does not within this is marked interrupted at the next start.
+      if (!(await this.scheduler.drain(ABORTED_JOBS_SETTLE_MS))) {
+        this.log.warn({ running: this.scheduler.runningCount }, 'jobs still running after their stages were aborted; they are marked interrupted at the next start');
+      }
     }
   }
 

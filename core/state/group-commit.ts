@@ -71,6 +71,7 @@ interface Staged {
 export class GroupCommit {
   private pending: Pending[] = [];
   private committing = false;
+  private closed = false;
   private idleWaiters: Array<() => void> = [];
 
   /** `maxKeys` bounds one transaction's statements (SQLite caps bound parameters). */
@@ -81,10 +82,17 @@ export class GroupCommit {
 
   /** Resolves once every mutation of `changes` (and `events`) is durable and applied. */
   write(changes: KeyChange[], events: EventDraft[] = []): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('the state store is closed (the agent is stopping): nothing was written'));
     return new Promise((resolve, reject) => {
       this.pending.push({ changes, events, resolve, reject });
       if (!this.committing) this.next();
     });
+  }
+
+  /** Refuses every later write, then resolves once what was accepted is committed (or refused). */
+  close(): Promise<void> {
+    this.closed = true;
+    return this.idle();
   }
 
   /** Resolves when nothing is pending or being committed. */

@@ -151,4 +151,25 @@ describe('GroupCommit', () => {
     await group.write([change('a', (current) => current)]);
     expect(calls).to.equal(0);
   });
+
+  it('once closed, commits what it accepted and refuses every later write (the store then closes its connection with no statement running)', async () => {
+    let release!: () => void;
+    let calls = 0;
+    const group = new GroupCommit(() => {
+      calls++;
+      return new Promise<void>((r) => (release = r));
+    });
+    const { values, change } = memory();
+    const accepted = group.write([change('a', () => 1)]);
+    const closed = group.close();
+    const late = group.write([change('b', () => 2)]);
+    const refusal = await late.then(() => undefined, (error: Error) => error);
+    expect(refusal?.message).to.match(/state store is closed/);
+    release();
+    await accepted;
+    await closed;
+    expect(values.get('a')).to.equal(1);
+    expect(values.has('b')).to.equal(false);
+    expect(calls).to.equal(1);
+  });
 });
