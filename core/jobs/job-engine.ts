@@ -34,14 +34,14 @@ import { Errors, messageOf } from '../errors.js';
 import type { GuestRegistry } from '../guests/guest-registry.js';
 import type { JobEnd, JobLog } from './job-log.js';
 import { JobScheduler } from './job-scheduler.js';
-
-/** After the shutdown deadline aborts their stages: time for the jobs to record their end. */
-const ABORTED_JOBS_SETTLE_MS = 2000;
 import { asPluginLogger, type AgentLogger } from '../logger.js';
 import { runStage, stageShutdownController, type PlannedStage, type StageRun } from '../plugins/stage-runner.js';
 import type { KeyChange, StateStore } from '../state/state-store.js';
 import type { Logger, StageContext, StageRequest } from '../contract/plugin-api.js';
 import type { Guest, Job } from '../contract/wire-types.js';
+
+/** After the shutdown deadline aborts their stages: time for the jobs to record their end. */
+const ABORTED_JOBS_SETTLE_MS = 2000;
 
 export type JobOutcome = 'complete' | 'error' | 'cancelled';
 
