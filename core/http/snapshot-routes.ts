@@ -159,8 +159,10 @@ const download =
 /**
  * A single-use ticket for one download of the snapshot, for browsers (a
  * plain link cannot carry the token; ticket-check.ts). The snapshot is read
- * first, so what would refuse the download now (no such guest, disk or
- * snapshot, a job changing it) is answered here, to the page, as JSON.
+ * checked as the download checks it (SnapshotRunner.checkDownload), so what
+ * would refuse the download now (no such guest, disk or snapshot, a job
+ * changing it, a guest-wide download of several disks, no download stage)
+ * is answered here, to the page, as JSON.
  */
 const downloadTicket =
   (scope: Scope) =>
@@ -168,7 +170,7 @@ const downloadTicket =
   async (ctx) => {
     const { args } = actionParams(ctx, deps.maxWaitSeconds);
     const target = scope.target(ctx.params);
-    const snapshot = await deps.snapshots.get(target, ctx.params.name, args);
+    const { snapshot } = await deps.snapshots.checkDownload(target, ctx.params.name, args);
     const { ticket, expiresAt } = deps.tickets.issue(target.guestId, downloadUse(snapshot.id, target.disk));
     const disk = target.disk === undefined ? '' : `/disks/${encodeURIComponent(target.disk)}`;
     ctx.status = 200;
@@ -280,8 +282,13 @@ function scopeRoutes(scope: Scope): RouteDeclaration<SnapshotRouteDeps>[] {
       summary: `A single-use ticket for one download of a snapshot of ${of}, without a header`,
       description:
         "For browsers, which cannot put the token on a plain link: `?ticket=` on GET of this snapshot's download route (this guest, this scope), once, within 30 s, so the browser streams the image to disk. " +
-        "The snapshot is read first: what would refuse the download now is answered here. A ticket opens nothing else (any other route asks for the token); tickets live in the agent's memory only (docs/snapshots.md#downloads-from-a-browser).",
-      responses: { 200: { description: 'The ticket', schema: DownloadTicketSchema }, 400: err('Not a snapshot name'), ...snapshotReadResponses },
+        "Checked as the download is: what would refuse the download now (a job changing the snapshot, several disks guest-wide) is answered here. A ticket opens nothing else (any other route asks for the token); tickets live in the agent's memory only (docs/snapshots.md#downloads-from-a-browser).",
+      responses: {
+        200: { description: 'The ticket', schema: DownloadTicketSchema },
+        400: err('Not a snapshot name'),
+        ...snapshotReadResponses,
+        409: err('A job is changing the snapshot; or, guest-wide, the guest has several disks (ask for a ticket on each disk route)'),
+      },
       handle: downloadTicket(scope),
     }),
   ];

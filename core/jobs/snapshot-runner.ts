@@ -114,10 +114,23 @@ export class SnapshotRunner {
    * image to send, so it is a 409 naming the disk routes.
    */
   async download(target: SnapshotTarget, name: string, args: Record<string, unknown>): Promise<SnapshotDownload> {
+    const { guest, stage, disk } = await this.checkDownload(target, name, args);
+    const stored = request(target, name, {});
+    return this.engine.timedStage<SnapshotDownload>(stage, stageRequest('downloadSnapshot', guest, disk === undefined ? stored : { ...stored, disk }, stage, args), { log: asPluginLogger(this.log) }, args);
+  }
+
+  /**
+   * What would refuse the download of `name` now (the guest's state, no
+   * download stage, no such snapshot, a job changing it, a guest-wide
+   * download of several disks), thrown; else the guest, the stage and the
+   * disk to send. A download ticket is handed out only where this passes.
+   */
+  async checkDownload(target: SnapshotTarget, name: string, args: Record<string, unknown>): Promise<{ guest: Guest; stage: PlannedStage; snapshot: Snapshot; disk: string | undefined }> {
     checkSnapshotName(name, 'name');
     const guest = this.target('downloadSnapshot', target);
     const plan = this.plan('downloadSnapshot', guest);
-    if (!(await this.find(guest, target, name, args))) throw Errors.snapshotNotFound(name, describeTarget(target));
+    const snapshot = await this.find(guest, target, name, args);
+    if (!snapshot) throw Errors.snapshotNotFound(name, describeTarget(target));
     this.refuseChanging(target, name, 'download');
     let disk = target.disk;
     if (disk === undefined && hasDiskSnapshots(guest)) {
@@ -128,9 +141,7 @@ export class SnapshotRunner {
       }
       disk = guest.disks[0].device;
     }
-    const stage = plan.sync[0];
-    const stored = request(target, name, {});
-    return this.engine.timedStage<SnapshotDownload>(stage, stageRequest('downloadSnapshot', guest, disk === undefined ? stored : { ...stored, disk }, stage, args), { log: asPluginLogger(this.log) }, args);
+    return { guest, stage: plan.sync[0], snapshot, disk };
   }
 
   /** delete and rollback: the snapshot must exist and no other job be changing it. */
