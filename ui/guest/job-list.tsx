@@ -9,19 +9,8 @@
  */
 import { useState } from 'preact/hooks';
 import { messageOf, type JobView, type MigrationProgress } from './guest-client.js';
+import { formatBytes } from './rates.js';
 import { jobEnded, type GuestJobs } from './use-guest-jobs.js';
-
-/** 1536 -> "1.5 KiB". */
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit += 1;
-  }
-  return unit === 0 ? `${value} B` : `${value.toFixed(1)} ${units[unit]}`;
-}
 
 function moveProgress(move: MigrationProgress): string {
   const copy = move.bytesTotal > 0 ? `, ${formatBytes(move.bytesSent)} sent, ${formatBytes(move.bytesLeft)} left of ${formatBytes(move.bytesTotal)}` : '';
