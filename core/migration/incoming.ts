@@ -146,7 +146,8 @@ export class IncomingMigrations {
       if (record.role !== 'target') continue;
       try {
         if (record.phase !== 'committed') await this.serially(record.id, () => this.drop(record, 'the agent restarted before the commit'));
-        else if (record.live) {
+        // A committed record outlives the move until the source is done; the guest may have moved on since.
+        else if (record.live && this.deps.registry.find(record.guestId)) {
           const migrator = await this.deps.backends.of(record.guest);
           await migrator.resumeIncoming(record.guest).catch(() => undefined);
         }

@@ -55,8 +55,11 @@ export class OutgoingResolution {
    */
   async switchOver(record: SourceRecord, guest: Guest): Promise<Guest | undefined> {
     try {
-      const answer = await callPeer<{ guest?: Guest }>(record.target, { method: 'POST', path: `/migrations/${record.id}/commit`, timeoutMs: 60_000 });
-      return answer?.guest;
+      const answer = await callPeer<{ phase?: string; guest?: Guest }>(record.target, { method: 'POST', path: `/migrations/${record.id}/commit`, timeoutMs: 60_000 });
+      // Only the protocol's answer hands the guest over; anything else (an empty 2xx from
+      // whatever answers on that port) says nothing, and the target is asked.
+      if (answer?.phase === 'committed') return answer.guest;
+      this.deps.log.warn({ migration: record.id }, 'the target answered the commit outside the protocol; asking it whether it took the guest');
     } catch (error) {
       this.deps.log.warn({ migration: record.id, err: messageOf(error) }, 'no commit from the target; asking it whether it took the guest');
     }

@@ -11,7 +11,7 @@ import { CANCELLED, type JobEngine, type JobExecutor, type JobResult, type JobRu
 import { Errors, messageOf } from '../errors.js';
 import type { GuestRegistry } from '../guests/guest-registry.js';
 import type { AgentLogger } from '../logger.js';
-import type { StateStore } from '../state/state-store.js';
+import type { KeyChange, StateStore } from '../state/state-store.js';
 import type { CopyProgress, IncomingPlan } from '../contract/plugin-api.js';
 import type { Guest, Job } from '../contract/wire-types.js';
 import { MIGRATE_LIFECYCLE } from '../contract/lifecycle.js';
@@ -76,15 +76,16 @@ export class OutgoingMigrations implements JobExecutor {
     checkMovable(guest);
     const busy = this.deps.records.forGuest(guestId);
     if (busy) throw Errors.conflict(`guest ${guestId} is already being moved (migration ${busy.id}, phase ${busy.phase})`);
+    // Before the target is asked (up to 30 s): a malformed request is answered at once.
+    if (body.bandwidth !== undefined && !(Number.isInteger(body.bandwidth) && body.bandwidth > 0)) throw Errors.badRequest('"bandwidth": a whole number of MiB/s above 0');
     const target = await resolveTarget(body, this.deps.lookup);
     // What the source or the target would refuse is the request's answer, before any job or copy.
     const migrator = await this.deps.backends.of(guest);
     const live = guest.state === 'running';
     const facts = await backendCall('checking the guest', () => migrator.checkOutgoing(guest, live));
     await callPeer(target, { method: 'POST', path: '/migrations/check', body: this.prepareBody(`check-${guest.id}`, guest, live, facts.diskBytes, target), timeoutMs: 30_000 }).catch((error) =>
-      peerError(error, body.host === undefined ? { given: true, what: 'the token given for it ("token")' } : { given: false, what: `the fleet plugin's token for host "${body.host}" (peerTokens, peerToken)` }),
+      peerError(error, credentialOf(target)),
     );
-    if (body.bandwidth !== undefined && !(Number.isInteger(body.bandwidth) && body.bandwidth > 0)) throw Errors.badRequest('"bandwidth": a whole number of MiB/s above 0');
     const bandwidth = body.bandwidth ? { bandwidth: body.bandwidth * 1024 * 1024 } : {};
     const jobArgs = { ...args, ...this.tokens.keep(target), ...bandwidth };
     const job = await this.deps.engine.submit(guestId, MIGRATE_ACTION, jobArgs).catch((error: unknown) => {
@@ -98,6 +99,12 @@ export class OutgoingMigrations implements JobExecutor {
   progressOf(job: Job): Record<string, unknown> | undefined {
     const progress = this.progress.get(job.ID);
     return progress && { Migration: progress };
+  }
+
+  /** A move cancelled while queued never runs: the token held for it in memory is forgotten. */
+  failed(_job: Job, args: Record<string, unknown>, _reason: string, ran: boolean): KeyChange<Guest>[] {
+    if (!ran) this.tokens.drop(args);
+    return [];
   }
 
   /** From `switching` on, the move can no longer be undone. */
@@ -253,7 +260,13 @@ export class OutgoingMigrations implements JobExecutor {
   }
 }
 
-/** The target's refusal as this agent's answer (its status and words); no answer at all is a 502. */
+/** Which credential a 401/403 of the target refuses, from the resolved target (a Go client's `"host": ""` is no host). */
+function credentialOf(target: PeerAddress): { given: boolean; what: string } {
+  if (target.hostId !== undefined) return { given: false, what: `the fleet plugin's token for host "${target.hostId}" (peerTokens, peerToken)` };
+  if (target.token === undefined) return { given: true, what: 'a move without a token: it needs one; give the target agent\'s bearer token as "token"' };
+  return { given: true, what: 'the token given for it ("token")' };
+}
+
 /**
  * A peer's refusal as this agent's answer. The target refusing our
  * credentials (401, 403) is never passed on as a 401 of our own: the
