@@ -113,8 +113,10 @@ export class ContainerRuntime {
    * not running.
    */
   async kill(paths: ContainerPaths, timeoutMs: number): Promise<boolean> {
-    // No cgroup of it or of its monitor anywhere: nothing of it runs (a stopped container's delete reads no pid file or /proc).
-    if (lxcCgroupsGone(paths)) return false;
+    // No monitor pid file and no cgroup of it or of its monitor anywhere: nothing of it runs (a
+    // stopped container's delete reads no /proc). The pid file too: a container whose cgroups
+    // LXC had to name otherwise (<name>-1) is still found, and killed.
+    if (!existsSync(paths.monitorPidFile) && lxcCgroupsGone(paths)) return false;
     const wait = await this.stopped(paths);
     if (!(await this.signalInit(paths, 'SIGKILL'))) {
       if ((await monitorPid(paths)) === undefined) {
